@@ -1,0 +1,1 @@
+"""Simulated and real interacting-systems datasets and their tf.data input pipelines."""

@@ -1,0 +1,121 @@
+"""One dataclass of NRI hyperparameters: the single source of truth for settings.
+
+The training CLI (`python -m nri_tf.train`) builds its flags from the fields below (the
+flag name is the field name with dashes, matching the reference implementation's
+train.py where a concept exists there), a run directory saves it as ``config.json``, and
+the export reads it back. ``dims`` and ``frames`` describe the data and are filled in
+from the dataset metadata, never typed by hand.
+
+Defaults are the paper's (Kipf et al. 2018, appendix C/D; ``../shared/docs/SPEC.md``)
+unless a field's help says otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+ENCODERS = ("mlp", "cnn")
+DECODERS = ("mlp", "rnn")
+CNN_MIN_FRAMES = 14
+
+
+def _field(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field whose ``help`` text becomes the CLI flag's help."""
+    metadata = {"help": help, **extra}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the setting and what is allowed."""
+
+
+@dataclasses.dataclass
+class NRIConfig:
+    """Hyperparameters of an NRI model and its training run.
+
+    Data shape fields (set from the dataset metadata):
+      dims: features per node per frame (4 for springs/charged, 3 for Kuramoto).
+      frames: frames the encoder sees (49 in the paper).
+    """
+
+    # --- data (filled from dataset metadata) ---
+    dims: int = _field(4, "features per node and frame (from the dataset)", cli=False)
+    frames: int = _field(49, "frames seen by the encoder (from the dataset)", cli=False)
+
+    # --- model ---
+    encoder: str = _field("mlp", "encoder architecture", choices=ENCODERS)
+    decoder: str = _field("mlp", "decoder architecture", choices=DECODERS)
+    edge_types: int = _field(2, "number of edge types K")
+    encoder_hidden: int = _field(256, "hidden units of encoder MLPs / convolutions")
+    decoder_hidden: int = _field(256, "hidden units of decoder MLPs / GRU")
+    encoder_dropout: float = _field(0.0, "dropout rate in the encoder")
+    decoder_dropout: float = _field(0.0, "dropout rate in the decoder")
+    factor: bool = _field(True, "factor-graph encoder (edge->node->edge); --no-factor disables")
+    skip_first: bool = _field(False, "edge type 0 is 'no edge': it carries no messages")
+    temp: float = _field(0.5, "Gumbel-softmax temperature tau")
+    hard: bool = _field(False, "straight-through one-hot samples in training")
+    prior: list = _field([], "sparsity prior over edge types, e.g. 0.91 0.03 0.03 0.03; empty = uniform")
+    var: float = _field(5e-5, "fixed output variance of the Gaussian likelihood")
+    prediction_steps: int = _field(10, "MLP decoder: ground truth fed every M steps; RNN: steps predicted after burn-in")
+    dynamic_graph: bool = _field(False, "RNN decoder at test time: re-infer the graph on a sliding window")
+
+    # --- training ---
+    epochs: int = _field(500, "training epochs")
+    batch_size: int = _field(128, "global batch size (split across replicas)")
+    lr: float = _field(5e-4, "Adam learning rate")
+    lr_decay: int = _field(200, "epochs between learning-rate decays")
+    gamma: float = _field(0.5, "learning-rate decay factor")
+    seed: int = _field(42, "random seed (model init, shuffling, sampling)")
+
+    def validate(self) -> "NRIConfig":
+        """Checks every setting; raises ConfigError naming the first bad one."""
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        min_types = 2 if self.skip_first else 1
+        if self.edge_types < min_types:
+            raise ConfigError(f"edge_types must be >= {min_types}, got {self.edge_types}")
+        for name in ("dims", "frames", "encoder_hidden", "decoder_hidden", "prediction_steps",
+                     "epochs", "batch_size", "lr_decay"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("encoder_dropout", "decoder_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("temp", "var", "lr", "gamma"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.encoder == "cnn" and self.frames < CNN_MIN_FRAMES:
+            raise ConfigError(f"the CNN encoder needs at least {CNN_MIN_FRAMES} frames, got {self.frames}")
+        if self.prior:
+            if len(self.prior) != self.edge_types:
+                raise ConfigError(f"prior has {len(self.prior)} entries but edge_types is {self.edge_types}")
+            if any(p <= 0 for p in self.prior) or abs(sum(self.prior) - 1.0) > 1e-6:
+                raise ConfigError(f"prior must be positive and sum to 1, got {self.prior}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "NRIConfig":
+        """Builds a config from a dict (e.g. config.json); unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**values).validate()
+
+    def save(self, path: str) -> None:
+        with open(path, "w") as handle:
+            json.dump(self.to_dict(), handle, indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, path: str) -> "NRIConfig":
+        with open(path) as handle:
+            return cls.from_dict(json.load(handle))

@@ -1,0 +1,1 @@
+"""Training loop, distribution strategies and callbacks for NRI models."""
