@@ -119,3 +119,102 @@ class NRIConfig:
     def load(cls, path: str) -> "NRIConfig":
         with open(path) as handle:
             return cls.from_dict(json.load(handle))
+
+
+# ---------------------------------------------------------------------------------------
+# Command-line flags, derived from the dataclass fields.
+
+# The reference implementation's sparsity prior for 4 edge types with type 0 = no edge;
+# `--prior` given without values uses its first entry and spreads the rest evenly.
+REFERENCE_PRIOR_NO_EDGE = 0.91
+
+
+def reference_prior(edge_types: int) -> list:
+    """[0.91, 0.09/(K-1), ...]: the reference's sparsity prior generalised to K types."""
+    rest = (1.0 - REFERENCE_PRIOR_NO_EDGE) / (edge_types - 1)
+    return [REFERENCE_PRIOR_NO_EDGE] + [rest] * (edge_types - 1)
+
+
+def add_config_arguments(parser) -> None:
+    """Adds one flag per NRIConfig field (``--field-name``) to an argparse parser.
+
+    Flags default to "not given" so that presets can supply defaults underneath them;
+    `config_overrides` collects the ones the user did give. Boolean fields that default to
+    True get a ``--no-`` flag (``--no-factor`` as in the reference), the others a switch.
+    """
+    import argparse
+
+    group = parser.add_argument_group("model and training hyperparameters (NRIConfig)")
+    for field in dataclasses.fields(NRIConfig):
+        meta = field.metadata
+        if not meta.get("cli", True):
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{meta['help']} (default: {_default_of(field)!r})"
+        if field.type in ("bool", bool):
+            if field.default:
+                group.add_argument("--no-" + field.name.replace("_", "-"), dest=field.name,
+                                   action="store_false", default=argparse.SUPPRESS, help=help_text)
+            else:
+                group.add_argument(flag, dest=field.name, action="store_true",
+                                   default=argparse.SUPPRESS, help=help_text)
+        elif field.name == "prior":
+            group.add_argument(flag, dest="prior", nargs="*", type=float, default=argparse.SUPPRESS,
+                               help=help_text + "; without values: the reference's sparsity prior "
+                               f"[{REFERENCE_PRIOR_NO_EDGE}, rest spread evenly]")
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(str(field.type), type(field.default))
+            group.add_argument(flag, dest=field.name, type=kind, choices=meta.get("choices"),
+                               default=argparse.SUPPRESS, help=help_text)
+
+
+def config_overrides(args) -> dict:
+    """The NRIConfig fields set on the command line, as a dict."""
+    names = {f.name for f in dataclasses.fields(NRIConfig)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def _default_of(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def build_config(preset: dict, overrides: dict, data_shape: dict) -> NRIConfig:
+    """Dataclass defaults <- preset <- command-line overrides <- the dataset's dims/frames.
+
+    An empty ``prior`` given on the command line means the reference's sparsity prior.
+    """
+    values = {**preset, **overrides, **data_shape}
+    if "prior" in overrides and not overrides["prior"]:
+        values["prior"] = reference_prior(values.get("edge_types", NRIConfig.edge_types))
+    return NRIConfig(**values).validate()
+
+
+# ---------------------------------------------------------------------------------------
+# Presets: named bundles of settings, applied under the command-line flags.
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named starting point for `python -m nri_tf.train`.
+
+    config: NRIConfig values that differ from the dataclass (paper) defaults.
+    data: the built-in dataset used when no ``--data`` is given (simulation, nodes and
+      split sizes, as accepted by `data_pipelines.generate.generate_dataset`).
+    """
+    help: str
+    config: dict
+    data: dict
+
+
+PAPER_DATA = {"simulation": "springs", "num_nodes": 5, "num_train": 50000, "num_valid": 10000,
+              "num_test": 10000, "seed": 42}
+
+PRESETS = {
+    "paper": Preset(
+        help="the paper's springs5 setting: hidden 256, batch 128, 500 epochs, 50k systems "
+             "(days on a 2-core CPU)",
+        config={},
+        data=PAPER_DATA),
+}
+DEFAULT_PRESET = "paper"

@@ -1,0 +1,112 @@
+"""Keras callbacks of a training run: resumable checkpoints, learning-rate logging and
+TensorBoard images of inferred graphs.
+
+Scalars go through Keras' own `keras.callbacks.TensorBoard`; `LearningRateLogger` puts the
+current learning rate into the epoch logs so that it lands there as well.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trainers import run_directory
+
+
+class RunState:
+    """Everything a killed run needs to continue: model and optimizer variables (the
+    optimizer's iteration count drives the learning-rate schedule), the last completed
+    epoch, and the best validation score so far with its epoch.
+
+    The latest state is written with `tf.train.CheckpointManager` (the index file is
+    replaced only once a checkpoint is complete), so a kill at any moment leaves the
+    previous completed epoch restorable. The best epoch's weights live in a second
+    checkpoint directory.
+
+    In a multi-worker cluster every worker must save (the variables are synchronised
+    collectively); only the chief writes into the run directory, the others into a
+    scratch directory that is removed afterwards.
+    """
+
+    def __init__(self, run_dir: str, model: keras.Model, chief: bool = True):
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
+        self.best_score = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_score")
+        self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+        self._scratch = None if chief else os.path.join(run_dir, f".worker-scratch-{os.getpid()}")
+        root = self._scratch or run_dir
+        latest = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=self.epoch,
+                                     best_score=self.best_score, best_epoch=self.best_epoch)
+        self._latest = tf.train.CheckpointManager(
+            latest, os.path.join(root, run_directory.CHECKPOINT_DIR), max_to_keep=1)
+        self._best = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model), os.path.join(root, run_directory.BEST_DIR), max_to_keep=1)
+
+    def restore(self) -> int:
+        """Restores the latest completed epoch if there is one; returns the epoch count."""
+        if self._latest.latest_checkpoint:
+            self._latest.checkpoint.restore(self._latest.latest_checkpoint).assert_existing_objects_matched()
+        return int(self.epoch.numpy())
+
+    def save_epoch(self, completed_epochs: int, score: float) -> bool:
+        """Records a completed epoch; returns True when ``score`` is a new best (lower)."""
+        improved = bool(np.isfinite(score)) and score < float(self.best_score.numpy())
+        if improved:
+            self.best_score.assign(score)
+            self.best_epoch.assign(completed_epochs)
+            self._best.save(checkpoint_number=completed_epochs)
+        self.epoch.assign(completed_epochs)
+        self._latest.save(checkpoint_number=completed_epochs)
+        return improved
+
+    def restore_best(self) -> int:
+        """Loads the best epoch's weights into the model; returns that epoch (0 if none)."""
+        if self._best.latest_checkpoint:
+            self._best.checkpoint.restore(self._best.latest_checkpoint).expect_partial()
+        return int(self.best_epoch.numpy())
+
+    def close(self) -> None:
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+class RunStateCheckpoint(keras.callbacks.Callback):
+    """Saves `RunState` after every epoch, keeping the best epoch by ``monitor`` (lower is better)."""
+
+    def __init__(self, state: RunState, monitor: str = "val_nll"):
+        super().__init__()
+        self.state = state
+        self.monitor = monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(f"cannot keep the best checkpoint: metric {self.monitor!r} is not in the "
+                           f"epoch logs ({', '.join(sorted(logs))})")
+        self.state.save_epoch(epoch + 1, float(logs[self.monitor]))
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to the epoch logs as ``learning_rate``.
+
+    Place it before the TensorBoard callback: later callbacks see the same logs dict.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training with a clear error as soon as the loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(
+                f"training loss became {float(loss)} at batch {batch}; check the data for NaN/Inf "
+                "or lower --lr")

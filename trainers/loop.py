@@ -1,0 +1,148 @@
+"""The training loop: epochs with validation, best checkpoint, resume, test evaluation.
+
+`train` is what `python -m nri_tf.train` runs once it has a config and a dataset. It uses
+`model.fit` with standard Keras callbacks, so everything Keras offers (progress bar,
+TensorBoard, distribution strategies) applies unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from data_pipelines.datasets import make_dataset
+from data_pipelines.storage import read_metadata
+from nri_tf import evaluation
+from nri_tf.config import NRIConfig
+from nri_tf.model import NRI
+from trainers import callbacks as run_callbacks
+from trainers import run_directory
+from trainers.strategy import is_chief
+
+# The validation metric that picks the best checkpoint (lower is better). It uses no
+# labels, as the reference implementation's choice of the best validation NLL.
+BEST_CHECKPOINT_METRIC = "val_nll"
+
+
+@dataclasses.dataclass
+class TrainingOptions:
+    """How to run training, as opposed to what to train (NRIConfig).
+
+    jit_compile: XLA-compile the train/test steps ("auto" lets Keras decide).
+    verbose: Keras progress output (0 silent, 1 progress bar per epoch, 2 one line per epoch).
+    graph_images: validation systems drawn in TensorBoard each epoch (0 disables).
+    """
+    jit_compile: bool | str = "auto"
+    verbose: int | str = "auto"
+    graph_images: int = 3
+
+
+def dataset_description(data_dir: str, frames: int | None = None) -> dict:
+    """{"path", "nodes", "dims", "frames", "edge_types", "splits"} of a dataset directory."""
+    metadata = read_metadata(data_dir)
+    return {"path": os.path.abspath(data_dir), "nodes": metadata.nodes, "dims": metadata.dims,
+            "frames": frames or metadata.frames["train"], "edge_types": metadata.edge_types,
+            "splits": dict(metadata.splits)}
+
+
+def build_model(config: NRIConfig, nodes: int, steps_per_epoch: int,
+                jit_compile: bool | str = "auto") -> NRI:
+    """An NRI model with its Adam optimizer, built for ``nodes`` nodes.
+
+    The learning rate is multiplied by ``config.gamma`` every ``config.lr_decay`` epochs;
+    the schedule reads the optimizer's iteration count, which checkpoints restore.
+    """
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        config.lr, decay_steps=config.lr_decay * steps_per_epoch, decay_rate=config.gamma,
+        staircase=True)
+    model = NRI(config)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=jit_compile)
+    model(tf.zeros([1, nodes, config.frames, config.dims]))
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _split_dataset(strategy, data_dir: str, split: str, config: NRIConfig, *, training: bool,
+                   seed: int, frames: int | None) -> tf.data.Dataset:
+    """The batched split, its trajectories cut to ``frames``, distributed by ``strategy``.
+
+    Multi-worker strategies get a dataset function so that each worker reads its own
+    shard files with its per-replica batch size; in-process strategies get the global batch
+    and let Keras split it.
+    """
+    def build(batch_size, input_context=None):
+        dataset = make_dataset(data_dir, split, batch_size, shuffle=training, seed=seed,
+                               drop_remainder=training, input_context=input_context)
+        if frames is not None:
+            dataset = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
+        return dataset
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return strategy.distribute_datasets_from_function(
+            lambda context: build(context.get_per_replica_batch_size(config.batch_size), context))
+    return build(config.batch_size)
+
+
+def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribute.Strategy | None = None,
+          options: TrainingOptions | None = None, log: Callable[[str], None] = print) -> dict:
+    """Trains (or resumes) the run in ``run_dir`` and evaluates its best checkpoint on the test split.
+
+    Args:
+      config: what to train; ``dims`` and ``frames`` must match the dataset.
+      data_dir: a native dataset directory (see `data_pipelines.storage`).
+      run_dir: the run directory (see `trainers.run_directory`); resumed if it exists.
+      strategy: a tf.distribute strategy (default: the current one).
+      options: how to train (`TrainingOptions`).
+      log: where progress messages go.
+    Returns:
+      the test results written to ``run_dir/results.json``.
+    """
+    options = options or TrainingOptions()
+    strategy = strategy or tf.distribute.get_strategy()
+    dataset = dataset_description(data_dir, config.frames)
+    chief = is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(f"batch size {config.batch_size} is not divisible by the {replicas} replicas")
+    steps_per_epoch = dataset["splits"]["train"] // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch size {config.batch_size} is larger than the training split "
+                         f"({dataset['splits']['train']} systems)")
+    resumed = run_directory.prepare(run_dir, config, dataset) if chief else True
+
+    with strategy.scope():
+        model = build_model(config, dataset["nodes"], steps_per_epoch, options.jit_compile)
+    state = run_callbacks.RunState(run_dir, model, chief=chief)
+    initial_epoch = state.restore()
+    if resumed:
+        log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
+
+    if initial_epoch < config.epochs:
+        # Reseed shuffling on resume, so a resumed run does not replay epoch 1's order.
+        train_data = _split_dataset(strategy, data_dir, "train", config, training=True,
+                                    seed=config.seed + initial_epoch, frames=config.frames)
+        valid_data = _split_dataset(strategy, data_dir, "valid", config, training=False,
+                                    seed=config.seed, frames=config.frames)
+        fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
+        if chief:
+            logs = os.path.join(run_dir, run_directory.LOG_DIR)
+            fit_callbacks.append(keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
+            if options.graph_images:
+                fit_callbacks.append(run_callbacks.GraphImages(
+                    logs, data_dir, dataset["nodes"], config.frames, options.graph_images))
+        fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, BEST_CHECKPOINT_METRIC))
+        model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
+                  initial_epoch=initial_epoch, callbacks=fit_callbacks, verbose=options.verbose)
+
+    best_epoch = state.restore_best()
+    state.close()
+    test_data = make_dataset(data_dir, "test", config.batch_size, shuffle=False)
+    results = evaluation.evaluate(model, test_data, config.frames)
+    results.update(best_epoch=best_epoch, epochs=int(state.epoch.numpy()), data=dataset["path"])
+    if chief:
+        run_directory.write_json_atomic(os.path.join(run_dir, run_directory.RESULTS_FILE), results)
+    return results

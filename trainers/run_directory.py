@@ -1,0 +1,136 @@
+"""The on-disk layout of one training run, and the checks that keep earlier runs intact.
+
+    RUN_DIR/
+      config.json        the NRIConfig the run trains (written once, before training)
+      dataset.json       the dataset it trains on: path and shape (nodes, dims, frames)
+      checkpoints/       latest completed epoch: model, optimizer, epoch, best-so-far
+      best/              weights of the epoch with the best validation score
+      logs/              TensorBoard event files (train/, validation/, images/)
+      results.json       test metrics of the best checkpoint
+
+Re-running the same command on an existing run directory resumes it; a different config
+or an incompatible dataset is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from nri_tf.config import NRIConfig
+
+CONFIG_FILE = "config.json"
+DATASET_FILE = "dataset.json"
+RESULTS_FILE = "results.json"
+CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+LOG_DIR = "logs"
+# Dataset properties a run's weights depend on; a resumed or evaluated run must match them.
+DATASET_SHAPE_KEYS = ("nodes", "dims", "frames")
+
+
+class RunDirectoryError(ValueError):
+    """The run directory cannot be used as asked; the message says why and what to do."""
+
+
+def write_json_atomic(path: str, payload: dict) -> None:
+    """Writes ``payload`` as JSON so that readers see the old file or the new one, never half."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(payload, stream, indent=2, sort_keys=True)
+            stream.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def read_json(path: str) -> dict:
+    with open(path) as stream:
+        return json.load(stream)
+
+
+def prepare(run_dir: str, config: NRIConfig, dataset: dict) -> bool:
+    """Creates ``run_dir`` for a new run, or checks that it can resume.
+
+    Args:
+      run_dir: the run directory.
+      config: the configuration the command asks for.
+      dataset: {"path": ..., "nodes": N, "dims": D, "frames": T} of the training data.
+    Returns:
+      True when an existing run is being resumed.
+    Raises:
+      RunDirectoryError: the directory belongs to a run with another configuration or
+        dataset shape, or is a non-empty directory that is not a run directory.
+    """
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    if os.path.exists(config_path):
+        saved = read_json(config_path)
+        changed = sorted(key for key in set(saved) | set(config.to_dict())
+                         if saved.get(key) != config.to_dict().get(key))
+        if changed:
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {config.to_dict().get(k)!r}" for k in changed)
+            raise RunDirectoryError(
+                f"{run_dir} holds a run with a different configuration ({details}); "
+                "use another --logdir for a new run")
+        check_dataset(run_dir, dataset, same_nodes=True)
+        return True
+    if os.path.isdir(run_dir) and os.listdir(run_dir):
+        raise RunDirectoryError(f"{run_dir} exists, is not empty and holds no {CONFIG_FILE}; "
+                                "choose another --logdir")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as error:
+        raise RunDirectoryError(f"cannot create run directory {run_dir}: {error.strerror}") from error
+    write_json_atomic(os.path.join(run_dir, DATASET_FILE), dataset)
+    write_json_atomic(config_path, config.to_dict())
+    return False
+
+
+def check_dataset(run_dir: str, dataset: dict, same_nodes: bool) -> None:
+    """Raises RunDirectoryError if ``dataset`` does not fit the run's saved dataset shape.
+
+    Dims and frames must always match the run's weights; the node count must match too
+    when resuming training (``same_nodes``), but not to evaluate on, say, 10 nodes.
+    """
+    saved = read_json(os.path.join(run_dir, DATASET_FILE))
+    keys = [k for k in DATASET_SHAPE_KEYS if same_nodes or k != "nodes"]
+    mismatched = [k for k in keys if saved.get(k) != dataset.get(k)]
+    if mismatched:
+        details = ", ".join(f"{k} {dataset.get(k)} (run trained on {saved.get(k)})" for k in mismatched)
+        raise RunDirectoryError(f"dataset {dataset.get('path')} does not match run {run_dir}: {details}; "
+                                "use the run's dataset or another --logdir")
+
+
+def load_config(run_dir: str) -> NRIConfig:
+    """The configuration of an existing run; RunDirectoryError if there is none."""
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise RunDirectoryError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    return NRIConfig.load(path)
+
+
+def load_best_model(run_dir: str, nodes: int):
+    """The run's model with the weights of its best epoch, built for ``nodes`` nodes.
+
+    Returns:
+      (model, config).
+    Raises:
+      RunDirectoryError: not a run directory, or no epoch has completed yet.
+    """
+    import tensorflow as tf
+
+    from nri_tf.model import NRI
+
+    config = load_config(run_dir)
+    best = tf.train.latest_checkpoint(os.path.join(run_dir, BEST_DIR))
+    if best is None:
+        raise RunDirectoryError(f"run {run_dir} has no best checkpoint yet (no epoch completed)")
+    model = NRI(config)
+    model(tf.zeros([1, nodes, config.frames, config.dims]))
+    tf.train.Checkpoint(model=model).restore(best).expect_partial()
+    return model, config
