@@ -7,9 +7,11 @@ current learning rate into the epoch logs so that it lands there as well.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
+import time
 
 import keras
 import numpy as np
@@ -110,3 +112,83 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             raise FloatingPointError(
                 f"training loss became {float(loss)} at batch {batch}; check the data for NaN/Inf "
                 "or lower --lr")
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Appends one JSON line per completed epoch to ``RUN/history.jsonl``: the epoch, its
+    training seconds, and every epoch metric (train and ``val_``).
+
+    The file is what `benchmarks/recovery_curve.py` reads to draw accuracy over time. On
+    resume, lines of epochs after the restored checkpoint (trained but never checkpointed
+    before a kill) are dropped first, so each epoch appears once.
+    """
+
+    def __init__(self, path: str, initial_epoch: int):
+        super().__init__()
+        self.path = path
+        self._kept = [line for line in _read_lines(path) if json.loads(line)["epoch"] <= initial_epoch]
+        with open(path, "w") as stream:
+            stream.writelines(self._kept)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._started,
+                  **{k: float(v) for k, v in (logs or {}).items()}}
+        with open(self.path, "a") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+
+def _read_lines(path: str) -> list:
+    if not os.path.exists(path):
+        return []
+    with open(path) as stream:
+        return [line for line in stream if line.strip()]
+
+
+class GraphImages(keras.callbacks.Callback):
+    """Draws, after every epoch, the true graph next to the inferred one for a few
+    validation systems, as a TensorBoard image (``logs/images``, tag ``graphs``).
+
+    Nodes sit on a circle; an edge of type k > 0 is drawn in colour k (type 0 is "no
+    edge" in the simulations' labelling). Edge types are exchangeable in an unsupervised
+    model, so the inferred types are relabelled by the permutation that best matches the
+    true labels (`nri_tf.metrics.align_edge_types`) before drawing.
+
+    Args:
+      log_dir: the run's TensorBoard directory.
+      trajectories: [systems, nodes, frames, dims] normalised validation systems.
+      labels: [systems, edges] their true edge types.
+      skip_first: edge type 0 is hard-coded as "no edge" (kept fixed when aligning).
+    """
+
+    def __init__(self, log_dir: str, trajectories, labels, skip_first: bool):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
+        self.trajectories = tf.convert_to_tensor(trajectories)
+        self.labels = np.asarray(labels)
+        self.skip_first = skip_first
+
+    def on_epoch_end(self, epoch, logs=None):
+        from data_pipelines import graph_image
+        from nri_tf.graph import fully_connected_edges
+        from nri_tf.metrics import align_edge_types
+
+        logits = self.model.encode(self.trajectories)
+        inferred = align_edge_types(np.argmax(logits, axis=-1), self.labels, logits.shape[-1],
+                                    self.skip_first)
+        nodes = int(self.trajectories.shape[1])
+        pairs = np.stack(fully_connected_edges(nodes), axis=-1)
+        layout = graph_image.circle_layout(nodes)
+
+        def draw(types):
+            shown = types > 0
+            return graph_image.draw_graph(layout, pairs[shown], edge_colors=types[shown])
+
+        images = [graph_image.side_by_side([draw(true), draw(guess)])
+                  for true, guess in zip(self.labels, inferred)]
+        with self.writer.as_default():
+            tf.summary.image("graphs", np.stack(images), step=epoch + 1, max_outputs=len(images),
+                             description="left: true graph, right: inferred graph")
+        self.writer.flush()

@@ -132,8 +132,12 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
             logs = os.path.join(run_dir, run_directory.LOG_DIR)
             fit_callbacks.append(keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
             if options.graph_images:
+                shown = make_dataset(data_dir, "valid", options.graph_images, shuffle=False)
+                trajectories, labels = next(iter(shown))
                 fit_callbacks.append(run_callbacks.GraphImages(
-                    logs, data_dir, dataset["nodes"], config.frames, options.graph_images))
+                    logs, trajectories[:, :, :config.frames], labels, config.skip_first))
+            fit_callbacks.append(run_callbacks.EpochHistory(
+                os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch))
         fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, BEST_CHECKPOINT_METRIC))
         model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
                   initial_epoch=initial_epoch, callbacks=fit_callbacks, verbose=options.verbose)

@@ -6,6 +6,7 @@
       checkpoints/       latest completed epoch: model, optimizer, epoch, best-so-far
       best/              weights of the epoch with the best validation score
       logs/              TensorBoard event files (train/, validation/, images/)
+      history.jsonl      one line per epoch: its seconds and train/validation metrics
       results.json       test metrics of the best checkpoint
 
 Re-running the same command on an existing run directory resumes it; a different config
@@ -23,6 +24,7 @@ from nri_tf.config import NRIConfig
 CONFIG_FILE = "config.json"
 DATASET_FILE = "dataset.json"
 RESULTS_FILE = "results.json"
+HISTORY_FILE = "history.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
 LOG_DIR = "logs"
