@@ -89,30 +89,42 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    log = lambda message: print(message, file=sys.stderr, flush=True)
-    # Imports after argument parsing keep --help fast. Importing creates no tensors, so the
-    # strategy can still split the CPU into logical devices below.
+def run(args: argparse.Namespace, log) -> tuple[dict, str]:
+    """Trains as ``args`` say; returns (test results, run directory).
+
+    Raises ValueError (ConfigError, DatasetError, RunDirectoryError) for bad input and
+    FloatingPointError when training diverges.
+    """
+    # Imports here keep --help fast. Importing creates no tensors, so the strategy can
+    # still split the CPU into logical devices below.
     from data_pipelines.storage import read_metadata
     from nri_tf.config import PRESETS, build_config, config_overrides
     from trainers import loop
     from trainers.strategy import make_strategy
 
+    strategy = make_strategy(args.strategy, args.logical_cpus)
+    preset = PRESETS[args.preset]
+    data_dir = args.data or ensure_default_data(preset.data, log)
+    metadata = read_metadata(data_dir)
+    config = build_config(preset.config, config_overrides(args),
+                          {"dims": metadata.dims, "frames": metadata.frames["train"]})
+    run_dir = args.logdir or default_run_dir(data_dir, config)
+    options = loop.TrainingOptions(
+        jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+        verbose=args.verbose)
+    log(f"training {config.encoder} encoder / {config.decoder} decoder on {data_dir} "
+        f"({metadata.nodes} nodes, {config.frames} frames) -> {run_dir}")
+    return loop.train(config, data_dir, run_dir, strategy, options, log=log), run_dir
+
+
+def log_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     try:
-        strategy = make_strategy(args.strategy, args.logical_cpus)
-        preset = PRESETS[args.preset]
-        data_dir = args.data or ensure_default_data(preset.data, log)
-        metadata = read_metadata(data_dir)
-        config = build_config(preset.config, config_overrides(args),
-                              {"dims": metadata.dims, "frames": metadata.frames["train"]})
-        run_dir = args.logdir or default_run_dir(data_dir, config)
-        options = loop.TrainingOptions(
-            jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
-            verbose=args.verbose)
-        log(f"training {config.encoder} encoder / {config.decoder} decoder on {data_dir} "
-            f"({metadata.nodes} nodes, {config.frames} frames) -> {run_dir}")
-        results = loop.train(config, data_dir, run_dir, strategy, options, log=log)
+        results, run_dir = run(args, log_to_stderr)
     # ConfigError, DatasetError and RunDirectoryError are ValueErrors: bad input, one line.
     except (ValueError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,0 +1,72 @@
+"""Unsupervised edge recovery over wall time: runs `python -m nri_tf.train` and prints the
+validation edge accuracy after every epoch against the cumulative training time.
+
+    python benchmarks/recovery_curve.py                    # the default command
+    python benchmarks/recovery_curve.py --preset paper --epochs 5 --logdir runs/paper-curve
+    python benchmarks/recovery_curve.py --run runs/x       # just print an existing run's curve
+
+Any flag after the script's own is passed to nri_tf.train unchanged. The wall time printed
+at the end covers the whole command: simulating the data if it is not cached, training,
+and the test evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from trainers import run_directory  # noqa: E402
+
+
+def read_curve(run_dir: str) -> list:
+    """[(epoch, cumulative training seconds, record)] from a run's history.jsonl."""
+    elapsed, curve = 0.0, []
+    with open(os.path.join(run_dir, run_directory.HISTORY_FILE)) as stream:
+        for line in stream:
+            record = json.loads(line)
+            elapsed += record["seconds"]
+            curve.append((record["epoch"], elapsed, record))
+    return curve
+
+
+def print_curve(run_dir: str) -> None:
+    print(f"{'epoch':>5} {'train s':>8} {'val acc %':>9} {'val nll':>10} {'val mse':>10}")
+    for epoch, elapsed, record in read_curve(run_dir):
+        accuracy = record.get("val_edge_accuracy", float("nan")) * 100
+        print(f"{epoch:>5} {elapsed:>8.1f} {accuracy:>9.1f} {record['val_nll']:>10.4g} "
+              f"{record.get('val_mse', float('nan')):>10.3g}")
+    results_path = os.path.join(run_dir, run_directory.RESULTS_FILE)
+    if os.path.exists(results_path):
+        results = run_directory.read_json(results_path)
+        accuracy = results.get("edge_accuracy")
+        print(f"test edge accuracy (best epoch {results['best_epoch']}): "
+              + (f"{100 * accuracy:.2f}%" if accuracy is not None else "n/a"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help="print the curve of this existing run instead of training")
+    args, train_argv = parser.parse_known_args()
+    if args.run:
+        print_curve(args.run)
+        return 0
+
+    from nri_tf import train
+
+    started = time.perf_counter()
+    results, run_dir = train.run(train.parse_args(train_argv), train.log_to_stderr)
+    wall = time.perf_counter() - started
+    print(train.format_summary(results, run_dir, os.path.join(run_dir, "results.json")))
+    print_curve(run_dir)
+    print(f"wall time of the whole command: {wall:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
