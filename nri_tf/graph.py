@@ -4,11 +4,20 @@ Edge order (SPEC.md): the N*(N-1) off-diagonal entries of an N x N matrix in row
 order, edge e = (i, j) with i != j, i the *receiver* and j the *sender*. This matches the
 reference implementation, which builds its receiver/sender matrices from
 ``np.where(ones - eye)``. Every encoder, decoder, dataset and export uses this one order.
+
+Building blocks:
+  fully_connected_edges, edge_indices       (receivers, senders) index arrays (numpy / TF)
+  edge_labels_from_matrix, edge_matrix_from_labels   [..., N, N] <-> [..., edges] labels
+  broadcast_receiver_nodes_to_edges,
+  broadcast_sender_nodes_to_edges           [batch, nodes, ...] -> [batch, edges, ...]
+  node_to_edge                              v->e: [receiver, sender] features per edge
+  edge_to_node                              e->v: sum of each node's incoming edges
 """
 
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 
 def fully_connected_edges(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,3 +55,108 @@ def edge_matrix_from_labels(labels: np.ndarray, num_nodes: int, diagonal=0) -> n
     matrix = np.full(labels.shape[:-1] + (num_nodes, num_nodes), diagonal, dtype=labels.dtype)
     matrix[..., receivers, senders] = labels
     return matrix
+
+
+# --- Message passing on batched tensors -------------------------------------------------
+#
+# Node tensors are [batch, nodes, ...] and edge tensors [batch, edges, ...], any number of
+# trailing axes (time, chunks, features) in between the node/edge axis and the end. The
+# node count is read from the tensor at call time, so one model serves any N.
+#
+# Measured on the 2-core CPU (TF 2.21, [128, 5, 5, 256] edge features, forward+backward):
+# summing incoming edges as a reshape + reduce over the receiver-major blocks takes 2.5 ms,
+# `tf.math.unsorted_segment_sum` over the receiver index 8.0 ms, the dense [N, E] one-hot
+# matmul of the reference 17.4 ms (with XLA 1.7 / 2.8 / 3.8 ms). node->edge: `tf.gather`
+# beats broadcasting + slicing without XLA (14 ms vs 50 ms for that shape).
+
+
+def num_nodes_from_edges(num_edges: int) -> int:
+    """N such that N*(N-1) == num_edges; ValueError if there is none."""
+    num_nodes = int(round((1 + np.sqrt(1 + 4 * num_edges)) / 2))
+    if num_nodes < 2 or num_nodes * (num_nodes - 1) != num_edges:
+        raise ValueError(f"{num_edges} is not the edge count N*(N-1) of a fully connected graph")
+    return num_nodes
+
+
+def num_nodes_of_edge_tensor(edges: tf.Tensor) -> tf.Tensor | int:
+    """N of a [batch, edges, ...] tensor: a static int if the edge count is known, else a tensor."""
+    static_edges = edges.shape[1]
+    if static_edges is not None:
+        return num_nodes_from_edges(static_edges)
+    num_edges = tf.cast(tf.shape(edges)[1], tf.float64)
+    return tf.cast(tf.round((1.0 + tf.sqrt(1.0 + 4.0 * num_edges)) / 2.0), tf.int32)
+
+
+def _num_nodes(nodes: tf.Tensor) -> tf.Tensor | int:
+    """The node count of a [batch, nodes, ...] tensor: static int if known, else a scalar tensor."""
+    static = nodes.shape[1]
+    return static if static is not None else tf.shape(nodes)[1]
+
+
+def edge_indices(num_nodes) -> tuple[tf.Tensor, tf.Tensor]:
+    """TF version of `fully_connected_edges` that also accepts a scalar tensor.
+
+    Edge e belongs to receiver i = e // (N-1); its sender is the k-th other node,
+    k = e % (N-1), i.e. j = k + (k >= i).
+
+    Returns:
+      (receivers, senders): int32 tensors of shape [N*(N-1)].
+    """
+    if isinstance(num_nodes, (int, np.integer)):
+        receivers, senders = fully_connected_edges(int(num_nodes))
+        return tf.constant(receivers), tf.constant(senders)
+    num_nodes = tf.cast(num_nodes, tf.int32)
+    edge = tf.range(num_nodes * (num_nodes - 1))
+    receivers = edge // (num_nodes - 1)
+    other = edge % (num_nodes - 1)
+    senders = other + tf.cast(other >= receivers, tf.int32)
+    return receivers, senders
+
+
+def broadcast_receiver_nodes_to_edges(nodes: tf.Tensor) -> tf.Tensor:
+    """Each edge's receiver features: [batch, nodes, ...] -> [batch, edges, ...]."""
+    receivers, _ = edge_indices(_num_nodes(nodes))
+    return tf.gather(nodes, receivers, axis=1)
+
+
+def broadcast_sender_nodes_to_edges(nodes: tf.Tensor) -> tf.Tensor:
+    """Each edge's sender features: [batch, nodes, ...] -> [batch, edges, ...]."""
+    _, senders = edge_indices(_num_nodes(nodes))
+    return tf.gather(nodes, senders, axis=1)
+
+
+def node_to_edge(nodes: tf.Tensor) -> tf.Tensor:
+    """v->e: concatenates receiver and sender features on each edge (reference order).
+
+    Args:
+      nodes: [batch, nodes, ..., features].
+    Returns:
+      [batch, edges, ..., 2 * features]: [receiver features, sender features].
+    """
+    return tf.concat([broadcast_receiver_nodes_to_edges(nodes),
+                      broadcast_sender_nodes_to_edges(nodes)], axis=-1)
+
+
+def edge_to_node(edges: tf.Tensor, divide_by_nodes: bool = False) -> tf.Tensor:
+    """e->v: sums the features of each node's incoming edges.
+
+    In the receiver-major edge order the N-1 incoming edges of receiver i are the
+    contiguous block [i*(N-1), (i+1)*(N-1)), so the sum over the receiver index is a
+    reshape to [batch, nodes, nodes-1, ...] and a reduction: O(edges), no scatter, no dense
+    [N, E] matmul (see the measurements above). Equal to
+    `tf.math.unsorted_segment_sum` over the receiver index.
+
+    Args:
+      edges: [batch, edges, ...].
+      divide_by_nodes: divide the sum by N (not by the N-1 incoming edges), the
+        normalisation of the reference encoders and recurrent decoder.
+    Returns:
+      [batch, nodes, ...], nodes = N with N*(N-1) == edges.
+    """
+    num_nodes = num_nodes_of_edge_tensor(edges)
+    shape = tf.shape(edges)
+    blocks = tf.reshape(edges, tf.concat([[shape[0], num_nodes, num_nodes - 1], shape[2:]], axis=0))
+    incoming = tf.reduce_sum(blocks, axis=2)
+    if divide_by_nodes:
+        incoming = incoming / tf.cast(num_nodes, incoming.dtype)
+    return incoming

@@ -1,0 +1,363 @@
+"""NRI decoders: predict the next frames of [batch, nodes, frames, dims] given edge weights.
+
+Edge weights are [batch, edges, edge_types]: relaxed or one-hot samples of the edge types.
+
+Building blocks:
+  EdgeTypeMessages   one two-layer message MLP per edge type on [receiver, sender] node
+                     features, all types as one batched matmul, weighted by the edge
+                     weights and summed over types (``skip_first``: type 0 sends nothing
+                     and has no weights)
+  MLPDecoder         Markovian decoder (paper eqs. 10-12, Fig. 15); multi-step training
+                     rollout with ground truth every M frames, all chunks in parallel
+  RNNDecoder         recurrent decoder (paper sec. 3.5, Figs. 16-17): messages from GRU
+                     hidden states; ground truth for a burn-in, own predictions after it
+  decoder_from_config
+
+Both decoders expose the same stepping interface, used for prediction beyond the data:
+  state = decoder.burn_in(context, edge_weights)     # after the context's last frame
+  prediction, state = decoder.step(state, edge_weights)
+  predictions, state = decoder.rollout(state, edge_weights, steps)
+
+Dropout is active only when ``training`` (the reference's decoders call ``F.dropout``
+without the training flag, so they also drop at test time; we do not). Dense layers use
+PyTorch's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for kernel and bias,
+as the reference decoders do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from nri_tf import graph
+from nri_tf.config import NRIConfig
+
+MESSAGE_ACTIVATIONS = ("relu", "tanh")
+
+
+def _torch_uniform(fan_in: int) -> keras.initializers.Initializer:
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+def _dense(units: int, fan_in: int, activation: str | None = None, use_bias: bool = True,
+           name: str | None = None) -> keras.layers.Dense:
+    init = _torch_uniform(fan_in)
+    return keras.layers.Dense(units, activation=activation, use_bias=use_bias, name=name,
+                              kernel_initializer=init, bias_initializer=init)
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class EdgeTypeMessages(keras.layers.Layer):
+    """Edge messages sum_k z_ij,k * f_k([x_i, x_j]), one 2-layer MLP f_k per edge type.
+
+    The K message MLPs are stacked weights [K', 2F, H] and [K', H, H] applied as batched
+    matmuls on [K', rows, features] (the fastest layout measured on CPU, 345 GFLOP/s vs
+    220-230 for a Python loop over types or an einsum with the type axis inside), then
+    weighted by the edge weights and summed over types. With ``skip_first`` the first
+    edge type has no MLP at all (K' = K - 1).
+
+    Args:
+      edge_types: K.
+      hidden: H, hidden and output units of each message MLP.
+      activation: "relu" (MLP decoder) or "tanh" (RNN decoder), after both layers.
+      dropout: rate after the first layer (training only).
+      skip_first: edge type 0 means "no edge" and carries no messages.
+      average_types: divide the sum over types by K' (the RNN decoder's "average over
+        types for stability").
+    Call:
+      nodes: [batch, nodes, ..., F] node features (any axes between nodes and features).
+      edge_weights: [batch, edges, edge_types].
+    Returns:
+      [batch, edges, ..., H] summed messages on every edge.
+    """
+
+    def __init__(self, edge_types: int, hidden: int, activation: str = "relu", dropout: float = 0.0,
+                 skip_first: bool = False, average_types: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if activation not in MESSAGE_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {MESSAGE_ACTIVATIONS}, got {activation!r}")
+        self.edge_types = int(edge_types)
+        self.hidden = int(hidden)
+        self.activation = activation
+        self.dropout = float(dropout)
+        self.skip_first = bool(skip_first)
+        self.average_types = bool(average_types)
+        self.first_type = 1 if self.skip_first else 0
+        self.message_types = self.edge_types - self.first_type
+        if self.message_types < 1:
+            raise ValueError(f"edge_types={edge_types} with skip_first leaves no message type")
+        self._activation_fn = keras.activations.get(activation)
+        self.drop = keras.layers.Dropout(self.dropout, name="dropout")
+
+    def build(self, nodes_shape):
+        in_features = 2 * nodes_shape[-1]
+        types, h = self.message_types, self.hidden
+        init1, init2 = _torch_uniform(in_features), _torch_uniform(h)
+        self.kernel1 = self.add_weight(shape=(types, in_features, h), initializer=init1, name="kernel1")
+        self.bias1 = self.add_weight(shape=(types, 1, h), initializer=init1, name="bias1")
+        self.kernel2 = self.add_weight(shape=(types, h, h), initializer=init2, name="kernel2")
+        self.bias2 = self.add_weight(shape=(types, 1, h), initializer=init2, name="bias2")
+
+    def call(self, nodes, edge_weights, training=False):
+        pre = graph.node_to_edge(nodes)                                   # [b, e, ..., 2F]
+        shape = tf.shape(pre)
+        rows = tf.reshape(pre, [1, -1, pre.shape[-1]])                    # [1, r, 2F]
+        x = self._activation_fn(tf.matmul(rows, self.kernel1) + self.bias1)   # [K', r, H]
+        x = self.drop(x, training=training)
+        x = self._activation_fn(tf.matmul(x, self.kernel2) + self.bias2)      # [K', r, H]
+        # Edge weights [b, e, K] -> [K', r, 1], broadcast over the axes between edges and features.
+        weights = tf.transpose(edge_weights[..., self.first_type:], [2, 0, 1])   # [K', b, e]
+        inner_axes = pre.shape.rank - 3
+        weights = tf.reshape(weights, tf.concat([tf.shape(weights), tf.ones([inner_axes], tf.int32)], 0))
+        weights = tf.broadcast_to(weights, tf.concat([[self.message_types], shape[:-1]], axis=0))
+        weights = tf.reshape(weights, [self.message_types, -1, 1])
+        messages = tf.reduce_sum(x * tf.cast(weights, x.dtype), axis=0)           # [r, H]
+        if self.average_types:
+            messages = messages / float(self.message_types)
+        return tf.reshape(messages, tf.concat([shape[:-1], [self.hidden]], axis=0))
+
+    def get_config(self):
+        return {**super().get_config(), "edge_types": self.edge_types, "hidden": self.hidden,
+                "activation": self.activation, "dropout": self.dropout,
+                "skip_first": self.skip_first, "average_types": self.average_types}
+
+
+class _Decoder(keras.layers.Layer):
+    """Settings, serialisation and the generic rollout shared by both decoders."""
+
+    def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
+                 skip_first: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.dims = int(dims)
+        self.edge_types = int(edge_types)
+        self.hidden = int(hidden)
+        self.dropout = float(dropout)
+        self.skip_first = bool(skip_first)
+        self.drop = keras.layers.Dropout(self.dropout, name="dropout")
+
+    @staticmethod
+    def _check_prediction_steps(prediction_steps: int) -> int:
+        if int(prediction_steps) < 1:
+            raise ValueError(f"prediction_steps must be >= 1, got {prediction_steps}")
+        return int(prediction_steps)
+
+    def rollout(self, state, edge_weights, steps: int, training=False):
+        """Predicts ``steps`` frames from ``state``, feeding back its own predictions.
+
+        Args:
+          state: from `burn_in` (or a previous `step`/`rollout`).
+          edge_weights: [batch, edges, edge_types].
+          steps: number of frames to predict (>= 1).
+        Returns:
+          (predictions [batch, nodes, steps, dims], state after the last prediction).
+        """
+        if int(steps) < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        predictions = []
+        for _ in range(int(steps)):
+            prediction, state = self.step(state, edge_weights, training=training)
+            predictions.append(prediction)
+        return tf.stack(predictions, axis=2), state
+
+    def get_config(self):
+        return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
+                "hidden": self.hidden, "dropout": self.dropout, "skip_first": self.skip_first}
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class MLPDecoder(_Decoder):
+    """Markovian MLP decoder: x_{t+1} = x_t + f_out([x_t, sum_incoming messages]).
+
+    Messages: one ReLU message MLP (2*dims -> H -> H) per edge type, weighted by the edge
+    weights; summed over incoming edges (no normalisation); output MLP
+    (dims + H -> H -> H -> dims, ReLU, dropout) predicts the change in state.
+
+    Args:
+      dims, edge_types, hidden, dropout, skip_first: see `NRIConfig`.
+    State for `step`: the current frame [batch, nodes, dims].
+    """
+
+    def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
+                 skip_first: bool = False, **kwargs):
+        super().__init__(dims, edge_types, hidden, dropout, skip_first, **kwargs)
+        self.messages = EdgeTypeMessages(edge_types, hidden, "relu", dropout, skip_first,
+                                         name="messages")
+        self.out1 = _dense(hidden, dims + hidden, "relu", name="out1")
+        self.out2 = _dense(hidden, hidden, "relu", name="out2")
+        self.out3 = _dense(dims, hidden, name="out3")
+
+    def build(self, input_shape):
+        self.messages.build((None, None, self.dims))
+        self.out1.build((None, self.dims + self.hidden))
+        self.out2.build((None, self.hidden))
+        self.out3.build((None, self.hidden))
+
+    def _predict(self, frames, edge_weights, training):
+        """One Markovian step on [batch, nodes, ..., dims] -> same shape."""
+        aggregated = graph.edge_to_node(self.messages(frames, edge_weights, training=training))
+        x = self.out1(tf.concat([frames, aggregated], axis=-1))
+        x = self.out2(self.drop(x, training=training))
+        return frames + self.out3(self.drop(x, training=training))
+
+    def call(self, trajectories, edge_weights, prediction_steps: int = 1, training=False):
+        """Predicts frames 1..T-1, feeding ground truth at frames 0, M, 2M, ... (paper sec. 3.4).
+
+        Between ground-truth frames the decoder feeds back its own predictions. The chunks
+        that start at each ground-truth frame are independent, so they are rolled out in
+        parallel: M steps on [batch, nodes, chunks, dims].
+
+        Args:
+          trajectories: [batch, nodes, frames, dims].
+          edge_weights: [batch, edges, edge_types].
+          prediction_steps: M (1: every input is ground truth).
+        Returns:
+          predictions [batch, nodes, frames - 1, dims]; entry t predicts frame t + 1.
+        """
+        m = self._check_prediction_steps(prediction_steps)
+        shape = tf.shape(trajectories)
+        frames = shape[2]
+        x = trajectories[:, :, 0:frames - 1:m]                 # [batch, nodes, chunks, dims]
+        predictions = []
+        for _ in range(m):
+            x = self._predict(x, edge_weights, training)
+            predictions.append(x)
+        x = tf.stack(predictions, axis=3)                       # [batch, nodes, chunks, m, dims]
+        x = tf.reshape(x, [shape[0], shape[1], -1, self.dims])  # frame c*m + s + 1 at c*m + s
+        return x[:, :, :frames - 1]
+
+    def burn_in(self, context, edge_weights, training=False):
+        """State for predicting the frame after ``context`` [batch, nodes, frames, dims]."""
+        return context[:, :, -1]
+
+    def step(self, state, edge_weights, training=False):
+        """(prediction [batch, nodes, dims], new state) from the current frame ``state``."""
+        prediction = self._predict(state, edge_weights, training)
+        return prediction, prediction
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class RNNDecoder(_Decoder):
+    """Recurrent decoder with GRU-style updates (reference ``RNNDecoder``).
+
+    Per step: messages from the hidden states h [batch, nodes, H] (tanh message MLPs,
+    averaged over edge types, summed over incoming edges and divided by N); GRU gates from
+    the current input x and the aggregated messages a:
+      r = sigmoid(W_ir x + W_hr a), i = sigmoid(W_ii x + W_hi a),
+      n = tanh(W_in x + r * W_hn a), h' = (1 - i) * n + i * h;
+    output MLP (H -> H -> H -> dims, ReLU, dropout) predicts x + delta.
+
+    Args:
+      dims, edge_types, hidden, dropout, skip_first: see `NRIConfig`.
+    State for `step`: (current frame [batch, nodes, dims], hidden [batch, nodes, H]).
+    """
+
+    def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
+                 skip_first: bool = False, **kwargs):
+        super().__init__(dims, edge_types, hidden, dropout, skip_first, **kwargs)
+        self.messages = EdgeTypeMessages(edge_types, hidden, "tanh", dropout, skip_first,
+                                         average_types=True, name="messages")
+        # The three input (bias) and three message (no bias) projections of the GRU, stacked.
+        self.input_gates = _dense(3 * hidden, dims, name="input_gates")
+        self.message_gates = _dense(3 * hidden, hidden, use_bias=False, name="message_gates")
+        self.out1 = _dense(hidden, hidden, "relu", name="out1")
+        self.out2 = _dense(hidden, hidden, "relu", name="out2")
+        self.out3 = _dense(dims, hidden, name="out3")
+
+    def build(self, input_shape):
+        self.messages.build((None, None, self.hidden))
+        self.input_gates.build((None, self.dims))
+        self.message_gates.build((None, self.hidden))
+        for layer in (self.out1, self.out2, self.out3):
+            layer.build((None, self.hidden))
+
+    def _predict(self, inputs, hidden, edge_weights, training):
+        """One recurrent step: ([b, n, dims], [b, n, H]) -> (prediction, new hidden)."""
+        messages = self.messages(hidden, edge_weights, training=training)
+        aggregated = graph.edge_to_node(messages, divide_by_nodes=True)
+        x_r, x_i, x_n = tf.split(self.input_gates(inputs), 3, axis=-1)
+        a_r, a_i, a_n = tf.split(self.message_gates(aggregated), 3, axis=-1)
+        reset = tf.sigmoid(x_r + a_r)
+        update = tf.sigmoid(x_i + a_i)
+        candidate = tf.tanh(x_n + reset * a_n)
+        hidden = (1.0 - update) * candidate + update * hidden
+        x = self.out2(self.drop(self.out1(hidden), training=training))
+        prediction = inputs + self.out3(self.drop(x, training=training))
+        return prediction, hidden
+
+    def _initial_hidden(self, frames):
+        shape = tf.shape(frames)
+        return tf.zeros([shape[0], shape[1], self.hidden], dtype=frames.dtype)
+
+    def _scan(self, trajectories, ground_truth_frames, edge_weights, training):
+        """Runs the GRU over inputs 0..T-2 as a symbolic loop (any T, small graphs).
+
+        Input t is ground-truth frame t while t < ``ground_truth_frames``, else the
+        prediction made at step t-1.
+
+        Returns:
+          (predictions [T-1, batch, nodes, dims], hidden states [T-1, batch, nodes, H]),
+          time-major.
+        """
+        frames = tf.shape(trajectories)[2]
+        truth = tf.transpose(trajectories[:, :, :-1], [2, 0, 1, 3])      # [T-1, batch, nodes, dims]
+        use_truth = tf.range(frames - 1) < ground_truth_frames
+
+        def body(carry, elements):
+            previous, hidden = carry
+            frame, from_truth = elements
+            inputs = tf.where(from_truth, frame, previous)
+            return self._predict(inputs, hidden, edge_weights, training)
+
+        initial = (tf.zeros_like(trajectories[:, :, 0]), self._initial_hidden(trajectories))
+        return tf.scan(body, (truth, use_truth), initializer=initial)
+
+    def call(self, trajectories, edge_weights, prediction_steps: int = 1, training=False):
+        """Predicts frames 1..T-1 after a ground-truth burn-in of the first T - M frames.
+
+        Inputs 0..T-M-1 are ground truth, later inputs are the decoder's own predictions,
+        so the last M frames are predicted open-loop (the reference feeds one more ground
+        truth frame, predicting M - 1). M = 1: ground truth at every step.
+
+        Args:
+          trajectories: [batch, nodes, frames, dims].
+          edge_weights: [batch, edges, edge_types].
+          prediction_steps: M, frames predicted after the burn-in.
+        Returns:
+          predictions [batch, nodes, frames - 1, dims]; entry t predicts frame t + 1.
+        """
+        m = self._check_prediction_steps(prediction_steps)
+        burn_in_frames = tf.maximum(1, tf.shape(trajectories)[2] - m)
+        predictions, _ = self._scan(trajectories, burn_in_frames, edge_weights, training)
+        return tf.transpose(predictions, [1, 2, 0, 3])
+
+    def burn_in(self, context, edge_weights, training=False):
+        """Runs the GRU over ``context`` [batch, nodes, frames, dims].
+
+        Returns:
+          the state (last context frame, hidden after the frames before it) from which
+          `step` predicts the first frame after the context.
+        """
+        if context.shape[2] == 1:
+            return context[:, :, -1], self._initial_hidden(context)
+        _, hidden = self._scan(context, tf.shape(context)[2], edge_weights, training)
+        return context[:, :, -1], hidden[-1]
+
+    def step(self, state, edge_weights, training=False):
+        """(prediction [batch, nodes, dims], new state) from (frame, hidden)."""
+        inputs, hidden = state
+        prediction, hidden = self._predict(inputs, hidden, edge_weights, training)
+        return prediction, (prediction, hidden)
+
+
+def decoder_from_config(config: NRIConfig, name: str = "decoder") -> _Decoder:
+    """The decoder ``config.decoder`` names, with the config's sizes."""
+    common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.decoder_hidden,
+                  dropout=config.decoder_dropout, skip_first=config.skip_first, name=name)
+    if config.decoder == "mlp":
+        return MLPDecoder(**common)
+    if config.decoder == "rnn":
+        return RNNDecoder(**common)
+    raise ValueError(f"unknown decoder {config.decoder!r}; expected 'mlp' or 'rnn'")

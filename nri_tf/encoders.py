@@ -1,0 +1,202 @@
+"""NRI encoders: trajectories [batch, nodes, frames, dims] -> edge logits [batch, edges, edge_types].
+
+Building blocks:
+  check_trajectories   validates a trajectory tensor's rank, dims and frame count
+  MLPEncoder           paper eqs. 5-8 / Fig. 12: MLPs on flattened trajectories, with (factor
+                       graph) or without an edge->node->edge round
+  CNNEncoder           paper Fig. 14: a ConvAttentionBlock per edge over time, then the
+                       same factor-graph tail; works for any frame count >= 14
+  encoder_from_config  the encoder an `NRIConfig` asks for
+
+Edges are in the receiver-major order of `nri_tf.graph`; the node count is read from the
+input, so an encoder built on 5 nodes runs on 10. Edge->node aggregation sums the incoming
+edges and divides by N, as the reference does.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from nri_tf import graph
+from nri_tf.config import NRIConfig
+from nri_tf.layers import BIAS_INIT, ConvAttentionBlock, MLPBlock
+
+
+def check_trajectories(trajectories, dims: int, frames: int | None = None,
+                       min_frames: int = 1, what: str = "trajectories") -> None:
+    """Raises ValueError unless ``trajectories`` is [batch, nodes, frames, dims] as expected.
+
+    Only statically known sizes are checked (inside a traced function the batch, node and
+    frame counts may be unknown).
+
+    Args:
+      trajectories: a tensor (or anything with ``.shape``).
+      dims: required size of the last axis.
+      frames: required frame count, or None for any.
+      min_frames: smallest allowed frame count.
+      what: the name used in the error message.
+    """
+    shape = tuple(trajectories.shape)
+    if len(shape) != 4:
+        raise ValueError(f"{what} must be [batch, nodes, frames, dims] (rank 4), got shape {shape}")
+    _, nodes, got_frames, got_dims = shape
+    if got_dims is not None and got_dims != dims:
+        raise ValueError(f"{what} have {got_dims} features per frame but the model was configured "
+                         f"with dims={dims}")
+    if nodes is not None and nodes < 2:
+        raise ValueError(f"{what} need at least 2 nodes to have edges, got {nodes}")
+    if got_frames is not None:
+        if frames is not None and got_frames != frames:
+            raise ValueError(f"{what} have {got_frames} frames but this encoder reads exactly "
+                             f"frames={frames}; slice them to [:, :, :{frames}]")
+        if got_frames < min_frames:
+            raise ValueError(f"{what} need at least {min_frames} frames, got {got_frames}")
+
+
+def _logits_layer(edge_types: int) -> keras.layers.Dense:
+    return keras.layers.Dense(edge_types, name="fc_out",
+                              kernel_initializer=keras.initializers.GlorotNormal(),
+                              bias_initializer=keras.initializers.Constant(BIAS_INIT))
+
+
+class _Encoder(keras.layers.Layer):
+    """Shared settings, validation, serialisation and the factor-graph round of both encoders."""
+
+    def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
+                 factor: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.dims = int(dims)
+        self.edge_types = int(edge_types)
+        self.hidden = int(hidden)
+        self.dropout = float(dropout)
+        self.factor = bool(factor)
+        self.fc_out = _logits_layer(self.edge_types)
+
+    def _mlp(self, name: str) -> MLPBlock:
+        return MLPBlock(self.hidden, dropout=self.dropout, name=name)
+
+    def _factor_round(self, edges, node_mlp: MLPBlock, edge_mlp: MLPBlock, training):
+        """e->v (sum / N), node MLP, v->e, concat the edge skip, edge MLP.
+
+        [batch, edges, hidden] -> [batch, edges, hidden].
+        """
+        nodes = node_mlp(graph.edge_to_node(edges, divide_by_nodes=True), training=training)
+        return edge_mlp(tf.concat([graph.node_to_edge(nodes), edges], axis=-1), training=training)
+
+    def compute_output_shape(self, input_shape):
+        nodes = input_shape[1]
+        return (input_shape[0], None if nodes is None else nodes * (nodes - 1), self.edge_types)
+
+    def get_config(self):
+        return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
+                "hidden": self.hidden, "dropout": self.dropout, "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class MLPEncoder(_Encoder):
+    """MLP encoder on the flattened trajectory of each node (paper appendix C.2).
+
+    mlp1 per node on [frames * dims]; v->e; mlp2 (kept as skip); factor graph: e->v, mlp3,
+    v->e, concat skip, mlp4; without factor: mlp3 on the edges, concat skip, mlp4; then a
+    Dense layer to the edge logits.
+
+    Args:
+      dims: features per node and frame.
+      frames: frames per trajectory (fixed: the first MLP reads frames * dims inputs).
+      edge_types: K, logits per edge.
+      hidden: units of every MLP.
+      dropout: dropout rate inside the MLPs.
+      factor: use the factor-graph (edge->node->edge) round.
+    Input: [batch, nodes, frames, dims]. Output: logits [batch, edges, edge_types].
+    """
+
+    def __init__(self, dims: int, frames: int, edge_types: int, hidden: int,
+                 dropout: float = 0.0, factor: bool = True, **kwargs):
+        super().__init__(dims, edge_types, hidden, dropout, factor, **kwargs)
+        self.frames = int(frames)
+        self.mlp1 = self._mlp("mlp1")
+        self.mlp2 = self._mlp("mlp2")
+        self.mlp3 = self._mlp("mlp3")
+        self.mlp4 = self._mlp("mlp4")
+
+    def build(self, input_shape):
+        batch = input_shape[0]
+        h = self.hidden
+        self.mlp1.build((batch, None, self.frames * self.dims))
+        self.mlp2.build((batch, None, 2 * h))
+        self.mlp3.build((batch, None, h))
+        self.mlp4.build((batch, None, 3 * h if self.factor else 2 * h))
+        self.fc_out.build((batch, None, h))
+
+    def call(self, trajectories, training=False):
+        check_trajectories(trajectories, self.dims, frames=self.frames)
+        shape = tf.shape(trajectories)
+        x = tf.reshape(trajectories, [shape[0], shape[1], self.frames * self.dims])
+        x = self.mlp1(x, training=training)                              # [batch, nodes, h]
+        skip = self.mlp2(graph.node_to_edge(x), training=training)       # [batch, edges, h]
+        if self.factor:
+            x = self._factor_round(skip, self.mlp3, self.mlp4, training)
+        else:
+            x = self.mlp3(skip, training=training)
+            x = self.mlp4(tf.concat([x, skip], axis=-1), training=training)
+        return self.fc_out(x)
+
+    def get_config(self):
+        return {**super().get_config(), "frames": self.frames}
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class CNNEncoder(_Encoder):
+    """Convolutional encoder with attentive pooling over time (paper appendix C.3).
+
+    v->e on the whole trajectories ([receiver, sender] features per frame); a
+    `ConvAttentionBlock` per edge; mlp1 (kept as skip); factor graph: e->v, mlp2, v->e,
+    concat skip, mlp3; then a Dense layer to the edge logits (without factor, straight from
+    mlp1, as in the reference).
+
+    Args: as `MLPEncoder`, without ``frames`` (any count >= 14 works).
+    Input: [batch, nodes, frames, dims]. Output: logits [batch, edges, edge_types].
+    """
+
+    def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
+                 factor: bool = True, **kwargs):
+        super().__init__(dims, edge_types, hidden, dropout, factor, **kwargs)
+        self.cnn = ConvAttentionBlock(self.hidden, self.hidden, self.dropout, name="cnn")
+        self.mlp1 = self._mlp("mlp1")
+        if self.factor:
+            self.mlp2 = self._mlp("mlp2")
+            self.mlp3 = self._mlp("mlp3")
+
+    def build(self, input_shape):
+        batch = input_shape[0]
+        h = self.hidden
+        self.cnn.build((None, None, 2 * self.dims))
+        self.mlp1.build((batch, None, h))
+        if self.factor:
+            self.mlp2.build((batch, None, h))
+            self.mlp3.build((batch, None, 3 * h))
+        self.fc_out.build((batch, None, h))
+
+    def call(self, trajectories, training=False):
+        check_trajectories(trajectories, self.dims, min_frames=ConvAttentionBlock.MIN_FRAMES)
+        pairs = graph.node_to_edge(trajectories)                  # [batch, edges, frames, 2 dims]
+        shape = tf.shape(pairs)
+        rows = tf.reshape(pairs, [shape[0] * shape[1], shape[2], 2 * self.dims])
+        x = self.cnn(rows, training=training)                     # [batch * edges, h]
+        x = tf.reshape(x, [shape[0], shape[1], self.hidden])
+        x = self.mlp1(x, training=training)
+        if self.factor:
+            x = self._factor_round(x, self.mlp2, self.mlp3, training)
+        return self.fc_out(x)
+
+
+def encoder_from_config(config: NRIConfig, name: str = "encoder") -> _Encoder:
+    """The encoder ``config.encoder`` names, with the config's sizes."""
+    common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.encoder_hidden,
+                  dropout=config.encoder_dropout, factor=config.factor, name=name)
+    if config.encoder == "mlp":
+        return MLPEncoder(frames=config.frames, **common)
+    if config.encoder == "cnn":
+        return CNNEncoder(**common)
+    raise ValueError(f"unknown encoder {config.encoder!r}; expected 'mlp' or 'cnn'")

@@ -1,0 +1,152 @@
+"""Keras layers the NRI encoders are built from (paper appendix C.2-C.3).
+
+Building blocks:
+  MLPBlock             Dense -> ELU -> dropout -> Dense -> ELU -> BatchNorm, on the last axis
+                       of [..., features] (node or edge features)
+  ConvAttentionBlock   two 1-D convolutions over time with attentive pooling:
+                       [rows, frames, channels] -> [rows, units]
+
+Initialisation follows the reference implementation: Dense kernels Glorot (Xavier)
+normal with bias 0.1; convolution kernels normal with std sqrt(2 / (kernel_size *
+filters)) and bias 0.1; BatchNorm with PyTorch's momentum (0.1 -> Keras 0.9) and epsilon.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+BATCH_NORM_MOMENTUM = 0.9   # PyTorch momentum 0.1: moving = 0.9 * moving + 0.1 * batch
+BATCH_NORM_EPSILON = 1e-5
+BIAS_INIT = 0.1
+CONV_KERNEL_SIZE = 5
+POOL_SIZE = 2
+
+
+def _dense(units: int, activation: str | None = None, name: str | None = None) -> keras.layers.Dense:
+    return keras.layers.Dense(units, activation=activation, name=name,
+                              kernel_initializer=keras.initializers.GlorotNormal(),
+                              bias_initializer=keras.initializers.Constant(BIAS_INIT))
+
+
+def _conv(filters: int, kernel_size: int, activation: str | None = None,
+          name: str | None = None) -> keras.layers.Conv1D:
+    # normal(0, sqrt(2 / (kernel_size * filters))), the reference's CNN initialisation.
+    init = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
+    return keras.layers.Conv1D(filters, kernel_size, activation=activation, name=name,
+                               kernel_initializer=init,
+                               bias_initializer=keras.initializers.Constant(BIAS_INIT))
+
+
+def _batch_norm(name: str) -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(axis=-1, momentum=BATCH_NORM_MOMENTUM,
+                                           epsilon=BATCH_NORM_EPSILON, name=name)
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class MLPBlock(keras.layers.Layer):
+    """Two-layer ELU network with dropout and batch norm, applied on the last axis.
+
+    Dense(hidden) -> ELU -> dropout -> Dense(units) -> ELU -> BatchNorm, where the batch
+    norm statistics are taken over all leading axes (batch, nodes/edges, ...), as the
+    reference flattens [batch, things, features] to [batch * things, features].
+
+    Args:
+      hidden: units of the first Dense layer.
+      units: output features (default: ``hidden``).
+      dropout: dropout rate after the first layer (training only).
+    Input: [..., in_features]. Output: [..., units].
+    """
+
+    def __init__(self, hidden: int, units: int | None = None, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = int(hidden)
+        self.units = int(units or hidden)
+        self.dropout = float(dropout)
+        self.fc1 = _dense(self.hidden, "elu", name="fc1")
+        self.drop = keras.layers.Dropout(self.dropout, name="dropout")
+        self.fc2 = _dense(self.units, "elu", name="fc2")
+        self.bn = _batch_norm("bn")
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        self.fc1.build(input_shape)
+        self.fc2.build(input_shape[:-1] + (self.hidden,))
+        self.bn.build(input_shape[:-1] + (self.units,))
+
+    def call(self, inputs, training=False):
+        x = self.fc1(inputs)
+        x = self.drop(x, training=training)
+        x = self.fc2(x)
+        return self.bn(x, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)[:-1] + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden, "units": self.units,
+                "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class ConvAttentionBlock(keras.layers.Layer):
+    """1-D convolutions over time with attentive pooling (paper Fig. 13).
+
+    Conv1D(hidden, 5) -> ReLU -> BatchNorm -> dropout -> MaxPool(2) -> Conv1D(hidden, 5) ->
+    ReLU -> BatchNorm; then a 1x1 convolution gives values [rows, t, units] and another
+    1x1 convolution plus a softmax over time gives attention weights [rows, t, 1]; the output
+    is the mean over time of values * attention. Valid padding throughout, so the input
+    needs at least `MIN_FRAMES` frames.
+
+    Args:
+      hidden: filters of the two convolutions.
+      units: output features.
+      dropout: dropout rate after the first convolution (training only).
+    Input: [rows, frames, channels]. Output: [rows, units].
+    """
+
+    # conv2 needs CONV_KERNEL_SIZE pooled frames: 14 frames (config.CNN_MIN_FRAMES).
+    MIN_FRAMES = POOL_SIZE * CONV_KERNEL_SIZE + CONV_KERNEL_SIZE - 1
+
+    def __init__(self, hidden: int, units: int, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = int(hidden)
+        self.units = int(units)
+        self.dropout = float(dropout)
+        self.conv1 = _conv(self.hidden, CONV_KERNEL_SIZE, "relu", name="conv1")
+        self.bn1 = _batch_norm("bn1")
+        self.drop = keras.layers.Dropout(self.dropout, name="dropout")
+        self.pool = keras.layers.MaxPooling1D(POOL_SIZE, name="pool")
+        self.conv2 = _conv(self.hidden, CONV_KERNEL_SIZE, "relu", name="conv2")
+        self.bn2 = _batch_norm("bn2")
+        self.conv_values = _conv(self.units, 1, name="conv_values")
+        self.conv_attention = _conv(1, 1, name="conv_attention")
+
+    def build(self, input_shape):
+        rows, frames, channels = tuple(input_shape)
+        self.conv1.build((rows, frames, channels))
+        hidden_shape = (rows, None, self.hidden)
+        self.bn1.build(hidden_shape)
+        self.conv2.build(hidden_shape)
+        self.bn2.build(hidden_shape)
+        self.conv_values.build(hidden_shape)
+        self.conv_attention.build(hidden_shape)
+
+    def call(self, inputs, training=False):
+        frames = inputs.shape[1]
+        if frames is not None and frames < self.MIN_FRAMES:
+            raise ValueError(f"the convolutional encoder needs at least {self.MIN_FRAMES} frames, "
+                             f"got {frames}")
+        x = self.bn1(self.conv1(inputs), training=training)
+        x = self.pool(self.drop(x, training=training))
+        x = self.bn2(self.conv2(x), training=training)
+        values = self.conv_values(x)                                      # [rows, t, units]
+        attention = tf.nn.softmax(self.conv_attention(x), axis=1)         # [rows, t, 1]
+        return tf.reduce_mean(values * attention, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden, "units": self.units,
+                "dropout": self.dropout}

@@ -1,0 +1,78 @@
+"""The terms of the NRI evidence lower bound (paper eq. 3), as the reference computes them.
+
+Building blocks:
+  nll_gaussian             -log N(target; predictions, variance I), fixed variance
+  kl_categorical_uniform   KL(q(z|x) || uniform) per edge
+  kl_categorical           KL(q(z|x) || prior) for a given prior over edge types
+
+Every term is a sum over all its elements divided by (batch * nodes), the reference's
+normalisation, so the numbers compare with the paper's code. Plain functions of tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from nri_tf import graph
+
+KL_EPSILON = 1e-16  # the reference's eps inside log(p + eps)
+
+
+def nll_gaussian(predictions: tf.Tensor, target: tf.Tensor, variance: float,
+                 add_const: bool = False) -> tf.Tensor:
+    """Gaussian negative log likelihood with fixed variance.
+
+    Args:
+      predictions: [batch, nodes, frames, dims] predicted means.
+      target: same shape, the observed frames.
+      variance: sigma^2 (5e-5 in the paper).
+      add_const: add 0.5 * log(2 pi variance) per element (off in the reference).
+    Returns:
+      scalar: sum((predictions - target)^2 / (2 variance) [+ const]) / (batch * nodes).
+    """
+    target = tf.cast(target, predictions.dtype)
+    neg_log_p = tf.square(predictions - target) / (2.0 * variance)
+    if add_const:
+        neg_log_p += 0.5 * math.log(2.0 * math.pi * variance)
+    shape = tf.shape(target)
+    return tf.reduce_sum(neg_log_p) / tf.cast(shape[0] * shape[1], predictions.dtype)
+
+
+def _per_batch_and_node(total: tf.Tensor, edge_tensor: tf.Tensor) -> tf.Tensor:
+    batch = tf.shape(edge_tensor)[0]
+    nodes = graph.num_nodes_of_edge_tensor(edge_tensor)
+    return total / tf.cast(batch * nodes, total.dtype)
+
+
+def kl_categorical_uniform(probs: tf.Tensor, add_const: bool = False) -> tf.Tensor:
+    """KL divergence of the edge-type posterior from the uniform prior.
+
+    Args:
+      probs: [batch, edges, edge_types] posterior q(z|x) (softmax of the logits).
+      add_const: add log(edge_types) per edge, making the value the true KL (>= 0). The
+        reference leaves it out (its add_const adds it per *entry*, K times per edge);
+        gradients are the same either way.
+    Returns:
+      scalar: sum(q log q [+ log K per edge]) / (batch * nodes).
+    """
+    total = tf.reduce_sum(probs * tf.math.log(probs + KL_EPSILON))
+    if add_const:
+        edges_total = tf.cast(tf.reduce_prod(tf.shape(probs)[:-1]), probs.dtype)
+        total += edges_total * tf.math.log(tf.cast(tf.shape(probs)[-1], probs.dtype))
+    return _per_batch_and_node(total, probs)
+
+
+def kl_categorical(probs: tf.Tensor, log_prior: tf.Tensor) -> tf.Tensor:
+    """KL divergence of the edge-type posterior from a fixed prior (e.g. a sparsity prior).
+
+    Args:
+      probs: [batch, edges, edge_types] posterior q(z|x).
+      log_prior: [edge_types] log prior probabilities.
+    Returns:
+      scalar: sum(q (log q - log prior)) / (batch * nodes).
+    """
+    log_prior = tf.cast(log_prior, probs.dtype)
+    total = tf.reduce_sum(probs * (tf.math.log(probs + KL_EPSILON) - log_prior))
+    return _per_batch_and_node(total, probs)

@@ -1,0 +1,125 @@
+"""Evaluation metrics: edge recovery and prediction error.
+
+Building blocks:
+  type_permutations        the relabellings of edge types that are exchangeable
+  edge_confusion           counts [edge_types, edge_types] of (inferred type, true type)
+  best_permutation_accuracy  accuracy under the relabelling that scores best
+  edge_accuracy            the above for one batch
+  EdgeAccuracy             Keras metric: confusion counts accumulated over an epoch, so
+                           the relabelling is chosen once for the whole data set
+  mse_per_step             mean squared error of each predicted frame
+
+Edge types are exchangeable (nothing tells the model which type the labels call 1), so
+accuracy is taken under the permutation of the inferred types that matches the labels
+best, as the paper reports it. With ``skip_first`` type 0 is the hard-coded "no edge" and
+stays fixed; only types 1..K-1 are permuted.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def type_permutations(edge_types: int, skip_first: bool = False) -> np.ndarray:
+    """Every permutation of the exchangeable edge types.
+
+    Returns:
+      int32 [permutations, edge_types]; row p maps inferred type k to label type row[k].
+      With ``skip_first`` every row starts with 0.
+    """
+    first = 1 if skip_first else 0
+    rows = [tuple(range(first)) + perm for perm in itertools.permutations(range(first, edge_types))]
+    return np.asarray(rows, dtype=np.int32)
+
+
+def edge_confusion(logits: tf.Tensor, labels: tf.Tensor, edge_types: int) -> tf.Tensor:
+    """Counts of (inferred, true) edge-type pairs.
+
+    Args:
+      logits: [batch, edges, edge_types] (logits or probabilities; argmax is taken).
+      labels: [batch, edges] integer true types; values outside [0, edge_types) count
+        as wrong under every permutation.
+    Returns:
+      float32 [edge_types (inferred), edge_types (true)].
+    """
+    inferred = tf.one_hot(tf.argmax(logits, axis=-1), edge_types, dtype=tf.float32)
+    truth = tf.one_hot(tf.cast(labels, tf.int32), edge_types, dtype=tf.float32)
+    return tf.einsum("bep,bel->pl", inferred, truth)
+
+
+def best_permutation_accuracy(confusion: tf.Tensor, total, skip_first: bool = False) -> tf.Tensor:
+    """max over permutations p of sum_k confusion[k, p(k)] / total.
+
+    Args:
+      confusion: [edge_types, edge_types] from `edge_confusion` (possibly summed).
+      total: number of labelled edges counted.
+      skip_first: keep type 0 fixed.
+    Returns:
+      scalar float32 accuracy in [0, 1] (0 when nothing was counted).
+    """
+    edge_types = confusion.shape[-1]
+    permutations = type_permutations(edge_types, skip_first)
+    flat_index = np.arange(edge_types, dtype=np.int32) * edge_types + permutations  # [P, K]
+    correct = tf.reduce_sum(tf.gather(tf.reshape(confusion, [-1]), flat_index), axis=-1)
+    return tf.math.divide_no_nan(tf.reduce_max(correct), tf.cast(total, confusion.dtype))
+
+
+def edge_accuracy(logits: tf.Tensor, labels: tf.Tensor, skip_first: bool = False) -> tf.Tensor:
+    """Edge accuracy of one batch under its best permutation of edge types.
+
+    Args:
+      logits: [batch, edges, edge_types].
+      labels: [batch, edges] integer true types.
+      skip_first: edge type 0 is not exchangeable.
+    Returns:
+      scalar float32.
+    """
+    confusion = edge_confusion(logits, labels, logits.shape[-1])
+    return best_permutation_accuracy(confusion, tf.size(labels), skip_first)
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class EdgeAccuracy(keras.metrics.Metric):
+    """Edge accuracy over everything seen since the last reset, best permutation overall.
+
+    ``update_state(logits [batch, edges, edge_types], labels [batch, edges])``. The
+    permutation is chosen from the accumulated counts, so one relabelling applies to the
+    whole epoch (a per-batch choice would flatter a model that labels inconsistently).
+    """
+
+    def __init__(self, edge_types: int, skip_first: bool = False, name: str = "edge_accuracy",
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.edge_types = int(edge_types)
+        self.skip_first = bool(skip_first)
+        self.confusion = self.add_variable(shape=(self.edge_types, self.edge_types),
+                                           initializer="zeros", aggregation="sum", name="confusion")
+        self.total = self.add_variable(shape=(), initializer="zeros", aggregation="sum", name="total")
+
+    def update_state(self, logits, labels, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError("EdgeAccuracy does not support sample weights")
+        self.confusion.assign_add(edge_confusion(logits, labels, self.edge_types))
+        self.total.assign_add(tf.cast(tf.size(labels), self.total.dtype))
+
+    def result(self):
+        return best_permutation_accuracy(self.confusion, self.total, self.skip_first)
+
+    def get_config(self):
+        return {**super().get_config(), "edge_types": self.edge_types, "skip_first": self.skip_first}
+
+
+def mse_per_step(predictions: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Mean squared error of each predicted frame.
+
+    Args:
+      predictions, target: [batch, nodes, steps, dims].
+    Returns:
+      [steps]: mean over batch, nodes and dims.
+    """
+    target = tf.cast(target, predictions.dtype)
+    return tf.reduce_mean(tf.square(predictions - target), axis=[0, 1, 3])

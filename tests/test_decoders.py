@@ -1,0 +1,149 @@
+"""MLP and RNN decoders: message MLPs, teacher-forcing schedules, rollouts, equivariance."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nri_tf import graph
+from nri_tf.config import NRIConfig
+from nri_tf.decoders import EdgeTypeMessages, MLPDecoder, RNNDecoder, decoder_from_config
+
+DIMS, NODES, FRAMES, EDGE_TYPES = 4, 5, 12, 3
+EDGES = NODES * (NODES - 1)
+
+
+def _decoder(kind: str, skip_first: bool = False):
+    config = NRIConfig(decoder=kind, decoder_hidden=16, edge_types=EDGE_TYPES, skip_first=skip_first)
+    decoder = decoder_from_config(config)
+    decoder.build((None, None, FRAMES, DIMS))
+    return decoder
+
+
+def _data(seed: int = 0, frames: int = FRAMES):
+    x = tf.random.stateless_uniform([3, NODES, frames, DIMS], seed=[seed, 1], minval=-1, maxval=1)
+    logits = tf.random.stateless_normal([3, EDGES, EDGE_TYPES], seed=[seed, 2])
+    return x, tf.nn.softmax(logits)
+
+
+def _close(a, b, tol=1e-5):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("skip_first", [False, True])
+@pytest.mark.parametrize("average_types", [False, True])
+def test_batched_messages_equal_a_loop_over_edge_types(skip_first, average_types):
+    layer = EdgeTypeMessages(EDGE_TYPES, 8, "tanh", skip_first=skip_first, average_types=average_types)
+    nodes = tf.random.stateless_normal([2, NODES, 3, 6], seed=[3, 3])     # extra axis of 3
+    weights = tf.nn.softmax(tf.random.stateless_normal([2, EDGES, EDGE_TYPES], seed=[3, 4]))
+    got = layer(nodes, weights)
+    pre = graph.node_to_edge(nodes)
+    expected = 0.0
+    first = int(skip_first)
+    for k in range(first, EDGE_TYPES):
+        h = tf.tanh(tf.einsum("...i,ih->...h", pre, layer.kernel1[k - first]) + layer.bias1[k - first, 0])
+        h = tf.tanh(tf.einsum("...i,ih->...h", h, layer.kernel2[k - first]) + layer.bias2[k - first, 0])
+        expected += h * weights[:, :, None, k:k + 1]
+    if average_types:
+        expected /= EDGE_TYPES - first
+    _close(got, expected)
+
+
+def test_mlp_decoder_feeds_ground_truth_every_m_frames():
+    decoder = _decoder("mlp")
+    x, z = _data()
+    m = 4
+    got = decoder(x, z, prediction_steps=m)
+    assert got.shape == (3, NODES, FRAMES - 1, DIMS)
+    expected, current = [], None
+    for t in range(FRAMES - 1):                    # the reference's sequential schedule
+        current = x[:, :, t] if t % m == 0 else current
+        current, _ = decoder.step(current, z)
+        expected.append(current)
+    _close(got, tf.stack(expected, axis=2))
+
+
+def test_rnn_decoder_burn_in_uses_ground_truth_then_its_own_predictions():
+    decoder = _decoder("rnn")
+    x, z = _data()
+    m = 4
+    got = decoder(x, z, prediction_steps=m).numpy()
+    assert got.shape == (3, NODES, FRAMES - 1, DIMS)
+    late = tf.concat([x[:, :, :FRAMES - m], x[:, :, FRAMES - m:] + 0.5], axis=2)
+    _close(decoder(late, z, prediction_steps=m), got)          # the last M frames are never read
+    early = tf.concat([x[:, :, :FRAMES - m - 1], x[:, :, FRAMES - m - 1:] + 0.5], axis=2)
+    assert np.abs(decoder(early, z, prediction_steps=m).numpy() - got).max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["mlp", "rnn"])
+def test_burn_in_and_rollout_match_the_training_forward_pass(kind):
+    decoder = _decoder(kind)
+    x, z = _data()
+    context, steps = 7, FRAMES - 7
+    state = decoder.burn_in(x[:, :, :context], z)
+    rolled, _ = decoder.rollout(state, z, steps)
+    assert rolled.shape == (3, NODES, steps, DIMS)
+    # MLP: one chunk from frame context-1 is an open-loop rollout of M steps from there.
+    # RNN: ground truth for the first `context` frames, open loop for the last `steps`.
+    if kind == "mlp":
+        full = decoder(x[:, :, context - 1:], z, prediction_steps=steps + 1)
+        _close(rolled, full)
+    else:
+        full = decoder(x, z, prediction_steps=steps)
+        _close(rolled, full[:, :, context - 1:])
+
+
+@pytest.mark.parametrize("kind", ["mlp", "rnn"])
+def test_decoder_commutes_with_node_permutations(kind, node_permutation):
+    nodes, edges = node_permutation
+    decoder = _decoder(kind)
+    x, z = _data()
+    got = decoder(tf.gather(x, nodes, axis=1), tf.gather(z, edges, axis=1), prediction_steps=3)
+    _close(got, tf.gather(decoder(x, z, prediction_steps=3), nodes, axis=1), tol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "rnn"])
+def test_skip_first_ignores_the_first_edge_type(kind):
+    decoder = _decoder(kind, skip_first=True)
+    x, z = _data()
+    changed = tf.concat([tf.random.stateless_uniform([3, EDGES, 1], seed=[5, 5]), z[..., 1:]], -1)
+    _close(decoder(x, changed, prediction_steps=2), decoder(x, z, prediction_steps=2))
+    # All edges "no edge": nodes evolve independently, so a node's prediction ignores others.
+    empty = tf.one_hot(tf.zeros([3, EDGES], tf.int32), EDGE_TYPES)
+    moved = tf.concat([x[:, :1], x[:, 1:] + 0.3], axis=1)
+    _close(decoder(moved, empty)[:, 0], decoder(x, empty)[:, 0])
+
+
+def test_decoders_run_on_more_nodes_than_they_were_built_for():
+    for kind in ("mlp", "rnn"):
+        decoder = _decoder(kind)
+        x = tf.zeros([2, 10, FRAMES, DIMS])
+        z = tf.one_hot(tf.ones([2, 90], tf.int32), EDGE_TYPES)
+        assert decoder(x, z, prediction_steps=3).shape == (2, 10, FRAMES - 1, DIMS)
+
+
+def test_dropout_only_in_training():
+    config = NRIConfig(decoder_hidden=16, edge_types=EDGE_TYPES, decoder_dropout=0.5)
+    decoder = decoder_from_config(config)
+    x, z = _data()
+    _close(decoder(x, z), decoder(x, z), tol=0)
+    assert np.abs(decoder(x, z, training=True).numpy() - decoder(x, z).numpy()).max() > 0
+
+
+@pytest.mark.parametrize("cls", [MLPDecoder, RNNDecoder])
+def test_serialisation_round_trip(cls):
+    decoder = _decoder("mlp" if cls is MLPDecoder else "rnn", skip_first=True)
+    x, z = _data()
+    clone = keras.layers.deserialize(keras.layers.serialize(decoder))
+    assert isinstance(clone, cls) and clone.get_config() == decoder.get_config()
+    clone.set_weights(decoder.get_weights())
+    _close(clone(x, z, prediction_steps=3), decoder(x, z, prediction_steps=3), tol=0)
+
+
+def test_invalid_prediction_steps():
+    decoder = _decoder("mlp")
+    x, z = _data()
+    with pytest.raises(ValueError, match="prediction_steps"):
+        decoder(x, z, prediction_steps=0)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        decoder.rollout(x[:, :, 0], z, 0)

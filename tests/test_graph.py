@@ -1,0 +1,72 @@
+"""Message passing on the fully connected graph: hand-computed examples and equivalences."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nri_tf import graph
+
+# 3 nodes, receiver-major edges (receiver, sender): (0,1) (0,2) (1,0) (1,2) (2,0) (2,1).
+NODES_3 = np.array([[[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]], dtype=np.float32)  # [1, 3, 2]
+
+
+def test_node_to_edge_by_hand():
+    edges = graph.node_to_edge(tf.constant(NODES_3)).numpy()
+    expected = [[1, 10, 2, 20], [1, 10, 3, 30],
+                [2, 20, 1, 10], [2, 20, 3, 30],
+                [3, 30, 1, 10], [3, 30, 2, 20]]
+    np.testing.assert_array_equal(edges, np.array([expected], dtype=np.float32))
+
+
+def test_edge_to_node_by_hand():
+    edge_values = np.array([[[1.0], [2.0], [4.0], [8.0], [16.0], [32.0]]], dtype=np.float32)
+    incoming = graph.edge_to_node(tf.constant(edge_values)).numpy()
+    np.testing.assert_array_equal(incoming, [[[1 + 2], [4 + 8], [16 + 32]]])
+    averaged = graph.edge_to_node(tf.constant(edge_values), divide_by_nodes=True).numpy()
+    np.testing.assert_allclose(averaged, [[[3 / 3], [12 / 3], [48 / 3]]])
+
+
+def test_edge_to_node_equals_segment_sum_over_receivers():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(3, 12, 2, 5)).astype(np.float32)     # 4 nodes, extra axes
+    receivers, _ = graph.fully_connected_edges(4)
+    expected = np.stack([tf.math.unsorted_segment_sum(v, receivers, 4).numpy() for v in values])
+    np.testing.assert_allclose(graph.edge_to_node(tf.constant(values)).numpy(), expected, rtol=1e-6)
+
+
+def test_node_to_edge_with_trailing_axes_matches_numpy():
+    rng = np.random.default_rng(1)
+    nodes = rng.normal(size=(2, 4, 3, 5)).astype(np.float32)
+    receivers, senders = graph.fully_connected_edges(4)
+    expected = np.concatenate([nodes[:, receivers], nodes[:, senders]], axis=-1)
+    np.testing.assert_array_equal(graph.node_to_edge(tf.constant(nodes)).numpy(), expected)
+
+
+@pytest.mark.parametrize("num_nodes", [2, 3, 5, 7])
+def test_tf_edge_indices_match_numpy_for_dynamic_counts(num_nodes):
+    receivers, senders = graph.edge_indices(tf.constant(num_nodes))
+    np_receivers, np_senders = graph.fully_connected_edges(num_nodes)
+    np.testing.assert_array_equal(receivers.numpy(), np_receivers)
+    np.testing.assert_array_equal(senders.numpy(), np_senders)
+
+
+def test_ops_work_with_unknown_node_count():
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
+    def round_trip(nodes):
+        return graph.edge_to_node(graph.node_to_edge(nodes), divide_by_nodes=True)
+
+    rng = np.random.default_rng(2)
+    for num_nodes in (3, 6):
+        nodes = rng.normal(size=(2, num_nodes, 3)).astype(np.float32)
+        receivers, senders = graph.fully_connected_edges(num_nodes)
+        pairs = np.concatenate([nodes[:, receivers], nodes[:, senders]], -1)
+        expected = np.stack([np.stack([pairs[b, receivers == i].sum(0) for i in range(num_nodes)])
+                             for b in range(2)]) / num_nodes
+        np.testing.assert_allclose(round_trip(tf.constant(nodes)).numpy(), expected, rtol=1e-5)
+
+
+def test_num_nodes_from_edges():
+    assert graph.num_nodes_from_edges(20) == 5
+    assert graph.num_nodes_from_edges(90) == 10
+    with pytest.raises(ValueError, match="not the edge count"):
+        graph.num_nodes_from_edges(7)

@@ -1,0 +1,48 @@
+"""The MLP block and the convolutional attention block."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nri_tf.config import CNN_MIN_FRAMES
+from nri_tf.layers import ConvAttentionBlock, MLPBlock
+
+
+def test_mlp_block_shapes_and_batch_norm_over_all_leading_axes():
+    block = MLPBlock(16, units=8, dropout=0.1)
+    x = tf.random.stateless_normal([4, 6, 3, 5], seed=[0, 1]) * 3.0 + 2.0
+    y = block(x, training=True)
+    assert y.shape == (4, 6, 3, 8)
+    flat = tf.reshape(y, [-1, 8]).numpy()
+    np.testing.assert_allclose(flat.mean(0), 0.0, atol=1e-4)   # statistics over 4*6*3 rows
+    np.testing.assert_allclose(flat.std(0), 1.0, atol=1e-2)
+
+
+def test_mlp_block_eval_is_deterministic_and_config_round_trips():
+    block = MLPBlock(16, dropout=0.5, name="mlp")
+    x = tf.random.stateless_normal([3, 7, 4], seed=[0, 2])
+    np.testing.assert_array_equal(block(x).numpy(), block(x).numpy())
+    clone = MLPBlock.from_config(block.get_config())
+    assert clone.get_config() == block.get_config()
+    clone.build(x.shape)
+    clone.set_weights(block.get_weights())
+    np.testing.assert_allclose(clone(x).numpy(), block(x).numpy(), rtol=1e-6)
+
+
+def test_conv_attention_block_shapes_and_minimum_frames():
+    assert ConvAttentionBlock.MIN_FRAMES == CNN_MIN_FRAMES == 14
+    block = ConvAttentionBlock(hidden=8, units=6)
+    for frames in (14, 49):
+        assert block(tf.zeros([5, frames, 4])).shape == (5, 6)
+    with pytest.raises(ValueError, match="at least 14 frames"):
+        block(tf.zeros([5, 13, 4]))
+    assert ConvAttentionBlock.from_config(block.get_config()).get_config() == block.get_config()
+
+
+def test_conv_attention_pooling_by_hand():
+    """With one frame left after the convolutions, the output is that frame's value."""
+    block = ConvAttentionBlock(hidden=4, units=3)
+    x = tf.random.stateless_normal([2, 14, 4], seed=[1, 1])
+    out = block(x).numpy()
+    h = block.bn2(block.conv2(block.pool(block.bn1(block.conv1(x)))))
+    np.testing.assert_allclose(out, block.conv_values(h)[:, 0].numpy(), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,183 @@
+"""The NRI keras.Model: interface, fit/evaluate, prediction, any node count, serialisation."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nri_tf.config import NRIConfig
+from nri_tf.model import NRI
+
+FRAMES = 16
+BATCH = 4
+
+
+def _config(**overrides):
+    values = dict(frames=FRAMES, encoder_hidden=16, decoder_hidden=16, prediction_steps=4,
+                  batch_size=BATCH)
+    values.update(overrides)
+    return NRIConfig(**values)
+
+
+def _data(nodes=5, frames=FRAMES, systems=8, seed=0):
+    x = tf.random.stateless_uniform([systems, nodes, frames, 4], seed=[seed, 0], minval=-1, maxval=1)
+    labels = tf.cast(tf.random.stateless_uniform([systems, nodes * (nodes - 1)], seed=[seed, 1]) < 0.5,
+                     tf.int32)
+    return x, labels
+
+
+@pytest.fixture(params=[("mlp", "mlp"), ("cnn", "rnn")], ids=["mlp-mlp", "cnn-rnn"])
+def model(request):
+    encoder, decoder = request.param
+    return NRI(_config(encoder=encoder, decoder=decoder))
+
+
+def test_call_returns_logits_probabilities_and_predictions(model):
+    x, _ = _data()
+    for training in (False, True):
+        out = model(x, training=training)
+        assert sorted(out) == ["edge_probs", "logits", "predictions"]
+        assert out["logits"].shape == out["edge_probs"].shape == (8, 20, 2)
+        np.testing.assert_allclose(tf.reduce_sum(out["edge_probs"], -1).numpy(), 1.0, rtol=1e-6)
+        assert out["predictions"].shape == (8, 5, FRAMES - 1, 4)
+    assert model.encode(x).shape == (8, 20, 2)
+
+
+def test_fit_and_evaluate_report_the_named_metrics(model):
+    x, labels = _data()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    labelled = tf.data.Dataset.from_tensor_slices((x, labels)).batch(BATCH)
+    history = model.fit(labelled, validation_data=labelled, epochs=2, verbose=0).history
+    for name in ("loss", "nll", "kl", "mse", "edge_accuracy"):
+        assert len(history[name]) == 2 and len(history["val_" + name]) == 2
+        assert np.isfinite(history[name]).all()
+    unlabelled = tf.data.Dataset.from_tensor_slices(x).batch(BATCH)
+    history = model.fit(unlabelled, epochs=1, verbose=0).history
+    assert sorted(history) == ["kl", "loss", "mse", "nll"]
+    results = model.evaluate(unlabelled, return_dict=True, verbose=0)
+    assert results["loss"] == pytest.approx(results["nll"] + results["kl"], rel=1e-4)
+
+
+def test_jit_compiled_training_runs():
+    model = NRI(_config(hard=True))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    x, labels = _data()
+    history = model.fit(tf.data.Dataset.from_tensor_slices((x, labels)).batch(BATCH), epochs=1,
+                        verbose=0).history
+    assert model.jit_compile and np.isfinite(history["loss"]).all()
+
+
+def test_labels_are_never_used_for_training():
+    x, labels = _data()
+    weights = []
+    for these_labels in (labels, 1 - labels):
+        keras.utils.set_random_seed(3)
+        model = NRI(_config())
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model.fit(tf.data.Dataset.from_tensor_slices((x, these_labels)).batch(BATCH), epochs=1, verbose=0)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_predict_future(model):
+    x, _ = _data(frames=FRAMES + 6)
+    context = x[:, :, :FRAMES]
+    predicted = model.predict_future(context, 6)
+    assert predicted.shape == (8, 5, 6, 4)
+    np.testing.assert_array_equal(predicted.numpy(), model.predict_future(context, 6).numpy())
+    dynamic = model.predict_future(context, 6, dynamic_graph=True)
+    assert dynamic.shape == (8, 5, 6, 4)
+    np.testing.assert_allclose(dynamic[:, :, :1].numpy(), predicted[:, :, :1].numpy(), rtol=1e-5,
+                               atol=1e-6)   # the first window is the static one
+    longer = model.predict_future(x, 2)     # longer contexts: the encoder reads the last frames
+    assert longer.shape == (8, 5, 2, 4)
+
+
+def test_predict_future_uses_the_inferred_graph_and_the_last_context_frame():
+    model = NRI(_config())
+    x, _ = _data()
+    edges = tf.one_hot(tf.argmax(model.encode(x), -1), 2)
+    expected, _ = model.decoder.rollout(x[:, :, -1], edges, 3)
+    np.testing.assert_allclose(model.predict_future(x, 3).numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_model_built_on_5_nodes_runs_on_10(model):
+    x5, _ = _data(nodes=5)
+    x10, labels10 = _data(nodes=10)
+    model(x5)
+    out = model(x10)
+    assert out["logits"].shape == (8, 90, 2) and out["predictions"].shape == (8, 10, FRAMES - 1, 4)
+    assert model.predict_future(x10, 3).shape == (8, 10, 3, 4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    results = model.evaluate(tf.data.Dataset.from_tensor_slices((x10, labels10)).batch(BATCH),
+                             return_dict=True, verbose=0)
+    assert 0.0 <= results["edge_accuracy"] <= 1.0
+
+
+def test_input_errors_name_the_problem():
+    model = NRI(_config())
+    with pytest.raises(ValueError, match="rank 4"):
+        model(tf.zeros([5, FRAMES, 4]))
+    with pytest.raises(ValueError, match="dims=4"):
+        model(tf.zeros([2, 5, FRAMES, 6]))
+    with pytest.raises(ValueError, match=f"reads {FRAMES} frames"):
+        model.predict_future(tf.zeros([2, 5, FRAMES - 2, 4]), 3)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        model.predict_future(tf.zeros([2, 5, FRAMES, 4]), 0)
+
+
+def test_config_round_trip():
+    config = _config(encoder="cnn", decoder="rnn", skip_first=True, edge_types=4,
+                     prior=[0.91, 0.03, 0.03, 0.03])
+    model = NRI(config)
+    clone = NRI.from_config(model.get_config())
+    assert clone.nri_config == config
+    assert NRI(config.to_dict()).nri_config == config
+
+
+def _assert_same_outputs(model, restored, x):
+    np.testing.assert_array_equal(model.encode(x).numpy(), restored.encode(x).numpy())
+    np.testing.assert_array_equal(model.predict_future(x, 3).numpy(), restored.predict_future(x, 3).numpy())
+    # Evaluation samples edge types: give both the same sampling seed state.
+    restored.sampling_seed.state.assign(model.sampling_seed.state)
+    expected, got = model(x), restored(x)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(value.numpy(), got[key].numpy())
+
+
+def test_saving_and_weight_checkpoints_give_identical_outputs(model, tmp_path):
+    x, labels = _data()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(tf.data.Dataset.from_tensor_slices((x, labels)).batch(BATCH), epochs=1, verbose=0)
+
+    path = str(tmp_path / "nri.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, NRI) and restored.nri_config == model.nri_config
+    _assert_same_outputs(model, restored, x)
+
+    weights = str(tmp_path / "nri.weights.h5")
+    model.save_weights(weights)
+    fresh = NRI(model.nri_config)
+    fresh(x)
+    fresh.load_weights(weights)
+    _assert_same_outputs(model, fresh, x)
+
+    checkpoint = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    fresh = NRI(model.nri_config)
+    fresh(x)
+    tf.train.Checkpoint(model=fresh).restore(checkpoint).expect_partial()
+    _assert_same_outputs(model, fresh, x)
+
+
+def test_auto_jit_compile_follows_the_cpu_measurements():
+    fast_with_xla = NRI(_config())
+    fast_with_xla.compile(optimizer="adam")
+    assert fast_with_xla.jit_compile is True
+    slower_with_xla = NRI(_config(decoder="rnn"))
+    slower_with_xla.compile(optimizer="adam")
+    assert not slower_with_xla.jit_compile
+    explicit = NRI(_config())
+    explicit.compile(optimizer="adam", jit_compile=False)
+    assert explicit.jit_compile is False
