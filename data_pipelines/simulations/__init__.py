@@ -1,0 +1,54 @@
+"""Batched, seeded simulators of interacting systems (paper appendix B).
+
+Three physics, each a `Simulation` found by name with `get_simulation`:
+
+  springs    point masses joined by random springs (2 or 3 edge types)
+  charged    charged point masses, every pair attracting or repelling
+  kuramoto   phase-coupled oscillators
+
+`Simulation.sample(num_sims, num_nodes, ...)` draws random systems and returns a
+`SimulationResult`: trajectories [sims, nodes, frames, dims] float32, edge-type labels and
+the raw interaction matrices [sims, nodes, nodes]. Each physics also has a pure integrator
+of caller-given initial states (`integrate_springs`, `integrate_charged`,
+`integrate_kuramoto`) and its force law as a pure function (`spring_forces`,
+`charged_forces`, `kuramoto_phase_velocities`), for custom scenarios and for checking the
+physics against other code.
+
+    from data_pipelines.simulations import get_simulation
+    result = get_simulation("springs").sample(1000, 5, seed=0)   # [1000, 5, 49, 4]
+"""
+
+from __future__ import annotations
+
+from data_pipelines.simulations.base import CHUNK_SIMS, Simulation, SimulationResult, num_frames
+from data_pipelines.simulations.charged import ChargedSimulation, charged_forces, integrate_charged
+from data_pipelines.simulations.kuramoto import (KuramotoSimulation, integrate_kuramoto,
+                                                 kuramoto_phase_velocities)
+from data_pipelines.simulations.springs import SpringsSimulation, integrate_springs, spring_forces
+
+SIMULATION_NAMES = ("springs", "charged", "kuramoto")
+
+_SIMULATIONS = {simulation.name: simulation
+                for simulation in (SpringsSimulation(), ChargedSimulation(), KuramotoSimulation())}
+assert tuple(_SIMULATIONS) == SIMULATION_NAMES
+
+
+def get_simulation(name: str) -> Simulation:
+    """The simulation registered as ``name``, one of `SIMULATION_NAMES`.
+
+    Raises:
+      ValueError: for an unknown name.
+    """
+    try:
+        return _SIMULATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown simulation {name!r}; choose one of "
+                         f"{', '.join(SIMULATION_NAMES)}") from None
+
+
+__all__ = [
+    "CHUNK_SIMS", "SIMULATION_NAMES", "Simulation", "SimulationResult", "get_simulation",
+    "num_frames", "charged_forces", "integrate_charged", "integrate_kuramoto",
+    "integrate_springs", "kuramoto_phase_velocities", "spring_forces",
+    "ChargedSimulation", "KuramotoSimulation", "SpringsSimulation",
+]

@@ -1,0 +1,138 @@
+"""Charged particles (paper appendix B.2): point masses in a 2-D box, every pair
+interacting through a Coulomb-like force.
+
+Building blocks:
+  charged_forces          F_i = C sum_j q_i q_j (r_i - r_j) / |r_i - r_j|^3, each component
+                          clipped to +-max_force
+  integrate_charged       caller-given initial states and charge products -> trajectories
+  ChargedSimulation       random systems: charges +1 / -1 with probability 0.5 each; edge
+                          label 1 where q_i q_j > 0 (the pair repels), 0 where it attracts
+
+Random systems as the reference: positions ~ N(0, 1) per coordinate, velocities of norm
+0.5 in a random direction; C = 1, leapfrog with dt = 0.001, walls at +-5 and forces
+clipped to +-100 (see `particles`). Interaction matrices are stored as the reference's
+``edges_*.npy``: q_i q_j including the diagonal (1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data_pipelines.simulations import base, particles
+
+INTERACTION_STRENGTH = 1.0
+CHARGE_PRODUCT_VALUES = np.array([-1.0, 0.0, 1.0])
+"""The possible q_i q_j: -1 attract (label 0), 0 no interaction (label 0, non-interacting
+systems only), 1 repel (label 1)."""
+
+
+def _charged_force_law(charge_products: np.ndarray, strength: float,
+                       max_force: float) -> particles.ForceLaw:
+    """Coulomb forces for batch-last charge products [nodes, nodes, batch] (diagonal ignored).
+
+    Per step: pairwise differences [nodes, nodes, 2, batch], inverse cubed distances, one
+    batched contraction; work buffers are allocated once.
+    """
+    nodes, _, batch = charge_products.shape
+    coupling = strength * charge_products
+    diagonal = np.arange(nodes)
+    coupling[diagonal, diagonal] = 0
+    # 1 on the diagonal keeps the self "distance" away from 0; its coupling is 0.
+    eye = np.eye(nodes, dtype=coupling.dtype)[:, :, None]
+    differences = np.empty((nodes, nodes, 2, batch), coupling.dtype)
+    weights = np.empty_like(coupling)
+    root = np.empty_like(coupling)
+
+    def force_law(positions: np.ndarray, forces: np.ndarray) -> None:
+        np.subtract(positions[:, None], positions[None, :], out=differences)   # r_i - r_j
+        np.einsum("ijdb,ijdb->ijb", differences, differences, out=weights)   # |r_i - r_j|^2
+        np.add(weights, eye, out=weights)
+        np.sqrt(weights, out=root)
+        np.multiply(weights, root, out=weights)
+        np.divide(coupling, weights, out=weights)
+        np.einsum("ijb,ijdb->idb", weights, differences, out=forces)
+        particles.clip_forces(forces, max_force)
+
+    return force_law
+
+
+def charged_forces(positions: np.ndarray, charge_products: np.ndarray,
+                   strength: float = INTERACTION_STRENGTH,
+                   max_force: float = particles.MAX_FORCE) -> np.ndarray:
+    """Force on every node, F_i = C sum_{j != i} q_i q_j (r_i - r_j) / |r_i - r_j|^3, each
+    component clipped to [-max_force, max_force] (like charges repel).
+
+    Args:
+      positions: [batch, nodes, 2], distinct positions within each system.
+      charge_products: [batch, nodes, nodes] q_i q_j (the diagonal is ignored).
+      strength: C.
+      max_force: clip bound of each force component.
+    Returns:
+      [batch, nodes, 2] forces, in the inputs' floating dtype (at least float32).
+    """
+    base.check_batch_shapes(positions=(positions, "2"), charge_products=(charge_products, "n"))
+    dtype = base.compute_dtype(positions, charge_products)
+    positions = base.to_batch_last(positions, dtype)
+    forces = np.empty_like(positions)
+    force_law = _charged_force_law(base.to_batch_last(charge_products, dtype), strength, max_force)
+    force_law(positions, forces)
+    return np.ascontiguousarray(np.moveaxis(forces, -1, 0))
+
+
+def integrate_charged(positions: np.ndarray, velocities: np.ndarray,
+                      charge_products: np.ndarray, num_steps: int, sample_every: int = 100,
+                      dt: float = particles.DT, box_size: float = particles.BOX_SIZE,
+                      strength: float = INTERACTION_STRENGTH,
+                      max_force: float = particles.MAX_FORCE) -> np.ndarray:
+    """Integrates charged-particle systems from the given initial states (see `particles`).
+
+    Args:
+      positions: [batch, nodes, 2] initial positions, distinct within each system.
+      velocities: [batch, nodes, 2] initial velocities.
+      charge_products: [batch, nodes, nodes] q_i q_j, e.g. the reference's ``edges_*.npy``
+        (the diagonal is ignored).
+      num_steps: integration steps; frames = num_steps // sample_every - 1.
+      sample_every: keep every this many steps.
+      dt: step size.
+      box_size: elastic walls at +-box_size.
+      strength: C.
+      max_force: clip bound of each force component.
+    Returns:
+      [batch, nodes, frames, 4] trajectories (x, y, vx, vy) in the inputs' floating dtype
+      (at least float32): frame k is the state after step (k + 1) * sample_every.
+    """
+    base.check_batch_shapes(positions=(positions, "2"), velocities=(velocities, "2"),
+                            charge_products=(charge_products, "n"))
+    dtype = base.compute_dtype(positions, velocities, charge_products)
+    force_law = _charged_force_law(base.to_batch_last(charge_products, dtype), strength, max_force)
+    return particles.integrate_leapfrog(base.to_batch_last(positions, dtype),
+                                        base.to_batch_last(velocities, dtype), force_law,
+                                        num_steps, sample_every, dt, box_size)
+
+
+class ChargedSimulation(particles.ParticleSimulation):
+    """Random charged-particle systems; edge label 1 = like charges (repel)."""
+
+    name = "charged"
+    position_std = 1.0
+
+    def _sample_interactions(self, rng, num_sims, num_nodes, edge_types, interacting):
+        if interacting:
+            charges = 2.0 * rng.integers(0, 2, size=(num_sims, num_nodes)) - 1.0
+        else:
+            charges = np.zeros((num_sims, num_nodes))
+        interactions = charges[:, :, None] * charges[:, None, :]
+        edges = (interactions > 0).astype(np.int32)
+        diagonal = np.arange(num_nodes)
+        edges[:, diagonal, diagonal] = 0
+        return interactions, edges
+
+    def _integrate(self, positions, velocities, interactions, num_steps, sample_every):
+        return integrate_charged(positions, velocities, interactions, num_steps, sample_every)
+
+    def labels_from_interactions(self, interactions, *, edge_types=2):
+        if edge_types != 2:
+            raise ValueError(f"charged simulations have edge_types 2, got {edge_types!r}")
+        value_index = base.labels_from_values(interactions, CHARGE_PRODUCT_VALUES,
+                                              "charged interactions")
+        return (value_index == 2).astype(np.int32)

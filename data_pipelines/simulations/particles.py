@@ -1,0 +1,135 @@
+"""Point masses in a 2-D box: the leapfrog integrator and elastic walls shared by the
+springs and charged-particle simulations (paper appendix B.1, B.2).
+
+Building blocks:
+  integrate_leapfrog      caller-given initial states and force law -> trajectories
+                          [batch, nodes, frames, 4] of (x, y, vx, vy)
+  ParticleSimulation      `Simulation` base of springs and charged: initial-state sampling
+
+Integration follows the reference code step for step (dt = 0.001, walls at +-5):
+
+  step 0:   reflect the initial state at the walls; v += dt * F(r)
+  step i:   r += dt * v; reflect at the walls; [keep (r, v) if i % sample_every == 0];
+            v += dt * F(r)
+
+so frame k (k = 1 .. num_steps // sample_every - 1) is the state after step
+k * sample_every, its velocity the leapfrog velocity at that moment. Reflection at a wall
+(the reference `_clamp`): a coordinate beyond +box becomes 2 * box - r with velocity -|v|,
+one beyond -box becomes -2 * box - r with velocity +|v|. Each force component is clipped to
++-max_force (0.1 / dt = 100) as in the reference.
+
+Internally arrays are batch-last, positions [nodes, 2, batch], so that every elementwise
+operation runs over one contiguous axis of the whole batch.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Callable
+
+import numpy as np
+
+from data_pipelines.simulations import base
+
+DT = 0.001
+BOX_SIZE = 5.0
+MAX_FORCE = 0.1 / DT
+VELOCITY_NORM = 0.5
+
+ForceLaw = Callable[[np.ndarray, np.ndarray], None]
+"""force_law(positions [nodes, 2, batch], forces_out [nodes, 2, batch]): writes the clipped
+forces on each node into ``forces_out``."""
+
+
+def clip_forces(forces: np.ndarray, max_force: float) -> np.ndarray:
+    """Clips every force component to [-max_force, max_force] in place, as the reference."""
+    return np.clip(forces, -max_force, max_force, out=forces)
+
+
+def _reflect_at_walls(positions: np.ndarray, velocities: np.ndarray, box_size: float) -> None:
+    """Elastic walls at +-box_size, in place (the reference `_clamp`).
+
+    Args:
+      positions, velocities: [nodes, 2, batch] (any shape, matching).
+    """
+    if positions.max() <= box_size and positions.min() >= -box_size:
+        return
+    over = positions > box_size
+    positions[over] = 2 * box_size - positions[over]
+    velocities[over] = -np.abs(velocities[over])
+    under = positions < -box_size
+    positions[under] = -2 * box_size - positions[under]
+    velocities[under] = np.abs(velocities[under])
+
+
+def integrate_leapfrog(positions: np.ndarray, velocities: np.ndarray, force_law: ForceLaw,
+                       num_steps: int, sample_every: int, dt: float,
+                       box_size: float) -> np.ndarray:
+    """Leapfrog integration of point masses in a box with elastic walls.
+
+    Args:
+      positions, velocities: [nodes, 2, batch] batch-last initial state, in the compute
+        dtype; integrated in place.
+      force_law: see `ForceLaw`.
+      num_steps, sample_every: trajectory length and sampling period, in steps.
+      dt: step size.
+      box_size: walls at +-box_size in both coordinates.
+    Returns:
+      [batch, nodes, frames, 4] trajectories (x, y, vx, vy), frames =
+      num_steps // sample_every - 1, in the compute dtype.
+    """
+    frames = base.num_frames(num_steps, sample_every)
+    nodes, _, batch = positions.shape
+    trajectories = np.empty((batch, nodes, frames, 4), positions.dtype)
+    forces = np.empty_like(positions)
+    drift = np.empty_like(positions)
+
+    def kick() -> None:
+        force_law(positions, forces)
+        np.multiply(forces, dt, out=forces)
+        np.add(velocities, forces, out=velocities)
+
+    _reflect_at_walls(positions, velocities, box_size)
+    kick()
+    for frame in range(frames):
+        for step in range(sample_every):
+            np.multiply(velocities, dt, out=drift)
+            positions += drift
+            _reflect_at_walls(positions, velocities, box_size)
+            if step == sample_every - 1:
+                trajectories[:, :, frame, :2] = positions.transpose(2, 0, 1)
+                trajectories[:, :, frame, 2:] = velocities.transpose(2, 0, 1)
+                if frame == frames - 1:
+                    break
+            kick()
+    return trajectories
+
+
+class ParticleSimulation(base.Simulation):
+    """Shared by springs and charged: 2-D (x, y, vx, vy) states, random initial states.
+
+    Subclasses set ``position_std`` (initial positions ~ N(0, position_std^2) per
+    coordinate; velocities point in a uniformly random direction with norm 0.5) and
+    implement `_integrate`.
+    """
+
+    dims = 4
+    feature_names = ("x", "y", "vx", "vy")
+    default_num_steps = 5000
+    default_num_steps_test = 10000
+    default_sample_every = 100
+    normalisation_groups = ((0, 1), (2, 3))
+    position_std: float
+
+    def _simulate_chunk(self, rng, interactions, num_steps, sample_every):
+        num_sims, num_nodes = interactions.shape[:2]
+        positions = rng.standard_normal((num_sims, num_nodes, 2)) * self.position_std
+        velocities = rng.standard_normal((num_sims, num_nodes, 2))
+        velocities *= VELOCITY_NORM / np.linalg.norm(velocities, axis=-1, keepdims=True)
+        return self._integrate(positions, velocities, interactions, num_steps, sample_every)
+
+    @abc.abstractmethod
+    def _integrate(self, positions: np.ndarray, velocities: np.ndarray,
+                   interactions: np.ndarray, num_steps: int, sample_every: int) -> np.ndarray:
+        """Integrates with the reference constants: [batch, nodes, 2] initial positions and
+        velocities, [batch, nodes, nodes] interactions -> [batch, nodes, frames, 4]."""
