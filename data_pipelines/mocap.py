@@ -518,14 +518,15 @@ def read_amc(path: PathLike, skeleton: Optional[Skeleton] = None) -> Motion:
                 angle_unit = "rad"
             continue                          # other header keywords carry no data
         words = stripped.split()
-        if len(words) == 1:
+        if len(words) == 1 and words[0][0] in "+-.0123456789":     # a frame number
             try:
                 frame_numbers.append(int(words[0]))
             except ValueError:
-                raise DatasetError(f"{path}:{number}: expected a frame number or 'bone values...', "
-                                   f"got {stripped!r}") from None
+                raise DatasetError(f"{path}:{number}: expected an integer frame number or "
+                                   f"'bone values...', got {stripped!r}") from None
             frames.append({})
             continue
+        # otherwise a bone line: its name and one value per DOF (none for a bone without DOFs)
         if not frames:
             raise DatasetError(f"{path}:{number}: bone values before the first frame number: {stripped!r}")
         bone, values = words[0], _floats(path, number, words[1:], None, f"bone {words[0]!r}")
@@ -553,7 +554,7 @@ def read_amc(path: PathLike, skeleton: Optional[Skeleton] = None) -> Motion:
         for index, frame in enumerate(frames):
             if bone in frame:
                 previous = frame[bone]
-            elif fully_specified:
+            elif fully_specified and width > 0:     # a bone without DOFs has nothing to give
                 raise DatasetError(f"{path}: frame {frame_numbers[index]} has no values for bone "
                                    f"{bone!r} (the file is :FULLY-SPECIFIED)")
             data[index] = previous

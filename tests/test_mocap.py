@@ -131,6 +131,21 @@ def test_unknown_bone_in_amc(tmp_path):
         mocap.joint_positions(skeleton, motion)
 
 
+def test_bone_line_without_values_and_bad_frame_number(tmp_path):
+    asf = (DATA / "tiny.asf").read_text().replace("    dof rz\n    limits (-180.0 180.0)\n", "")
+    (tmp_path / "stiff.asf").write_text(asf)                       # the leg has no DOFs now
+    amc = (DATA / "tiny.amc").read_text().replace("leg 0\n", "leg\n").replace("leg 90\n", "")
+    (tmp_path / "stiff.amc").write_text(amc)
+    skeleton = mocap.read_asf(tmp_path / "stiff.asf")
+    assert skeleton.bone("leg").dofs == ()
+    positions = mocap.joint_positions(skeleton, mocap.read_amc(tmp_path / "stiff.amc", skeleton),
+                                      unit="file")
+    np.testing.assert_allclose(positions[1, 3], [0, -3, 0], atol=1e-12)   # turned with the root only
+    (tmp_path / "frame.amc").write_text(amc.replace("\n2\n", "\n2.5\n"))
+    with pytest.raises(DatasetError, match=r"frame\.amc:9: expected an integer frame number"):
+        mocap.read_amc(tmp_path / "frame.amc", skeleton)
+
+
 def test_fully_specified_frame_missing_a_bone(tmp_path):
     text = (DATA / "tiny.amc").read_text().replace("spine 0 0 90\n", "")
     (tmp_path / "gap.amc").write_text(text)
