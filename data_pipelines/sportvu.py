@@ -24,6 +24,8 @@ Building blocks:
   new run.
 - `track_segments(track, frames, frame_step) -> [segments, nodes, frames, 4]`: positions
   and velocities (ft, ft/s), non-overlapping segments.
+- `event_segments(event, entities, frames, ...)`: the segments of one event (all of them,
+  or the one starting at a given game clock).
 - `build_sportvu_dataset(json_paths, output_dir, ...)`: all of the above, written in the
   native dataset format (`data_pipelines.storage`).
 
@@ -367,27 +369,39 @@ def load_event_list(path: PathLike) -> list:
     return [EventSelection.from_mapping(item) for item in data]
 
 
-def _event_segments(event: Event, entities: Sequence[int], frames: int, frame_step: int,
-                    selection: Optional[EventSelection]) -> np.ndarray:
-    """[segments, nodes, frames, 4] of one event (one segment when a game clock is given)."""
-    nodes = len(entities)
-    empty = np.zeros((0, nodes, frames, 4), dtype=np.float32)
+def event_segments(event: Event, entities: Sequence[int], frames: int = SEGMENT_FRAMES,
+                   frame_step: int = 1, *, game_clock: Optional[float] = None,
+                   quarter: Optional[int] = None) -> np.ndarray:
+    """Segments of one event for the chosen entities.
+
+    Args:
+      event: from `read_game`.
+      entities: entity ids in node order (`BALL` = -1 for the ball).
+      frames: frames per segment.
+      frame_step: keep every ``frame_step``-th moment.
+      game_clock: if set, exactly one segment, starting at the first usable (subsampled)
+        moment whose game clock is <= this many seconds (and in ``quarter``, if given);
+        a warning and no segment when fewer than ``frames`` consecutive frames follow.
+        If None, every non-overlapping segment of every run (`entity_tracks`).
+    Returns:
+      [segments, nodes, frames, 4] float32 (x, y, vx, vy).
+    """
+    empty = np.zeros((0, len(entities), frames, 4), dtype=np.float32)
     tracks = entity_tracks(event, entities)
-    if selection is None or selection.game_clock is None:
+    if game_clock is None:
         parts = [track_segments(t, frames, frame_step) for t in tracks]
         return np.concatenate(parts, axis=0) if parts else empty
     for track in tracks:
-        sub = slice(None, None, frame_step)
-        hits = (track.game_clock[sub] <= selection.game_clock)
-        if selection.quarter is not None:
-            hits &= track.quarter[sub] == selection.quarter
+        hits = track.game_clock[::frame_step] <= game_clock
+        if quarter is not None:
+            hits &= track.quarter[::frame_step] == quarter
         if hits.any():
             segment = track_segments(track, frames, frame_step, start=int(np.argmax(hits)), count=1)
             if segment.shape[0]:
                 return segment
             break
     warnings.warn(f"game {event.game_id} event {event.event_id}: no {frames} consecutive usable "
-                  f"frames from game clock {selection.game_clock} s; skipped", stacklevel=3)
+                  f"frames from game clock {game_clock} s; skipped", stacklevel=2)
     return empty
 
 
@@ -472,7 +486,7 @@ def build_sportvu_dataset(json_paths: Union[PathLike, Sequence[PathLike]], outpu
                 if not any(set(entities) <= set(m.entity_ids.tolist()) for m in event.moments):
                     continue
                 groups.append((f"{game.game_id}/{event.event_id}",
-                               _event_segments(event, entities, frames, frame_step, None)))
+                               event_segments(event, entities, frames, frame_step)))
         node_count = len(entities)
     else:
         if isinstance(events, (str, os.PathLike)):
@@ -496,7 +510,8 @@ def build_sportvu_dataset(json_paths: Union[PathLike, Sequence[PathLike]], outpu
             except KeyError as error:
                 raise DatasetError(str(error.args[0])) from None
             groups.append((f"{selection.game_id}/{selection.event_id}",
-                           _event_segments(event, selection.entities, frames, frame_step, selection)))
+                           event_segments(event, selection.entities, frames, frame_step,
+                                          game_clock=selection.game_clock, quarter=selection.quarter)))
 
     groups = [(label, data) for label, data in groups if data.shape[0]]
     total = sum(data.shape[0] for _, data in groups)
