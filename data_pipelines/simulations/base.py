@@ -108,9 +108,10 @@ def compute_dtype(*arrays: np.ndarray) -> np.dtype:
 
 
 def to_batch_last(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """[batch, ...] -> contiguous [..., batch] copy, the integrators' working layout (every
-    elementwise operation then runs over one contiguous batch axis)."""
-    return np.ascontiguousarray(np.moveaxis(np.asarray(array, dtype=dtype), 0, -1))
+    """[batch, ...] -> contiguous [..., batch] copy (never a view: the integrators work in
+    place), their working layout: every elementwise operation runs over one contiguous
+    batch axis."""
+    return np.array(np.moveaxis(np.asarray(array), 0, -1), dtype=dtype, order="C", copy=True)
 
 
 def random_pair_types(rng: np.random.Generator, num_sims: int, num_nodes: int,
@@ -288,5 +289,5 @@ def labels_from_values(interactions: np.ndarray, values: np.ndarray, what: str) 
     bad = (values[labels] != interactions) & off_diagonal
     if bad.any():
         raise ValueError(f"{what} must take values in {values.tolist()} off the diagonal, "
-                         f"found {interactions[bad][0]!r}")
+                         f"found {float(interactions[bad][0])}")
     return np.where(off_diagonal, labels, 0).astype(np.int32)
