@@ -1,0 +1,159 @@
+"""tf.data input pipelines over the native dataset of `data_pipelines.storage`.
+
+  `Normaliser`     the training split's min/max scaling to [-1, 1] (and back), for numpy
+                   arrays and tensors of shape [..., dims]
+  `make_dataset`   read (sharded by file across input pipelines), shuffle (seeded), batch,
+                   parse, normalise, prefetch: (trajectories [batch, nodes, frames, dims],
+                   edges [batch, nodes * (nodes - 1)])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from data_pipelines.storage import DatasetMetadata, decode_records, read_metadata, shard_paths
+
+# Records held by the shuffle buffer at most; splits up to this size are shuffled uniformly
+# (the reference shuffles the whole training set every epoch), larger ones approximately.
+MAX_SHUFFLE_BUFFER = 200_000
+# Shard files read at once when shuffling.
+READ_CYCLE_LENGTH = 4
+
+
+class Normaliser:
+    """Per-dim scaling to [-1, 1] with training-split statistics, as the reference does:
+
+        x_norm = (x - min) * 2 / (max - min) - 1,    x = (x_norm + 1) * (max - min) / 2 + min
+
+    A dim with max == min (a constant feature) maps to -1 and back to min.
+
+    Attributes:
+      min, max: [dims] float32.
+    """
+
+    def __init__(self, minimum, maximum):
+        self.min = np.asarray(minimum, dtype=np.float32)
+        self.max = np.asarray(maximum, dtype=np.float32)
+        if self.min.ndim != 1 or self.min.shape != self.max.shape:
+            raise ValueError(f"min and max must both be [dims], got shapes {self.min.shape} and {self.max.shape}")
+        if np.any(self.max < self.min):
+            raise ValueError("normalisation max is below min for some dims")
+        span = self.max - self.min
+        self._span = np.where(span > 0, span, np.float32(1)).astype(np.float32)
+
+    @classmethod
+    def from_metadata(cls, metadata: DatasetMetadata) -> "Normaliser":
+        """The normaliser of a dataset (statistics of its training split)."""
+        return cls(metadata.normalisation.min, metadata.normalisation.max)
+
+    @property
+    def dims(self) -> int:
+        return len(self.min)
+
+    def _constants(self, x):
+        """(min, span) in x's dtype: tensors for tensors, arrays for arrays."""
+        if tf.is_tensor(x):
+            return tf.constant(self.min, x.dtype), tf.constant(self._span, x.dtype)
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
+        return self.min.astype(dtype), self._span.astype(dtype)
+
+    def _checked(self, x):
+        if not tf.is_tensor(x):
+            x = np.asarray(x)
+        if x.shape[-1] != self.dims:
+            raise ValueError(f"expected [..., {self.dims}] values, got shape {tuple(x.shape)}")
+        return x
+
+    def normalise(self, x):
+        """[..., dims] raw values (numpy or tensor) -> the same shape and kind, scaled."""
+        x = self._checked(x)
+        minimum, span = self._constants(x)
+        return (x - minimum) * 2 / span - 1
+
+    def denormalise(self, x):
+        """Inverse of `normalise`: [..., dims] scaled values -> raw units."""
+        x = self._checked(x)
+        minimum, span = self._constants(x)
+        return (x + 1) * span / 2 + minimum
+
+
+def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | None = None,
+                 seed: int = 0, repeat: bool = False, drop_remainder: bool = False,
+                 input_context: tf.distribute.InputContext | None = None, normalise: bool = True,
+                 cache: bool = False) -> tf.data.Dataset:
+    """A batched tf.data pipeline over one split of a native dataset.
+
+    Args:
+      data_dir: the dataset directory (`data_pipelines.storage`).
+      split: "train", "valid" or "test".
+      batch_size: systems per batch this pipeline yields. With an ``input_context`` pass the
+        per-replica size, ``input_context.get_per_replica_batch_size(global_batch_size)``.
+      shuffle: reshuffle the records every epoch (default: only for "train"). Without
+        shuffling the records come in stored order.
+      seed: the shuffle seed; a given seed gives the same order for a given epoch.
+      repeat: repeat indefinitely (epochs reshuffled, still reproducibly).
+      drop_remainder: drop a last, smaller batch (the batch dim is then static).
+      input_context: from `tf.distribute.Strategy.distribute_datasets_from_function`: this
+        pipeline reads every ``num_input_pipelines``-th shard file starting at
+        ``input_pipeline_id`` (by record if there are fewer files than pipelines).
+      normalise: scale with the training split's statistics (`Normaliser`); else raw units.
+      cache: keep the records in memory after the first epoch (for sets that fit).
+    Returns:
+      A dataset of (trajectories [batch, nodes, frames, dims] float32,
+      edges [batch, nodes * (nodes - 1)] int32 labels, receiver-major).
+    Raises:
+      DatasetError for a missing or invalid dataset, split or shard (see
+      `storage.shard_paths`); ValueError for a non-positive ``batch_size``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    metadata = read_metadata(data_dir)
+    files = shard_paths(data_dir, split)
+    records = [shard.records for shard in metadata.shards[split]]
+    shuffle = split == "train" if shuffle is None else shuffle
+
+    record_shard = None
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if len(files) >= pipelines:
+            files, records = files[pipeline::pipelines], records[pipeline::pipelines]
+        else:
+            record_shard = (pipelines, pipeline)
+
+    if shuffle and len(files) > 1:
+        dataset = tf.data.Dataset.from_tensor_slices(files).shuffle(
+            len(files), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), READ_CYCLE_LENGTH),
+                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        dataset = tf.data.TFRecordDataset(files)
+    if record_shard is not None:
+        dataset = dataset.shard(*record_shard)
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(min(sum(records), MAX_SHUFFLE_BUFFER), seed=seed,
+                                  reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+    normaliser = Normaliser.from_metadata(metadata) if normalise else None
+    shape = [batch_size if drop_remainder else None, metadata.nodes, metadata.frames[split], metadata.dims]
+
+    def parse(serialized):
+        trajectories, edges = decode_records(serialized, metadata.nodes, metadata.frames[split], metadata.dims)
+        if normaliser is not None:
+            trajectories = normaliser.normalise(trajectories)
+        trajectories = tf.ensure_shape(trajectories, shape)
+        edges = tf.ensure_shape(edges, [shape[0], metadata.edges])
+        return trajectories, edges
+
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    if input_context is not None:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
+    return dataset

@@ -1,0 +1,295 @@
+"""The native on-disk dataset (`data_pipelines.storage`): round trips, normalisation
+statistics, atomic writes, validation of damaged datasets, the reference .npy layout."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from data_pipelines import storage
+from data_pipelines.storage import DatasetError
+
+FEATURES = ("x", "y", "vx", "vy")
+GROUPS = ((0, 1), (2, 3))
+NODES = 3
+
+
+def make_splits(seed: int = 0, sizes=(10, 4, 5), frames=(6, 6, 11)) -> dict:
+    """split -> (trajectories [S, 3, T, 4] float32, labels [S, 6] int32); valid values x100."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split, size, length in zip(storage.SPLITS, sizes, frames):
+        scale = 100.0 if split == "valid" else 1.0
+        trajectories = (rng.standard_normal((size, NODES, length, 4)) * scale).astype(np.float32)
+        splits[split] = (trajectories, rng.integers(0, 2, (size, NODES * (NODES - 1))).astype(np.int32))
+    return splits
+
+
+def write(path, splits=None, **overrides) -> storage.DatasetMetadata:
+    arguments = dict(source="springs", parameters={"test": True}, edge_types=2,
+                     feature_names=FEATURES, normalisation_groups=GROUPS, seed=7, shard_size=3,
+                     reference_edges={"label_values": [0.0, 1.0], "diagonal": 0.0})
+    arguments.update(overrides)
+    return storage.write_dataset(str(path), make_splits() if splits is None else splits, **arguments)
+
+
+def one_line(error: pytest.ExceptionInfo) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def no_partial_siblings(path) -> bool:
+    parent, name = os.path.split(str(path))
+    return not [entry for entry in os.listdir(parent) if entry.startswith(f".{name}.")]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("storage") / "springs3"
+    return path, write(path)
+
+
+def test_write_read_round_trip(dataset):
+    path, metadata = dataset
+    splits = make_splits()
+    for split, (trajectories, labels) in splits.items():
+        read_trajectories, read_labels = storage.read_split(str(path), split)
+        assert read_trajectories.dtype == np.float32 and read_labels.dtype == np.int32
+        np.testing.assert_array_equal(read_trajectories, trajectories)
+        np.testing.assert_array_equal(read_labels, labels)
+    assert storage.read_metadata(str(path)) == metadata
+    assert metadata.splits == {"train": 10, "valid": 4, "test": 5}
+    assert metadata.frames == {"train": 6, "valid": 6, "test": 11}
+    assert (metadata.nodes, metadata.dims, metadata.edges) == (3, 4, 6)
+    assert metadata.format_version == storage.FORMAT_VERSION and metadata.seed == 7
+    assert sorted(os.listdir(path)) == sorted(
+        ["metadata.json"] + [shard.file for shards in metadata.shards.values() for shard in shards])
+
+
+def test_shards_split_evenly_with_at_least_two_per_split(tmp_path):
+    assert storage._shard_bounds(10, 3) == [(0, 2), (2, 5), (5, 8), (8, 10)]
+    assert storage._shard_bounds(2, 4096) == [(0, 1), (1, 2)]
+    assert storage._shard_bounds(1, 4096) == [(0, 1)]
+    metadata = write(tmp_path / "d", shard_size=1000)
+    assert [len(metadata.shards[s]) for s in storage.SPLITS] == [2, 2, 2]
+    assert storage.shard_paths(str(tmp_path / "d"), "train") == [
+        str(tmp_path / "d" / "train-00000-of-00002.tfrecord"),
+        str(tmp_path / "d" / "train-00001-of-00002.tfrecord")]
+
+
+def test_normalisation_uses_training_split_only(dataset):
+    _, metadata = dataset
+    train = make_splits()["train"][0]
+    norm = metadata.normalisation
+    assert norm.method == "minmax" and norm.groups == [[0, 1], [2, 3]]
+    for group in GROUPS:
+        for dim in group:  # one scalar per group, from train only (valid is 100x larger)
+            assert norm.min[dim] == pytest.approx(train[..., list(group)].min())
+            assert norm.max[dim] == pytest.approx(train[..., list(group)].max())
+    assert max(norm.max) < 10
+
+
+def test_maxabs_normalisation_is_symmetric():
+    trajectories = np.array([-3.0, 1.0, 2.0, -0.5], np.float32).reshape(1, 1, 1, 4)
+    norm = storage.compute_normalisation(trajectories, [[0, 1], [2], [3]], "maxabs")
+    assert norm.min == [-3.0, -3.0, -2.0, -0.5] and norm.max == [3.0, 3.0, 2.0, 0.5]
+    with pytest.raises(DatasetError, match="cover dims"):
+        storage.compute_normalisation(trajectories, [[0, 1], [2]])
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path):
+    path = tmp_path / "d"
+    write(path)
+    with pytest.raises(DatasetError, match="already exists") as error:
+        write(path)
+    assert str(path) in one_line(error)
+    splits = make_splits(seed=1)
+    write(path, splits, overwrite=True)
+    np.testing.assert_array_equal(storage.read_split(str(path), "train")[0], splits["train"][0])
+    assert no_partial_siblings(path)
+
+
+def test_unwritable_path_fails_before_writing(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(DatasetError, match="cannot write dataset") as error:
+        storage.DatasetWriter(str(blocker / "sub" / "d"), source="s", parameters={}, edge_types=2,
+                              feature_names=FEATURES, normalisation_groups=GROUPS)
+    assert str(blocker / "sub" / "d") in one_line(error)
+    with pytest.raises(DatasetError):
+        storage.check_output_dir(str(blocker / "d"))
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+    serialize = storage._serialize
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 12:
+            raise KeyboardInterrupt
+        return serialize(*args)
+
+    monkeypatch.setattr(storage, "_serialize", failing)
+    path = tmp_path / "new" / "d"
+    with pytest.raises(KeyboardInterrupt):
+        write(path)
+    assert not os.path.exists(tmp_path / "new")  # not even the parent it created
+    monkeypatch.undo()
+    write(tmp_path / "d")
+    with pytest.raises(DatasetError, match="NaN"):
+        splits = make_splits()
+        splits["test"][0][2, 0, 0, 0] = np.nan
+        write(tmp_path / "d", splits, overwrite=True)
+    assert storage.read_metadata(str(tmp_path / "d")).splits["train"] == 10  # old one intact
+    assert no_partial_siblings(tmp_path / "d")
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda s: s["valid"].__setitem__(1, s["valid"][1][:, :4]), r"edges must be \[4, 6\]"),
+    (lambda s: s["valid"].__setitem__(1, s["valid"][1] + 2), r"edge labels must lie in \[0, 2\)"),
+    (lambda s: s["valid"].__setitem__(0, s["valid"][0][:, :2]), "2 nodes, other splits have 3"),
+    (lambda s: s["valid"].__setitem__(0, s["valid"][0][..., :3]), "3 dims but 4 feature_names"),
+    (lambda s: s["valid"].__setitem__(1, s["valid"][1].astype(float)), "must be integers"),
+    (lambda s: s.pop("train"), "no train split"),
+])
+def test_write_rejects_bad_arrays(tmp_path, change, match):
+    splits = {split: list(arrays) for split, arrays in make_splits().items()}
+    change(splits)
+    with pytest.raises(DatasetError, match=match) as error:
+        write(tmp_path / "d", {split: tuple(arrays) for split, arrays in splits.items()})
+    one_line(error)
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def copy_dataset(source, target):
+    os.makedirs(target)
+    for name in os.listdir(source):
+        with open(os.path.join(source, name), "rb") as src, open(os.path.join(target, name), "wb") as dst:
+            dst.write(src.read())
+    return target
+
+
+def test_missing_metadata_and_future_version(dataset, tmp_path):
+    with pytest.raises(DatasetError, match="metadata.json not found") as error:
+        storage.read_metadata(str(tmp_path))
+    one_line(error)
+    path = copy_dataset(dataset[0], tmp_path / "d")
+    values = json.loads((path / "metadata.json").read_text())
+    values["format_version"] = storage.FORMAT_VERSION + 1
+    (path / "metadata.json").write_text(json.dumps(values))
+    with pytest.raises(DatasetError, match="newer than this code") as error:
+        storage.read_metadata(str(path))
+    assert str(path / "metadata.json") in one_line(error)
+    del values["nodes"]
+    values["format_version"] = storage.FORMAT_VERSION
+    (path / "metadata.json").write_text(json.dumps(values))
+    with pytest.raises(DatasetError, match="missing field.*nodes"):
+        storage.read_metadata(str(path))
+
+
+def test_missing_truncated_and_corrupt_shards(dataset, tmp_path):
+    path = copy_dataset(dataset[0], tmp_path / "d")
+    shard = path / "train-00001-of-00004.tfrecord"
+    data = shard.read_bytes()
+
+    shard.unlink()
+    for read in (storage.shard_paths, storage.read_split):
+        with pytest.raises(DatasetError, match="shard missing") as error:
+            read(str(path), "train")
+        assert str(shard) in one_line(error)
+
+    shard.write_bytes(data[:len(data) // 2])
+    with pytest.raises(DatasetError, match="truncated or altered") as error:
+        storage.read_split(str(path), "train")
+    assert str(shard) in one_line(error)
+
+    corrupt = bytearray(data)
+    corrupt[len(data) // 2] ^= 0xFF  # same size, bad CRC
+    shard.write_bytes(bytes(corrupt))
+    assert storage.shard_paths(str(path), "train")  # size checks pass
+    with pytest.raises(DatasetError, match="corrupt shard") as error:
+        storage.read_split(str(path), "train")
+    assert str(shard) in one_line(error)
+
+    with pytest.raises(DatasetError, match="no 'extra' split"):
+        storage.shard_paths(str(path), "extra")
+
+
+def test_reference_layout_names_and_shapes(dataset, tmp_path):
+    path, metadata = dataset
+    names = storage.export_reference(str(path), str(tmp_path / "ref"))
+    assert names == sorted(f"{kind}_{split}_springs3.npy" for kind in ("loc", "vel", "edges")
+                           for split in storage.SPLITS)
+    train, labels = make_splits()["train"]
+    loc = np.load(tmp_path / "ref" / "loc_train_springs3.npy")
+    vel = np.load(tmp_path / "ref" / "vel_train_springs3.npy")
+    edges = np.load(tmp_path / "ref" / "edges_train_springs3.npy")
+    assert loc.shape == vel.shape == (10, 6, 2, 3) and edges.shape == (10, 3, 3)
+    np.testing.assert_array_equal(loc[:, :, :, 1], train[:, 1, :, :2])   # [S, T, 2, N] of node 1
+    np.testing.assert_array_equal(vel[:, 4, :, 2], train[:, 2, 4, 2:])
+    # receiver-major labels: edge 0 = (receiver 0, sender 1), edge 2 = (1, 0)
+    np.testing.assert_array_equal(edges[:, 0, 1], labels[:, 0])
+    np.testing.assert_array_equal(edges[:, 1, 0], labels[:, 2])
+    np.testing.assert_array_equal(np.diagonal(edges, axis1=1, axis2=2), 0)
+
+
+def test_native_reference_native_round_trip(dataset, tmp_path):
+    path, metadata = dataset
+    storage.export_reference(str(path), str(tmp_path / "ref"))
+    imported = storage.import_reference(str(tmp_path / "ref"), str(tmp_path / "back"),
+                                        simulation="springs", shard_size=3)
+    for split in storage.SPLITS:
+        for original, back in zip(storage.read_split(str(path), split),
+                                  storage.read_split(str(tmp_path / "back"), split)):
+            np.testing.assert_array_equal(original, back)
+    assert imported.normalisation == metadata.normalisation
+    assert imported.reference_edges == metadata.reference_edges
+    assert (imported.edge_types, imported.splits, imported.frames) == (2, metadata.splits, metadata.frames)
+    assert imported.parameters["suffix"] == "_springs3"
+    storage.export_reference(str(tmp_path / "back"), str(tmp_path / "ref2"))
+    for name in os.listdir(tmp_path / "ref"):
+        np.testing.assert_array_equal(np.load(tmp_path / "ref" / name), np.load(tmp_path / "ref2" / name))
+
+
+def test_import_reference_errors(tmp_path):
+    with pytest.raises(DatasetError, match="no loc_train_springs<N>.npy") as error:
+        storage.import_reference(str(tmp_path), str(tmp_path / "out"), simulation="springs")
+    one_line(error)
+    np.save(tmp_path / "loc_train_springs3.npy", np.zeros((2, 4, 2, 3), np.float32))
+    np.save(tmp_path / "vel_train_springs3.npy", np.zeros((2, 4, 2, 3), np.float32))
+    np.save(tmp_path / "edges_train_springs3.npy", np.full((2, 3, 3), 0.25, np.float32))
+    with pytest.raises(DatasetError, match="edges_train_springs3.npy") as error:
+        storage.import_reference(str(tmp_path), str(tmp_path / "out"), simulation="springs")
+    one_line(error)
+    np.save(tmp_path / "vel_train_springs3.npy", np.zeros((2, 4, 2, 2), np.float32))
+    with pytest.raises(DatasetError, match=r"loc/vel must both be \[systems, frames, 2, nodes\]"):
+        storage.import_reference(str(tmp_path), str(tmp_path / "out"), simulation="springs")
+    with pytest.raises(DatasetError, match="unknown simulation .cmu."):
+        storage.import_reference(str(tmp_path), str(tmp_path / "out"), simulation="cmu")
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_kuramoto_reference_layout(tmp_path):
+    trajectories = np.random.default_rng(0).standard_normal((3, 4, 5, 3)).astype(np.float32)
+    couplings = np.ones((3, 4, 4), np.float32)
+    names = storage.write_reference(str(tmp_path / "ref"), {"train": (trajectories, couplings)},
+                                    source="kuramoto")
+    assert names == ["edges_train_kuramoto4.npy", "feat_train_kuramoto4.npy"]
+    np.testing.assert_array_equal(np.load(tmp_path / "ref" / "feat_train_kuramoto4.npy"), trajectories)
+
+
+def test_reference_edge_encoding():
+    labels = np.array([[[0, 1], [0, 0]]])
+    charged = np.array([[[1.0, 1.0], [-1.0, 1.0]]])   # q_i q_j with the diagonal q_i^2 = 1
+    assert storage.reference_edge_encoding(labels, charged) == {"label_values": [-1.0, 1.0], "diagonal": 1.0}
+    continuous = np.array([[[0.0, 0.5], [0.7, 0.0]]])   # label 0 has two values: not reproducible
+    assert storage.reference_edge_encoding(np.zeros_like(labels), continuous) is None
+    merged = storage.merge_reference_edge_encodings([{"label_values": [0.0], "diagonal": 0.0},
+                                                     {"label_values": [0.0, None, 1.0], "diagonal": 0.0}])
+    assert merged == {"label_values": [0.0, None, 1.0], "diagonal": 0.0}
