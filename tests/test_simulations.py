@@ -305,3 +305,11 @@ def test_bad_shapes_and_interactions_raise():
         integrate_kuramoto(np.zeros((2, 1)), np.zeros((2, 1)), np.zeros((2, 1, 1)), 200)
     with pytest.raises(ValueError, match=r"take values in \[0.0, 1.0\] off the diagonal, found 0.5"):
         get_simulation("springs").labels_from_interactions(np.array([[0, 0.5], [0.5, 0]]))
+
+
+def test_positions_too_far_out_for_two_reflections_raise():
+    free = np.zeros((1, 2, 2))
+    start = integrate_springs(np.array([[[16.0, 0.0], [0.0, 0.0]]]), free, free, 200)
+    assert start[0, 0, 0, 0] == -4.0                       # 16 -> -6 -> -4: both walls
+    with pytest.raises(ValueError, match=r"still outside the box \(\+-5.0\)"):
+        integrate_springs(np.array([[[26.0, 0.0], [0.0, 0.0]]]), free, free, 200)

@@ -28,29 +28,37 @@ systems only), 1 repel (label 1)."""
 
 def _charged_force_law(charge_products: np.ndarray, strength: float,
                        max_force: float) -> particles.ForceLaw:
-    """Coulomb forces for batch-last charge products [nodes, nodes, batch] (diagonal ignored).
+    """Coulomb forces for batch-last charge products [nodes, nodes, batch] (upper triangle
+    read: q_i q_j is symmetric).
 
-    Per step: pairwise differences [nodes, nodes, 2, batch], inverse cubed distances, one
-    batched contraction; work buffers are allocated once.
+    Works on the nodes * (nodes - 1) / 2 unordered pairs i < j: pair differences
+    r_i - r_j = incidence^T r and node forces F = incidence (w * (r_i - r_j)) are two
+    small matrix products with the constant [nodes, pairs] incidence matrix (+1 at i,
+    -1 at j: Newton's third law), the distances elementwise on [pairs, batch]. Work
+    buffers are allocated once.
     """
     nodes, _, batch = charge_products.shape
-    coupling = strength * charge_products
-    diagonal = np.arange(nodes)
-    coupling[diagonal, diagonal] = 0
-    # 1 on the diagonal keeps the self "distance" away from 0; its coupling is 0.
-    eye = np.eye(nodes, dtype=coupling.dtype)[:, :, None]
-    differences = np.empty((nodes, nodes, 2, batch), coupling.dtype)
-    weights = np.empty_like(coupling)
-    root = np.empty_like(coupling)
+    first, second = np.triu_indices(nodes, 1)
+    pairs = len(first)
+    dtype = charge_products.dtype
+    incidence = np.zeros((nodes, pairs), dtype)
+    incidence[first, np.arange(pairs)] = 1
+    incidence[second, np.arange(pairs)] = -1
+    incidence_t = np.ascontiguousarray(incidence.T)
+    coupling = strength * charge_products[first, second]              # [pairs, batch]
+    differences = np.empty((pairs, 2, batch), dtype)
+    weights = np.empty((pairs, batch), dtype)
+    root = np.empty_like(weights)
+    pair_forces = np.empty_like(differences)
 
     def force_law(positions: np.ndarray, forces: np.ndarray) -> None:
-        np.subtract(positions[:, None], positions[None, :], out=differences)   # r_i - r_j
-        np.einsum("ijdb,ijdb->ijb", differences, differences, out=weights)   # |r_i - r_j|^2
-        np.add(weights, eye, out=weights)
+        np.matmul(incidence_t, positions.reshape(nodes, -1), out=differences.reshape(pairs, -1))
+        np.einsum("pdb,pdb->pb", differences, differences, out=weights)   # |r_i - r_j|^2
         np.sqrt(weights, out=root)
         np.multiply(weights, root, out=weights)
-        np.divide(coupling, weights, out=weights)
-        np.einsum("ijb,ijdb->idb", weights, differences, out=forces)
+        np.divide(coupling, weights, out=weights)                         # C q_i q_j / |.|^3
+        np.multiply(differences, weights[:, None, :], out=pair_forces)
+        np.matmul(incidence, pair_forces.reshape(pairs, -1), out=forces.reshape(nodes, -1))
         particles.clip_forces(forces, max_force)
 
     return force_law
@@ -64,7 +72,8 @@ def charged_forces(positions: np.ndarray, charge_products: np.ndarray,
 
     Args:
       positions: [batch, nodes, 2], distinct positions within each system.
-      charge_products: [batch, nodes, nodes] q_i q_j (the diagonal is ignored).
+      charge_products: [batch, nodes, nodes] q_i q_j, symmetric (the upper triangle is
+        read, the diagonal ignored).
       strength: C.
       max_force: clip bound of each force component.
     Returns:
@@ -89,8 +98,8 @@ def integrate_charged(positions: np.ndarray, velocities: np.ndarray,
     Args:
       positions: [batch, nodes, 2] initial positions, distinct within each system.
       velocities: [batch, nodes, 2] initial velocities.
-      charge_products: [batch, nodes, nodes] q_i q_j, e.g. the reference's ``edges_*.npy``
-        (the diagonal is ignored).
+      charge_products: [batch, nodes, nodes] q_i q_j, e.g. the reference's ``edges_*.npy``,
+        symmetric (the upper triangle is read, the diagonal ignored).
       num_steps: integration steps; frames = num_steps // sample_every - 1.
       sample_every: keep every this many steps.
       dt: step size.

@@ -39,23 +39,31 @@ COUPLING_VALUES = np.array([0.0, 1.0])
 """k_ij of each edge label: 0 = uncoupled, 1 = coupled."""
 
 
-def _phase_velocity_law(frequencies: np.ndarray,
-                        couplings: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+PhaseVelocityLaw = Callable[[np.ndarray, np.ndarray], None]
+"""law(phases [nodes, batch], out [nodes, batch]): writes dphi/dt into ``out``."""
+
+
+def _phase_velocity_law(frequencies: np.ndarray, couplings: np.ndarray) -> PhaseVelocityLaw:
     """dphi/dt for batch-last frequencies [nodes, batch] and couplings [nodes, nodes, batch]
-    (diagonal ignored): returns f(phases [nodes, batch]) -> [nodes, batch]."""
+    (diagonal ignored); work buffers are allocated once."""
     nodes, batch = frequencies.shape
     couplings = couplings.copy()
     diagonal = np.arange(nodes)
     couplings[diagonal, diagonal] = 0
     trig = np.empty((nodes, 2, batch), frequencies.dtype)
     coupled = np.empty_like(trig)
+    product = np.empty_like(frequencies)
 
-    def phase_velocities(phases: np.ndarray) -> np.ndarray:
-        np.sin(phases, out=trig[:, 0])
-        np.cos(phases, out=trig[:, 1])
+    def phase_velocities(phases: np.ndarray, out: np.ndarray) -> None:
+        sin, cos = trig[:, 0], trig[:, 1]
+        np.sin(phases, out=sin)
+        np.cos(phases, out=cos)
         # coupled[i] = (sum_j k_ij sin phi_j, sum_j k_ij cos phi_j)
         np.einsum("ijb,jdb->idb", couplings, trig, out=coupled)
-        return frequencies + trig[:, 1] * coupled[:, 0] - trig[:, 0] * coupled[:, 1]
+        np.multiply(cos, coupled[:, 0], out=out)
+        np.multiply(sin, coupled[:, 1], out=product)
+        np.subtract(out, product, out=out)
+        np.add(out, frequencies, out=out)
 
     return phase_velocities
 
@@ -76,7 +84,33 @@ def kuramoto_phase_velocities(phases: np.ndarray, frequencies: np.ndarray,
     dtype = base.compute_dtype(phases, frequencies, couplings)
     law = _phase_velocity_law(base.to_batch_last(frequencies, dtype),
                               base.to_batch_last(couplings, dtype))
-    return np.ascontiguousarray(law(base.to_batch_last(phases, dtype)).T)
+    phases = base.to_batch_last(phases, dtype)
+    velocities = np.empty_like(phases)
+    law(phases, velocities)
+    return np.ascontiguousarray(velocities.T)
+
+
+def _runge_kutta_step(law: PhaseVelocityLaw, phases: np.ndarray, dt: float,
+                      rates: list[np.ndarray], stage: np.ndarray) -> None:
+    """One classic RK4 step of ``phases`` [nodes, batch] in place; ``rates`` (4 arrays) and
+    ``stage`` are work buffers of the same shape."""
+    k1, k2, k3, k4 = rates
+    law(phases, k1)
+    np.multiply(k1, dt / 2, out=stage)
+    np.add(stage, phases, out=stage)
+    law(stage, k2)
+    np.multiply(k2, dt / 2, out=stage)
+    np.add(stage, phases, out=stage)
+    law(stage, k3)
+    np.multiply(k3, dt, out=stage)
+    np.add(stage, phases, out=stage)
+    law(stage, k4)
+    np.add(k2, k3, out=stage)          # phases += dt / 6 * (k1 + 2 k2 + 2 k3 + k4)
+    np.multiply(stage, 2, out=stage)
+    np.add(stage, k1, out=stage)
+    np.add(stage, k4, out=stage)
+    np.multiply(stage, dt / 6, out=stage)
+    np.add(phases, stage, out=phases)
 
 
 def integrate_kuramoto(phases: np.ndarray, frequencies: np.ndarray, couplings: np.ndarray,
@@ -105,20 +139,13 @@ def integrate_kuramoto(phases: np.ndarray, frequencies: np.ndarray, couplings: n
     nodes, batch = phi.shape
     trajectories = np.empty((batch, nodes, frames, 3), dtype)
     trajectories[..., 2] = frequencies.T[:, :, None]
-    half, sixth = dt / 2, dt / 6
+    rates = [np.empty_like(phi) for _ in range(4)]     # the four RK4 slopes
+    stage = np.empty_like(phi)
     for frame in range(frames):
         for _ in range(sample_every):
-            k1 = law(phi)
-            k2 = law(phi + half * k1)
-            k3 = law(phi + half * k2)
-            k4 = law(phi + dt * k3)
-            k2 += k3
-            k2 *= 2
-            k2 += k1
-            k2 += k4
-            k2 *= sixth
-            phi += k2
-        trajectories[:, :, frame, 0] = law(phi).T
+            _runge_kutta_step(law, phi, dt, rates, stage)
+        law(phi, stage)
+        trajectories[:, :, frame, 0] = stage.T
         trajectories[:, :, frame, 1] = np.sin(phi).T
     return trajectories
 

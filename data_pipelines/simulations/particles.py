@@ -47,10 +47,13 @@ def clip_forces(forces: np.ndarray, max_force: float) -> np.ndarray:
 
 
 def _reflect_at_walls(positions: np.ndarray, velocities: np.ndarray, box_size: float) -> None:
-    """Elastic walls at +-box_size, in place (the reference `_clamp`).
+    """Elastic walls at +-box_size, in place (the reference `_clamp`): first off the upper
+    wall, then off the lower one, so a coordinate up to 3 * box_size out comes back.
 
     Args:
       positions, velocities: [nodes, 2, batch] (any shape, matching).
+    Raises:
+      ValueError: if a coordinate is still outside the box afterwards.
     """
     if positions.max() <= box_size and positions.min() >= -box_size:
         return
@@ -60,6 +63,10 @@ def _reflect_at_walls(positions: np.ndarray, velocities: np.ndarray, box_size: f
     under = positions < -box_size
     positions[under] = -2 * box_size - positions[under]
     velocities[under] = np.abs(velocities[under])
+    if positions.max() > box_size or positions.min() < -box_size:
+        raise ValueError(f"a node is still outside the box (+-{box_size}) after reflecting off "
+                         f"both walls: it started too far out or moved more than "
+                         f"2 * box_size in one step")
 
 
 def integrate_leapfrog(positions: np.ndarray, velocities: np.ndarray, force_law: ForceLaw,
