@@ -41,6 +41,7 @@ def test_registry_names_and_attributes():
         assert simulation.name == name
         assert len(simulation.feature_names) == simulation.dims
         assert sorted(sum(simulation.normalisation_groups, ())) == list(range(simulation.dims))
+        assert simulation.parameters["dt"] in (0.001, 0.01)
         assert num_frames(simulation.default_num_steps, simulation.default_sample_every) == 49
         assert num_frames(simulation.default_num_steps_test, simulation.default_sample_every) == 99
 

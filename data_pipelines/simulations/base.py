@@ -26,7 +26,7 @@ import abc
 import concurrent.futures
 import dataclasses
 import numbers
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -141,6 +141,7 @@ class Simulation(abc.ABC):
         train/valid length, test length and sampling period (49 and 99 frames).
       normalisation_groups: feature indices sharing one min/max when normalising.
       edge_types_choices: the supported ``edge_types``.
+      parameters: the fixed physical constants, name -> value (for data set metadata).
     """
 
     name: str
@@ -151,6 +152,7 @@ class Simulation(abc.ABC):
     default_sample_every: int
     normalisation_groups: tuple[tuple[int, ...], ...]
     edge_types_choices: tuple[int, ...] = (2,)
+    parameters: Mapping[str, float]
 
     def sample(self, num_sims: int, num_nodes: int, *, num_steps: int | None = None,
                sample_every: int | None = None, edge_types: int = 2, noise: float = 0.0,

@@ -124,6 +124,7 @@ class ChargedSimulation(particles.ParticleSimulation):
 
     name = "charged"
     position_std = 1.0
+    interaction_strength = INTERACTION_STRENGTH
 
     def _sample_interactions(self, rng, num_sims, num_nodes, edge_types, interacting):
         if interacting:

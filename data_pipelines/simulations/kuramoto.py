@@ -27,6 +27,7 @@ of nodes^2 sines.
 
 from __future__ import annotations
 
+import types
 from typing import Callable
 
 import numpy as np
@@ -160,6 +161,9 @@ class KuramotoSimulation(base.Simulation):
     default_num_steps_test = 1000
     default_sample_every = 10
     normalisation_groups = ((0,), (1,), (2,))
+    parameters = types.MappingProxyType({"dt": DT, "frequency_min": FREQUENCY_RANGE[0],
+                                         "frequency_max": FREQUENCY_RANGE[1],
+                                         "coupling": float(COUPLING_VALUES[1])})
 
     def _sample_interactions(self, rng, num_sims, num_nodes, edge_types, interacting):
         if interacting:

@@ -25,6 +25,7 @@ operation runs over one contiguous axis of the whole batch.
 from __future__ import annotations
 
 import abc
+import types
 from typing import Callable
 
 import numpy as np
@@ -127,6 +128,15 @@ class ParticleSimulation(base.Simulation):
     default_sample_every = 100
     normalisation_groups = ((0, 1), (2, 3))
     position_std: float
+    interaction_strength: float
+
+    @property
+    def parameters(self):
+        """Step size, walls, force clip, force strength and initial-state scales."""
+        return types.MappingProxyType({
+            "dt": DT, "box_size": BOX_SIZE, "max_force": MAX_FORCE,
+            "interaction_strength": self.interaction_strength,
+            "position_std": self.position_std, "velocity_norm": VELOCITY_NORM})
 
     def _simulate_chunk(self, rng, interactions, num_steps, sample_every):
         num_sims, num_nodes = interactions.shape[:2]

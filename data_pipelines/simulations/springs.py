@@ -99,6 +99,7 @@ class SpringsSimulation(particles.ParticleSimulation):
     name = "springs"
     edge_types_choices = (2, 3)
     position_std = 0.5
+    interaction_strength = INTERACTION_STRENGTH
 
     def _sample_interactions(self, rng, num_sims, num_nodes, edge_types, interacting):
         if interacting:
