@@ -73,6 +73,12 @@ class NRI(keras.Model):
             jit_compile = True
         super().compile(*args, jit_compile=jit_compile, **kwargs)
 
+    def compile_from_config(self, config):
+        """Re-compiles a loaded model with its saved compile settings (Keras skips custom compiles)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def _xla_measured_faster(self) -> bool:
         cpu_only = not [d for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
         distributed = tf.distribute.has_strategy()
