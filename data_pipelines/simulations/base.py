@@ -89,12 +89,14 @@ def check_batch_shapes(**arrays: tuple[np.ndarray, str]) -> tuple[int, int]:
     """
     batch = nodes = None
     for name, (array, spec) in arrays.items():
-        shape = np.shape(array)
-        if batch is None and len(shape) >= 2:
+        shape = tuple(np.shape(array))
+        layout = ", ".join(["batch", "nodes"] + ["nodes" if s == "n" else s for s in spec])
+        if batch is None:
+            if len(shape) != 2 + len(spec):
+                raise ValueError(f"{name} must have shape [{layout}], got {list(shape)}")
             batch, nodes = shape[:2]
         expected = (batch, nodes) + tuple(nodes if s == "n" else int(s) for s in spec)
         if shape != expected:
-            layout = ", ".join(["batch", "nodes"] + ["nodes" if s == "n" else s for s in spec])
             raise ValueError(f"{name} must have shape [{layout}] = {list(expected)}, "
                              f"got {list(shape)}")
     if nodes < 2:

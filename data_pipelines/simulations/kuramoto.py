@@ -15,9 +15,9 @@ this is the model the paper's name and its description of "phase-coupled oscilla
 to, and the one whose interactions visibly shape the trajectories.
 
 Integration: classic 4th-order Runge-Kutta, dt = 0.01, keeping every 10th step. Frames
-follow the same rule as the particle simulations: frame k (k = 1 .. num_steps //
-sample_every - 1) is the state after step k * sample_every, so the default 500 / 1000
-steps give 49 / 99 frames. The dphi/dt feature is the exact right-hand side at the kept
+follow the same rule as the particle simulations: the states after steps sample_every,
+2 * sample_every, ..., F * sample_every with F = num_steps // sample_every - 1, so the
+default 500 / 1000 steps give 49 / 99 frames. The dphi/dt feature is the exact right-hand side at the kept
 state (not a finite difference); omega is repeated in every frame.
 
 The pairwise sum uses sin(phi_j - phi_i) = sin phi_j cos phi_i - cos phi_j sin phi_i, so

@@ -4,6 +4,7 @@ springs and charged-particle simulations (paper appendix B.1, B.2).
 Building blocks:
   integrate_leapfrog      caller-given initial states and force law -> trajectories
                           [batch, nodes, frames, 4] of (x, y, vx, vy)
+  clip_forces             the reference's per-component force clipping
   ParticleSimulation      `Simulation` base of springs and charged: initial-state sampling
 
 Integration follows the reference code step for step (dt = 0.001, walls at +-5):
@@ -12,8 +13,9 @@ Integration follows the reference code step for step (dt = 0.001, walls at +-5):
   step i:   r += dt * v; reflect at the walls; [keep (r, v) if i % sample_every == 0];
             v += dt * F(r)
 
-so frame k (k = 1 .. num_steps // sample_every - 1) is the state after step
-k * sample_every, its velocity the leapfrog velocity at that moment. Reflection at a wall
+so the frames are the states after steps sample_every, 2 * sample_every, ...,
+F * sample_every with F = num_steps // sample_every - 1 (frame k, counted from 0, after step
+(k + 1) * sample_every), each velocity the leapfrog velocity at that moment. Reflection at a wall
 (the reference `_clamp`): a coordinate beyond +box becomes 2 * box - r with velocity -|v|,
 one beyond -box becomes -2 * box - r with velocity +|v|. Each force component is clipped to
 +-max_force (0.1 / dt = 100) as in the reference.
