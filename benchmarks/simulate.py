@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/simulate.py            # sims/s per simulator, N=5 and 10
     .venv/bin/python benchmarks/simulate.py --full     # + the paper-size springs5 data set
+    .venv/bin/python benchmarks/simulate.py --write    # + generating it end to end (TFRecords)
 
 Prints, for each simulator at N=5 and N=10 and its default train length (49 frames), the
 systems simulated per second with ``--workers`` threads; then the parallel speed-up of
@@ -9,6 +10,11 @@ threads versus processes and the float32 versus float64 integration rate on one 
 with ``--full`` the wall time to simulate the paper-size springs5 set (50k train + 10k valid
 at 5000 steps, 10k test at 10000 steps). For scale: the reference code integrates one
 springs5 system at a time in a Python loop, about 0.2 s each, i.e. hours for that set.
+
+With ``--write``, the wall time of `generate_paper_springs5`: the same set generated end to
+end as ``python -m data_pipelines.generate`` does it (simulation, validation, normalisation
+statistics, TFRecord shards, metadata, atomic move into place), per split and in total,
+with its size on disk and the time of one tf.data epoch over its training split.
 
 `simulate_splits` is the piece to extend with the writing time of a data set. Run it on a
 quiet machine (check ``uptime``): the figures are wall times.
@@ -19,6 +25,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import multiprocessing
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -96,6 +104,35 @@ def springs_steps_per_second(dtype: type, num_nodes: int = 5, num_steps: int = 5
     return CHUNK_SIMS * num_steps / (time.perf_counter() - start)
 
 
+def generate_paper_springs5(output_dir: str, workers: int = 2) -> tuple[list[str], float]:
+    """Generates the paper-size springs5 set into ``output_dir`` with `generate_dataset`.
+
+    Sizes come from `PAPER_SPLITS` (test at the simulation's test length); default seed.
+    Returns:
+      (one "split: simulated in .. s, written in .. s" line per split, total wall seconds).
+    """
+    from data_pipelines.generate import generate_dataset
+
+    lines = []
+    start = time.perf_counter()
+    generate_dataset(output_dir, simulation="springs", num_nodes=5,
+                     num_train=PAPER_SPLITS["train"][0], num_valid=PAPER_SPLITS["valid"][0],
+                     num_test=PAPER_SPLITS["test"][0], workers=workers, progress=False,
+                     log=lines.append)
+    return lines, time.perf_counter() - start
+
+
+def epoch_seconds(data_dir: str, split: str = "train", batch_size: int = 128) -> float:
+    """Wall seconds of one pass of `make_dataset` (shuffled, normalised) over ``split``."""
+    from data_pipelines.datasets import make_dataset
+
+    dataset = make_dataset(data_dir, split, batch_size)
+    start = time.perf_counter()
+    for _ in dataset:
+        pass
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sims", type=int, default=2 * CHUNK_SIMS,
@@ -103,6 +140,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="threads (default %(default)s)")
     parser.add_argument("--full", action="store_true",
                         help="also simulate the paper-size springs5 set (70k systems)")
+    parser.add_argument("--write", action="store_true",
+                        help="also generate the paper-size springs5 set end to end, TFRecords "
+                             "included, into a temporary directory")
     args = parser.parse_args()
 
     print(f"systems per second, {args.sims} systems, {args.workers} threads, 49 frames:")
@@ -124,6 +164,17 @@ def main() -> None:
         for split, (result, seconds) in timed.items():
             print(f"  {split:6s} {list(result.trajectories.shape)}  {seconds:6.1f} s")
         print(f"  total  {sum(seconds for _, seconds in timed.values()):6.1f} s")
+
+    if args.write:
+        print(f"paper-size springs5 set generated and written as TFRecords, {args.workers} threads:")
+        with tempfile.TemporaryDirectory() as root:
+            output_dir = os.path.join(root, "springs5")
+            lines, seconds = generate_paper_springs5(output_dir, args.workers)
+            for line in lines:
+                print(f"  {line}")
+            size = sum(os.path.getsize(os.path.join(output_dir, name)) for name in os.listdir(output_dir))
+            print(f"  total  {seconds:6.1f} s   ({size / 2**20:.0f} MiB on disk)")
+            print(f"  one tf.data epoch over train (batch 128, shuffled): {epoch_seconds(output_dir):.2f} s")
 
 
 if __name__ == "__main__":
