@@ -145,6 +145,8 @@ def main() -> None:
                              "included, into a temporary directory")
     args = parser.parse_args()
 
+    print("load average before: {:.1f} {:.1f} {:.1f} on {} cores".format(*os.getloadavg(),
+                                                                        os.cpu_count()))
     print(f"systems per second, {args.sims} systems, {args.workers} threads, 49 frames:")
     for name in SIMULATION_NAMES:
         rates = {nodes: sims_per_second(name, nodes, args.sims, args.workers) for nodes in (5, 10)}

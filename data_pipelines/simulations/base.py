@@ -7,6 +7,8 @@ Building blocks:
   Simulation            base class of the three physics; `sample` draws random systems
   num_frames            frames kept from a trajectory: num_steps // sample_every - 1
   CHUNK_SIMS            systems per random stream and per unit of parallel work
+  check_batch_shapes, compute_dtype, to_batch_last, random_pair_types,
+  labels_from_values    helpers of the integrators and samplers
 
 Reproducibility: a batch of ``num_sims`` systems is cut into chunks of `CHUNK_SIMS`
 consecutive systems. Chunk c draws everything it needs (interactions, initial state,
@@ -14,10 +16,13 @@ noise) from its own generator, ``np.random.default_rng(SeedSequence(seed).spawn(
 so the output bytes depend on ``seed`` and the sizes only, never on how many workers ran
 the chunks or in which order they finished.
 
-Workers are threads: the integrators spend their time inside large numpy operations, which
-release the GIL, and threads write straight into the shared output arrays (no pickling of
-results, no process start-up). On the 2-core development machine 2 threads run springs
-chunks 1.7-1.8 times as fast as 1 thread (see benchmarks/simulate.py).
+Workers are threads: the integrators spend their time inside numpy operations on whole
+chunks, which release the GIL, and threads write straight into the shared output arrays
+(no pickling of results, no process start-up, safe next to TensorFlow's own threads). The
+Python overhead during which a thread holds the GIL is about a fifth of a springs5 step on
+one chunk (8 of 36 us), so 2 threads are at most about 1.6 times as fast as 1; spawning
+worker processes costs more than that at the size of one split (benchmarks/simulate.py
+compares them).
 """
 
 from __future__ import annotations
