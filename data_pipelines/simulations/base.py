@@ -20,9 +20,10 @@ Workers are threads: the integrators spend their time inside numpy operations on
 chunks, which release the GIL, and threads write straight into the shared output arrays
 (no pickling of results, no process start-up, safe next to TensorFlow's own threads). The
 Python overhead during which a thread holds the GIL is about a fifth of a springs5 step on
-one chunk (8 of 36 us), so 2 threads are at most about 1.6 times as fast as 1; spawning
-worker processes costs more than that at the size of one split (benchmarks/simulate.py
-compares them).
+one chunk (8 of 36 us), so 2 threads are at most about 1.6 times as fast as 1. Spawned worker processes
+would avoid the GIL but pay about a second of start-up (they import numpy and the caller's
+main module) plus the transfer of their results: for 2048 springs5 systems they took 1.6 s
+against 0.7 s with threads (benchmarks/simulate.py compares them).
 """
 
 from __future__ import annotations
