@@ -24,7 +24,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", help="dataset directory (default: the run's own dataset)")
     parser.add_argument("--dynamic-graph", action="store_true",
                         help="re-infer the graph on a sliding window while predicting (RNN decoder)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int,
+                        help="test batch size (default: the run's; results depend on it only through "
+                             "the order of the edge samples)")
     parser.add_argument("--output", help="JSON file to write (default: RUN/evaluations/<dataset>.json)")
     return parser.parse_args(argv)
 
@@ -46,7 +48,7 @@ def main(argv=None) -> int:
         if args.dynamic_graph and config.decoder != "rnn":
             raise ValueError("--dynamic-graph needs a run with the rnn decoder")
         model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
-        test_data = make_dataset(data_dir, "test", args.batch_size, shuffle=False)
+        test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False)
         results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=args.dynamic_graph)
     except (ValueError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -41,6 +41,9 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
       {"loss", "nll", "kl", "mse", "edge_accuracy" (when labels exist), "mse_per_step":
        list of `horizon` floats, "systems": count} with plain Python floats.
     """
+    # Test-time edges are hard samples from the categorical (as the paper's test): restart
+    # the sampling stream so that an evaluation gives the same numbers in any process.
+    model.sampling_seed.state.assign([model.nri_config.seed, 0])
     test_frames = int(dataset.element_spec[0].shape[2] or _first_frames(dataset))
     steps = prediction_horizon(test_frames, frames, horizon)
     context = dataset.map(lambda x, edges: (x[:, :, :frames], edges))

@@ -27,26 +27,27 @@ class RunState:
 
     The latest state is written with `tf.train.CheckpointManager` (the index file is
     replaced only once a checkpoint is complete), so a kill at any moment leaves the
-    previous completed epoch restorable. The best epoch's weights live in a second
-    checkpoint directory.
+    previous completed epoch restorable. The best epoch's weights are a Keras weights
+    file, replaced atomically (`run_directory.save_best_weights`).
 
-    In a multi-worker cluster every worker must save (the variables are synchronised
-    collectively); only the chief writes into the run directory, the others into a
-    scratch directory that is removed afterwards.
+    In a multi-worker cluster every worker must save the checkpoint (the variables are
+    synchronised collectively); only the chief writes into the run directory, the others
+    into a scratch directory that is removed afterwards.
     """
 
     def __init__(self, run_dir: str, model: keras.Model, chief: bool = True):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
         self.best_score = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_score")
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+        self._run_dir = run_dir
+        self._model = model
+        self._chief = chief
         self._scratch = None if chief else os.path.join(run_dir, f".worker-scratch-{os.getpid()}")
-        root = self._scratch or run_dir
         latest = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=self.epoch,
                                      best_score=self.best_score, best_epoch=self.best_epoch)
         self._latest = tf.train.CheckpointManager(
-            latest, os.path.join(root, run_directory.CHECKPOINT_DIR), max_to_keep=1)
-        self._best = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model), os.path.join(root, run_directory.BEST_DIR), max_to_keep=1)
+            latest, os.path.join(self._scratch or run_dir, run_directory.CHECKPOINT_DIR),
+            max_to_keep=1)
 
     def restore(self) -> int:
         """Restores the latest completed epoch if there is one; returns the epoch count."""
@@ -60,15 +61,18 @@ class RunState:
         if improved:
             self.best_score.assign(score)
             self.best_epoch.assign(completed_epochs)
-            self._best.save(checkpoint_number=completed_epochs)
+            if self._chief:
+                run_directory.save_best_weights(self._run_dir, self._model)
         self.epoch.assign(completed_epochs)
         self._latest.save(checkpoint_number=completed_epochs)
         return improved
 
     def restore_best(self) -> int:
-        """Loads the best epoch's weights into the model; returns that epoch (0 if none)."""
-        if self._best.latest_checkpoint:
-            self._best.checkpoint.restore(self._best.latest_checkpoint).expect_partial()
+        """Loads the best epoch's weights into the model; returns that epoch (0 if none).
+
+        Every worker of a cluster reads the chief's file.
+        """
+        run_directory.load_best_weights(self._run_dir, self._model)
         return int(self.best_epoch.numpy())
 
     def close(self) -> None:
@@ -154,7 +158,7 @@ class GraphImages(keras.callbacks.Callback):
     Nodes sit on a circle; an edge of type k > 0 is drawn in colour k (type 0 is "no
     edge" in the simulations' labelling). Edge types are exchangeable in an unsupervised
     model, so the inferred types are relabelled by the permutation that best matches the
-    true labels (`nri_tf.metrics.align_edge_types`) before drawing.
+    true labels before drawing.
 
     Args:
       log_dir: the run's TensorBoard directory.
@@ -173,11 +177,10 @@ class GraphImages(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from data_pipelines import graph_image
         from nri_tf.graph import fully_connected_edges
-        from nri_tf.metrics import align_edge_types
 
         logits = self.model.encode(self.trajectories)
-        inferred = align_edge_types(np.argmax(logits, axis=-1), self.labels, logits.shape[-1],
-                                    self.skip_first)
+        inferred = aligned_edge_types(np.argmax(logits, axis=-1), self.labels, logits.shape[-1],
+                                      self.skip_first)
         nodes = int(self.trajectories.shape[1])
         pairs = np.stack(fully_connected_edges(nodes), axis=-1)
         layout = graph_image.circle_layout(nodes)
@@ -192,3 +195,20 @@ class GraphImages(keras.callbacks.Callback):
             tf.summary.image("graphs", np.stack(images), step=epoch + 1, max_outputs=len(images),
                              description="left: true graph, right: inferred graph")
         self.writer.flush()
+
+
+def aligned_edge_types(inferred: np.ndarray, labels: np.ndarray, edge_types: int,
+                       skip_first: bool) -> np.ndarray:
+    """Relabels inferred edge types by the exchangeable-type permutation that best matches
+    ``labels`` (the one edge accuracy is scored under).
+
+    Args:
+      inferred, labels: [systems, edges] integer edge types.
+    Returns:
+      [systems, edges] the inferred types, relabelled.
+    """
+    from nri_tf.metrics import type_permutations
+
+    permutations = type_permutations(edge_types, skip_first)  # [P, K]: inferred k -> label
+    hits = [(permutation[inferred] == labels).sum() for permutation in permutations]
+    return permutations[int(np.argmax(hits))][inferred]

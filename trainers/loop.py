@@ -75,8 +75,11 @@ def _split_dataset(strategy, data_dir: str, split: str, config: NRIConfig, *, tr
     and let Keras split it.
     """
     def build(batch_size, input_context=None):
+        # Training data repeats; `fit` counts the epoch's steps (so every epoch has the
+        # same number of full batches on every replica).
         dataset = make_dataset(data_dir, split, batch_size, shuffle=training, seed=seed,
-                               drop_remainder=training, input_context=input_context)
+                               drop_remainder=training, repeat=training, input_context=input_context,
+                               cache=True)
         if frames is not None:
             dataset = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
         return dataset
@@ -114,6 +117,7 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
                          f"({dataset['splits']['train']} systems)")
     resumed = run_directory.prepare(run_dir, config, dataset) if chief else True
 
+    keras.utils.set_random_seed(config.seed)  # weight initialisation, dropout
     with strategy.scope():
         model = build_model(config, dataset["nodes"], steps_per_epoch, options.jit_compile)
     state = run_callbacks.RunState(run_dir, model, chief=chief)
@@ -140,7 +144,8 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
                 os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch))
         fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, BEST_CHECKPOINT_METRIC))
         model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
-                  initial_epoch=initial_epoch, callbacks=fit_callbacks, verbose=options.verbose)
+                  initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch, shuffle=False,
+                  callbacks=fit_callbacks, verbose=options.verbose)
 
     best_epoch = state.restore_best()
     state.close()

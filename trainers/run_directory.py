@@ -4,7 +4,7 @@
       config.json        the NRIConfig the run trains (written once, before training)
       dataset.json       the dataset it trains on: path and shape (nodes, dims, frames)
       checkpoints/       latest completed epoch: model, optimizer, epoch, best-so-far
-      best/              weights of the epoch with the best validation score
+      best.weights.h5    model weights of the epoch with the best validation score
       logs/              TensorBoard event files (train/, validation/, images/)
       history.jsonl      one line per epoch: its seconds and train/validation metrics
       results.json       test metrics of the best checkpoint
@@ -26,7 +26,7 @@ DATASET_FILE = "dataset.json"
 RESULTS_FILE = "results.json"
 HISTORY_FILE = "history.jsonl"
 CHECKPOINT_DIR = "checkpoints"
-BEST_DIR = "best"
+BEST_WEIGHTS_FILE = "best.weights.h5"
 LOG_DIR = "logs"
 # Dataset properties a run's weights depend on; a resumed or evaluated run must match them.
 DATASET_SHAPE_KEYS = ("nodes", "dims", "frames")
@@ -116,6 +116,23 @@ def load_config(run_dir: str) -> NRIConfig:
     return NRIConfig.load(path)
 
 
+def save_best_weights(run_dir: str, model) -> None:
+    """Writes the model's weights as the run's best, atomically (old file or new, never half)."""
+    path = os.path.join(run_dir, BEST_WEIGHTS_FILE)
+    temporary = os.path.join(run_dir, ".tmp-" + BEST_WEIGHTS_FILE)
+    model.save_weights(temporary)
+    os.replace(temporary, path)
+
+
+def load_best_weights(run_dir: str, model) -> bool:
+    """Loads the run's best weights into a built ``model``; False if there are none yet."""
+    path = os.path.join(run_dir, BEST_WEIGHTS_FILE)
+    if not os.path.exists(path):
+        return False
+    model.load_weights(path)
+    return True
+
+
 def load_best_model(run_dir: str, nodes: int):
     """The run's model with the weights of its best epoch, built for ``nodes`` nodes.
 
@@ -129,10 +146,9 @@ def load_best_model(run_dir: str, nodes: int):
     from nri_tf.model import NRI
 
     config = load_config(run_dir)
-    best = tf.train.latest_checkpoint(os.path.join(run_dir, BEST_DIR))
-    if best is None:
-        raise RunDirectoryError(f"run {run_dir} has no best checkpoint yet (no epoch completed)")
     model = NRI(config)
+    model.compile()  # `evaluate` needs a compiled model; no optimizer state is loaded
     model(tf.zeros([1, nodes, config.frames, config.dims]))
-    tf.train.Checkpoint(model=model).restore(best).expect_partial()
+    if not load_best_weights(run_dir, model):
+        raise RunDirectoryError(f"run {run_dir} has no best weights yet (no epoch completed)")
     return model, config

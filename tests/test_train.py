@@ -1,0 +1,282 @@
+"""End-to-end tests of `python -m nri_tf.train` and `python -m nri_tf.evaluate`.
+
+One tiny run (hidden 8, 3 epochs, a few hundred short springs systems) is trained once per
+session and inspected by several tests; resume and distribution tests start their own
+processes. Everything here runs on 2 CPU cores in about two minutes.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from nri_tf import evaluate as evaluate_cli
+from nri_tf import train as train_cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_MODEL = ["--encoder-hidden", "8", "--decoder-hidden", "8", "--batch-size", "16", "--verbose", "0"]
+VALIDATION_TAGS = {"epoch_loss", "epoch_nll", "epoch_kl", "epoch_mse", "epoch_edge_accuracy"}
+TRAIN_TAGS = VALIDATION_TAGS | {"epoch_learning_rate"}
+SPLIT_TAGS = {"train": TRAIN_TAGS, "validation": VALIDATION_TAGS}
+
+
+def run_module(module: str, *args: str, env=None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, **kwargs)
+
+
+def last_line(text: str) -> str:
+    return [line for line in text.strip().splitlines() if line.strip()][-1]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A springs5 dataset: 256/64/64 systems, 9 training frames, 29 test frames."""
+    from data_pipelines.generate import generate_dataset
+
+    path = str(tmp_path_factory.mktemp("data") / "springs5")
+    generate_dataset(path, simulation="springs", num_nodes=5, num_train=256, num_valid=64,
+                     num_test=64, length=1000, length_test=3000, seed=1, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
+    status = train_cli.main(["--data", tiny_data, "--logdir", run_dir, "--epochs", "3", *TINY_MODEL])
+    assert status == 0
+    return run_dir
+
+
+def event_tags(directory: str) -> dict:
+    """{tag: [(step, value-or-None)]} of the TensorBoard event files in ``directory``."""
+    import tensorflow as tf
+
+    tags = {}
+    for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                number = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
+                tags.setdefault(value.tag, []).append((event.step, number))
+    return tags
+
+
+def test_run_directory_contents(tiny_run):
+    for name in ("config.json", "dataset.json", "history.jsonl", "results.json"):
+        assert os.path.isfile(os.path.join(tiny_run, name)), name
+    assert glob.glob(os.path.join(tiny_run, "checkpoints", "ckpt-3.index"))
+    assert os.path.isfile(os.path.join(tiny_run, "best.weights.h5"))
+    results = json.load(open(os.path.join(tiny_run, "results.json")))
+    assert len(results["mse_per_step"]) == 20
+    assert all(math.isfinite(v) and v >= 0 for v in results["mse_per_step"])
+    assert 0.0 <= results["edge_accuracy"] <= 1.0
+    assert results["epochs"] == 3 and 1 <= results["best_epoch"] <= 3
+    assert results["systems"] == 64
+    history = [json.loads(line) for line in open(os.path.join(tiny_run, "history.jsonl"))]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_tensorboard_scalars_and_graph_image(tiny_run):
+    logs = os.path.join(tiny_run, "logs")
+    for split, expected in SPLIT_TAGS.items():
+        tags = event_tags(os.path.join(logs, split))
+        assert expected <= set(tags), (split, sorted(tags))
+        assert [step for step, _ in tags["epoch_nll"]] == [0, 1, 2]
+    images = event_tags(os.path.join(logs, "images"))
+    assert [step for step, _ in images["graphs"]] == [1, 2, 3]
+    encoded = images["graphs"][-1][1]  # [width, height, png...] strings
+    import tensorflow as tf
+
+    picture = tf.io.decode_png(encoded[2]).numpy()
+    assert picture.ndim == 3 and picture.shape[1] > picture.shape[0]  # true | inferred side by side
+    assert len(np.unique(picture.reshape(-1, picture.shape[-1]), axis=0)) > 2  # something drawn
+
+
+def test_evaluate_reproduces_results(tiny_run, tmp_path):
+    output = str(tmp_path / "eval.json")
+    assert evaluate_cli.main(["--run", tiny_run, "--output", output]) == 0
+    trained = json.load(open(os.path.join(tiny_run, "results.json")))
+    again = json.load(open(output))
+    for key in ("edge_accuracy", "nll", "kl"):
+        assert again[key] == pytest.approx(trained[key], rel=1e-5)
+    np.testing.assert_allclose(again["mse_per_step"], trained["mse_per_step"], rtol=1e-5)
+
+
+def test_finished_run_is_not_retrained(tiny_run):
+    before = open(os.path.join(tiny_run, "history.jsonl")).read()
+    assert train_cli.main(["--data", json.load(open(os.path.join(tiny_run, "dataset.json")))["path"],
+                           "--logdir", tiny_run, "--epochs", "3", *TINY_MODEL]) == 0
+    assert open(os.path.join(tiny_run, "history.jsonl")).read() == before
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_tensorboard_server_serves_the_scalars(tiny_run):
+    port = free_port()
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "tensorboard"),
+                               "--logdir", os.path.join(tiny_run, "logs"), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, tags = time.monotonic() + 90, {}
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags",
+                                            timeout=5) as response:
+                    tags = json.load(response)
+                if all(expected <= set(tags.get(split, {})) for split, expected in SPLIT_TAGS.items()):
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        for split, expected in SPLIT_TAGS.items():
+            assert expected <= set(tags.get(split, {})), tags
+        url = (f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run=validation&tag=epoch_nll")
+        with urllib.request.urlopen(url, timeout=5) as response:
+            points = json.load(response)
+        assert [step for _, step, _ in points] == [0, 1, 2]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_retraining_epochs(tiny_data, tmp_path):
+    args = ["--data", tiny_data, "--epochs", "6", *TINY_MODEL]
+    killed = str(tmp_path / "killed")
+    process = subprocess.Popen([sys.executable, "-m", "nri_tf.train", *args, "--logdir", killed],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = os.path.join(killed, "history.jsonl")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        if os.path.exists(history) and len(open(history).read().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "training finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    completed_before_kill = len(open(history).read().splitlines())
+    assert 2 <= completed_before_kill < 6
+
+    resumed = run_module("nri_tf.train", *args, "--logdir", killed)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming" in resumed.stderr
+    epochs = [json.loads(line)["epoch"] for line in open(history)]
+    assert epochs == [1, 2, 3, 4, 5, 6]  # each epoch once
+
+    straight = str(tmp_path / "straight")
+    assert run_module("nri_tf.train", *args, "--logdir", straight).returncode == 0
+    killed_results = json.load(open(os.path.join(killed, "results.json")))
+    straight_results = json.load(open(os.path.join(straight, "results.json")))
+    assert killed_results["epochs"] == straight_results["epochs"] == 6
+    assert killed_results["nll"] == pytest.approx(straight_results["nll"], rel=0.5)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_matches_one_device(tiny_data):
+    script = f"""
+import numpy as np, tensorflow as tf
+from trainers.strategy import make_strategy
+from trainers.loop import build_model
+from data_pipelines.datasets import make_dataset
+from nri_tf.config import NRIConfig
+mirrored = make_strategy("mirrored", logical_cpus=2)
+assert mirrored.num_replicas_in_sync == 2
+batch = next(iter(make_dataset({tiny_data!r}, "train", 16, shuffle=False)))
+config = NRIConfig(dims=4, frames=9, encoder_hidden=8, decoder_hidden=8, batch_size=16)
+losses = []
+for strategy in (tf.distribute.get_strategy(), mirrored):
+    tf.keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = build_model(config, 5, steps_per_epoch=1, jit_compile=False)
+    data = tf.data.Dataset.from_tensors(batch)
+    history = model.fit(data, epochs=2, verbose=0)
+    losses.append(history.history["loss"])
+print("LOSSES", losses)
+np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_worker_multi_worker_run_completes(tiny_data, tmp_path):
+    ports = [free_port(), free_port()]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    run_dir = str(tmp_path / "multi")
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "nri_tf.train", "--data", tiny_data, "--logdir", run_dir,
+             "--strategy", "multi-worker", "--epochs", "1", *TINY_MODEL],
+            cwd=REPO, env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    results = json.load(open(os.path.join(run_dir, "results.json")))
+    assert results["epochs"] == 1 and len(results["mse_per_step"]) == 20
+    assert not glob.glob(os.path.join(run_dir, ".worker-scratch-*"))
+
+
+def test_missing_dataset_is_one_line_error(tmp_path):
+    result = run_module("nri_tf.train", "--data", str(tmp_path / "nope"), "--logdir",
+                        str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert last_line(result.stderr).startswith("error:") and "nope" in last_line(result.stderr)
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_unknown_flag_value_is_rejected(tmp_path):
+    result = run_module("nri_tf.train", "--encoder", "transformer", "--logdir", str(tmp_path / "run"))
+    assert result.returncode == 2 and "invalid choice: 'transformer'" in result.stderr
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_resume_on_dataset_with_other_node_count_is_refused(tiny_run, tmp_path):
+    from data_pipelines.generate import generate_dataset
+
+    other = str(tmp_path / "springs4")
+    generate_dataset(other, num_nodes=4, num_train=32, num_valid=16, num_test=16, length=1000,
+                     length_test=3000, progress=False)
+    before = {p: open(p, "rb").read() for p in glob.glob(os.path.join(tiny_run, "**", "*"), recursive=True)
+              if os.path.isfile(p)}
+    status = train_cli.main(["--data", other, "--logdir", tiny_run, "--epochs", "3", *TINY_MODEL])
+    assert status == 2
+    after = {p: open(p, "rb").read() for p in glob.glob(os.path.join(tiny_run, "**", "*"), recursive=True)
+             if os.path.isfile(p)}
+    assert after == before
+
+
+def test_changed_config_on_existing_run_is_refused(tiny_run, tiny_data, capsys):
+    status = train_cli.main(["--data", tiny_data, "--logdir", tiny_run, "--epochs", "4", *TINY_MODEL])
+    assert status == 2
+    assert "different configuration (epochs: 3 -> 4)" in capsys.readouterr().err
+
+
+def test_evaluate_on_ten_nodes(tiny_run, tmp_path):
+    from data_pipelines.generate import generate_dataset
+
+    ten = str(tmp_path / "springs10")
+    generate_dataset(ten, num_nodes=10, num_train=16, num_valid=16, num_test=16, length=1000,
+                     length_test=3000, progress=False)
+    output = str(tmp_path / "ten.json")
+    assert evaluate_cli.main(["--run", tiny_run, "--data", ten, "--output", output]) == 0
+    results = json.load(open(output))
+    assert results["systems"] == 16 and len(results["mse_per_step"]) == 20
