@@ -10,8 +10,10 @@ temperature ``temp`` (straight-through one-hot if ``hard``); the decoder predict
 1..T-1 with ground truth every ``prediction_steps`` frames (MLP decoder) or after a burn-in
 of T - ``prediction_steps`` frames (RNN decoder); loss = Gaussian NLL + KL to the uniform
 (or ``prior``) edge-type distribution. Validation (`test_step`) samples hard one-hot edge
-types and scores one-step predictions (ground truth fed at every frame), as the reference's
-validation does, so ``val_nll`` compares with its ``nll_val``.
+types and, as the reference's validation does (so ``val_nll`` compares with its
+``nll_val``), scores one-step predictions of the MLP decoder (ground truth fed at every
+frame) and the RNN decoder's training schedule (burn-in, then ``prediction_steps`` frames
+open loop).
 
 Metrics: ``loss``, ``nll``, ``kl``, ``mse`` and, when labels are given, ``edge_accuracy``
 (best permutation of exchangeable edge types over the epoch).
@@ -229,6 +231,7 @@ class NRI(keras.Model):
 
     def test_step(self, data):
         trajectories, labels = self._unpack(data)
-        outputs = self(trajectories, training=False, prediction_steps=1)
+        steps = 1 if self.nri_config.decoder == "mlp" else self.nri_config.prediction_steps
+        outputs = self(trajectories, training=False, prediction_steps=steps)
         nll, kl = self._loss_terms(trajectories, outputs)
         return self._update_metrics(trajectories, labels, outputs, nll, kl)
