@@ -19,7 +19,7 @@ setup(
         "numpy>=1.26,<3",
     ],
     extras_require={
-        "test": ["pytest>=8,<10"],
+        "test": ["pytest>=8,<10", "tensorflow-serving-api>=2.21,<2.22"],
     },
     license="MIT",
 )

@@ -1,0 +1,230 @@
+"""The servable form of a trained NRI model: a `tf.Module` with TF Serving signatures.
+
+Signature names, input and output names are a stable interface (docs/serving.md):
+
+  serving_default, infer_graph   the encoder
+    inputs:  trajectories  [batch, nodes, frames, dims] float32, raw (physical) units
+    outputs: edge_probs    [batch, edges, edge_types] float32, softmax of the edge logits
+             edge_types    [batch, edges] int32, the most likely type of each edge
+             receivers     [edges] int32, receiver node of each edge
+             senders       [edges] int32, sender node of each edge
+  predict                        the predictor (encoder infers the graph, decoder rolls out)
+    inputs:  trajectories  [batch, nodes, frames, dims] float32, raw units (the context)
+             steps         [] int32 scalar, frames to predict (>= 1)
+    outputs: predictions   [batch, nodes, steps, dims] float32, raw units
+
+with edges = nodes * (nodes - 1) in the receiver-major order of `nri_tf.graph`. The node
+count may differ per request and from the training data (the model is node-count
+agnostic). Frames: the MLP encoder reads exactly ``config.frames`` frames (`infer_graph`)
+and `predict` infers the graph from the last ``config.frames`` frames of a context at
+least that long; the CNN encoder reads any number of frames >= `CNN_MIN_FRAMES` (`predict`:
+the last ``config.frames`` of them at most), as `NRI.predict_future` does. The MLP
+decoder rolls out from the context's last frame; the RNN decoder first runs over the
+whole context. The graph is inferred once per request (static graph).
+
+Inside the graph, requests are validated before anything else runs (`tf.debugging.Assert`,
+so TF Serving answers INVALID_ARGUMENT with the message) and scaled with the training
+split's statistics (`data_pipelines.datasets.Normaliser`); predictions are scaled back.
+The inputs are declared with unknown shape so that the in-graph checks, not a bare
+placeholder shape mismatch, name a wrong rank.
+
+Building blocks:
+  `ServingModule`        the tf.Module: encoder and decoder, the two tf.functions, assets
+  `signatures`           {signature name: concrete function} for `tf.saved_model.save`
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from nri_tf import graph, sampling
+from nri_tf.config import CNN_MIN_FRAMES, NRIConfig
+
+# Signature, input and output names: the documented serving interface.
+SIGNATURE_DEFAULT = "serving_default"
+SIGNATURE_INFER_GRAPH = "infer_graph"
+SIGNATURE_PREDICT = "predict"
+INPUT_TRAJECTORIES = "trajectories"
+INPUT_STEPS = "steps"
+OUTPUT_EDGE_PROBS = "edge_probs"
+OUTPUT_EDGE_TYPES = "edge_types"
+OUTPUT_RECEIVERS = "receivers"
+OUTPUT_SENDERS = "senders"
+OUTPUT_PREDICTIONS = "predictions"
+
+# Shapes are left unknown (even the rank) so that the in-graph checks see every request.
+_TRAJECTORIES_SPEC = tf.TensorSpec(shape=None, dtype=tf.float32, name=INPUT_TRAJECTORIES)
+_STEPS_SPEC = tf.TensorSpec(shape=None, dtype=tf.int32, name=INPUT_STEPS)
+
+
+class ServingModule(tf.Module):
+    """A trained `NRI` model wrapped for TF Serving: raw units in, raw units out.
+
+    Args:
+      model: a built `nri_tf.model.NRI` with the weights to serve. Its encoder and
+        decoder are tracked (saving this module saves their variables); its optimizer,
+        metrics and sampling seed are not part of the servable.
+      normaliser: the training dataset's `data_pipelines.datasets.Normaliser` ([dims]
+        min/max); its statistics become constants of the graph.
+      assets: {attribute name: file path} saved with the model as `tf.saved_model.Asset`s
+        (copied into the SavedModel's ``assets/`` folder), e.g. the run's config.json.
+    """
+
+    def __init__(self, model, normaliser, assets: dict[str, str] | None = None):
+        super().__init__(name="nri_serving")
+        config: NRIConfig = model.nri_config
+        if normaliser.dims != config.dims:
+            raise ValueError(f"the normalisation statistics have {normaliser.dims} dims but the "
+                             f"model was trained on dims={config.dims}")
+        self.encoder = model.encoder
+        self.decoder = model.decoder
+        self._config = config
+        self._normaliser = normaliser
+        for attribute, path in (assets or {}).items():
+            setattr(self, attribute, tf.saved_model.Asset(path))
+
+    # --- the two serving functions ------------------------------------------------------
+
+    @tf.function(input_signature=[_TRAJECTORIES_SPEC])
+    def infer_graph(self, trajectories):
+        """Edge-type probabilities of raw trajectories.
+
+        Args:
+          trajectories: [batch, nodes, frames, dims] float32, raw units.
+        Returns:
+          {"edge_probs": [batch, edges, edge_types] float32, "edge_types": [batch, edges]
+           int32, "receivers": [edges] int32, "senders": [edges] int32}.
+        """
+        x = self._checked_trajectories(trajectories, for_prediction=False)
+        logits = self.encoder(self._normaliser.normalise(x), training=False)
+        receivers, senders = graph.edge_indices(tf.shape(x)[1])
+        return {OUTPUT_EDGE_PROBS: tf.nn.softmax(logits, axis=-1),
+                OUTPUT_EDGE_TYPES: tf.argmax(logits, axis=-1, output_type=tf.int32),
+                OUTPUT_RECEIVERS: receivers,
+                OUTPUT_SENDERS: senders}
+
+    @tf.function(input_signature=[_TRAJECTORIES_SPEC, _STEPS_SPEC])
+    def predict(self, trajectories, steps):
+        """Future frames after raw context trajectories (static graph inferred once).
+
+        Args:
+          trajectories: [batch, nodes, frames, dims] float32, raw units: the context.
+          steps: [] int32, frames to predict (>= 1).
+        Returns:
+          {"predictions": [batch, nodes, steps, dims] float32, raw units}.
+        """
+        x = self._checked_trajectories(trajectories, for_prediction=True)
+        steps = self._checked_steps(steps)
+        context = self._normaliser.normalise(x)
+        window = context[:, :, -self._config.frames:]
+        if self._config.encoder == "mlp":
+            window = tf.ensure_shape(window, [None, None, self._config.frames, self._config.dims])
+        edges = sampling.argmax_one_hot(self.encoder(window, training=False))
+        state = self.decoder.burn_in(context, edges)
+        predictions = self._rollout(state, edges, steps)
+        return {OUTPUT_PREDICTIONS: self._normaliser.denormalise(predictions)}
+
+    def signatures(self) -> dict:
+        """{signature name: concrete function}: serving_default = infer_graph, and predict."""
+        infer_graph = self.infer_graph.get_concrete_function()
+        return {SIGNATURE_DEFAULT: infer_graph, SIGNATURE_INFER_GRAPH: infer_graph,
+                SIGNATURE_PREDICT: self.predict.get_concrete_function()}
+
+    # --- helpers (traced into the functions above) ------------------------------------
+
+    def _rollout(self, state, edges, steps):
+        """The decoder's `rollout` with a tensor step count: a `tf.while_loop`.
+
+        Args:
+          state: from `decoder.burn_in`.
+          edges: [batch, edges, edge_types] one-hot edge types.
+          steps: [] int32 >= 1.
+        Returns:
+          [batch, nodes, steps, dims], normalised units.
+        """
+        decoder = self.decoder
+        frames = tf.TensorArray(tf.float32, size=steps, element_shape=[None, None, self._config.dims])
+
+        def body(step, state, frames):
+            prediction, state = decoder.step(state, edges, training=False)
+            return step + 1, state, frames.write(step, prediction)
+
+        _, _, frames = tf.while_loop(lambda step, *_: step < steps, body, (tf.constant(0), state, frames))
+        return tf.transpose(frames.stack(), [1, 2, 0, 3])
+
+    def _checked_trajectories(self, trajectories, for_prediction: bool):
+        """Validates a request's trajectories in the graph; returns them with static rank 4.
+
+        Checks: rank 4; dims == config.dims, nodes >= 2 and the frame count (MLP encoder:
+        exactly config.frames, or at least that many to predict from; CNN encoder: at least
+        `CNN_MIN_FRAMES`); every value finite. Only the first failing kind is reported: each
+        check passes vacuously when an earlier one fails (a rank-3 request reports its
+        rank, not a missing dim), so the message does not depend on the order in which
+        the runtime happens to run the assertions.
+
+        Grappler assumes that assertions hold: a `tf.ensure_shape` here would let it infer
+        rank 4 for the *input*, fold the rank check away and fail later with an opaque
+        slicing error. The static shape is therefore set by a `tf.reshape`, whose output
+        shape tells nothing about its input.
+
+        Args:
+          trajectories: float32 tensor of unknown shape.
+          for_prediction: a `predict` context (the MLP encoder then reads its last
+            config.frames frames) rather than an `infer_graph` input.
+        Returns:
+          the same values, [batch, nodes, frames, dims] with static dims (and frames for
+          the MLP encoder's `infer_graph`).
+        """
+        config = self._config
+        rank = tf.rank(trajectories)
+        rank_ok = tf.equal(rank, 4)
+        # [batch, nodes, frames, dims] of a rank-4 tensor; zeros stand in for missing axes.
+        shape = tf.concat([tf.shape(trajectories), tf.zeros([4], tf.int32)], axis=0)
+        batch, nodes, frames, dims = shape[0], shape[1], shape[2], shape[3]
+        if config.encoder == "mlp" and not for_prediction:
+            frames_ok = tf.equal(frames, config.frames)
+            frames_problem = (f"the MLP encoder reads exactly {config.frames} frames "
+                              f"(config.frames); slice the trajectories to {config.frames} frames; got frames =")
+        elif config.encoder == "mlp":
+            frames_ok = tf.greater_equal(frames, config.frames)
+            frames_problem = (f"the MLP encoder infers the graph from the last {config.frames} frames "
+                              f"(config.frames): pass at least {config.frames} context frames; got frames =")
+        else:
+            frames_ok = tf.greater_equal(frames, CNN_MIN_FRAMES)
+            frames_problem = f"the CNN encoder needs at least {CNN_MIN_FRAMES} frames; got frames ="
+        dims_ok, nodes_ok = tf.equal(dims, config.dims), tf.greater_equal(nodes, 2)
+        shape_ok = tf.reduce_all(tf.stack([rank_ok, dims_ok, nodes_ok, frames_ok]))
+        wrong_rank = tf.logical_not(rank_ok)
+        checks = [
+            tf.debugging.Assert(
+                rank_ok, ["trajectories must be [batch, nodes, frames, dims] (rank 4); got rank", rank]),
+            tf.debugging.Assert(
+                tf.logical_or(wrong_rank, dims_ok),
+                [f"trajectories must have dims={config.dims} features per frame (config.dims); got dims =", dims]),
+            tf.debugging.Assert(
+                tf.logical_or(wrong_rank, nodes_ok),
+                ["trajectories need at least 2 nodes to have edges; got nodes =", nodes]),
+            tf.debugging.Assert(tf.logical_or(wrong_rank, frames_ok), [frames_problem, frames]),
+            tf.debugging.Assert(
+                tf.logical_or(tf.logical_not(shape_ok), tf.reduce_all(tf.math.is_finite(trajectories))),
+                ["trajectories contain NaN or Inf values"]),
+        ]
+        with tf.control_dependencies(checks):
+            static_frames = config.frames if config.encoder == "mlp" and not for_prediction else frames
+            return tf.reshape(trajectories, tf.stack([batch, nodes, static_frames, config.dims]))
+
+    @staticmethod
+    def _checked_steps(steps):
+        """Validates ``steps`` (an int32 scalar >= 1) in the graph; returns it as a scalar.
+
+        As in `_checked_trajectories`, the value check passes vacuously for a non-scalar.
+        """
+        rank = tf.rank(steps)
+        scalar = tf.equal(rank, 0)
+        checks = [
+            tf.debugging.Assert(scalar, ["steps must be a scalar (one step count per request); got rank", rank]),
+            tf.debugging.Assert(tf.logical_or(tf.logical_not(scalar), tf.reduce_min(steps) >= 1),
+                                ["steps must be >= 1; got steps =", steps]),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.reshape(steps, [])
