@@ -39,8 +39,10 @@ def _conv(filters: int, kernel_size: int, activation: str | None = None,
 
 
 def _batch_norm(name: str) -> keras.layers.BatchNormalization:
+    # synchronized: under a tf.distribute strategy the batch statistics are taken over the
+    # global batch (all replicas), so data-parallel training computes what one device would.
     return keras.layers.BatchNormalization(axis=-1, momentum=BATCH_NORM_MOMENTUM,
-                                           epsilon=BATCH_NORM_EPSILON, name=name)
+                                           epsilon=BATCH_NORM_EPSILON, synchronized=True, name=name)
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")

@@ -87,6 +87,18 @@ class NRI(keras.Model):
         config = self.nri_config
         return cpu_only and not distributed and config.encoder == "mlp" and config.decoder == "mlp"
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Skips Keras' symbolic build when model and optimizer are already built.
+
+        Under a tf.distribute strategy Keras 3 first all-reduces a distributed input batch
+        to build the model symbolically; `MultiWorkerMirroredStrategy` cannot reduce the
+        (trajectories, edges) tuple. The trainer builds model and optimizer explicitly, and
+        then the symbolic build has nothing left to do.
+        """
+        if self.built and (self.optimizer is None or self.optimizer.built):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.nll_tracker, self.kl_tracker, self.mse_tracker,
