@@ -227,6 +227,9 @@ class NRI(keras.Model):
         if labels is not None:
             self.edge_accuracy.update_state(outputs["logits"], labels)
             logs["edge_accuracy"] = self.edge_accuracy.result()
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 reduces each log over workers with `axis=0`, which fails on scalars.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
     def train_step(self, data):

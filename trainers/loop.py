@@ -66,28 +66,23 @@ def build_model(config: NRIConfig, nodes: int, steps_per_epoch: int,
     return model
 
 
-def _split_dataset(strategy, data_dir: str, split: str, config: NRIConfig, *, training: bool,
-                   seed: int, frames: int | None) -> tf.data.Dataset:
-    """The batched split, its trajectories cut to ``frames``, distributed by ``strategy``.
+def _split_dataset(data_dir: str, split: str, config: NRIConfig, *, training: bool, seed: int,
+                   frames: int | None) -> tf.data.Dataset:
+    """The split in global batches, trajectories cut to ``frames``.
 
-    Multi-worker strategies get a dataset function so that each worker reads its own
-    shard files with its per-replica batch size; in-process strategies get the global batch
-    and let Keras split it.
+    Keras distributes it over the replicas of the model's strategy; under a multi-worker
+    strategy tf.data's auto-sharding gives each worker its own shard files (falling back
+    to every n-th batch when there are fewer files than workers). A dataset function with
+    an explicit `input_context` would express the same thing, but Keras 3's `fit` cannot
+    build a model from a multi-worker distributed batch.
     """
-    def build(batch_size, input_context=None):
-        # Training data repeats; `fit` counts the epoch's steps (so every epoch has the
-        # same number of full batches on every replica).
-        dataset = make_dataset(data_dir, split, batch_size, shuffle=training, seed=seed,
-                               drop_remainder=training, repeat=training, input_context=input_context,
-                               cache=True)
-        if frames is not None:
-            dataset = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
-        return dataset
-
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return strategy.distribute_datasets_from_function(
-            lambda context: build(context.get_per_replica_batch_size(config.batch_size), context))
-    return build(config.batch_size)
+    # Training data repeats and `fit` counts the epoch's steps, so every epoch has the
+    # same number of full batches on every replica.
+    dataset = make_dataset(data_dir, split, config.batch_size, shuffle=training, seed=seed,
+                           drop_remainder=training, repeat=training, cache=True)
+    if frames is not None:
+        dataset = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
+    return dataset
 
 
 def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribute.Strategy | None = None,
@@ -127,9 +122,9 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
 
     if initial_epoch < config.epochs:
         # Reseed shuffling on resume, so a resumed run does not replay epoch 1's order.
-        train_data = _split_dataset(strategy, data_dir, "train", config, training=True,
+        train_data = _split_dataset(data_dir, "train", config, training=True,
                                     seed=config.seed + initial_epoch, frames=config.frames)
-        valid_data = _split_dataset(strategy, data_dir, "valid", config, training=False,
+        valid_data = _split_dataset(data_dir, "valid", config, training=False,
                                     seed=config.seed, frames=config.frames)
         fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
         if chief:
