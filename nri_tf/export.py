@@ -144,7 +144,7 @@ def export_run(run_dir: str, output: str = DEFAULT_OUTPUT, name: str | None = No
     """Exports run ``run_dir`` to ``output/name/version/``; returns that directory.
 
     Args:
-      run_dir: a run directory with a best checkpoint (`trainers.run_directory`).
+      run_dir: a run directory with best weights (`trainers.run_directory`).
       output: the export root.
       name: model name (default: the run directory's basename).
       version: integer >= 1 (default: the next free version).
@@ -153,10 +153,6 @@ def export_run(run_dir: str, output: str = DEFAULT_OUTPUT, name: str | None = No
       ExportError, RunDirectoryError, ConfigError (all ValueErrors): bad input; nothing is
         written then.
     """
-    import tensorflow as tf
-
-    from data_pipelines.datasets import Normaliser
-    from nri_tf.serving import ServingModule
     from trainers import run_directory
 
     name = check_name(name if name is not None else os.path.basename(os.path.normpath(run_dir)))
@@ -166,6 +162,12 @@ def export_run(run_dir: str, output: str = DEFAULT_OUTPUT, name: str | None = No
                           "overwritten: leave out --version for the next free one")
     config = run_directory.load_config(run_dir)
     metadata, data_dir = _load_dataset_metadata(run_dir, data_dir, config)
+    # TensorFlow is imported only now, so that bad input is refused without loading it.
+    import tensorflow as tf
+
+    from data_pipelines.datasets import Normaliser
+    from nri_tf.serving import ServingModule
+
     with warnings.catch_warnings():
         # The loader compiles the model with a default optimizer whose state it skips;
         # an export needs no optimizer.
