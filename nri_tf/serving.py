@@ -30,7 +30,7 @@ placeholder shape mismatch, name a wrong rank.
 
 Building blocks:
   `ServingModule`        the tf.Module: encoder and decoder, the two tf.functions, assets
-  `signatures`           {signature name: concrete function} for `tf.saved_model.save`
+  `ServingModule.signatures`   {signature name: concrete function} for `tf.saved_model.save`
 """
 
 from __future__ import annotations
