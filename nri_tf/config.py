@@ -211,10 +211,17 @@ PAPER_DATA = {"simulation": "springs", "num_nodes": 5, "num_train": 50000, "num_
               "num_test": 10000, "seed": 42}
 
 PRESETS = {
+    "fast": Preset(
+        help="the default: springs5 to >= 95%% edge accuracy in about 10 minutes on 2 CPU cores "
+             "(hidden 64, batch 32, lr 1e-3 halved every 10 epochs, type 0 = no edge, 10k systems)",
+        config={"encoder_hidden": 64, "decoder_hidden": 64, "batch_size": 32, "lr": 1e-3,
+                "lr_decay": 10, "gamma": 0.5, "epochs": 30, "skip_first": True},
+        data={"simulation": "springs", "num_nodes": 5, "num_train": 10000, "num_valid": 1000,
+              "num_test": 1000, "seed": 42}),
     "paper": Preset(
         help="the paper's springs5 setting: hidden 256, batch 128, 500 epochs, 50k systems "
              "(days on a 2-core CPU)",
         config={},
         data=PAPER_DATA),
 }
-DEFAULT_PRESET = "paper"
+DEFAULT_PRESET = "fast"
