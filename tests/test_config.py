@@ -68,3 +68,23 @@ def test_json_round_trip_and_unknown_keys(tmp_path):
     assert NRIConfig.load(path) == config
     with pytest.raises(ConfigError, match="unknown config keys: bogus"):
         NRIConfig.from_dict({**config.to_dict(), "bogus": 1})
+
+
+def test_presets_build_valid_configs_and_paper_is_the_dataclass():
+    from nri_tf.config import DEFAULT_PRESET, PRESETS
+
+    for name, preset in PRESETS.items():
+        config = build_config(preset.config, {}, {"dims": 4, "frames": 49})
+        assert config.validate() is config, name
+        assert preset.data["num_train"] > 0 and preset.data["simulation"] == "springs"
+    assert build_config(PRESETS["paper"].config, {}, {"dims": 4, "frames": 49}) == NRIConfig()
+    assert PRESETS["paper"].data["num_train"] == 50000
+    assert DEFAULT_PRESET in PRESETS
+
+
+def test_preset_values_sit_under_flags():
+    from nri_tf.config import PRESETS
+
+    fast = PRESETS["fast"].config
+    config = build_config(fast, config_overrides(parse("--batch-size", "64")), {"dims": 4, "frames": 49})
+    assert config.batch_size == 64 and config.encoder_hidden == fast["encoder_hidden"]
