@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import keras
@@ -79,12 +80,12 @@ def samples_per_second(config: NRIConfig, batch: int, nodes: int, jit_compile: b
     model = NRI(config)
     model.compile(optimizer=keras.optimizers.Adam(config.lr), jit_compile=jit_compile)
     start = time.perf_counter()
-    model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
+    model.fit(data, steps_per_epoch=warmup, epochs=1, shuffle=False, verbose=0)
     warm = time.perf_counter() - start
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        model.fit(data, steps_per_epoch=measured, epochs=1, verbose=0)
+        model.fit(data, steps_per_epoch=measured, epochs=1, shuffle=False, verbose=0)
         best = min(best, time.perf_counter() - start)
     return batch * measured / best, warm
 
@@ -115,6 +116,7 @@ def main(argv=None) -> None:
           f"edge_types={args.edge_types} skip_first={args.skip_first}; "
           f"TF {tf.__version__}, {tf.config.threading.get_intra_op_parallelism_threads() or 'all'} "
           f"intra-op threads")
+    print(_load_average("before"), flush=True)
     gflops = matmul_gflops()
     step_flops = None
     if config.encoder == "mlp" and config.decoder == "mlp":
@@ -133,6 +135,13 @@ def main(argv=None) -> None:
     print(f"float32 matmul 4096^3: {gflops:.0f} GFLOP/s")
     if step_flops:
         print(f"estimated training step: {step_flops / 1e9:.1f} GFLOP (matmuls, forward x 3)")
+    print(_load_average("after"))
+
+
+def _load_average(when: str) -> str:
+    """The 1/5/15-minute load averages: other processes on the machine slow the timings."""
+    return "load average {}: {:.1f} {:.1f} {:.1f} on {} cores".format(when, *os.getloadavg(),
+                                                                     os.cpu_count())
 
 
 if __name__ == "__main__":
