@@ -74,6 +74,8 @@ class EdgeTypeMessages(keras.layers.Layer):
       [batch, edges, ..., H] summed messages on every edge.
     """
 
+    PROJECT_FIRST_MIN_FEATURES = 32   # see `first_layer`
+
     def __init__(self, edge_types: int, hidden: int, activation: str = "relu", dropout: float = 0.0,
                  skip_first: bool = False, average_types: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -101,23 +103,55 @@ class EdgeTypeMessages(keras.layers.Layer):
         self.kernel2 = self.add_weight(shape=(types, h, h), initializer=init2, name="kernel2")
         self.bias2 = self.add_weight(shape=(types, 1, h), initializer=init2, name="bias2")
 
+    def first_layer(self, nodes, project_nodes_first: bool | None = None):
+        """W1 [x_receiver, x_sender] for every edge and message type, before bias and activation.
+
+        Two evaluation orders give the same numbers: gather the node features onto the
+        edges, then multiply ([edges, 2F] x [2F, H]); or multiply the node features by the
+        receiver and sender halves of W1, then gather ([nodes, F] x [F, H] twice). The
+        second saves a factor (N-1) / 2 of the FLOPs but gathers H-wide rows instead of
+        F-wide ones, so it pays off only for wide node features: the RNN decoder's hidden
+        states (1.5x faster training at springs5 sizes), not the MLP decoder's 4 dims.
+
+        Args:
+          nodes: [batch, nodes, ..., F].
+          project_nodes_first: force an order; default: by F (>= `PROJECT_FIRST_MIN_FEATURES`).
+        Returns:
+          [K', rows, H], rows = batch * edges * (inner axes), in [batch, edges, ...] order.
+        """
+        features = nodes.shape[-1]
+        if project_nodes_first is None:
+            project_nodes_first = features >= self.PROJECT_FIRST_MIN_FEATURES
+        if not project_nodes_first:
+            pairs = graph.node_to_edge(nodes)                                   # [b, e, ..., 2F]
+            return tf.matmul(tf.reshape(pairs, [1, -1, 2 * features]), self.kernel1)
+        shape = tf.shape(nodes)
+        flat = tf.reshape(nodes, [1, -1, features])                             # [1, b*n*..., F]
+        # [K', b*n*..., H] -> [K' * b, n, ..., H]: the type axis joins the batch axis.
+        stacked_shape = tf.concat([[self.message_types * shape[0]], shape[1:-1], [self.hidden]], 0)
+        receivers = tf.reshape(tf.matmul(flat, self.kernel1[:, :features]), stacked_shape)
+        senders = tf.reshape(tf.matmul(flat, self.kernel1[:, features:]), stacked_shape)
+        pre = (graph.broadcast_receiver_nodes_to_edges(receivers)
+               + graph.broadcast_sender_nodes_to_edges(senders))                 # [K' * b, e, ..., H]
+        return tf.reshape(pre, [self.message_types, -1, self.hidden])
+
     def call(self, nodes, edge_weights, training=False):
-        pre = graph.node_to_edge(nodes)                                   # [b, e, ..., 2F]
-        shape = tf.shape(pre)
-        rows = tf.reshape(pre, [1, -1, pre.shape[-1]])                    # [1, r, 2F]
-        x = self._activation_fn(tf.matmul(rows, self.kernel1) + self.bias1)   # [K', r, H]
+        x = self._activation_fn(self.first_layer(nodes) + self.bias1)          # [K', r, H]
         x = self.drop(x, training=training)
-        x = self._activation_fn(tf.matmul(x, self.kernel2) + self.bias2)      # [K', r, H]
+        x = self._activation_fn(tf.matmul(x, self.kernel2) + self.bias2)        # [K', r, H]
         # Edge weights [b, e, K] -> [K', r, 1], broadcast over the axes between edges and features.
+        nodes_shape = tf.shape(nodes)
+        edges = tf.shape(edge_weights)[1]
+        shape = tf.concat([nodes_shape[:1], [edges], nodes_shape[2:-1]], axis=0)   # [b, e, ...]
         weights = tf.transpose(edge_weights[..., self.first_type:], [2, 0, 1])   # [K', b, e]
-        inner_axes = pre.shape.rank - 3
+        inner_axes = nodes.shape.rank - 3
         weights = tf.reshape(weights, tf.concat([tf.shape(weights), tf.ones([inner_axes], tf.int32)], 0))
-        weights = tf.broadcast_to(weights, tf.concat([[self.message_types], shape[:-1]], axis=0))
+        weights = tf.broadcast_to(weights, tf.concat([[self.message_types], shape], axis=0))
         weights = tf.reshape(weights, [self.message_types, -1, 1])
         messages = tf.reduce_sum(x * tf.cast(weights, x.dtype), axis=0)           # [r, H]
         if self.average_types:
             messages = messages / float(self.message_types)
-        return tf.reshape(messages, tf.concat([shape[:-1], [self.hidden]], axis=0))
+        return tf.reshape(messages, tf.concat([shape, [self.hidden]], axis=0))
 
     def get_config(self):
         return {**super().get_config(), "edge_types": self.edge_types, "hidden": self.hidden,

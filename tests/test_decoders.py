@@ -49,6 +49,17 @@ def test_batched_messages_equal_a_loop_over_edge_types(skip_first, average_types
     _close(got, expected)
 
 
+@pytest.mark.parametrize("features", [6, 40])
+def test_both_evaluation_orders_of_the_first_message_layer_agree(features):
+    layer = EdgeTypeMessages(EDGE_TYPES, 8, skip_first=True)
+    nodes = tf.random.stateless_normal([2, NODES, 3, features], seed=[6, features])
+    layer.build(nodes.shape)
+    gathered_first = layer.first_layer(nodes, project_nodes_first=False)
+    projected_first = layer.first_layer(nodes, project_nodes_first=True)
+    assert gathered_first.shape == (EDGE_TYPES - 1, 2 * EDGES * 3, 8)
+    _close(projected_first, gathered_first)
+
+
 def test_mlp_decoder_feeds_ground_truth_every_m_frames():
     decoder = _decoder("mlp")
     x, z = _data()
