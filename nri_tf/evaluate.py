@@ -2,12 +2,19 @@
 
     python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d
     python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d --data data/springs10
-    python -m nri_tf.evaluate --run runs/mocap --dynamic-graph
+    python -m nri_tf.evaluate --run runs/mocap --dynamic-graph --image mocap_edges.png
 
 Writes the same JSON as training's results.json (edge accuracy when the data has labels,
 NLL, KL, MSE per predicted step 1..20) to RUN/evaluations/<dataset>.json, or --output.
 The dataset must have the run's dims and at least its context frames; the node count may
-differ (the model is node-count agnostic).
+differ (the model is node-count agnostic). Data without a true graph (metadata
+``edge_labels: "none"``: motion capture, basketball) gets no edge accuracy.
+
+--image PATH also writes a PNG of the graph inferred for the first test system: for
+skeleton data its first frame with the learned edges of each edge type, one panel per
+type; otherwise the true graph (left) and the inferred one (right) on a circle, or the
+inferred one alone without labels (`nri_tf.visualise.graph_panels`, the same drawing as
+the TensorBoard images).
 """
 
 from __future__ import annotations
@@ -28,18 +35,23 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="test batch size (default: the run's; results depend on it only through "
                              "the order of the edge samples)")
     parser.add_argument("--output", help="JSON file to write (default: RUN/evaluations/<dataset>.json)")
+    parser.add_argument("--image", metavar="PATH",
+                        help="also write a PNG of the graph inferred for the first test system")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from data_pipelines.datasets import make_dataset
+    from data_pipelines.storage import read_metadata
     from nri_tf import evaluation
     from nri_tf.train import format_summary
     from trainers import run_directory
     from trainers.loop import dataset_description
 
     try:
+        if args.image:
+            check_image_path(args.image)
         config = run_directory.load_config(args.run)
         data_dir = args.data or run_directory.read_json(
             os.path.join(args.run, run_directory.DATASET_FILE))["path"]
@@ -48,9 +60,15 @@ def main(argv=None) -> int:
         if args.dynamic_graph and config.decoder != "rnn":
             raise ValueError("--dynamic-graph needs a run with the rnn decoder")
         model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
+        metadata = read_metadata(data_dir)
+        labelled = evaluation.has_edge_labels(metadata)
         test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False)
+        if not labelled:
+            test_data = evaluation.trajectories_only(test_data)
         results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=args.dynamic_graph)
-    except (ValueError, FloatingPointError) as error:
+        if args.image:
+            write_image(args.image, model, data_dir, metadata, labelled)
+    except (ValueError, FloatingPointError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     state = run_directory.read_json(os.path.join(args.run, run_directory.RESULTS_FILE)) \
@@ -62,7 +80,38 @@ def main(argv=None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     run_directory.write_json_atomic(output, results)
     print(format_summary(results, args.run, output))
+    if args.image:
+        print(f"image: {args.image}")
     return 0
+
+
+def check_image_path(path: str) -> None:
+    """ValueError, before any work, when a PNG cannot be written at ``path``: it is a
+    directory, or its nearest existing ancestor is not a writable directory."""
+    if os.path.isdir(path):
+        raise ValueError(f"--image {path} is a directory; give a file name such as {os.path.join(path, 'graph.png')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise ValueError(f"--image {path} cannot be written: {parent} is not a writable directory")
+
+
+def write_image(path: str, model, data_dir: str, metadata, labelled: bool) -> None:
+    """Writes the `nri_tf.visualise.graph_panels` picture of the first test system to ``path``.
+
+    Raises OSError naming the path when it cannot be written.
+    """
+    from data_pipelines import graph_image
+    from data_pipelines.datasets import make_dataset
+    from nri_tf.visualise import graph_panels
+
+    trajectories, labels = next(iter(make_dataset(data_dir, "test", 1, shuffle=False)))
+    panels = graph_panels(model, trajectories.numpy(), labels.numpy() if labelled else None, metadata)
+    try:
+        graph_image.write_png(path, panels.images[0])
+    except OSError as error:
+        raise OSError(f"cannot write image {path}: {error.strerror or error}") from None
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ test system (what the encoder sees, 49 in the paper). Prediction error is the me
 error, in normalised units as in the reference implementation, of each of the next
 ``horizon`` frames (20 in the paper) rolled out by the decoder from the last context frame:
 the encoder sees frames 1..49 and the decoder predicts frames 50..69 from frame 49.
+
+Real data (motion capture, basketball) has no ground-truth graph: its metadata says
+``parameters["edge_labels"] == "none"`` (`has_edge_labels`), its datasets are fed without
+labels (`trajectories_only`) and nothing reports an edge accuracy for it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,22 @@ import numpy as np
 import tensorflow as tf
 
 PAPER_HORIZON = 20
+NO_EDGE_LABELS = "none"   # metadata.parameters["edge_labels"] of data without a true graph
+
+
+def has_edge_labels(metadata) -> bool:
+    """Whether a dataset's edge labels are a true graph (simulations) rather than
+    placeholders (real data, whose every label is 0).
+
+    Args:
+      metadata: a `data_pipelines.storage.DatasetMetadata`.
+    """
+    return metadata.parameters.get("edge_labels") != NO_EDGE_LABELS
+
+
+def trajectories_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """(trajectories, edges) batches -> trajectories alone: no edge accuracy is computed."""
+    return dataset.map(lambda trajectories, edges: trajectories)
 
 
 def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAPER_HORIZON) -> int:
@@ -33,25 +53,34 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     Args:
       model: a trained `nri_tf.model.NRI`.
       dataset: yields (trajectories [batch, nodes, test_frames, dims] normalised,
-        edges [batch, edges] int32).
+        edges [batch, edges] int32), or trajectories alone for data without a true graph
+        (`trajectories_only`).
       frames: context frames the encoder sees.
       horizon: frames to predict after the context (fewer if the data is shorter).
       dynamic_graph: re-infer the graph on a sliding window (recurrent decoders).
     Returns:
-      {"loss", "nll", "kl", "mse", "edge_accuracy" (when labels exist), "mse_per_step":
-       list of `horizon` floats, "systems": count} with plain Python floats.
+      {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels),
+       "mse_per_step": list of `horizon` floats, "systems": count} with plain Python floats.
     """
     # Test-time edges are hard samples from the categorical (as the paper's test): restart
     # the sampling stream so that an evaluation gives the same numbers in any process.
     model.sampling_seed.state.assign([model.nri_config.seed, 0])
-    test_frames = int(dataset.element_spec[0].shape[2] or _first_frames(dataset))
+    labelled = isinstance(dataset.element_spec, tuple)
+    spec = dataset.element_spec[0] if labelled else dataset.element_spec
+    test_frames = int(spec.shape[2] or _first_frames(dataset))
     steps = prediction_horizon(test_frames, frames, horizon)
-    context = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
+    if labelled:
+        context = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
+    else:
+        context = dataset.map(lambda x: x[:, :, :frames])
     results = {k: float(v) for k, v in model.evaluate(context, return_dict=True, verbose=0).items()}
+    if not labelled:
+        results.pop("edge_accuracy", None)
 
     squared_error_sum = np.zeros(steps, dtype=np.float64)
     systems = 0
-    for trajectories, _ in dataset:
+    for batch in dataset:
+        trajectories = batch[0] if labelled else batch
         predicted = model.predict_future(trajectories[:, :, :frames], steps, dynamic_graph=dynamic_graph)
         truth = trajectories[:, :, frames:frames + steps]
         per_system = tf.reduce_mean(tf.square(predicted - truth), axis=[1, 3])  # [batch, steps]
@@ -65,5 +94,6 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
 
 
 def _first_frames(dataset: tf.data.Dataset) -> int:
-    trajectories, _ = next(iter(dataset))
+    batch = next(iter(dataset))
+    trajectories = batch[0] if isinstance(batch, tuple) else batch
     return int(trajectories.shape[2])

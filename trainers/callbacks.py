@@ -152,63 +152,35 @@ def _read_lines(path: str) -> list:
 
 
 class GraphImages(keras.callbacks.Callback):
-    """Draws, after every epoch, the true graph next to the inferred one for a few
-    validation systems, as a TensorBoard image (``logs/images``, tag ``graphs``).
+    """Draws, after every epoch, the graph the model infers for a few validation systems,
+    as a TensorBoard image (``logs/images``, tag ``graphs``).
 
-    Nodes sit on a circle; an edge of type k > 0 is drawn in colour k (type 0 is "no
-    edge" in the simulations' labelling). Edge types are exchangeable in an unsupervised
-    model, so the inferred types are relabelled by the permutation that best matches the
-    true labels before drawing.
+    The drawing is `nri_tf.visualise.graph_panels` (also behind ``python -m
+    nri_tf.evaluate --image``): for simulations the true graph next to the inferred one
+    on a circle; for unlabelled data the inferred graph alone; for skeleton data (mocap)
+    the first frame of the first system with the learned edges of each edge type.
 
     Args:
       log_dir: the run's TensorBoard directory.
       trajectories: [systems, nodes, frames, dims] normalised validation systems.
-      labels: [systems, edges] their true edge types.
-      skip_first: edge type 0 is hard-coded as "no edge" (kept fixed when aligning).
+      labels: [systems, edges] their true edge types, or None for data without a true
+        graph (`nri_tf.evaluation.has_edge_labels`).
+      metadata: the dataset's `DatasetMetadata` (skeleton bones, normalisation).
     """
 
-    def __init__(self, log_dir: str, trajectories, labels, skip_first: bool):
+    def __init__(self, log_dir: str, trajectories, labels, metadata):
         super().__init__()
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
-        self.trajectories = tf.convert_to_tensor(trajectories)
-        self.labels = np.asarray(labels)
-        self.skip_first = skip_first
+        self.trajectories = np.asarray(trajectories)
+        self.labels = None if labels is None else np.asarray(labels)
+        self.metadata = metadata
 
     def on_epoch_end(self, epoch, logs=None):
-        from data_pipelines import graph_image
-        from nri_tf.graph import fully_connected_edges
+        from nri_tf.visualise import graph_panels
 
-        logits = self.model.encode(self.trajectories)
-        inferred = aligned_edge_types(np.argmax(logits, axis=-1), self.labels, logits.shape[-1],
-                                      self.skip_first)
-        nodes = int(self.trajectories.shape[1])
-        pairs = np.stack(fully_connected_edges(nodes), axis=-1)
-        layout = graph_image.circle_layout(nodes)
-
-        def draw(types):
-            shown = types > 0
-            return graph_image.draw_graph(layout, pairs[shown], edge_colors=types[shown])
-
-        images = [graph_image.side_by_side([draw(true), draw(guess)])
-                  for true, guess in zip(self.labels, inferred)]
+        panels = graph_panels(self.model, self.trajectories, self.labels, self.metadata)
         with self.writer.as_default():
-            tf.summary.image("graphs", np.stack(images), step=epoch + 1, max_outputs=len(images),
-                             description="left: true graph, right: inferred graph")
+            tf.summary.image("graphs", panels.images, step=epoch + 1, max_outputs=len(panels.images),
+                             description=panels.description)
         self.writer.flush()
 
-
-def aligned_edge_types(inferred: np.ndarray, labels: np.ndarray, edge_types: int,
-                       skip_first: bool) -> np.ndarray:
-    """Relabels inferred edge types by the exchangeable-type permutation that best matches
-    ``labels`` (the one edge accuracy is scored under).
-
-    Args:
-      inferred, labels: [systems, edges] integer edge types.
-    Returns:
-      [systems, edges] the inferred types, relabelled.
-    """
-    from nri_tf.metrics import type_permutations
-
-    permutations = type_permutations(edge_types, skip_first)  # [P, K]: inferred k -> label
-    hits = [(permutation[inferred] == labels).sum() for permutation in permutations]
-    return permutations[int(np.argmax(hits))][inferred]

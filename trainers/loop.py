@@ -67,8 +67,9 @@ def build_model(config: NRIConfig, nodes: int, steps_per_epoch: int,
 
 
 def _split_dataset(data_dir: str, split: str, config: NRIConfig, *, training: bool, seed: int,
-                   frames: int | None) -> tf.data.Dataset:
-    """The split in global batches, trajectories cut to ``frames``.
+                   frames: int | None, labelled: bool = True) -> tf.data.Dataset:
+    """The split in global batches, trajectories cut to ``frames``; (trajectories, edges)
+    batches, or trajectories alone when the data has no true graph (not ``labelled``).
 
     Keras distributes it over the replicas of the model's strategy; under a multi-worker
     strategy tf.data's auto-sharding gives each worker its own shard files (falling back
@@ -82,7 +83,7 @@ def _split_dataset(data_dir: str, split: str, config: NRIConfig, *, training: bo
                            drop_remainder=training, repeat=training, cache=True)
     if frames is not None:
         dataset = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
-    return dataset
+    return dataset if labelled else evaluation.trajectories_only(dataset)
 
 
 def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribute.Strategy | None = None,
@@ -97,11 +98,16 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
       options: how to train (`TrainingOptions`).
       log: where progress messages go.
     Returns:
-      the test results written to ``run_dir/results.json``.
+      the test results written to ``run_dir/results.json``. Data without a true graph
+      (metadata ``edge_labels: "none"``, e.g. motion capture) is fed without its
+      placeholder labels: no edge accuracy anywhere. The test rollout re-infers the graph
+      on a sliding window when ``config.dynamic_graph``.
     """
     options = options or TrainingOptions()
     strategy = strategy or tf.distribute.get_strategy()
     dataset = dataset_description(data_dir, config.frames)
+    metadata = read_metadata(data_dir)
+    labelled = evaluation.has_edge_labels(metadata)
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -123,9 +129,10 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
     if initial_epoch < config.epochs:
         # Reseed shuffling on resume, so a resumed run does not replay epoch 1's order.
         train_data = _split_dataset(data_dir, "train", config, training=True,
-                                    seed=config.seed + initial_epoch, frames=config.frames)
+                                    seed=config.seed + initial_epoch, frames=config.frames,
+                                    labelled=labelled)
         valid_data = _split_dataset(data_dir, "valid", config, training=False,
-                                    seed=config.seed, frames=config.frames)
+                                    seed=config.seed, frames=config.frames, labelled=labelled)
         fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
         if chief:
             logs = os.path.join(run_dir, run_directory.LOG_DIR)
@@ -134,7 +141,7 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
                 shown = make_dataset(data_dir, "valid", options.graph_images, shuffle=False)
                 trajectories, labels = next(iter(shown))
                 fit_callbacks.append(run_callbacks.GraphImages(
-                    logs, trajectories[:, :, :config.frames], labels, config.skip_first))
+                    logs, trajectories[:, :, :config.frames], labels if labelled else None, metadata))
             fit_callbacks.append(run_callbacks.EpochHistory(
                 os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch))
         fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, BEST_CHECKPOINT_METRIC))
@@ -145,7 +152,9 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
     best_epoch = state.restore_best()
     state.close()
     test_data = make_dataset(data_dir, "test", config.batch_size, shuffle=False)
-    results = evaluation.evaluate(model, test_data, config.frames)
+    if not labelled:
+        test_data = evaluation.trajectories_only(test_data)
+    results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph)
     results.update(best_epoch=best_epoch, epochs=int(state.epoch.numpy()), data=dataset["path"])
     if chief:
         run_directory.write_json_atomic(os.path.join(run_dir, run_directory.RESULTS_FILE), results)
