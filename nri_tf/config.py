@@ -3,8 +3,9 @@
 The training CLI (`python -m nri_tf.train`) builds its flags from the fields below (the
 flag name is the field name with dashes, matching the reference implementation's
 train.py where a concept exists there), a run directory saves it as ``config.json``, and
-the export reads it back. ``dims`` and ``frames`` describe the data and are filled in
-from the dataset metadata, never typed by hand.
+the export reads it back. ``dims`` (and, for the simulation decoder, ``simulator``) describe
+the data and are filled in from the dataset metadata, never typed by hand; ``frames``
+defaults to the training systems' length (`config_for_dataset`).
 
 Defaults are the paper's (Kipf et al. 2018, appendix C/D; ``../shared/docs/SPEC.md``)
 unless a field's help says otherwise.
@@ -17,7 +18,7 @@ import json
 from typing import Any
 
 ENCODERS = ("mlp", "cnn")
-DECODERS = ("mlp", "rnn")
+DECODERS = ("mlp", "rnn", "sim")
 CNN_MIN_FRAMES = 14
 
 
@@ -37,18 +38,24 @@ class ConfigError(ValueError):
 class NRIConfig:
     """Hyperparameters of an NRI model and its training run.
 
-    Data shape fields (set from the dataset metadata):
+    Data fields (set from the dataset metadata by `config_for_dataset`):
       dims: features per node per frame (4 for springs/charged, 3 for Kuramoto).
-      frames: frames the encoder sees (49 in the paper).
+      frames: frames the encoder sees, the first ones of each training system (49 in the
+        paper; 17 of 25 for SportVU); the decoder reconstructs every training frame.
+      simulator: ``decoder="sim"`` only: the `nri_tf.physics.SimulationDecoder` settings
+        of the dataset (`nri_tf.physics.simulator_settings`).
     """
 
     # --- data (filled from dataset metadata) ---
     dims: int = _field(4, "features per node and frame (from the dataset)", cli=False)
-    frames: int = _field(49, "frames seen by the encoder (from the dataset)", cli=False)
+    frames: int = _field(49, "frames the encoder sees, the first of each training system",
+                         default_help="all frames of the training systems")
+    simulator: dict = _field({}, "settings of the simulation decoder (from the dataset)", cli=False)
 
     # --- model ---
     encoder: str = _field("mlp", "encoder architecture", choices=ENCODERS)
-    decoder: str = _field("mlp", "decoder architecture", choices=DECODERS)
+    decoder: str = _field("mlp", "decoder architecture (sim: the ground-truth springs/charged "
+                          "simulator, the paper's NRI (sim.))", choices=DECODERS)
     edge_types: int = _field(2, "number of edge types K")
     encoder_hidden: int = _field(256, "hidden units of encoder MLPs / convolutions")
     decoder_hidden: int = _field(256, "hidden units of decoder MLPs / GRU")
@@ -90,6 +97,11 @@ class NRIConfig:
         for name in ("temp", "var", "lr", "gamma"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.decoder == "sim" and not self.simulator:
+            raise ConfigError("the sim decoder needs the dataset's simulator settings "
+                              "(nri_tf.physics.simulator_settings)")
+        if self.decoder == "sim" and self.dims != 4:
+            raise ConfigError(f"the sim decoder simulates 2-D particles (4 dims), the data has {self.dims}")
         if self.encoder == "cnn" and self.frames < CNN_MIN_FRAMES:
             raise ConfigError(f"the CNN encoder needs at least {CNN_MIN_FRAMES} frames, got {self.frames}")
         if self.prior:
@@ -150,7 +162,7 @@ def add_config_arguments(parser) -> None:
         if not meta.get("cli", True):
             continue
         flag = "--" + field.name.replace("_", "-")
-        help_text = f"{meta['help']} (default: {_default_of(field)!r})"
+        help_text = f"{meta['help']} (default: {meta.get('default_help', repr(_default_of(field)))})"
         if field.type in ("bool", bool):
             if field.default:
                 group.add_argument("--no-" + field.name.replace("_", "-"), dest=field.name,
@@ -180,15 +192,42 @@ def _default_of(field: dataclasses.Field) -> Any:
     return field.default
 
 
-def build_config(preset: dict, overrides: dict, data_shape: dict) -> NRIConfig:
-    """Dataclass defaults <- preset <- command-line overrides <- the dataset's dims/frames.
+def build_config(preset: dict, overrides: dict, data_fields: dict) -> NRIConfig:
+    """Dataclass defaults <- preset <- the dataset's fields <- command-line overrides.
 
-    An empty ``prior`` given on the command line means the reference's sparsity prior.
+    ``data_fields`` (from `config_for_dataset`) always set ``dims`` (and ``simulator``);
+    their ``frames`` (the training systems' length) is the default and the upper bound of
+    the encoder's frames. An empty ``prior`` given on the command line means the
+    reference's sparsity prior.
     """
-    values = {**preset, **overrides, **data_shape}
+    values = {**preset, **data_fields, **overrides}
+    values.update({k: v for k, v in data_fields.items() if k != "frames"})
+    if values["frames"] > data_fields["frames"]:
+        raise ConfigError(f"frames {values['frames']} is more than the {data_fields['frames']} "
+                          "frames of the training systems")
     if "prior" in overrides and not overrides["prior"]:
         values["prior"] = reference_prior(values.get("edge_types", NRIConfig.edge_types))
     return NRIConfig(**values).validate()
+
+
+def config_for_dataset(preset: dict, overrides: dict, metadata) -> NRIConfig:
+    """`build_config` with the data fields of a dataset.
+
+    Args:
+      preset, overrides: NRIConfig values, the later winning.
+      metadata: the dataset's `data_pipelines.storage.DatasetMetadata`.
+    Raises:
+      ConfigError: for bad settings, or the sim decoder on data it cannot simulate.
+    """
+    data_fields = {"dims": metadata.dims, "frames": metadata.frames["train"]}
+    if {**preset, **overrides}.get("decoder") == "sim":
+        from nri_tf.physics import simulator_settings  # imports TensorFlow
+
+        try:
+            data_fields["simulator"] = simulator_settings(metadata)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    return build_config(preset, overrides, data_fields)
 
 
 # ---------------------------------------------------------------------------------------

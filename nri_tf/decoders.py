@@ -11,9 +11,14 @@ Building blocks:
                      rollout with ground truth every M frames, all chunks in parallel
   RNNDecoder         recurrent decoder (paper sec. 3.5, Figs. 16-17): messages from GRU
                      hidden states; ground truth for a burn-in, own predictions after it
+  StepDecoder        the stepping interface below and the rollout built on it
+  MarkovianDecoder   turns a one-frame `_predict` into the training rollout and the
+                     stepping interface (MLPDecoder, `nri_tf.physics.SimulationDecoder`)
+  RecurrentDecoder   the same for a step with a hidden state: burn-in on ground truth,
+                     then open loop (RNNDecoder, `nri_tf.baselines.lstm.LSTMPredictor`)
   decoder_from_config
 
-Both decoders expose the same stepping interface, used for prediction beyond the data:
+Every decoder exposes the same stepping interface, used for prediction beyond the data:
   state = decoder.burn_in(context, edge_weights)     # after the context's last frame
   prediction, state = decoder.step(state, edge_weights)
   predictions, state = decoder.rollout(state, edge_weights, steps)
@@ -159,18 +164,12 @@ class EdgeTypeMessages(keras.layers.Layer):
                 "skip_first": self.skip_first, "average_types": self.average_types}
 
 
-class _Decoder(keras.layers.Layer):
-    """Settings, serialisation and the generic rollout shared by both decoders."""
+class StepDecoder(keras.layers.Layer):
+    """The stepping interface every decoder offers, and the rollout built on it.
 
-    def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 skip_first: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.dims = int(dims)
-        self.edge_types = int(edge_types)
-        self.hidden = int(hidden)
-        self.dropout = float(dropout)
-        self.skip_first = bool(skip_first)
-        self.drop = keras.layers.Dropout(self.dropout, name="dropout")
+    Subclasses implement ``call(trajectories, edge_weights, prediction_steps, training)``,
+    ``burn_in(context, edge_weights)`` and ``step(state, edge_weights)``.
+    """
 
     @staticmethod
     def _check_prediction_steps(prediction_steps: int) -> int:
@@ -196,45 +195,14 @@ class _Decoder(keras.layers.Layer):
             predictions.append(prediction)
         return tf.stack(predictions, axis=2), state
 
-    def get_config(self):
-        return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
-                "hidden": self.hidden, "dropout": self.dropout, "skip_first": self.skip_first}
 
+class MarkovianDecoder(StepDecoder):
+    """A decoder whose next frame depends on the current frame only.
 
-@keras.saving.register_keras_serializable(package="nri_tf")
-class MLPDecoder(_Decoder):
-    """Markovian MLP decoder: x_{t+1} = x_t + f_out([x_t, sum_incoming messages]).
-
-    Messages: one ReLU message MLP (2*dims -> H -> H) per edge type, weighted by the edge
-    weights; summed over incoming edges (no normalisation); output MLP
-    (dims + H -> H -> H -> dims, ReLU, dropout) predicts the change in state.
-
-    Args:
-      dims, edge_types, hidden, dropout, skip_first: see `NRIConfig`.
-    State for `step`: the current frame [batch, nodes, dims].
+    Subclasses implement ``_predict(frames [batch, nodes, ..., dims], edge_weights,
+    training) -> next frames`` (same shape) and set ``self.dims``; this class turns it
+    into the multi-step training rollout and the stepping interface.
     """
-
-    def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 skip_first: bool = False, **kwargs):
-        super().__init__(dims, edge_types, hidden, dropout, skip_first, **kwargs)
-        self.messages = EdgeTypeMessages(edge_types, hidden, "relu", dropout, skip_first,
-                                         name="messages")
-        self.out1 = _dense(hidden, dims + hidden, "relu", name="out1")
-        self.out2 = _dense(hidden, hidden, "relu", name="out2")
-        self.out3 = _dense(dims, hidden, name="out3")
-
-    def build(self, input_shape):
-        self.messages.build((None, None, self.dims))
-        self.out1.build((None, self.dims + self.hidden))
-        self.out2.build((None, self.hidden))
-        self.out3.build((None, self.hidden))
-
-    def _predict(self, frames, edge_weights, training):
-        """One Markovian step on [batch, nodes, ..., dims] -> same shape."""
-        aggregated = graph.edge_to_node(self.messages(frames, edge_weights, training=training))
-        x = self.out1(tf.concat([frames, aggregated], axis=-1))
-        x = self.out2(self.drop(x, training=training))
-        return frames + self.out3(self.drop(x, training=training))
 
     def call(self, trajectories, edge_weights, prediction_steps: int = 1, training=False):
         """Predicts frames 1..T-1, feeding ground truth at frames 0, M, 2M, ... (paper sec. 3.4).
@@ -272,8 +240,133 @@ class MLPDecoder(_Decoder):
         return prediction, prediction
 
 
+class _Decoder(StepDecoder):
+    """Settings and serialisation shared by the learned decoders."""
+
+    def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
+                 skip_first: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.dims = int(dims)
+        self.edge_types = int(edge_types)
+        self.hidden = int(hidden)
+        self.dropout = float(dropout)
+        self.skip_first = bool(skip_first)
+        self.drop = keras.layers.Dropout(self.dropout, name="dropout")
+
+    def get_config(self):
+        return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
+                "hidden": self.hidden, "dropout": self.dropout, "skip_first": self.skip_first}
+
+
 @keras.saving.register_keras_serializable(package="nri_tf")
-class RNNDecoder(_Decoder):
+class MLPDecoder(MarkovianDecoder, _Decoder):
+    """Markovian MLP decoder: x_{t+1} = x_t + f_out([x_t, sum_incoming messages]).
+
+    Messages: one ReLU message MLP (2*dims -> H -> H) per edge type, weighted by the edge
+    weights; summed over incoming edges (no normalisation); output MLP
+    (dims + H -> H -> H -> dims, ReLU, dropout) predicts the change in state.
+
+    Args:
+      dims, edge_types, hidden, dropout, skip_first: see `NRIConfig`.
+    State for `step`: the current frame [batch, nodes, dims].
+    """
+
+    def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
+                 skip_first: bool = False, **kwargs):
+        super().__init__(dims, edge_types, hidden, dropout, skip_first, **kwargs)
+        self.messages = EdgeTypeMessages(edge_types, hidden, "relu", dropout, skip_first,
+                                         name="messages")
+        self.out1 = _dense(hidden, dims + hidden, "relu", name="out1")
+        self.out2 = _dense(hidden, hidden, "relu", name="out2")
+        self.out3 = _dense(dims, hidden, name="out3")
+
+    def build(self, input_shape):
+        self.messages.build((None, None, self.dims))
+        self.out1.build((None, self.dims + self.hidden))
+        self.out2.build((None, self.hidden))
+        self.out3.build((None, self.hidden))
+
+    def _predict(self, frames, edge_weights, training):
+        """One Markovian step on [batch, nodes, ..., dims] -> same shape."""
+        aggregated = graph.edge_to_node(self.messages(frames, edge_weights, training=training))
+        x = self.out1(tf.concat([frames, aggregated], axis=-1))
+        x = self.out2(self.drop(x, training=training))
+        return frames + self.out3(self.drop(x, training=training))
+
+
+class RecurrentDecoder(StepDecoder):
+    """A decoder with a hidden state carried from frame to frame.
+
+    Subclasses implement ``_predict(inputs [batch, nodes, dims], hidden, edge_weights,
+    training) -> (prediction [batch, nodes, dims], new hidden)`` and
+    ``_initial_hidden(frames)`` (any nest of tensors); this class runs them over a
+    trajectory with a ground-truth burn-in and provides the stepping interface.
+    State for `step`: (current frame [batch, nodes, dims], hidden).
+    """
+
+    def _scan(self, trajectories, ground_truth_frames, edge_weights, training):
+        """Runs the recurrent step over inputs 0..T-2 as a symbolic loop (any T, small graphs).
+
+        Input t is ground-truth frame t while t < ``ground_truth_frames``, else the
+        prediction made at step t-1.
+
+        Returns:
+          (predictions [T-1, batch, nodes, dims], hidden states with a leading [T-1] axis),
+          time-major.
+        """
+        frames = tf.shape(trajectories)[2]
+        truth = tf.transpose(trajectories[:, :, :-1], [2, 0, 1, 3])      # [T-1, batch, nodes, dims]
+        use_truth = tf.range(frames - 1) < ground_truth_frames
+
+        def body(carry, elements):
+            previous, hidden = carry
+            frame, from_truth = elements
+            inputs = tf.where(from_truth, frame, previous)
+            return self._predict(inputs, hidden, edge_weights, training)
+
+        initial = (tf.zeros_like(trajectories[:, :, 0]), self._initial_hidden(trajectories))
+        return tf.scan(body, (truth, use_truth), initializer=initial)
+
+    def call(self, trajectories, edge_weights, prediction_steps: int = 1, training=False):
+        """Predicts frames 1..T-1 after a ground-truth burn-in of the first T - M frames.
+
+        Inputs 0..T-M-1 are ground truth, later inputs are the decoder's own predictions,
+        so the last M frames are predicted open-loop (the reference feeds one more ground
+        truth frame, predicting M - 1). M = 1: ground truth at every step.
+
+        Args:
+          trajectories: [batch, nodes, frames, dims].
+          edge_weights: [batch, edges, edge_types].
+          prediction_steps: M, frames predicted after the burn-in.
+        Returns:
+          predictions [batch, nodes, frames - 1, dims]; entry t predicts frame t + 1.
+        """
+        m = self._check_prediction_steps(prediction_steps)
+        burn_in_frames = tf.maximum(1, tf.shape(trajectories)[2] - m)
+        predictions, _ = self._scan(trajectories, burn_in_frames, edge_weights, training)
+        return tf.transpose(predictions, [1, 2, 0, 3])
+
+    def burn_in(self, context, edge_weights, training=False):
+        """Runs the recurrent step over ``context`` [batch, nodes, frames, dims].
+
+        Returns:
+          the state (last context frame, hidden after the frames before it) from which
+          `step` predicts the first frame after the context.
+        """
+        if context.shape[2] == 1:
+            return context[:, :, -1], self._initial_hidden(context)
+        _, hidden = self._scan(context, tf.shape(context)[2], edge_weights, training)
+        return context[:, :, -1], tf.nest.map_structure(lambda states: states[-1], hidden)
+
+    def step(self, state, edge_weights, training=False):
+        """(prediction [batch, nodes, dims], new state) from (frame, hidden)."""
+        inputs, hidden = state
+        prediction, hidden = self._predict(inputs, hidden, edge_weights, training)
+        return prediction, (prediction, hidden)
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class RNNDecoder(RecurrentDecoder, _Decoder):
     """Recurrent decoder with GRU-style updates (reference ``RNNDecoder``).
 
     Per step: messages from the hidden states h [batch, nodes, H] (tanh message MLPs,
@@ -325,68 +418,8 @@ class RNNDecoder(_Decoder):
         shape = tf.shape(frames)
         return tf.zeros([shape[0], shape[1], self.hidden], dtype=frames.dtype)
 
-    def _scan(self, trajectories, ground_truth_frames, edge_weights, training):
-        """Runs the GRU over inputs 0..T-2 as a symbolic loop (any T, small graphs).
 
-        Input t is ground-truth frame t while t < ``ground_truth_frames``, else the
-        prediction made at step t-1.
-
-        Returns:
-          (predictions [T-1, batch, nodes, dims], hidden states [T-1, batch, nodes, H]),
-          time-major.
-        """
-        frames = tf.shape(trajectories)[2]
-        truth = tf.transpose(trajectories[:, :, :-1], [2, 0, 1, 3])      # [T-1, batch, nodes, dims]
-        use_truth = tf.range(frames - 1) < ground_truth_frames
-
-        def body(carry, elements):
-            previous, hidden = carry
-            frame, from_truth = elements
-            inputs = tf.where(from_truth, frame, previous)
-            return self._predict(inputs, hidden, edge_weights, training)
-
-        initial = (tf.zeros_like(trajectories[:, :, 0]), self._initial_hidden(trajectories))
-        return tf.scan(body, (truth, use_truth), initializer=initial)
-
-    def call(self, trajectories, edge_weights, prediction_steps: int = 1, training=False):
-        """Predicts frames 1..T-1 after a ground-truth burn-in of the first T - M frames.
-
-        Inputs 0..T-M-1 are ground truth, later inputs are the decoder's own predictions,
-        so the last M frames are predicted open-loop (the reference feeds one more ground
-        truth frame, predicting M - 1). M = 1: ground truth at every step.
-
-        Args:
-          trajectories: [batch, nodes, frames, dims].
-          edge_weights: [batch, edges, edge_types].
-          prediction_steps: M, frames predicted after the burn-in.
-        Returns:
-          predictions [batch, nodes, frames - 1, dims]; entry t predicts frame t + 1.
-        """
-        m = self._check_prediction_steps(prediction_steps)
-        burn_in_frames = tf.maximum(1, tf.shape(trajectories)[2] - m)
-        predictions, _ = self._scan(trajectories, burn_in_frames, edge_weights, training)
-        return tf.transpose(predictions, [1, 2, 0, 3])
-
-    def burn_in(self, context, edge_weights, training=False):
-        """Runs the GRU over ``context`` [batch, nodes, frames, dims].
-
-        Returns:
-          the state (last context frame, hidden after the frames before it) from which
-          `step` predicts the first frame after the context.
-        """
-        if context.shape[2] == 1:
-            return context[:, :, -1], self._initial_hidden(context)
-        _, hidden = self._scan(context, tf.shape(context)[2], edge_weights, training)
-        return context[:, :, -1], hidden[-1]
-
-    def step(self, state, edge_weights, training=False):
-        """(prediction [batch, nodes, dims], new state) from (frame, hidden)."""
-        inputs, hidden = state
-        prediction, hidden = self._predict(inputs, hidden, edge_weights, training)
-        return prediction, (prediction, hidden)
-
-
-def decoder_from_config(config: NRIConfig, name: str = "decoder") -> _Decoder:
+def decoder_from_config(config: NRIConfig, name: str = "decoder") -> StepDecoder:
     """The decoder ``config.decoder`` names, with the config's sizes."""
     common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.decoder_hidden,
                   dropout=config.decoder_dropout, skip_first=config.skip_first, name=name)
@@ -394,4 +427,8 @@ def decoder_from_config(config: NRIConfig, name: str = "decoder") -> _Decoder:
         return MLPDecoder(**common)
     if config.decoder == "rnn":
         return RNNDecoder(**common)
-    raise ValueError(f"unknown decoder {config.decoder!r}; expected 'mlp' or 'rnn'")
+    if config.decoder == "sim":
+        from nri_tf.physics import SimulationDecoder  # physics builds on this module
+
+        return SimulationDecoder(config.edge_types, name=name, **config.simulator)
+    raise ValueError(f"unknown decoder {config.decoder!r}; expected one of mlp, rnn, sim")

@@ -89,13 +89,15 @@ class EdgeAccuracy(keras.metrics.Metric):
     ``update_state(logits [batch, edges, edge_types], labels [batch, edges])``. The
     permutation is chosen from the accumulated counts, so one relabelling applies to the
     whole epoch (a per-batch choice would flatter a model that labels inconsistently).
+    With ``exchangeable=False`` inferred type k must be label k (no permutation).
     """
 
-    def __init__(self, edge_types: int, skip_first: bool = False, name: str = "edge_accuracy",
-                 **kwargs):
+    def __init__(self, edge_types: int, skip_first: bool = False, exchangeable: bool = True,
+                 name: str = "edge_accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.edge_types = int(edge_types)
         self.skip_first = bool(skip_first)
+        self.exchangeable = bool(exchangeable)
         self.confusion = self.add_variable(shape=(self.edge_types, self.edge_types),
                                            initializer="zeros", aggregation="sum", name="confusion")
         self.total = self.add_variable(shape=(), initializer="zeros", aggregation="sum", name="total")
@@ -107,10 +109,13 @@ class EdgeAccuracy(keras.metrics.Metric):
         self.total.assign_add(tf.cast(tf.size(labels), self.total.dtype))
 
     def result(self):
+        if not self.exchangeable:
+            return tf.math.divide_no_nan(tf.linalg.trace(self.confusion), self.total)
         return best_permutation_accuracy(self.confusion, self.total, self.skip_first)
 
     def get_config(self):
-        return {**super().get_config(), "edge_types": self.edge_types, "skip_first": self.skip_first}
+        return {**super().get_config(), "edge_types": self.edge_types, "skip_first": self.skip_first,
+                "exchangeable": self.exchangeable}
 
 
 def mse_per_step(predictions: tf.Tensor, target: tf.Tensor) -> tf.Tensor:

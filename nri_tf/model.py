@@ -16,7 +16,8 @@ frame) and the RNN decoder's training schedule (burn-in, then ``prediction_steps
 open loop).
 
 Metrics: ``loss``, ``nll``, ``kl``, ``mse`` and, when labels are given, ``edge_accuracy``
-(best permutation of exchangeable edge types over the epoch).
+(best permutation of exchangeable edge types over the epoch; none for the simulation
+decoder, whose edge types mean what the labels mean).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import tensorflow as tf
 
 from nri_tf import losses, metrics, sampling
 from nri_tf.config import NRIConfig
-from nri_tf.decoders import decoder_from_config
+from nri_tf.decoders import MarkovianDecoder, decoder_from_config
 from nri_tf.encoders import check_trajectories, encoder_from_config
 
 
@@ -52,7 +53,9 @@ class NRI(keras.Model):
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.mse_tracker = keras.metrics.Mean(name="mse")
+        # The simulation decoder gives every edge type a fixed physical meaning.
         self.edge_accuracy = metrics.EdgeAccuracy(config.edge_types, config.skip_first,
+                                                  exchangeable=config.decoder != "sim",
                                                   name="edge_accuracy")
 
     # --- Keras plumbing -------------------------------------------------------------
@@ -122,7 +125,8 @@ class NRI(keras.Model):
         """Encodes the trajectories, samples edge types and reconstructs frames 1..T-1.
 
         Args:
-          trajectories: [batch, nodes, frames, dims].
+          trajectories: [batch, nodes, frames, dims]; the encoder reads the first
+            ``config.frames`` of them, the decoder reconstructs them all.
           training: relaxed (or straight-through if ``config.hard``) samples and dropout /
             batch statistics; otherwise hard one-hot samples from the categorical.
           prediction_steps: M of the decoder's rollout (see the decoders); default
@@ -133,7 +137,7 @@ class NRI(keras.Model):
         """
         self._check_input(trajectories)
         config = self.nri_config
-        logits = self.encoder(trajectories, training=training)
+        logits = self.encoder(trajectories[:, :, :config.frames], training=training)
         seed = self.sampling_seed.next()
         if training:
             edges = sampling.sample_edges(logits, config.temp, config.hard, seed)
@@ -246,7 +250,8 @@ class NRI(keras.Model):
 
     def test_step(self, data):
         trajectories, labels = self._unpack(data)
-        steps = 1 if self.nri_config.decoder == "mlp" else self.nri_config.prediction_steps
+        markovian = isinstance(self.decoder, MarkovianDecoder)
+        steps = 1 if markovian else self.nri_config.prediction_steps
         outputs = self(trajectories, training=False, prediction_steps=steps)
         nll, kl = self._loss_terms(trajectories, outputs)
         return self._update_metrics(trajectories, labels, outputs, nll, kl)

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     # Imports here keep --help fast. Importing creates no tensors, so the strategy can
     # still split the CPU into logical devices below.
     from data_pipelines.storage import read_metadata
-    from nri_tf.config import PRESETS, build_config, config_overrides
+    from nri_tf.config import PRESETS, config_for_dataset, config_overrides
     from trainers import loop
     from trainers.strategy import make_strategy
 
@@ -106,8 +106,7 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     preset = PRESETS[args.preset]
     data_dir = args.data or ensure_default_data(preset.data, log)
     metadata = read_metadata(data_dir)
-    config = build_config(preset.config, config_overrides(args),
-                          {"dims": metadata.dims, "frames": metadata.frames["train"]})
+    config = config_for_dataset(preset.config, config_overrides(args), metadata)
     run_dir = args.logdir or default_run_dir(data_dir, config)
     options = loop.TrainingOptions(
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],

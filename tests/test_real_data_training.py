@@ -7,10 +7,9 @@ and the sparsity prior; 2 epochs of hidden 16. Real data has no true graph, so n
 may report an edge accuracy, and the pictures are the skeleton with the learned edges.
 
 Basketball: a synthetic game log in the public SportVU schema (written here: the hand-made
-fixture's events are too short for the CNN encoder's >= 14 frames); CNN encoder, RNN
-decoder. The trainer gives the encoder every frame of the training segments (NRIConfig
-.frames comes from the dataset), so on 25-frame segments it cannot hold out the last 8
-frames as the paper does (encoder: first 17); see docs/real_data.md.
+fixture's events are too short for the CNN encoder's >= 14 frames); the paper's setting:
+CNN encoder on the first 17 of 25 frames (``--frames 17``), RNN decoder reconstructing all
+25, test predictions of the last 8; see docs/real_data.md.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ REAL_ASF, REAL_AMC = SHARED_CMU / "35.asf", SHARED_CMU / "35_01.amc"
 MOCAP_TRAIN = ["--encoder", "mlp", "--decoder", "rnn", "--edge-types", "4", "--skip-first", "--prior",
                "--batch-size", "2", "--epochs", "2", "--encoder-hidden", "16", "--decoder-hidden", "16",
                "--prediction-steps", "10", "--verbose", "0"]
-SPORTVU_TRAIN = ["--encoder", "cnn", "--decoder", "rnn", "--edge-types", "2", "--batch-size", "2",
+SPORTVU_TRAIN = ["--encoder", "cnn", "--frames", "17", "--decoder", "rnn", "--edge-types", "2", "--batch-size", "2",
                  "--epochs", "2", "--encoder-hidden", "8", "--decoder-hidden", "8",
                  "--prediction-steps", "10", "--verbose", "0"]
 SKELETON_PANEL = 160      # nri_tf.visualise.SKELETON_PANEL_SIZE
@@ -211,24 +210,24 @@ def sportvu_run(tmp_path_factory):
     return datasets, run_dir, trained
 
 
-def test_sportvu_cnn_rnn_trains_but_25_frames_leave_nothing_to_predict(sportvu_run):
+def test_sportvu_encoder_sees_17_frames_and_the_test_predicts_the_last_8(sportvu_run):
     datasets, run_dir, trained = sportvu_run
+    assert trained.returncode == 0, trained.stderr
     metadata = json.loads(Path(datasets[25], "metadata.json").read_text())
     assert metadata["frames"] == {"train": 25, "valid": 25, "test": 25} and metadata["nodes"] == 5
-    # Both epochs train and validate (CNN encoder on all 25 frames, RNN decoder) ...
+    assert json.loads(Path(run_dir, "config.json").read_text())["frames"] == 17
+    # Both epochs train and validate (CNN encoder on 17 frames, RNN decoder on all 25) ...
     history = [json.loads(line) for line in Path(run_dir, "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(math.isfinite(h["val_nll"]) and math.isfinite(h["loss"]) for h in history)
     assert Path(run_dir, "best.weights.h5").is_file()
     assert_no_edge_accuracy(run_dir)
+    # ... the test rollout predicts the 8 frames after the encoder's 17 ...
+    assert_finite_results(json.loads(Path(run_dir, "results.json").read_text()), steps=8)
     # ... and the TensorBoard pictures show the inferred graph alone (no true graph).
     step, value = event_tags(Path(run_dir, "logs", "images"))["graphs"][-1]
     assert step == 2 and len(value) == 2 + 3      # [width, height, 3 validation systems]
     assert decode_png(value[2]).shape == (CIRCLE_PANEL, CIRCLE_PANEL, 3)
-    # The test systems have no frame after the encoder's 25: the known limitation, one line.
-    assert trained.returncode == 2
-    assert last_line(trained.stderr) == ("error: test systems have 25 frames; prediction needs more than "
-                                         "the 25 context frames the encoder sees")
 
 
 def test_sportvu_run_evaluates_on_longer_segments_with_an_image(sportvu_run, tmp_path):
@@ -238,15 +237,14 @@ def test_sportvu_run_evaluates_on_longer_segments_with_an_image(sportvu_run, tmp
                            "--output", output)
     assert evaluated.returncode == 0, evaluated.stderr
     results = json.loads(output.read_text())
-    assert_finite_results(results, steps=8)            # 33 frames: 25 seen, 8 predicted
+    assert_finite_results(results, steps=16)           # 33 frames: 17 seen, 16 predicted
     assert decode_png(png.read_bytes()).shape == (CIRCLE_PANEL, CIRCLE_PANEL, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="the trainer has no way to give the encoder fewer frames than "
-                   "the dataset has (NRIConfig.frames is read from the data); the paper's CNN encoder "
-                   "sees the first 17 of 25 SportVU frames")
-def test_sportvu_encoder_can_see_the_first_17_of_25_frames():
-    from nri_tf import train as train_cli
-
-    args = train_cli.parse_args(["--frames", "17"])
-    assert args.frames == 17
+def test_sportvu_encoder_frames_beyond_the_training_systems_are_one_line(sportvu_run, tmp_path):
+    datasets, _, _ = sportvu_run
+    trained = run_module("nri_tf.train", "--data", datasets[25], "--logdir", tmp_path / "run",
+                         *SPORTVU_TRAIN, "--frames", "30")
+    assert trained.returncode == 2
+    assert last_line(trained.stderr) == "error: frames 30 is more than the 25 frames of the training systems"
+    assert not (tmp_path / "run").exists()

@@ -49,18 +49,22 @@ def dataset_description(data_dir: str, frames: int | None = None) -> dict:
             "splits": dict(metadata.splits)}
 
 
-def build_model(config: NRIConfig, nodes: int, steps_per_epoch: int,
-                jit_compile: bool | str = "auto") -> NRI:
-    """An NRI model with its Adam optimizer, built for ``nodes`` nodes.
+def learning_rate_schedule(config: NRIConfig, steps_per_epoch: int):
+    """``config.lr`` multiplied by ``config.gamma`` every ``config.lr_decay`` epochs.
 
-    The learning rate is multiplied by ``config.gamma`` every ``config.lr_decay`` epochs;
-    the schedule reads the optimizer's iteration count, which checkpoints restore.
+    The schedule reads the optimizer's iteration count, which checkpoints restore.
     """
-    schedule = keras.optimizers.schedules.ExponentialDecay(
+    return keras.optimizers.schedules.ExponentialDecay(
         config.lr, decay_steps=config.lr_decay * steps_per_epoch, decay_rate=config.gamma,
         staircase=True)
+
+
+def build_model(config: NRIConfig, nodes: int, steps_per_epoch: int,
+                jit_compile: bool | str = "auto") -> NRI:
+    """An NRI model with its Adam optimizer (`learning_rate_schedule`), built for ``nodes`` nodes."""
     model = NRI(config)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=jit_compile)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch)),
+                  jit_compile=jit_compile)
     model(tf.zeros([1, nodes, config.frames, config.dims]))
     model.optimizer.build(model.trainable_variables)
     return model
@@ -127,12 +131,14 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
         log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
 
     if initial_epoch < config.epochs:
-        # Reseed shuffling on resume, so a resumed run does not replay epoch 1's order.
+        # Reseed shuffling on resume, so a resumed run does not replay epoch 1's order. The
+        # encoder reads the first config.frames frames, the decoder reconstructs them all.
+        frames = metadata.frames["train"]
         train_data = _split_dataset(data_dir, "train", config, training=True,
-                                    seed=config.seed + initial_epoch, frames=config.frames,
+                                    seed=config.seed + initial_epoch, frames=frames,
                                     labelled=labelled)
         valid_data = _split_dataset(data_dir, "valid", config, training=False,
-                                    seed=config.seed, frames=config.frames, labelled=labelled)
+                                    seed=config.seed, frames=frames, labelled=labelled)
         fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
         if chief:
             logs = os.path.join(run_dir, run_directory.LOG_DIR)
