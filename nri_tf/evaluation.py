@@ -77,20 +77,39 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     if not labelled:
         results.pop("edge_accuracy", None)
 
+    mse = prediction_mse(
+        lambda context, labels: model.predict_future(context, steps, dynamic_graph=dynamic_graph),
+        dataset, frames, steps)
+    if not all(math.isfinite(v) for v in mse["mse_per_step"]):
+        raise FloatingPointError("the model's predictions are not finite; the checkpoint is unusable")
+    results.update(mse)
+    return results
+
+
+def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -> dict:
+    """MSE of each of the ``steps`` frames predicted after the first ``frames``.
+
+    Args:
+      predict: ``predict(context [batch, nodes, frames, dims], labels [batch, edges] or
+        None) -> [batch, nodes, steps, dims]`` (labels are for predictors given the true
+        graph; others ignore them).
+      dataset: yields (trajectories, edges) or trajectories alone, with at least
+        ``frames + steps`` frames.
+      frames, steps: context length and prediction horizon.
+    Returns:
+      {"mse_per_step": list of ``steps`` floats (mean over systems, nodes and dims),
+       "systems": count}.
+    """
     squared_error_sum = np.zeros(steps, dtype=np.float64)
     systems = 0
     for batch in dataset:
-        trajectories = batch[0] if labelled else batch
-        predicted = model.predict_future(trajectories[:, :, :frames], steps, dynamic_graph=dynamic_graph)
+        trajectories, labels = batch if isinstance(batch, tuple) else (batch, None)
+        predicted = predict(trajectories[:, :, :frames], labels)
         truth = trajectories[:, :, frames:frames + steps]
         per_system = tf.reduce_mean(tf.square(predicted - truth), axis=[1, 3])  # [batch, steps]
         squared_error_sum += tf.reduce_sum(per_system, axis=0).numpy()
         systems += int(trajectories.shape[0])
-    mse_per_step = (squared_error_sum / max(systems, 1)).tolist()
-    if not all(math.isfinite(v) for v in mse_per_step):
-        raise FloatingPointError("the model's predictions are not finite; the checkpoint is unusable")
-    results.update(mse_per_step=mse_per_step, systems=systems)
-    return results
+    return {"mse_per_step": (squared_error_sum / max(systems, 1)).tolist(), "systems": systems}
 
 
 def _first_frames(dataset: tf.data.Dataset) -> int:

@@ -1,0 +1,124 @@
+"""The paper's baselines: correlation thresholds, LSTMs, fixed-graph decoders, Static."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nri_tf.baselines.correlation import best_threshold, correlation_scores, fit_threshold_rule
+from nri_tf.baselines.lstm import LSTMPredictor
+from nri_tf.baselines.predictors import TrajectoryPredictor, static_prediction
+from nri_tf.config import NRIConfig
+from nri_tf.decoders import decoder_from_config
+from nri_tf.graph import edge_labels_from_matrix
+
+NODES, FRAMES, DIMS = 5, 49, 4
+
+
+def test_correlation_scores_are_pearson_per_edge():
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((3, 4, 30))
+    features[1, 2] = 2 * features[1, 0] + 1           # perfectly correlated pair
+    scores = correlation_scores(features)
+    expected = edge_labels_from_matrix(np.stack([np.corrcoef(f) for f in features]))
+    np.testing.assert_allclose(scores, expected, atol=1e-12)
+    receivers_senders = [(r, s) for r in range(4) for s in range(4) if r != s]
+    assert scores[1, receivers_senders.index((2, 0))] == pytest.approx(1.0)
+    constant = np.ones((1, 3, 5))
+    np.testing.assert_array_equal(correlation_scores(constant), 0.0)
+
+
+def test_best_threshold_on_a_hand_made_example():
+    # Sorted: 0.1 (no), 0.35 (no), 0.4 (edge), 0.8 (edge): the split lies between 0.35 and 0.4.
+    theta, accuracy = best_threshold(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 1, 0, 1]))
+    assert theta == pytest.approx(0.375) and accuracy == 1.0
+    # No split separates these; the best one gets 3 of 4 right.
+    theta, accuracy = best_threshold(np.array([0.2, 0.5, 0.7, 0.9]), np.array([0, 1, 0, 1]))
+    assert accuracy == 0.75 and 0.7 < theta < 0.9 or 0.2 < theta < 0.5
+    # Ties cannot be split: everything above or nothing.
+    theta, accuracy = best_threshold(np.array([0.3, 0.3, 0.3]), np.array([1, 1, 0]))
+    assert accuracy == pytest.approx(2 / 3) and theta < 0.3
+
+
+def test_absolute_correlation_wins_when_edges_anti_correlate():
+    scores = np.array([[-0.9, 0.9, 0.1, -0.1, -0.8, 0.05]])
+    labels = np.array([[1, 1, 0, 0, 1, 0]])
+    rule = fit_threshold_rule(scores, labels)
+    assert rule.absolute and rule.fit_accuracy == 1.0 and 0.1 < rule.threshold < 0.8
+    np.testing.assert_array_equal(rule.predict(scores), labels)
+    assert rule.accuracy(np.array([[0.95, -0.02]]), np.array([[1, 0]])) == 1.0
+    raw = fit_threshold_rule(np.array([[0.9, 0.8, 0.1, 0.2]]), np.array([[1, 2, 0, 0]]))  # type 2 = edge too
+    assert not raw.absolute and raw.fit_accuracy == 1.0
+
+
+def test_static_prediction_repeats_the_last_frame():
+    context = tf.reshape(tf.range(2 * 3 * 4 * 2, dtype=tf.float32), [2, 3, 4, 2])
+    predicted = static_prediction(context, 5).numpy()
+    assert predicted.shape == (2, 3, 5, 2)
+    np.testing.assert_array_equal(predicted, np.repeat(context.numpy()[:, :, -1:], 5, axis=2))
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_lstm_predictor_shapes_and_burn_in(joint):
+    keras.utils.set_random_seed(0)
+    predictor = LSTMPredictor(DIMS, 8, joint=joint, nodes=NODES)
+    trajectories = tf.random.normal([3, NODES, 12, DIMS])
+    predictions = predictor(trajectories, None, prediction_steps=4)
+    assert predictions.shape == (3, NODES, 11, DIMS)
+    # The first 8 inputs are ground truth: predictions up to there do not depend on later frames.
+    changed = tf.concat([trajectories[:, :, :8], trajectories[:, :, 8:] + 1.0], axis=2)
+    np.testing.assert_allclose(predictor(changed, None, prediction_steps=4)[:, :, :8], predictions[:, :, :8],
+                               atol=1e-6)
+    assert predictor.final_features(trajectories).shape == (3, NODES, 8)
+    state = predictor.burn_in(trajectories, None)
+    future, _ = predictor.rollout(state, None, 3)
+    assert future.shape == (3, NODES, 3, DIMS)
+    if not joint:   # one shared LSTM per node: any node count
+        assert predictor(tf.random.normal([2, 7, 12, DIMS]), None).shape == (2, 7, 11, DIMS)
+    else:
+        with pytest.raises(ValueError, match="built for 5 nodes"):
+            predictor(tf.random.normal([2, 7, 12, DIMS]), None)
+
+
+def _held_out_scores(model, data):
+    """(held-out NLL, MSE of a 10-frame rollout after 39 context frames)."""
+    held_out = tf.data.Dataset.from_tensor_slices((data["x_test"], data["y_test"])).batch(100)
+    nll = model.evaluate(held_out, return_dict=True, verbose=0)["nll"]
+    predicted = model.predict_future(tf.constant(data["x_test"][:, :, :39]), 10, data["y_test"]).numpy()
+    return nll, float(np.mean((predicted - data["x_test"][:, :, 39:49]) ** 2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["lstm_single", "lstm_joint", "full_graph", "true_graph"])
+def test_baseline_predictors_learn(springs5_small, kind):
+    """Each Table 2 baseline lowers its held-out NLL and its 10-step rollout error."""
+    keras.utils.set_random_seed(0)
+    config = NRIConfig(decoder_hidden=32, edge_types=2)
+    if kind.startswith("lstm"):
+        predictor, graph = LSTMPredictor(DIMS, 32, joint=kind == "lstm_joint", nodes=NODES), "none"
+    else:
+        predictor, graph = decoder_from_config(config), kind.split("_")[0]
+    model = TrajectoryPredictor(predictor, graph, config.edge_types, config.var, prediction_steps=10)
+    data = springs5_small
+    model(tf.constant(data["x_train"][:1]), tf.constant(data["y_train"][:1]))
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    nll_before, rollout_before = _held_out_scores(model, data)
+    train = tf.data.Dataset.from_tensor_slices((data["x_train"], data["y_train"])).batch(32)
+    model.fit(train, epochs=3, shuffle=False, verbose=0)
+    nll_after, rollout_after = _held_out_scores(model, data)
+    assert nll_after < 0.5 * nll_before, (nll_before, nll_after)
+    assert rollout_after < 0.5 * rollout_before, (rollout_before, rollout_after)
+
+
+def test_true_graph_predictor_needs_labels_and_full_graph_uses_the_last_type():
+    config = NRIConfig(decoder_hidden=8, edge_types=3)
+    trajectories = tf.zeros([2, 4, 6, DIMS])
+    full = TrajectoryPredictor(decoder_from_config(config), "full", edge_types=3)
+    np.testing.assert_array_equal(full.edge_weights(trajectories, None).numpy()[..., 2], 1.0)
+    true = TrajectoryPredictor(decoder_from_config(config), "true", edge_types=3)
+    labels = tf.constant([[0, 1, 2] * 4, [2, 2, 1] * 4])
+    np.testing.assert_array_equal(np.argmax(true.edge_weights(trajectories, labels), -1), labels.numpy())
+    with pytest.raises(ValueError, match="needs the edge labels"):
+        true.edge_weights(trajectories, None)
+    with pytest.raises(ValueError, match="graph must be one of"):
+        TrajectoryPredictor(decoder_from_config(config), "sometimes")

@@ -1,0 +1,100 @@
+"""`python -m nri_tf.experiments`: both tables at the smoke budget, end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nri_tf import experiments
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_experiments(*args, env_extra=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "nri_tf.experiments", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900, env=env)
+
+
+@pytest.fixture(scope="module")
+def smoke_tables(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiments")
+    env = {"NRI_TF_DATA": str(root / "data")}
+    output = root / "springs5-smoke"
+    done = {table: run_experiments(table, "--budget", "smoke", "--output", output, env_extra=env)
+            for table in ("table1", "table2")}
+    return output, done, env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("table", ["table1", "table2"])
+def test_smoke_tables_are_complete(smoke_tables, table):
+    output, done, _ = smoke_tables
+    assert done[table].returncode == 0, done[table].stderr[-3000:]
+    result = json.loads((output / f"{table}.json").read_text())
+    rows = {row["key"]: row for row in result["rows"]}
+    assert list(rows) == list(experiments.TABLE_ROWS[table])
+    markdown = (output / f"{table}.md").read_text()
+    assert markdown in done[table].stdout
+    for key, row in rows.items():
+        assert experiments.ROW_NAMES[key] in markdown
+        ours = row["ours"]
+        if table == "table1":
+            assert 0 <= ours["mean"] <= 100 and ours["values"] == [ours["mean"]]
+            assert row["paper"] == experiments.PAPER_TABLE1["springs"][key][0]
+        else:
+            assert list(ours) == ["1", "10", "20"]
+            assert all(math.isfinite(s["mean"]) and s["mean"] >= 0 for s in ours.values())
+            assert row["paper"] == dict(zip(["1", "10", "20"], experiments.PAPER_TABLE2["springs"][key]))
+    assert result["budget"] == "smoke" and result["seeds"] == [42]
+
+
+@pytest.mark.slow
+def test_tables_share_nri_learned_and_a_rerun_reuses_every_model(smoke_tables):
+    output, done, env = smoke_tables
+    table1 = json.loads((output / "table1.json").read_text())
+    table2 = json.loads((output / "table2.json").read_text())
+    learned = [next(r for r in t["rows"] if r["key"] == "nri_learned") for t in (table1, table2)]
+    assert learned[0]["seconds"] == learned[1]["seconds"]          # trained once, reused
+    assert sorted(p.name for p in (output / "runs").iterdir()) == ["nri_learned-seed42", "nri_sim-seed42"]
+    again = run_experiments("table2", "--budget", "smoke", "--output", output, env_extra=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((output / "table2.json").read_text())["rows"] == table2["rows"]
+
+
+def test_summary_and_markdown_of_hand_made_records():
+    summary = experiments.summarise([1.0, 2.0, 3.0])
+    assert summary["mean"] == 2.0 and summary["stderr"] == pytest.approx(1 / math.sqrt(3))
+    assert experiments.summarise([0.5])["stderr"] is None
+    records = {row: [{"seconds": 1.0, "edge_accuracy": 0.5}, {"seconds": 2.0, "edge_accuracy": 0.7}]
+               for row in experiments.TABLE_ROWS["table1"]}
+    records["nri_sim"] = [{"seconds": 0.0, "not_applicable": "no differentiable simulator for kuramoto"}] * 2
+    rows = experiments.table_rows("table1", records, "kuramoto", 10)
+    markdown = experiments.markdown_table("table1", rows, "heading")
+    assert "| Corr. (path) | 60.0 ± 10.0 | 59.3 |" in markdown
+    assert "| NRI (sim.) | no differentiable simulator for kuramoto | – |" in markdown
+
+
+def test_nri_sim_is_not_applicable_without_a_simulator():
+    class Metadata:
+        source = "kuramoto"
+
+    experiment = experiments.Experiment("unused", Metadata(), None, "unused")
+    with pytest.raises(experiments.NotApplicable, match="kuramoto"):
+        experiments.run_nri_sim(experiment, 42)
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path):
+    bad_nodes = run_experiments("table1", "--num-nodes", "1")
+    assert bad_nodes.returncode == 2 and "--num-nodes must be >= 2" in bad_nodes.stderr
+    unknown = run_experiments("table3")
+    assert unknown.returncode == 2 and "invalid choice: 'table3'" in unknown.stderr
+    missing = run_experiments("table1", "--data", tmp_path / "nothing", "--output", tmp_path / "out")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith("error: ")
