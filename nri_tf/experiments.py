@@ -2,6 +2,10 @@
 
     python -m nri_tf.experiments table1 --simulation springs --num-nodes 5 --budget cpu
     python -m nri_tf.experiments table2 --simulation charged --budget smoke --seeds 2
+    python -m nri_tf.experiments table2 --data data/cmu35 --budget smoke --decoder rnn --edge-types 4 --skip-first
+
+Flags of `python -m nri_tf.train` (``--decoder rnn``, ...) change every NRI-type model of
+the budget (learned, sim., full / true graph); ``--batch-size`` changes every model's.
 
 Table 1 is edge accuracy (%) on the test systems: Corr. (path), Corr. (LSTM), NRI (sim.),
 NRI (learned), Supervised. Table 2 is the MSE of the frames predicted 1, 10 and 20 steps
@@ -10,7 +14,7 @@ NRI (learned), NRI (true graph). Definitions: paper appendix D.1.1 and `nri_tf.b
 
 The command simulates the dataset the budget asks for (cached like the training command's
 built-in data) unless ``--data`` names one, trains every model of the table for every seed,
-and writes into the output directory (default ``experiments/<simulation><nodes>-<budget>``):
+and writes into the output directory (default ``experiments/<source><nodes>-<budget>``):
 
   table1.md / table2.md       the table, ours (mean +- standard error over seeds) next to
                               the paper's numbers
@@ -21,6 +25,8 @@ and writes into the output directory (default ``experiments/<simulation><nodes>-
 
 Both tables share the output directory, so NRI (learned) is trained once for both.
 Seeds vary the models' initialisation, shuffling and sampling; the dataset stays the same.
+On data without a true graph (motion capture, basketball: ``--data``) the models that need
+one (correlation thresholds, supervised, true graph) are reported as not applicable.
 """
 
 from __future__ import annotations
@@ -121,13 +127,29 @@ class NotApplicable(Exception):
 
 @dataclasses.dataclass
 class Experiment:
-    """One table's setting: the dataset, the budget and where results go."""
+    """One table's setting: the dataset, the budget and where results go.
+
+    nri_overrides: NRIConfig values on top of ``budget.nri`` (command-line flags).
+    """
     data_dir: str
     metadata: object            # data_pipelines.storage.DatasetMetadata
     budget: Budget
     root: str
     verbose: int = 0
     log: Callable[[str], None] = print
+    nri_overrides: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def baseline(self) -> dict:
+        """The budget's LSTM / supervised settings, with a command-line batch size."""
+        return {**self.budget.baseline, **{k: v for k, v in self.nri_overrides.items() if k == "batch_size"}}
+
+    def require_labels(self) -> None:
+        """NotApplicable unless the data has a true graph."""
+        from nri_tf.evaluation import has_edge_labels
+
+        if not has_edge_labels(self.metadata):
+            raise NotApplicable(f"no true graph in {self.metadata.source} data")
 
     @property
     def frames(self) -> int:
@@ -137,7 +159,8 @@ class Experiment:
     def nri_config(self, seed: int, **changes):
         from nri_tf.config import config_for_dataset
 
-        return config_for_dataset({**self.budget.nri, "seed": seed}, changes, self.metadata)
+        return config_for_dataset({**self.budget.nri, **self.nri_overrides, "seed": seed}, changes,
+                                  self.metadata)
 
     def path(self, *parts: str) -> str:
         path = os.path.join(self.root, *parts)
@@ -225,6 +248,7 @@ def run_corr_path(experiment: Experiment, seed: int) -> dict:
     """Correlations of the flattened trajectories (the first ``frames`` frames)."""
     import numpy as np
 
+    experiment.require_labels()
     from nri_tf.baselines.correlation import correlation_scores
 
     def scores(split):
@@ -245,8 +269,9 @@ def run_corr_lstm(experiment: Experiment, seed: int) -> dict:
     from nri_tf.baselines.correlation import correlation_scores
     from nri_tf.baselines.lstm import LSTMPredictor
 
+    experiment.require_labels()
     keras.utils.set_random_seed(seed)
-    baseline = experiment.budget.baseline
+    baseline = experiment.baseline
     config = experiment.nri_config(seed, prediction_steps=1)
     predictor = LSTMPredictor(config.dims, baseline["hidden"])
     model = _trajectory_predictor(experiment, predictor, "none", config, baseline["lr"])
@@ -298,8 +323,9 @@ def run_supervised(experiment: Experiment, seed: int) -> dict:
 
     from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
 
+    experiment.require_labels()
     keras.utils.set_random_seed(seed)
-    baseline = experiment.budget.baseline
+    baseline = experiment.baseline
     config = experiment.nri_config(seed, encoder_hidden=baseline["hidden"])
     model = supervised_encoder(config, experiment.metadata.nodes, baseline["lr"])
     _fit_best(experiment, model, f"supervised-seed{seed}", epochs=baseline["epochs"],
@@ -321,7 +347,7 @@ def _run_lstm(experiment: Experiment, seed: int, joint: bool) -> dict:
     from nri_tf.baselines.lstm import LSTMPredictor
 
     keras.utils.set_random_seed(seed)
-    baseline = experiment.budget.baseline
+    baseline = experiment.baseline
     config = experiment.nri_config(seed)
     predictor = LSTMPredictor(config.dims, baseline["hidden"], joint=joint, nodes=experiment.metadata.nodes)
     model = _trajectory_predictor(experiment, predictor, "none", config, baseline["lr"])
@@ -363,6 +389,7 @@ def run_nri_full_graph(experiment: Experiment, seed: int) -> dict:
 
 
 def run_nri_true_graph(experiment: Experiment, seed: int) -> dict:
+    experiment.require_labels()
     return _run_fixed_graph(experiment, seed, "true")
 
 
@@ -401,7 +428,7 @@ def summarise(values: list) -> dict:
     return {"mean": mean, "stderr": stderr, "values": values}
 
 
-def table_rows(table: str, records: dict, simulation: str, nodes: int) -> list:
+def table_rows(table: str, records: dict, source: str, nodes: int) -> list:
     """One dict per row: the model's name, our summary over seeds and the paper's number(s).
 
     Args:
@@ -413,21 +440,23 @@ def table_rows(table: str, records: dict, simulation: str, nodes: int) -> list:
         entry = {"model": ROW_NAMES[row], "key": row, "seconds": sum(r["seconds"] for r in runs)}
         if "not_applicable" in runs[0]:
             entry["not_applicable"] = runs[0]["not_applicable"]
+        elif table == "table1" and runs[0].get("edge_accuracy") is None:
+            entry["not_applicable"] = "no true graph to score"
         elif table == "table1":
             entry["ours"] = summarise([100 * r["edge_accuracy"] for r in runs])
         else:
             entry["ours"] = {str(step): summarise([r["mse_per_step"][step - 1] for r in runs])
                              for step in TABLE2_STEPS if step <= len(runs[0]["mse_per_step"])}
-        entry["paper"] = _paper_value(table, row, simulation, nodes)
+        entry["paper"] = _paper_value(table, row, source, nodes)
         rows.append(entry)
     return rows
 
 
-def _paper_value(table: str, row: str, simulation: str, nodes: int):
+def _paper_value(table: str, row: str, source: str, nodes: int):
     if table == "table1":
-        pair = PAPER_TABLE1.get(simulation, {}).get(row)
+        pair = PAPER_TABLE1.get(source, {}).get(row)
         return pair[(5, 10).index(nodes)] if pair and nodes in (5, 10) else None
-    values = PAPER_TABLE2.get(simulation, {}).get(row)
+    values = PAPER_TABLE2.get(source, {}).get(row)
     return dict(zip(map(str, TABLE2_STEPS), values)) if values and nodes == 5 else None
 
 
@@ -453,13 +482,16 @@ def markdown_table(table: str, rows: list, heading: str) -> str:
                   + " | paper: " + " / ".join(steps) + " |",
                   "|---|" + "---|" * (len(steps) + 1)]
         for row in rows:
-            ours = [_format(row["ours"].get(s), ".3g") for s in steps]
+            if "not_applicable" in row:
+                ours = [row["not_applicable"]] + ["–"] * (len(steps) - 1)
+            else:
+                ours = [_format(row["ours"].get(s), ".3g") for s in steps]
             paper = "–" if row["paper"] is None else " / ".join(f"{row['paper'][s]:.3g}" for s in steps)
             lines.append(f"| {row['model']} | " + " | ".join(ours) + f" | {paper} |")
     return "\n".join(lines) + "\n"
 
 
-def run_table(table: str, experiment: Experiment, simulation: str, seeds: list,
+def run_table(table: str, experiment: Experiment, source: str, seeds: list,
               budget_name: str) -> dict:
     """Trains (or reuses) every model of ``table`` for every seed; writes the .md and .json."""
     from trainers.run_directory import write_json_atomic
@@ -475,11 +507,11 @@ def run_table(table: str, experiment: Experiment, simulation: str, seeds: list,
             experiment.log(f"    {_describe(record)} ({record['seconds']:.0f} s)")
             records[row].append(record)
     nodes = experiment.metadata.nodes
-    summary_rows = table_rows(table, records, simulation, nodes)
+    summary_rows = table_rows(table, records, source, nodes)
     what = "edge accuracy (%)" if table == "table1" else "MSE of predicted frames (normalised units)"
-    heading = (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {simulation} with {nodes} "
+    heading = (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {source} with {nodes} "
                f"nodes, budget '{budget_name}', {len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
-    result = {"table": table, "simulation": simulation, "nodes": nodes, "budget": budget_name,
+    result = {"table": table, "source": source, "nodes": nodes, "budget": budget_name,
               "budget_settings": dataclasses.asdict(experiment.budget), "seeds": seeds,
               "data": os.path.abspath(experiment.data_dir), "rows": summary_rows,
               "seconds": time.perf_counter() - started,
@@ -506,30 +538,35 @@ def _describe(record: dict) -> str:
 
 # --- Command line -------------------------------------------------------------------------
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
+    """(the command's own arguments, NRIConfig overrides from `python -m nri_tf.train` flags)."""
+    from nri_tf.config import add_config_arguments, config_overrides
+
     budgets = _budgets()
     parser = argparse.ArgumentParser(prog="python -m nri_tf.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("table", choices=sorted(TABLE_ROWS))
-    parser.add_argument("--simulation", choices=SIMULATIONS, default="springs")
+    parser.add_argument("--simulation", choices=SIMULATIONS, default="springs",
+                        help="the simulated dataset to build (ignored with --data)")
     parser.add_argument("--num-nodes", type=int, default=5)
     parser.add_argument("--budget", choices=sorted(budgets), default="cpu",
                         help="; ".join(f"{name}: {b.help}" for name, b in sorted(budgets.items())))
     parser.add_argument("--seeds", type=int, default=1, help="independent runs of every model")
-    parser.add_argument("--data", help="use this native dataset instead of simulating one")
-    parser.add_argument("--output", help="output directory (default: experiments/<simulation><nodes>-<budget>)")
+    parser.add_argument("--data", help="use this native dataset (any source) instead of simulating one")
+    parser.add_argument("--output", help="output directory (default: experiments/<source><nodes>-<budget>)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0,
                         help="Keras progress output while training (0: one line per model)")
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
     if args.num_nodes < 2:
         parser.error(f"--num-nodes must be >= 2, got {args.num_nodes}")
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    return args
+    return args, config_overrides(args)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args, nri_overrides = parse_args(argv)
     from data_pipelines.storage import read_metadata
     from nri_tf.train import ensure_default_data, log_to_stderr
 
@@ -539,13 +576,13 @@ def main(argv=None) -> int:
             {"simulation": args.simulation, "num_nodes": args.num_nodes, **budget.data, "seed": 42},
             log_to_stderr)
         metadata = read_metadata(data_dir)
-        if args.data and metadata.source != args.simulation:
-            raise ValueError(f"{args.data} holds {metadata.source} data, not {args.simulation}")
-        root = args.output or os.path.join("experiments", f"{args.simulation}{metadata.nodes}-{args.budget}")
+        root = args.output or os.path.join("experiments", f"{metadata.source}{metadata.nodes}-{args.budget}")
+        experiment = Experiment(data_dir, metadata, budget, root, args.verbose, log_to_stderr,
+                                nri_overrides)
+        experiment.nri_config(42)       # bad flags fail here, before anything is written
         os.makedirs(root, exist_ok=True)
-        experiment = Experiment(data_dir, metadata, budget, root, args.verbose, log_to_stderr)
         seeds = [42 + k for k in range(args.seeds)]
-        result = run_table(args.table, experiment, args.simulation, seeds, args.budget)
+        result = run_table(args.table, experiment, metadata.source, seeds, args.budget)
     except (ValueError, FloatingPointError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

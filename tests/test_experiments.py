@@ -52,7 +52,7 @@ def test_smoke_tables_are_complete(smoke_tables, table):
             assert list(ours) == ["1", "10", "20"]
             assert all(math.isfinite(s["mean"]) and s["mean"] >= 0 for s in ours.values())
             assert row["paper"] == dict(zip(["1", "10", "20"], experiments.PAPER_TABLE2["springs"][key]))
-    assert result["budget"] == "smoke" and result["seeds"] == [42]
+    assert result["budget"] == "smoke" and result["seeds"] == [42] and result["source"] == "springs"
 
 
 @pytest.mark.slow
@@ -98,3 +98,30 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     missing = run_experiments("table1", "--data", tmp_path / "nothing", "--output", tmp_path / "out")
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+SHARED_CMU = REPO.parent / "shared" / "data" / "cmu"
+
+
+@pytest.mark.slow
+def test_table2_on_motion_capture_with_nri_flags(tmp_path):
+    """Real data: no true graph, NRI flags from the command line (the paper's mocap models)."""
+    if not (SHARED_CMU / "35.asf").is_file():
+        pytest.skip(f"../shared/data/cmu not found: expected {SHARED_CMU / '35.asf'}")
+    data = tmp_path / "cmu35"
+    built = subprocess.run([sys.executable, "-m", "data_pipelines.generate", "--source", "cmu",
+                            "--asf", SHARED_CMU / "35.asf", "--amc", SHARED_CMU / "35_01.amc",
+                            "--output", data], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    done = run_experiments("table2", "--data", data, "--budget", "smoke", "--output", tmp_path / "out",
+                           "--decoder", "rnn", "--edge-types", "4", "--skip-first", "--batch-size", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "table2.json").read_text())
+    rows = {row["key"]: row for row in result["rows"]}
+    assert rows["nri_true_graph"]["not_applicable"] == "no true graph in cmu data"
+    for key in ("static", "lstm_single", "lstm_joint", "nri_full_graph", "nri_learned"):
+        assert all(math.isfinite(s["mean"]) for s in rows[key]["ours"].values()), key
+        assert rows[key]["paper"] is None
+    config = json.loads((tmp_path / "out" / "runs" / "nri_learned-seed42" / "config.json").read_text())
+    assert (config["decoder"], config["edge_types"], config["skip_first"], config["batch_size"]) == ("rnn", 4, True, 2)
+    assert "| NRI (true graph) | no true graph in cmu data | – | – | – |" in done.stdout
