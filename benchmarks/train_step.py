@@ -20,7 +20,6 @@ import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from nri_tf.config import NRIConfig

@@ -82,8 +82,8 @@ class Budget:
 
     data: split sizes of the simulated dataset.
     nri: NRIConfig values of every NRI-type model (learned, sim., full / true graph) and
-      of the supervised encoder's architecture.
-    baseline: "hidden", "epochs", "batch_size", "lr" of the LSTM and supervised baselines.
+      of the supervised encoder.
+    baseline: "hidden", "epochs", "batch_size", "lr" of the LSTM baselines.
     corr_lstm_epochs: Corr. (LSTM)'s training epochs (10 in the paper).
     """
     help: str
@@ -108,8 +108,8 @@ def _budgets() -> dict:
                         baseline={"hidden": 16, "epochs": 2, "batch_size": 25, "lr": 1e-3},
                         corr_lstm_epochs=1),
         "cpu": Budget("about an hour on 2 CPU cores for springs5: the default training preset "
-                      "('fast': 10k systems, hidden 64, 30 epochs) for the NRI models, 10 epochs "
-                      "at hidden 64 for the LSTM and supervised baselines",
+                      "('fast': 10k systems, hidden 64, 30 epochs) for the NRI models and the "
+                      "supervised encoder, 10 epochs at hidden 64 for the LSTM baselines",
                       data=sizes(fast.data), nri=dict(fast.config),
                       baseline={"hidden": 64, "epochs": 10, "batch_size": 32, "lr": 1e-3},
                       corr_lstm_epochs=10),
@@ -141,7 +141,7 @@ class Experiment:
 
     @property
     def baseline(self) -> dict:
-        """The budget's LSTM / supervised settings, with a command-line batch size."""
+        """The budget's LSTM settings, with a command-line batch size."""
         return {**self.budget.baseline, **{k: v for k, v in self.nri_overrides.items() if k == "batch_size"}}
 
     def require_labels(self) -> None:
@@ -237,17 +237,23 @@ def _prediction_results(experiment: Experiment, predict) -> dict:
 
 # --- The models ---------------------------------------------------------------------------
 
-def _correlation_accuracy(scores_fit, labels_fit, scores_test, labels_test) -> dict:
+def _correlation_accuracy(scores) -> dict:
+    """Fits the threshold rule on training + validation, scores it on test.
+
+    Args:
+      scores: ``scores(split) -> (correlations [systems, edges], labels [systems, edges])``.
+    """
+    import numpy as np
+
     from nri_tf.baselines.correlation import fit_threshold_rule
 
-    rule = fit_threshold_rule(scores_fit, labels_fit)
-    return {"edge_accuracy": rule.accuracy(scores_test, labels_test), "rule": dataclasses.asdict(rule)}
+    fit = [scores(split) for split in ("train", "valid")]
+    rule = fit_threshold_rule(np.concatenate([f[0] for f in fit]), np.concatenate([f[1] for f in fit]))
+    return {"edge_accuracy": rule.accuracy(*scores("test")), "rule": dataclasses.asdict(rule)}
 
 
 def run_corr_path(experiment: Experiment, seed: int) -> dict:
     """Correlations of the flattened trajectories (the first ``frames`` frames)."""
-    import numpy as np
-
     experiment.require_labels()
     from nri_tf.baselines.correlation import correlation_scores
 
@@ -256,9 +262,7 @@ def run_corr_path(experiment: Experiment, seed: int) -> dict:
         trajectories = trajectories[:, :, :experiment.frames]
         return correlation_scores(trajectories.reshape(*trajectories.shape[:2], -1)), edges
 
-    (train, train_edges), (valid, valid_edges) = scores("train"), scores("valid")
-    return _correlation_accuracy(np.concatenate([train, valid]), np.concatenate([train_edges, valid_edges]),
-                                 *scores("test"))
+    return _correlation_accuracy(scores)
 
 
 def run_corr_lstm(experiment: Experiment, seed: int) -> dict:
@@ -288,9 +292,7 @@ def run_corr_lstm(experiment: Experiment, seed: int) -> dict:
             labels.append(edges.numpy())
         return correlation_scores(np.concatenate(features)), np.concatenate(labels)
 
-    (train, train_edges), (valid, valid_edges) = scores("train"), scores("valid")
-    return _correlation_accuracy(np.concatenate([train, valid]), np.concatenate([train_edges, valid_edges]),
-                                 *scores("test"))
+    return _correlation_accuracy(scores)
 
 
 def _run_nri(experiment: Experiment, seed: int, name: str, **changes) -> dict:
@@ -319,17 +321,19 @@ def run_nri_sim(experiment: Experiment, seed: int) -> dict:
 
 
 def run_supervised(experiment: Experiment, seed: int) -> dict:
+    """The encoder alone on the true edges, with the NRI (learned) model's training settings."""
     import keras
 
     from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
+    from trainers.loop import learning_rate_schedule
 
     experiment.require_labels()
     keras.utils.set_random_seed(seed)
-    baseline = experiment.baseline
-    config = experiment.nri_config(seed, encoder_hidden=baseline["hidden"])
-    model = supervised_encoder(config, experiment.metadata.nodes, baseline["lr"])
-    _fit_best(experiment, model, f"supervised-seed{seed}", epochs=baseline["epochs"],
-              batch_size=baseline["batch_size"], seed=seed, monitor="val_" + ACCURACY_METRIC, mode="max")
+    config = experiment.nri_config(seed)
+    schedule = learning_rate_schedule(config, experiment.metadata.splits["train"] // config.batch_size)
+    model = supervised_encoder(config, experiment.metadata.nodes, schedule)
+    _fit_best(experiment, model, f"supervised-seed{seed}", epochs=config.epochs,
+              batch_size=config.batch_size, seed=seed, monitor="val_" + ACCURACY_METRIC, mode="max")
     test = experiment.split("test", 256, frames=experiment.frames)
     return {"edge_accuracy": float(model.evaluate(test, return_dict=True, verbose=0)[ACCURACY_METRIC])}
 
