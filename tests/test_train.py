@@ -282,3 +282,29 @@ def test_evaluate_on_ten_nodes(tiny_run, tmp_path):
     assert evaluate_cli.main(["--run", tiny_run, "--data", ten, "--output", output]) == 0
     results = json.load(open(output))
     assert results["systems"] == 16 and len(results["mse_per_step"]) == 20
+
+
+def test_nan_in_the_training_data_is_a_one_line_error(tiny_data, tmp_path):
+    """A shard rewritten with NaN trajectories (valid records, so only the values are bad)."""
+    import shutil
+
+    import tensorflow as tf
+
+    from data_pipelines import storage
+
+    data = str(tmp_path / "nan-data")
+    shutil.copytree(tiny_data, data)
+    metadata = storage.read_metadata(data)
+    shard = storage.shard_paths(data, "train")[0]
+    records = metadata.shards["train"][0].records
+    trajectories = np.full((metadata.nodes, metadata.frames["train"], metadata.dims), np.nan, np.float32)
+    edges = np.zeros(metadata.edges, np.int32)
+    with tf.io.TFRecordWriter(shard) as writer:
+        for _ in range(records):
+            writer.write(storage._serialize(trajectories, edges))
+    run_dir = tmp_path / "run"
+    trained = run_module("nri_tf.train", "--data", data, "--logdir", str(run_dir), "--epochs", "1", *TINY_MODEL)
+    assert trained.returncode == 2, trained.stderr[-2000:]
+    assert last_line(trained.stderr).startswith("error: training loss became nan at batch ")
+    assert "check the data for NaN/Inf" in last_line(trained.stderr)
+    assert not (run_dir / "results.json").exists()
