@@ -63,6 +63,8 @@ class NRIConfig:
     decoder_dropout: float = _field(0.0, "dropout rate in the decoder")
     factor: bool = _field(True, "factor-graph encoder (edge->node->edge); --no-factor disables")
     skip_first: bool = _field(False, "edge type 0 is 'no edge': it carries no messages")
+    symmetric: bool = _field(False, "undirected latent graph (beyond the paper): the two directions "
+                             "of a node pair share their logits (averaged) and their sampled edge type")
     temp: float = _field(0.5, "Gumbel-softmax temperature tau")
     hard: bool = _field(False, "straight-through one-hot samples in training")
     prior: list = _field([], "sparsity prior over edge types, e.g. 0.91 0.03 0.03 0.03; empty = uniform")

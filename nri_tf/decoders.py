@@ -130,14 +130,7 @@ class EdgeTypeMessages(keras.layers.Layer):
         if not project_nodes_first:
             pairs = graph.node_to_edge(nodes)                                   # [b, e, ..., 2F]
             return tf.matmul(tf.reshape(pairs, [1, -1, 2 * features]), self.kernel1)
-        shape = tf.shape(nodes)
-        flat = tf.reshape(nodes, [1, -1, features])                             # [1, b*n*..., F]
-        # [K', b*n*..., H] -> [K' * b, n, ..., H]: the type axis joins the batch axis.
-        stacked_shape = tf.concat([[self.message_types * shape[0]], shape[1:-1], [self.hidden]], 0)
-        receivers = tf.reshape(tf.matmul(flat, self.kernel1[:, :features]), stacked_shape)
-        senders = tf.reshape(tf.matmul(flat, self.kernel1[:, features:]), stacked_shape)
-        pre = (graph.broadcast_receiver_nodes_to_edges(receivers)
-               + graph.broadcast_sender_nodes_to_edges(senders))                 # [K' * b, e, ..., H]
+        pre = graph.node_pairs_matmul(nodes, self.kernel1)                     # [K', b, e, ..., H]
         return tf.reshape(pre, [self.message_types, -1, self.hidden])
 
     def call(self, nodes, edge_weights, training=False):
@@ -209,7 +202,9 @@ class MarkovianDecoder(StepDecoder):
 
         Between ground-truth frames the decoder feeds back its own predictions. The chunks
         that start at each ground-truth frame are independent, so they are rolled out in
-        parallel: M steps on [batch, nodes, chunks, dims].
+        parallel: M steps on [batch, nodes, chunks, dims]. Step s only runs the chunks whose
+        prediction c*M + s + 1 lies inside the trajectory (the last chunk may be shorter
+        than M), so no step computes a frame that is cut off afterwards.
 
         Args:
           trajectories: [batch, nodes, frames, dims].
@@ -222,10 +217,12 @@ class MarkovianDecoder(StepDecoder):
         shape = tf.shape(trajectories)
         frames = shape[2]
         x = trajectories[:, :, 0:frames - 1:m]                 # [batch, nodes, chunks, dims]
+        chunks = tf.shape(x)[2]
         predictions = []
-        for _ in range(m):
-            x = self._predict(x, edge_weights, training)
-            predictions.append(x)
+        for step in range(m):
+            # Chunks c with c*m + step + 1 <= frames - 1; a static count when frames is static.
+            x = self._predict(x[:, :, :(frames - 2 - step) // m + 1], edge_weights, training)
+            predictions.append(tf.pad(x, [[0, 0], [0, 0], [0, chunks - tf.shape(x)[2]], [0, 0]]))
         x = tf.stack(predictions, axis=3)                       # [batch, nodes, chunks, m, dims]
         x = tf.reshape(x, [shape[0], shape[1], -1, self.dims])  # frame c*m + s + 1 at c*m + s
         return x[:, :, :frames - 1]

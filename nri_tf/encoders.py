@@ -64,14 +64,21 @@ class _Encoder(keras.layers.Layer):
     """Shared settings, validation, serialisation and the factor-graph round of both encoders."""
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 factor: bool = True, **kwargs):
+                 factor: bool = True, symmetric: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.dims = int(dims)
         self.edge_types = int(edge_types)
         self.hidden = int(hidden)
         self.dropout = float(dropout)
         self.factor = bool(factor)
+        self.symmetric = bool(symmetric)
         self.fc_out = _logits_layer(self.edge_types)
+
+    def _logits(self, edges):
+        """Edge features [batch, edges, hidden] -> logits [batch, edges, edge_types];
+        ``symmetric``: each logit averaged with the reverse edge's."""
+        logits = self.fc_out(edges)
+        return graph.average_directions(logits) if self.symmetric else logits
 
     def _mlp(self, name: str) -> MLPBlock:
         return MLPBlock(self.hidden, dropout=self.dropout, name=name)
@@ -82,7 +89,7 @@ class _Encoder(keras.layers.Layer):
         [batch, edges, hidden] -> [batch, edges, hidden].
         """
         nodes = node_mlp(graph.edge_to_node(edges, divide_by_nodes=True), training=training)
-        return edge_mlp(tf.concat([graph.node_to_edge(nodes), edges], axis=-1), training=training)
+        return edge_mlp.on_node_pairs(nodes, edges, training=training)
 
     def compute_output_shape(self, input_shape):
         nodes = input_shape[1]
@@ -90,7 +97,8 @@ class _Encoder(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
-                "hidden": self.hidden, "dropout": self.dropout, "factor": self.factor}
+                "hidden": self.hidden, "dropout": self.dropout, "factor": self.factor,
+                "symmetric": self.symmetric}
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")
@@ -108,6 +116,7 @@ class MLPEncoder(_Encoder):
       hidden: units of every MLP.
       dropout: dropout rate inside the MLPs.
       factor: use the factor-graph (edge->node->edge) round.
+      symmetric: average the logits of edges (i, j) and (j, i) (undirected graph).
     Input: [batch, nodes, frames, dims]. Output: logits [batch, edges, edge_types].
     """
 
@@ -134,13 +143,13 @@ class MLPEncoder(_Encoder):
         shape = tf.shape(trajectories)
         x = tf.reshape(trajectories, [shape[0], shape[1], self.frames * self.dims])
         x = self.mlp1(x, training=training)                              # [batch, nodes, h]
-        skip = self.mlp2(graph.node_to_edge(x), training=training)       # [batch, edges, h]
+        skip = self.mlp2.on_node_pairs(x, training=training)             # [batch, edges, h]
         if self.factor:
             x = self._factor_round(skip, self.mlp3, self.mlp4, training)
         else:
             x = self.mlp3(skip, training=training)
             x = self.mlp4(tf.concat([x, skip], axis=-1), training=training)
-        return self.fc_out(x)
+        return self._logits(x)
 
     def get_config(self):
         return {**super().get_config(), "frames": self.frames}
@@ -188,13 +197,14 @@ class CNNEncoder(_Encoder):
         x = self.mlp1(x, training=training)
         if self.factor:
             x = self._factor_round(x, self.mlp2, self.mlp3, training)
-        return self.fc_out(x)
+        return self._logits(x)
 
 
 def encoder_from_config(config: NRIConfig, name: str = "encoder") -> _Encoder:
     """The encoder ``config.encoder`` names, with the config's sizes."""
     common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.encoder_hidden,
-                  dropout=config.encoder_dropout, factor=config.factor, name=name)
+                  dropout=config.encoder_dropout, factor=config.factor,
+                  symmetric=config.symmetric, name=name)
     if config.encoder == "mlp":
         return MLPEncoder(frames=config.frames, **common)
     if config.encoder == "cnn":

@@ -11,7 +11,11 @@ Building blocks:
   broadcast_receiver_nodes_to_edges,
   broadcast_sender_nodes_to_edges           [batch, nodes, ...] -> [batch, edges, ...]
   node_to_edge                              v->e: [receiver, sender] features per edge
+  pair_sum                                  v->e: receiver features + sender features per edge
+  node_pairs_matmul                         node_to_edge(nodes) @ kernel without building the pairs
   edge_to_node                              e->v: sum of each node's incoming edges
+  reverse_edges                             index of edge (j, i) for every edge (i, j)
+  average_directions, share_between_directions   undirected graphs: tie the two directions
 """
 
 from __future__ import annotations
@@ -147,6 +151,48 @@ def node_to_edge(nodes: tf.Tensor) -> tf.Tensor:
                       broadcast_sender_nodes_to_edges(nodes)], axis=-1)
 
 
+def pair_sum(receiver_features: tf.Tensor, sender_features: tf.Tensor) -> tf.Tensor:
+    """v->e: each edge's receiver features plus its sender features.
+
+    Args:
+      receiver_features, sender_features: [batch, nodes, ...], the same shape.
+    Returns:
+      [batch, edges, ...]: receiver_features[:, i] + sender_features[:, j] on edge (i, j).
+    """
+    return (broadcast_receiver_nodes_to_edges(receiver_features)
+            + broadcast_sender_nodes_to_edges(sender_features))
+
+
+def node_pairs_matmul(nodes: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """``node_to_edge(nodes) @ kernel``, multiplying per node before moving features to edges.
+
+    [x_i, x_j] W = x_i W_receiver + x_j W_sender, so the product costs N node rows instead
+    of N*(N-1) edge rows: (N-1)/2 fewer FLOPs, and no [edges, 2F] pairs tensor. It pays off
+    when F is wide (hidden features), not for a few input dims.
+
+    Args:
+      nodes: [batch, nodes, ..., F].
+      kernel: [2F, H], or [K, 2F, H] for K stacked kernels; receiver rows first (the
+        column order of `node_to_edge`).
+    Returns:
+      [batch, edges, ..., H], or [K, batch, edges, ..., H] for stacked kernels.
+    """
+    stacked = kernel.shape.rank == 3
+    kernels = kernel if stacked else kernel[None]                       # [K, 2F, H]
+    features = nodes.shape[-1]
+    shape = tf.shape(nodes)
+    flat = tf.reshape(nodes, [1, -1, features])                         # [1, batch*nodes*..., F]
+    types, hidden = tf.shape(kernels)[0], tf.shape(kernels)[-1]
+    # [K, batch*nodes*..., H] -> [K * batch, nodes, ..., H]: the kernel axis joins the batch axis.
+    per_node = tf.concat([[types * shape[0]], shape[1:-1], [hidden]], axis=0)
+    receivers = tf.reshape(tf.matmul(flat, kernels[:, :features]), per_node)
+    senders = tf.reshape(tf.matmul(flat, kernels[:, features:]), per_node)
+    edges = pair_sum(receivers, senders)                                # [K * batch, edges, ..., H]
+    edges_shape = tf.shape(edges)
+    out_shape = tf.concat([[types, shape[0]], edges_shape[1:]], axis=0) if stacked else edges_shape
+    return tf.reshape(edges, out_shape)
+
+
 def edge_to_node(edges: tf.Tensor, divide_by_nodes: bool = False) -> tf.Tensor:
     """e->v: sums the features of each node's incoming edges.
 
@@ -170,3 +216,32 @@ def edge_to_node(edges: tf.Tensor, divide_by_nodes: bool = False) -> tf.Tensor:
     if divide_by_nodes:
         incoming = incoming / tf.cast(num_nodes, incoming.dtype)
     return incoming
+
+
+# --- Undirected graphs: the two directions of a node pair --------------------------------
+
+
+def reverse_edges(num_nodes) -> tf.Tensor:
+    """Index of edge (j, i) for every edge e = (i, j): int32 [N*(N-1)], its own inverse.
+
+    In the receiver-major order edge (i, j) is i*(N-1) + j - [j > i].
+    """
+    receivers, senders = edge_indices(num_nodes)
+    return senders * (tf.cast(num_nodes, tf.int32) - 1) + receivers - tf.cast(receivers > senders, tf.int32)
+
+
+def average_directions(edges: tf.Tensor) -> tf.Tensor:
+    """[batch, edges, ...] -> the same, each edge's value averaged with its reverse edge's."""
+    reverse = reverse_edges(num_nodes_of_edge_tensor(edges))
+    return 0.5 * (edges + tf.gather(edges, reverse, axis=1))
+
+
+def share_between_directions(edges: tf.Tensor) -> tf.Tensor:
+    """[batch, edges, ...] -> the same, edge (j, i) given the value of edge (i, j) for i < j.
+
+    Makes a sample of edge types undirected: one draw per node pair, used both ways.
+    """
+    num_nodes = num_nodes_of_edge_tensor(edges)
+    receivers, senders = edge_indices(num_nodes)
+    source = tf.where(receivers < senders, tf.range(tf.size(receivers)), reverse_edges(num_nodes))
+    return tf.gather(edges, source, axis=1)

@@ -2,7 +2,8 @@
 
 Building blocks:
   MLPBlock             Dense -> ELU -> dropout -> Dense -> ELU -> BatchNorm, on the last axis
-                       of [..., features] (node or edge features)
+                       of [..., features] (node or edge features); ``on_node_pairs`` runs it
+                       on [receiver, sender(, edge)] features with the first layer per node
   ConvAttentionBlock   two 1-D convolutions over time with attentive pooling:
                        [rows, frames, channels] -> [rows, units]
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from nri_tf import graph
 
 BATCH_NORM_MOMENTUM = 0.9   # PyTorch momentum 0.1: moving = 0.9 * moving + 0.1 * batch
 BATCH_NORM_EPSILON = 1e-5
@@ -77,7 +80,30 @@ class MLPBlock(keras.layers.Layer):
         self.bn.build(input_shape[:-1] + (self.units,))
 
     def call(self, inputs, training=False):
-        x = self.fc1(inputs)
+        return self._after_first_layer(self.fc1(inputs), training)
+
+    def on_node_pairs(self, nodes, edge_features=None, training=False):
+        """The block on [x_receiver, x_sender, edge_features] per edge, without the concat.
+
+        Equal to ``self(concat([graph.node_to_edge(nodes), edge_features], -1))`` (the
+        input layout of the encoders' edge MLPs), but the first layer multiplies the node
+        features per node before they move to the edges (`graph.node_pairs_matmul`).
+
+        Args:
+          nodes: [batch, nodes, F].
+          edge_features: [batch, edges, G] or None; the first layer has 2F (+ G) inputs.
+        Returns:
+          [batch, edges, units].
+        """
+        features = nodes.shape[-1]
+        kernel = self.fc1.kernel
+        pre = graph.node_pairs_matmul(nodes, kernel[:2 * features])
+        if edge_features is not None:
+            pre += tf.tensordot(edge_features, kernel[2 * features:], axes=1)
+        return self._after_first_layer(keras.activations.elu(pre + self.fc1.bias), training)
+
+    def _after_first_layer(self, x, training):
+        """dropout -> Dense -> ELU -> BatchNorm on the first layer's activations [..., hidden]."""
         x = self.drop(x, training=training)
         x = self.fc2(x)
         return self.bn(x, training=training)

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nri_tf import losses, metrics, sampling
+from nri_tf import graph, losses, metrics, sampling, xla_cpu
 from nri_tf.config import NRIConfig
 from nri_tf.decoders import MarkovianDecoder, decoder_from_config
 from nri_tf.encoders import check_trajectories, encoder_from_config
@@ -76,6 +76,8 @@ class NRI(keras.Model):
         """
         if jit_compile == "auto" and self._xla_measured_faster():
             jit_compile = True
+        if jit_compile is True:
+            xla_cpu.prefer_onednn()
         super().compile(*args, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):
@@ -143,6 +145,8 @@ class NRI(keras.Model):
             edges = sampling.sample_edges(logits, config.temp, config.hard, seed)
         else:
             edges = sampling.straight_through_one_hot(logits, config.temp, seed)
+        if config.symmetric:
+            edges = graph.share_between_directions(edges)
         steps = config.prediction_steps if prediction_steps is None else prediction_steps
         predictions = self.decoder(trajectories, edges, prediction_steps=steps, training=training)
         return {"logits": logits, "edge_probs": tf.nn.softmax(logits, axis=-1),

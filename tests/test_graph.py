@@ -70,3 +70,41 @@ def test_num_nodes_from_edges():
     assert graph.num_nodes_from_edges(90) == 10
     with pytest.raises(ValueError, match="not the edge count"):
         graph.num_nodes_from_edges(7)
+
+
+def test_pair_sum_by_hand():
+    receivers = tf.constant([[[1.0], [2.0], [3.0]]])
+    senders = tf.constant([[[10.0], [20.0], [30.0]]])
+    got = graph.pair_sum(receivers, senders).numpy()[0, :, 0]
+    np.testing.assert_array_equal(got, [21, 31, 12, 32, 13, 23])      # receiver + sender
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_node_pairs_matmul_equals_the_product_of_the_gathered_pairs(stacked):
+    rng = np.random.default_rng(2)
+    nodes = tf.constant(rng.normal(size=(2, 4, 3, 6)).astype(np.float32))   # trailing axis 3
+    kernel = tf.constant(rng.normal(size=(2, 12, 5) if stacked else (12, 5)).astype(np.float32))
+    pairs = graph.node_to_edge(nodes)                                        # [2, 12, 3, 12]
+    expected = (tf.einsum("beti,kih->kbeth", pairs, kernel) if stacked
+                else tf.einsum("beti,ih->beth", pairs, kernel))
+    got = graph.node_pairs_matmul(nodes, kernel)
+    assert got.shape == expected.shape == ((2,) if stacked else ()) + (2, 12, 3, 5)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_reverse_edges_by_hand(dynamic):
+    # (0,1) (0,2) (1,0) (1,2) (2,0) (2,1): the reverse of (0,1) is (1,0) = edge 2, ...
+    num_nodes = tf.constant(3) if dynamic else 3
+    np.testing.assert_array_equal(graph.reverse_edges(num_nodes).numpy(), [2, 4, 0, 5, 1, 3])
+    reverse = graph.reverse_edges(6).numpy()
+    np.testing.assert_array_equal(reverse[reverse], np.arange(30))     # its own inverse
+
+
+def test_both_directions_averaged_and_shared():
+    values = tf.constant([[[0.0], [1.0], [2.0], [3.0], [4.0], [5.0]]])    # [1, 6 edges, 1]
+    np.testing.assert_array_equal(graph.average_directions(values).numpy()[0, :, 0],
+                                  [1, 2.5, 1, 4, 2.5, 4])
+    # edges with receiver < sender: (0,1)=0, (0,2)=1, (1,2)=3 keep theirs; the others copy them
+    np.testing.assert_array_equal(graph.share_between_directions(values).numpy()[0, :, 0],
+                                  [0, 1, 0, 3, 1, 3])

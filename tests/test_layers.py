@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nri_tf import graph
 from nri_tf.config import CNN_MIN_FRAMES
 from nri_tf.layers import ConvAttentionBlock, MLPBlock
 
@@ -46,3 +47,16 @@ def test_conv_attention_pooling_by_hand():
     out = block(x).numpy()
     h = block.bn2(block.conv2(block.pool(block.bn1(block.conv1(x)))))
     np.testing.assert_allclose(out, block.conv_values(h)[:, 0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("edge_features", [0, 7])
+def test_mlp_block_on_node_pairs_equals_the_block_on_concatenated_pairs(edge_features):
+    rng = np.random.default_rng(3)
+    nodes = tf.constant(rng.normal(size=(3, 4, 6)).astype(np.float32))
+    extra = tf.constant(rng.normal(size=(3, 12, edge_features)).astype(np.float32)) if edge_features else None
+    block = MLPBlock(8)
+    inputs = graph.node_to_edge(nodes) if extra is None else tf.concat([graph.node_to_edge(nodes), extra], -1)
+    block.build(inputs.shape)
+    for training in (False, True):      # batch norm over the same rows either way
+        np.testing.assert_allclose(block.on_node_pairs(nodes, extra, training=training).numpy(),
+                                   block(inputs, training=training).numpy(), rtol=1e-4, atol=1e-4)

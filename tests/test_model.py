@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nri_tf import graph
 from nri_tf.config import NRIConfig
 from nri_tf.model import NRI
 
@@ -184,3 +185,14 @@ def test_auto_jit_compile_follows_the_cpu_measurements():
     explicit = NRI(_config())
     explicit.compile(optimizer="adam", jit_compile=False)
     assert explicit.jit_compile is False
+
+
+@pytest.mark.parametrize("encoder", ["mlp", "cnn"])
+def test_symmetric_model_gives_both_directions_of_a_pair_the_same_logits(encoder):
+    x, _ = _data()
+    reverse = graph.reverse_edges(5).numpy()
+    symmetric = NRI(_config(encoder=encoder, symmetric=True))
+    logits = symmetric(x, training=True)["logits"].numpy()
+    np.testing.assert_allclose(logits, logits[:, reverse], rtol=1e-6)
+    directed = NRI(_config(encoder=encoder)).encode(x).numpy()
+    assert np.abs(directed - directed[:, reverse]).max() > 1e-3          # the paper's model is directed

@@ -120,7 +120,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 class EpochHistory(keras.callbacks.Callback):
     """Appends one JSON line per completed epoch to ``RUN/history.jsonl``: the epoch, its
-    training seconds, and every epoch metric (train and ``val_``).
+    seconds (training and validation), the seconds of its validation alone, and every epoch
+    metric (train and ``val_``).
 
     The file is what `benchmarks/recovery_curve.py` reads to draw accuracy over time. On
     resume, lines of epochs after the restored checkpoint (trained but never checkpointed
@@ -136,9 +137,17 @@ class EpochHistory(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
+        self._validation_seconds = 0.0
+
+    def on_test_begin(self, logs=None):
+        self._validation_started = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self._validation_seconds += time.perf_counter() - self._validation_started
 
     def on_epoch_end(self, epoch, logs=None):
         record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._started,
+                  "validation_seconds": self._validation_seconds,
                   **{k: float(v) for k, v in (logs or {}).items()}}
         with open(self.path, "a") as stream:
             stream.write(json.dumps(record) + "\n")
