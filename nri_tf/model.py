@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nri_tf import graph, losses, metrics, sampling, xla_cpu
+from nri_tf import graph, losses, metrics, sampling
 from nri_tf.config import NRIConfig
 from nri_tf.decoders import MarkovianDecoder, decoder_from_config
 from nri_tf.encoders import check_trajectories, encoder_from_config
@@ -69,15 +69,14 @@ class NRI(keras.Model):
         """`keras.Model.compile`; ``jit_compile="auto"`` picks XLA where it measured faster.
 
         On a CPU-only machine without a distribution strategy, Keras' "auto" never uses
-        XLA; here it does for the MLP encoder + MLP decoder (benchmarks/train_step.py:
-        0.67 vs 0.75 s per springs5 batch of 128) and not for the CNN encoder (2.5 vs 1.5 s)
-        or the RNN decoder (1.9 vs 1.7 s). Elsewhere "auto" is left to Keras. True/False
-        are honoured as given.
+        XLA; here it does for the MLP encoder + MLP decoder and not for the others
+        (benchmarks/train_step.py on a 2-core AMD EPYC, samples/s without / with XLA: MLP/MLP
+        at the default preset's sizes 790 / 1040-1180, at paper sizes 105-119 / 100-125;
+        CNN/MLP 60.5 / 56.4; MLP/RNN 62.8 / 65.5; CNN/RNN 25.0 / 15.6). Elsewhere "auto" is
+        left to Keras. True/False are honoured as given.
         """
         if jit_compile == "auto" and self._xla_measured_faster():
             jit_compile = True
-        if jit_compile is True:
-            xla_cpu.prefer_onednn()
         super().compile(*args, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):
