@@ -128,13 +128,17 @@ def auto_uses_xla(config: NRIConfig) -> bool:
     return model.jit_compile is True
 
 
+SIZE_KEYS = ("encoder", "decoder", "batch", "nodes", "frames", "hidden", "edge_types", "skip_first")
+
+
 def reference_rates(paths: list[str]) -> dict:
-    """{(encoder, decoder): samples/s} from `benchmarks/reference_step.py --json` files."""
+    """{(encoder, decoder, batch, nodes, frames, hidden, edge_types, skip_first): samples/s}
+    from `benchmarks/reference_step.py --json` files."""
     rates = {}
     for path in paths:
         with open(path) as stream:
             result = json.load(stream)
-        rates[(result["config"]["encoder"], result["config"]["decoder"])] = result["samples_per_s"]
+        rates[tuple(result["config"][key] for key in SIZE_KEYS)] = result["samples_per_s"]
     return rates
 
 
@@ -142,21 +146,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", choices=("one", "all"), default="one",
                         help="one: --encoder/--decoder; all: every encoder/decoder pair")
-    parser.add_argument("--encoder", choices=("mlp", "cnn"), default="mlp")
-    parser.add_argument("--decoder", choices=("mlp", "rnn"), default="mlp")
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--nodes", type=int, default=5)
-    parser.add_argument("--frames", type=int, default=49)
-    parser.add_argument("--steps", type=int, default=10, help="prediction_steps M")
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--edge-types", type=int, default=2)
-    parser.add_argument("--skip-first", action="store_true")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed training steps")
-    parser.add_argument("--measured", type=int, default=8, help="timed training steps per run")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is reported")
+    timing.add_training_step_arguments(parser)
     parser.add_argument("--xla", choices=("both", "on", "off"), default="both")
     parser.add_argument("--reference-json", action="append", default=[], metavar="PATH",
-                        help="a benchmarks/reference_step.py --json result (repeatable)")
+                        help="a benchmarks/reference_step.py --json result (repeatable); used "
+                             "for the pair and sizes it was measured at")
     args = parser.parse_args(argv)
 
     pairs = PAIRS if args.pairs == "all" else ((args.encoder, args.decoder),)
@@ -178,8 +172,12 @@ def main(argv=None) -> None:
                            skip_first=args.skip_first, batch_size=args.batch).validate()
         step_flops = 3 * 2 * (encoder_macs(config, args.batch, args.nodes)
                               + decoder_macs(config, args.batch, args.nodes))
-        reference = references.get((encoder, decoder))
-        if reference is None and (encoder, decoder) == ("mlp", "mlp") and not references:
+        sizes = {"encoder": encoder, "decoder": decoder, "batch": args.batch, "nodes": args.nodes,
+                 "frames": args.frames, "hidden": args.hidden, "edge_types": args.edge_types,
+                 "skip_first": args.skip_first}
+        reference = references.get(tuple(sizes[key] for key in SIZE_KEYS))
+        paper_sizes = (args.batch, args.nodes, args.frames, args.hidden) == (128, 5, 49, 256)
+        if reference is None and (encoder, decoder) == ("mlp", "mlp") and paper_sizes and not references:
             reference, source = PUBLISHED_REFERENCE_SAMPLES_PER_S, "published, another machine"
         else:
             source = "measured here"
