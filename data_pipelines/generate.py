@@ -47,7 +47,7 @@ DEFAULT_SEED = {"simulation": 42, "sportvu": 0}
 COMMON_OPTIONS = ("source", "output", "overwrite")
 SOURCE_OPTIONS = {
     "simulation": ("simulation", "num_nodes", "num_train", "num_valid", "num_test", "length",
-                   "length_test", "sample_freq", "edge_types", "noise", "non_interacting", "seed",
+                   "length_test", "sample_freq", "edge_types", "noise", "interacting", "seed",
                    "workers", "format", "shard_size"),
     "cmu": ("asf", "amc", "train_frames", "test_frames", "split", "unit", "fps"),
     "sportvu": ("games", "entities", "events", "frames", "frame_step", "seed"),
@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", default=None,
                         help="output directory (simulations: default data/<simulation><N>; "
                              "required for cmu and sportvu)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--overwrite", action=argparse.BooleanOptionalAction, default=False,
+                        help="replace an existing output directory")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed of simulations (default: 42) and of sportvu's split by "
                              "event (default: 0)")
@@ -261,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="edge types (springs: 2, or 3 for k in {0, 0.5, 1}; default: %(default)s)")
     sim.add_argument("--noise", type=float, default=0.0,
                      help="std of Gaussian observation noise (default: %(default)s)")
-    sim.add_argument("--non-interacting", action="store_true",
-                     help="systems without interactions (the empty-graph test of appendix A.2)")
+    sim.add_argument("--interacting", action=argparse.BooleanOptionalAction, default=True,
+                     help="--no-interacting: systems without interactions (the empty-graph test "
+                          "of appendix A.2)")
     sim.add_argument("--workers", type=int, default=2, help="simulator threads (default: %(default)s)")
     sim.add_argument("--format", default="tfrecord", choices=FORMATS,
                      help="tfrecord: native shards + metadata.json; reference: the original code's "
@@ -380,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.output, simulation=args.simulation, num_nodes=args.num_nodes,
                 num_train=args.num_train, num_valid=args.num_valid, num_test=args.num_test,
                 length=args.length, length_test=args.length_test, sample_freq=args.sample_freq,
-                edge_types=args.edge_types, noise=args.noise, interacting=not args.non_interacting,
+                edge_types=args.edge_types, noise=args.noise, interacting=args.interacting,
                 seed=seed, workers=args.workers, format=args.format, overwrite=args.overwrite,
                 shard_size=args.shard_size, log=lambda message: print(message, file=sys.stderr))
             output = args.output or os.path.join("data", f"{args.simulation}{args.num_nodes}")

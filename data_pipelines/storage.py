@@ -30,6 +30,7 @@ Building blocks:
   `DatasetWriter`     stage splits in a temporary sibling directory, move into place at the end
   `write_dataset`     all splits at once through a `DatasetWriter`
   `read_metadata`, `shard_paths`, `read_split`     validated reading
+  `has_edge_labels`   whether the labels are a true graph (simulations) or placeholders (real data)
   `decode_records`    serialized records -> tensors (the one parser, shared with tf.data)
   `write_reference`, `export_reference`, `import_reference`    the reference .npy layout
 
@@ -57,6 +58,7 @@ SPLITS = ("train", "valid", "test")
 NORMALISATION_METHODS = ("minmax", "maxabs")
 DEFAULT_SHARD_SIZE = 4096
 REFERENCE_LAYOUTS = {"springs": "loc_vel", "charged": "loc_vel", "kuramoto": "feat"}
+NO_EDGE_LABELS = "none"   # metadata.parameters["edge_labels"] of data without a true graph
 _TRAJECTORIES_KEY = "trajectories"
 _EDGES_KEY = "edges"
 
@@ -198,6 +200,13 @@ class DatasetMetadata:
         if len(norm.min) != self.dims or len(norm.max) != self.dims:
             fail(f"normalisation min/max need {self.dims} entries")
         return self
+
+
+def has_edge_labels(metadata: DatasetMetadata) -> bool:
+    """Whether a dataset's edge labels are a true graph (simulations) rather than
+    placeholders (real data, whose every label is 0: ``parameters["edge_labels"] ==
+    NO_EDGE_LABELS``)."""
+    return metadata.parameters.get("edge_labels") != NO_EDGE_LABELS
 
 
 def _dims_groups(groups: Sequence[Sequence[int]] | None, dims: int) -> list[list[int]]:

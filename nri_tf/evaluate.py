@@ -29,8 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory written by nri_tf.train")
     parser.add_argument("--data", help="dataset directory (default: the run's own dataset)")
-    parser.add_argument("--dynamic-graph", action="store_true",
-                        help="re-infer the graph on a sliding window while predicting (RNN decoder)")
+    parser.add_argument("--dynamic-graph", action=argparse.BooleanOptionalAction,
+                        help="re-infer the graph on a sliding window while predicting (RNN decoder; "
+                             "default: the run's --dynamic-graph setting)")
     parser.add_argument("--batch-size", type=int,
                         help="test batch size (default: the run's; results depend on it only through "
                              "the order of the edge samples)")
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
             os.path.join(args.run, run_directory.DATASET_FILE))["path"]
         dataset = dataset_description(data_dir, config.frames)
         run_directory.check_dataset(args.run, dataset, same_nodes=False)
-        if args.dynamic_graph and config.decoder != "rnn":
+        dynamic_graph = config.dynamic_graph if args.dynamic_graph is None else args.dynamic_graph
+        if dynamic_graph and config.decoder != "rnn":
             raise ValueError("--dynamic-graph needs a run with the rnn decoder")
         model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
         metadata = read_metadata(data_dir)
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
         test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False)
         if not labelled:
             test_data = evaluation.trajectories_only(test_data)
-        results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=args.dynamic_graph)
+        results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph)
         if args.image:
             write_image(args.image, model, data_dir, metadata, labelled)
     except (ValueError, FloatingPointError, OSError) as error:
@@ -74,8 +76,8 @@ def main(argv=None) -> int:
     state = run_directory.read_json(os.path.join(args.run, run_directory.RESULTS_FILE)) \
         if os.path.exists(os.path.join(args.run, run_directory.RESULTS_FILE)) else {}
     results.update(best_epoch=state.get("best_epoch"), epochs=state.get("epochs"),
-                   data=dataset["path"], dynamic_graph=args.dynamic_graph)
-    name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if args.dynamic_graph else "")
+                   data=dataset["path"], dynamic_graph=dynamic_graph)
+    name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if dynamic_graph else "")
     output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     run_directory.write_json_atomic(output, results)

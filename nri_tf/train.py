@@ -31,7 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m nri_tf.train", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
-                        help="named defaults applied under the flags: "
+                        help=f"named defaults applied under the data's settings and the flags "
+                             f"(default: {DEFAULT_PRESET}): "
                              + "; ".join(f"{name}: {p.help}" for name, p in sorted(PRESETS.items())))
     parser.add_argument("--data", help="native dataset directory (default: the preset's built-in "
                         f"dataset, simulated once into ${DATA_CACHE_ENV} or ~/.cache/nri-tf)")
@@ -98,7 +99,8 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     # Imports here keep --help fast. Importing creates no tensors, so the strategy can
     # still split the CPU into logical devices below.
     from data_pipelines.storage import read_metadata
-    from nri_tf.config import PRESETS, config_for_dataset, config_overrides
+    from nri_tf.config import (PRESETS, config_for_dataset, config_overrides, describe_config,
+                               setting_origins)
     from trainers import loop
     from trainers.strategy import make_strategy
 
@@ -106,8 +108,12 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     preset = PRESETS[args.preset]
     data_dir = args.data or ensure_default_data(preset.data, log)
     metadata = read_metadata(data_dir)
-    config = config_for_dataset(preset.config, config_overrides(args), metadata)
+    overrides = config_overrides(args)
+    config = config_for_dataset(preset.config, overrides, metadata, preset.by_source)
     run_dir = args.logdir or default_run_dir(data_dir, config)
+    log(f"preset {args.preset}; settings ([flag] given, [data] decided by the {metadata.source} "
+        f"data, [preset] from the preset, the rest the paper's defaults):\n"
+        + describe_config(config, setting_origins(preset.config, overrides, metadata, preset.by_source)))
     options = loop.TrainingOptions(
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
         verbose=args.verbose)

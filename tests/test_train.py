@@ -113,11 +113,16 @@ def test_evaluate_reproduces_results(tiny_run, tmp_path):
     np.testing.assert_allclose(again["mse_per_step"], trained["mse_per_step"], rtol=1e-5)
 
 
-def test_finished_run_is_not_retrained(tiny_run):
+def test_finished_run_is_not_retrained(tiny_run, capsys):
     before = open(os.path.join(tiny_run, "history.jsonl")).read()
     assert train_cli.main(["--data", json.load(open(os.path.join(tiny_run, "dataset.json")))["path"],
                            "--logdir", tiny_run, "--epochs", "3", *TINY_MODEL]) == 0
     assert open(os.path.join(tiny_run, "history.jsonl")).read() == before
+    # The start-up names the preset and every effective setting with its origin.
+    started = capsys.readouterr().err
+    assert "preset fast; settings" in started
+    assert "skip_first=True [data]" in started and "encoder_hidden=8 [flag]" in started
+    assert "lr_decay=10 [preset]" in started
 
 
 def free_port() -> int:
