@@ -100,7 +100,7 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | 
       normalise: scale with the training split's statistics (`Normaliser`); else raw units.
       cache: keep the records in memory after the first epoch (for sets that fit).
     Returns:
-      A dataset of (trajectories [batch, nodes, frames, dims] float32,
+      A dataset of known cardinality (batches per pass) unless it repeats, of (trajectories [batch, nodes, frames, dims] float32,
       edges [batch, nodes * (nodes - 1)] int32 labels, receiver-major).
     Raises:
       DatasetError for a missing or invalid dataset, split or shard (see
@@ -138,6 +138,13 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | 
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if not repeat and record_shard is None:
+        # A known length lets Keras count the steps of an epoch instead of running into
+        # the end of the data (and warning that it "ran out of data"). tf.data's
+        # auto-sharding for multi-worker training adjusts it.
+        total = sum(records)
+        batches = total // batch_size if drop_remainder else -(-total // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
     normaliser = Normaliser.from_metadata(metadata) if normalise else None
     shape = [batch_size if drop_remainder else None, metadata.nodes, metadata.frames[split], metadata.dims]

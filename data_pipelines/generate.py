@@ -195,7 +195,10 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
             reference_edges=storage.reference_edge_encoding(results["train"].edges,
                                                             results["train"].interactions))
 
-    from nri_tf.graph import edge_labels_from_matrix  # imports TensorFlow: after the checks
+    from nri_tf.cli import import_tensorflow
+
+    import_tensorflow()                               # after the checks, without its start-up noise
+    from nri_tf.graph import edge_labels_from_matrix
 
     with storage.DatasetWriter(output, source=simulation, parameters=parameters,
                                edge_types=edge_types, feature_names=sim.feature_names,
@@ -334,6 +337,8 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
       ValueError (DatasetError from the readers) naming a missing flag or file, a bad
       value, or unreadable data, in one line.
     """
+    from nri_tf.cli import import_tensorflow
+
     if not args.output:
         raise ValueError(f"--source {args.source} needs --output DIR")
     if args.source == "cmu":
@@ -343,6 +348,7 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
             raise ValueError("--source cmu needs --asf FILE and --amc FILE [FILE ...]")
         _check_files("--asf", [args.asf])
         _check_files("--amc", args.amc)
+        import_tensorflow()
         return build_cmu_dataset(args.asf, args.amc, args.output, train_frames=args.train_frames,
                                  test_frames=args.test_frames, split=args.split, fps=args.fps,
                                  unit=args.unit, overwrite=args.overwrite)
@@ -357,6 +363,7 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
     _check_files("--games", args.games)
     if args.events is not None:
         _check_files("--events", [args.events])
+    import_tensorflow()
     seed = DEFAULT_SEED["sportvu"] if args.seed is None else args.seed
     # The reader warns once per event about skipped moments: one line each on stderr.
     with warnings.catch_warnings(record=True) as caught:

@@ -42,7 +42,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    from nri_tf.cli import import_tensorflow
+
     args = parse_args(argv)
+    import_tensorflow()
     from data_pipelines.datasets import make_dataset
     from data_pipelines.storage import read_metadata
     from nri_tf import evaluation

@@ -574,9 +574,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
 
 
 def main(argv=None) -> int:
+    from nri_tf.cli import import_tensorflow, log_to_stderr
+
     args, nri_overrides = parse_args(argv)
+    import_tensorflow()
     from data_pipelines.storage import read_metadata
-    from nri_tf.train import ensure_default_data, log_to_stderr
+    from nri_tf.train import ensure_default_data
 
     budget = _budgets()[args.budget]
     try:

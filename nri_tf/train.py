@@ -19,6 +19,8 @@ import json
 import os
 import sys
 
+from nri_tf.cli import log_to_stderr  # noqa: F401 (numpy-free; also used by benchmarks)
+
 DEFAULT_RUNS_ROOT = "runs"
 DATA_CACHE_ENV = "NRI_TF_DATA"
 
@@ -45,8 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "this many logical devices")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
                         help="XLA-compile the training step")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                        help="0 silent, 1 progress bar per epoch, 2 one line per epoch")
+    parser.add_argument("--verbose", choices=("auto", "0", "1", "2"), default="auto",
+                        help="0 silent, 1 progress bar per epoch, 2 one line per epoch; auto: 1 on "
+                             "a terminal, 2 when the output goes to a file or pipe (default: auto)")
     add_config_arguments(parser)
     return parser.parse_args(argv)
 
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     from data_pipelines.storage import read_metadata
     from nri_tf.config import (PRESETS, config_for_dataset, config_overrides, describe_config,
                                setting_origins)
+    from nri_tf.cli import keras_verbose
     from trainers import loop
     from trainers.strategy import make_strategy
 
@@ -116,18 +120,17 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
         + describe_config(config, setting_origins(preset.config, overrides, metadata, preset.by_source)))
     options = loop.TrainingOptions(
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
-        verbose=args.verbose)
+        verbose=keras_verbose(args.verbose))
     log(f"training {config.encoder} encoder / {config.decoder} decoder on {data_dir} "
         f"({metadata.nodes} nodes, {config.frames} frames) -> {run_dir}")
     return loop.train(config, data_dir, run_dir, strategy, options, log=log), run_dir
 
 
-def log_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def main(argv=None) -> int:
+    from nri_tf.cli import import_tensorflow
+
     args = parse_args(argv)
+    import_tensorflow()
     try:
         results, run_dir = run(args, log_to_stderr)
     # ConfigError, DatasetError and RunDirectoryError are ValueErrors: bad input, one line.

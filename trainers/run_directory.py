@@ -125,11 +125,16 @@ def save_best_weights(run_dir: str, model) -> None:
 
 
 def load_best_weights(run_dir: str, model) -> bool:
-    """Loads the run's best weights into a built ``model``; False if there are none yet."""
+    """Loads the run's best model weights into a built ``model``; False if there are none yet.
+
+    The optimizer's state in the file is not loaded: after training only evaluation and
+    export read these weights (and an evaluation model's optimizer is not the run's).
+    """
     path = os.path.join(run_dir, BEST_WEIGHTS_FILE)
     if not os.path.exists(path):
         return False
-    model.load_weights(path)
+    optimizer = getattr(model, "optimizer", None)
+    model.load_weights(path, objects_to_skip=[optimizer] if optimizer is not None else None)
     return True
 
 
