@@ -318,3 +318,18 @@ def test_nan_in_the_training_data_is_a_one_line_error(tiny_data, tmp_path):
     assert last_line(trained.stderr).startswith("error: training loss became nan at batch ")
     assert "check the data for NaN/Inf" in last_line(trained.stderr)
     assert not (run_dir / "results.json").exists()
+
+
+@pytest.mark.parametrize("decoder, horizon", [("mlp", "one-step predictions, as val_nll"),
+                                              ("rnn", "burn-in, then 10 frames open loop")])
+def test_summary_says_what_each_number_measures(tmp_path, decoder, horizon):
+    from nri_tf.config import NRIConfig
+
+    NRIConfig(decoder=decoder, frames=49).save(str(tmp_path / "config.json"))
+    results = {"best_epoch": 3, "epochs": 4, "systems": 10, "edge_accuracy": 0.5, "nll": 2.7,
+               "kl": -0.6, "mse_per_step": [1e-6] * 20}
+    text = train_cli.format_summary(results, str(tmp_path), "r.json")
+    assert "edge accuracy: 50.0% (best permutation" in text
+    assert "nll: 2.7 per node: squared errors / (2 x variance 5e-05) summed over frames 2..49" in text
+    assert horizon in text and "kl: -0.6 per node (without the constant log K" in text
+    assert "mse after 1 steps: 1e-06, 10 steps: 1e-06, 20 steps: 1e-06 (normalised units" in text
