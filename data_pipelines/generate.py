@@ -50,7 +50,7 @@ SOURCE_OPTIONS = {
                    "length_test", "sample_freq", "edge_types", "noise", "interacting", "seed",
                    "workers", "format", "shard_size"),
     "cmu": ("asf", "amc", "train_frames", "test_frames", "split", "unit", "fps"),
-    "sportvu": ("games", "entities", "events", "frames", "frame_step", "seed"),
+    "sportvu": ("games", "entities", "events", "segment_frames", "frame_step", "seed"),
 }
 
 
@@ -219,6 +219,20 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
     return writer.metadata
 
 
+HELP_EXAMPLES = """examples:
+  python -m data_pipelines.generate --simulation springs --num-nodes 5          # -> data/springs5, the paper's 50k/10k/10k
+  python -m data_pipelines.generate --simulation charged --num-train 10000 --num-valid 1000 --num-test 1000
+  python -m data_pipelines.generate --simulation springs --edge-types 3 --output data/springs5-3types
+  python -m data_pipelines.generate --simulation springs --no-interacting --output data/springs5-empty
+  python -m data_pipelines.generate --simulation kuramoto --format reference --output data/ref  # .npy files
+  python -m data_pipelines.generate --source cmu --asf ../shared/data/cmu/35.asf \\
+      --amc ../shared/data/cmu/35_*.amc --output data/cmu35
+  python -m data_pipelines.generate --source sportvu --games GAME.json --events pnr.json --output data/nba
+
+then: python -m nri_tf.train --data data/springs5
+"""
+
+
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line ``error: ...`` (exit code 2) instead of usage + message."""
 
@@ -232,8 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _ArgumentParser(
         prog="python -m data_pipelines.generate",
-        description="Simulate an NRI dataset (springs, charged particles or Kuramoto oscillators), "
-                    "or build one from CMU motion capture or NBA SportVU tracking files.")
+        description="Simulate an NRI dataset (springs, charged particles or Kuramoto oscillators),\n"
+                    "or build one from CMU motion capture or NBA SportVU tracking files.",
+        epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="simulation", choices=SOURCES,
                         help="where the data comes from (default: %(default)s); the flags of the "
                              "other sources are refused")
@@ -250,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--simulation", default="springs", choices=SIMULATION_NAMES,
                      help="which physics (default: %(default)s)")
     sim.add_argument("--num-nodes", type=int, default=5, help="nodes per system (default: %(default)s)")
-    sim.add_argument("--num-train", type=int, default=50000, help="training systems (default: %(default)s)")
+    sim.add_argument("--num-train", type=int, default=50000,
+                     help="training systems (default: %(default)s, the paper's; the train command's "
+                          "built-in data has 10000, see 'python -m nri_tf.train --help')")
     sim.add_argument("--num-valid", type=int, default=10000, help="validation systems (default: %(default)s)")
     sim.add_argument("--num-test", type=int, default=10000, help="test systems (default: %(default)s)")
     sim.add_argument("--length", type=int, default=None,
@@ -298,8 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     nba.add_argument("--events", metavar="FILE",
                      help="JSON list of {game_id, event_id, entities[, game_clock, quarter]}: "
                           "per-event entities (give --entities or --events)")
-    nba.add_argument("--frames", type=int, default=sportvu.SEGMENT_FRAMES,
-                     help="frames per segment (default: %(default)s)")
+    nba.add_argument("--segment-frames", type=int, default=sportvu.SEGMENT_FRAMES,
+                     help="frames per segment (default: %(default)s; train's --frames then picks "
+                          "how many of them the encoder reads)")
     nba.add_argument("--frame-step", type=int, default=1,
                      help="keep every this many moments (25 Hz / step; default: %(default)s)")
     return parser
@@ -369,7 +387,7 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         metadata = build_sportvu_dataset(args.games, args.output, entities=args.entities,
-                                         events=args.events, frames=args.frames,
+                                         events=args.events, frames=args.segment_frames,
                                          frame_step=args.frame_step, seed=seed,
                                          overwrite=args.overwrite)
     for warning in caught:

@@ -77,3 +77,21 @@ def test_progress_output_is_one_line_per_epoch_off_a_terminal(monkeypatch, tty, 
     monkeypatch.setattr(sys, "stdout", type("Stream", (), {"isatty": lambda self: tty})())
     assert cli.keras_verbose("auto") == expected
     assert cli.keras_verbose("0") == 0 and cli.keras_verbose(1) == 1
+
+
+def test_generate_help_has_examples_and_sportvu_segments_have_their_own_flag():
+    text = generate.build_parser().format_help()
+    assert "examples:" in text and "--source cmu --asf" in text and "then: python -m nri_tf.train" in text
+    assert "--segment-frames" in text and "\n  --frames" not in text      # train's --frames is the encoder's
+
+
+def test_console_scripts_name_existing_entry_points():
+    import importlib
+    import re
+
+    setup = open(os.path.join(REPO, "setup.py")).read()
+    scripts = dict(re.findall(r'"(nri-[a-z]+)=([a-z_.]+:[a-z_]+)"', setup))
+    assert set(scripts) == {"nri-train", "nri-evaluate", "nri-export", "nri-experiments", "nri-generate"}
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target

@@ -99,7 +99,7 @@ def test_cmu_flags_are_forwarded(tmp_path, capsys):
 def test_sportvu_source_with_fixed_entities(tmp_path, capsys):
     output = tmp_path / "nba"
     code, out, err = run_main(["--source", "sportvu", "--games", GAME, "--entities", *ENTITIES,
-                               "--frames", 4, "--seed", 3, "--output", output], capsys)
+                               "--segment-frames", 4, "--seed", 3, "--output", output], capsys)
     assert code == 0, err
     assert out.startswith(f"wrote {output} (tfrecord): sportvu, 5 nodes, 4 dims; ")
     # The reader's per-event warnings come out as one line each.
@@ -122,7 +122,7 @@ def test_sportvu_source_with_an_event_list_and_frame_step(tmp_path, capsys):
         {"game_id": "0021500999", "event_id": "3", "entities": [-1, 106, 101, 205, 204]},
     ]))
     code, _, err = run_main(["--source", "sportvu", "--games", GAME, "--events", events,
-                             "--frames", 3, "--frame-step", 2, "--output", tmp_path / "nba"], capsys)
+                             "--segment-frames", 3, "--frame-step", 2, "--output", tmp_path / "nba"], capsys)
     assert code == 0, err
     metadata = read_metadata(str(tmp_path / "nba"))
     assert metadata.parameters["entities"] == "per event"
@@ -139,7 +139,7 @@ SPORTVU = ["--source", "sportvu", "--games", GAME, "--entities", *ENTITIES]
 @pytest.mark.parametrize("argv, message", [
     (CMU_TINY + ["--num-nodes", 3], "--num-nodes does not apply to --source cmu (it is a --source simulation flag)"),
     (CMU_TINY + ["--seed", 1], "--seed does not apply to --source cmu (it is a --source simulation / sportvu flag)"),
-    (CMU_TINY + ["--frames", 25], "--frames does not apply to --source cmu (it is a --source sportvu flag)"),
+    (CMU_TINY + ["--segment-frames", 25], "--segment-frames does not apply to --source cmu (it is a --source sportvu flag)"),
     (["--asf", TINY_ASF], "--asf does not apply to --source simulation (it is a --source cmu flag)"),
     (["--simulation", "charged", "--entities", -1, 5], "--entities does not apply to --source simulation"),
     (SPORTVU + ["--train-frames", 10], "--train-frames does not apply to --source sportvu (it is a --source cmu flag)"),
@@ -153,7 +153,7 @@ SPORTVU = ["--source", "sportvu", "--games", GAME, "--entities", *ENTITIES]
     (["--source", "sportvu", "--games", GAME], "needs exactly one of --entities"),
     (SPORTVU + ["--events", "events.json"], "needs exactly one of --entities"),
     (["--source", "sportvu", "--games", GAME, "--events", "nope.json"], "--events: file not found: nope.json"),
-    (SPORTVU + ["--frames", 25], "found 0 segments of 25 frames"),            # the reader's own error
+    (SPORTVU + ["--segment-frames", 25], "found 0 segments of 25 frames"),            # the reader's own error
     (["--source", "kinect"], "argument --source: invalid choice: 'kinect'"),
 ])
 def test_bad_source_arguments_are_one_line_errors(argv, message, tmp_path, capsys):

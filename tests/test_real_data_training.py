@@ -202,7 +202,7 @@ def sportvu_run(tmp_path_factory):
     for frames in (25, 33):
         datasets[frames] = root / f"nba{frames}"
         built = run_module("data_pipelines.generate", "--source", "sportvu", "--games", game,
-                           "--entities", -1, 101, 102, 201, 202, "--frames", frames,
+                           "--entities", -1, 101, 102, 201, 202, "--segment-frames", frames,
                            "--output", datasets[frames])
         assert built.returncode == 0, built.stderr
     run_dir = root / "run"
