@@ -3,7 +3,7 @@
 With no arguments it runs the built-in default: it simulates the default preset's springs
 dataset (cached after the first run), trains, and prints the held-out edge accuracy.
 Re-running the same command resumes an interrupted run from its last completed epoch;
-a finished run just reports its results again.
+a finished run just reports its results again, and with more --epochs continues training.
 
     python -m nri_tf.train                         # built-in default
     python -m nri_tf.train --preset paper          # the paper's settings
@@ -86,7 +86,10 @@ def ensure_default_data(preset_data: dict, log) -> str:
 
 
 def default_run_dir(data_dir: str, config) -> str:
-    digest = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    """runs/<dataset>-<hash of the config without epochs>: the same command resumes the
+    same run, and the same command with more --epochs extends it."""
+    settings = {k: v for k, v in config.to_dict().items() if k != "epochs"}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return os.path.join(DEFAULT_RUNS_ROOT, f"{os.path.basename(os.path.normpath(data_dir))}-{digest}")
 
 

@@ -277,9 +277,35 @@ def test_resume_on_dataset_with_other_node_count_is_refused(tiny_run, tmp_path):
 
 
 def test_changed_config_on_existing_run_is_refused(tiny_run, tiny_data, capsys):
-    status = train_cli.main(["--data", tiny_data, "--logdir", tiny_run, "--epochs", "4", *TINY_MODEL])
+    status = train_cli.main(["--data", tiny_data, "--logdir", tiny_run, "--epochs", "3", "--lr", "0.002",
+                             *TINY_MODEL])
     assert status == 2
-    assert "different configuration (epochs: 3 -> 4)" in capsys.readouterr().err
+    assert "different configuration (lr: 0.001 -> 0.002)" in capsys.readouterr().err
+    assert train_cli.main(["--data", tiny_data, "--logdir", tiny_run, "--epochs", "2", *TINY_MODEL]) == 2
+    assert "(epochs: 3 -> 2); a run can be extended with more epochs, not shortened" in capsys.readouterr().err
+
+
+def test_finished_run_is_extended_by_more_epochs(tiny_run, tiny_data, tmp_path, capsys):
+    import shutil
+
+    run_dir = str(tmp_path / "extended")
+    shutil.copytree(tiny_run, run_dir)
+    assert train_cli.main(["--data", tiny_data, "--logdir", run_dir, "--epochs", "4", *TINY_MODEL]) == 0
+    assert f"resuming {run_dir} after epoch 3 of 4" in capsys.readouterr().err
+    history = [json.loads(line) for line in open(os.path.join(run_dir, "history.jsonl"))]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]                 # epochs 1-3 kept, one more trained
+    assert json.load(open(os.path.join(run_dir, "config.json")))["epochs"] == 4
+    assert json.load(open(os.path.join(run_dir, "results.json")))["epochs"] == 4
+    assert glob.glob(os.path.join(run_dir, "checkpoints", "ckpt-4.index"))
+
+
+def test_default_run_directory_does_not_depend_on_epochs():
+    from nri_tf.config import NRIConfig
+
+    assert train_cli.default_run_dir("data/springs5", NRIConfig(epochs=3)) == \
+        train_cli.default_run_dir("data/springs5/", NRIConfig(epochs=40))
+    assert train_cli.default_run_dir("data/springs5", NRIConfig(lr=1e-3)) != \
+        train_cli.default_run_dir("data/springs5", NRIConfig())
 
 
 def test_evaluate_on_ten_nodes(tiny_run, tmp_path):
