@@ -10,6 +10,13 @@ The dataset must have the run's dims and at least its context frames; the node c
 differ (the model is node-count agnostic). Data without a true graph (metadata
 ``edge_labels: "none"``: motion capture, basketball) gets no edge accuracy.
 
+The test systems are scaled to [-1, 1] with the run's training statistics, as its
+SavedModel does (`nri_tf.serving`): the model sees other data in the units it learned,
+and the MSE is in the run's normalised units. ``--normalisation data`` scales by the
+evaluated dataset's own training split instead (the reference code's habit, which gives a
+different result on data of another range, e.g. springs10 for a
+springs5 run). The summary and the JSON (``normalisation``) say which was used.
+
 --image PATH also writes a PNG of the graph inferred for the first test system: for
 skeleton data its first frame with the learned edges of each edge type, one panel per
 type; otherwise the true graph (left) and the inferred one (right) on a circle, or the
@@ -23,6 +30,8 @@ import argparse
 import os
 import sys
 
+NORMALISATIONS = ("run", "data")
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m nri_tf.evaluate", description=__doc__,
@@ -35,6 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int,
                         help="test batch size (default: the run's; results depend on it only through "
                              "the order of the edge samples)")
+    parser.add_argument("--normalisation", choices=NORMALISATIONS, default="run",
+                        help="statistics that scale the test systems to [-1, 1]: run, those of the "
+                             "run's training data (what the model learned and what its SavedModel "
+                             "applies); data, those of --data's own training split (default: run)")
     parser.add_argument("--output", help="JSON file to write (default: RUN/evaluations/<dataset>.json)")
     parser.add_argument("--image", metavar="PATH",
                         help="also write a PNG of the graph inferred for the first test system")
@@ -57,8 +70,8 @@ def main(argv=None) -> int:
         if args.image:
             check_image_path(args.image)
         config = run_directory.load_config(args.run)
-        data_dir = args.data or run_directory.read_json(
-            os.path.join(args.run, run_directory.DATASET_FILE))["path"]
+        run_data = run_directory.read_json(os.path.join(args.run, run_directory.DATASET_FILE))["path"]
+        data_dir = args.data or run_data
         dataset = dataset_description(data_dir, config.frames)
         run_directory.check_dataset(args.run, dataset, same_nodes=False)
         dynamic_graph = config.dynamic_graph if args.dynamic_graph is None else args.dynamic_graph
@@ -67,27 +80,50 @@ def main(argv=None) -> int:
         model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
         metadata = read_metadata(data_dir)
         labelled = evaluation.has_edge_labels(metadata)
-        test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False)
+        normaliser, normalised_by = evaluation_normaliser(args.normalisation, run_data, data_dir)
+        test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False,
+                                 normaliser=normaliser)
         if not labelled:
             test_data = evaluation.trajectories_only(test_data)
         results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph)
         if args.image:
-            write_image(args.image, model, data_dir, metadata, labelled)
+            write_image(args.image, model, data_dir, metadata, labelled, normaliser)
     except (ValueError, FloatingPointError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     state = run_directory.read_json(os.path.join(args.run, run_directory.RESULTS_FILE)) \
         if os.path.exists(os.path.join(args.run, run_directory.RESULTS_FILE)) else {}
     results.update(best_epoch=state.get("best_epoch"), epochs=state.get("epochs"),
-                   data=dataset["path"], dynamic_graph=dynamic_graph)
+                   data=dataset["path"], dynamic_graph=dynamic_graph,
+                   normalisation={"statistics": args.normalisation, "dataset": os.path.abspath(normalised_by)})
     name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if dynamic_graph else "")
     output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     run_directory.write_json_atomic(output, results)
     print(format_summary(results, args.run, output))
+    print(f"normalisation: the training statistics of {normalised_by}"
+          + (" (the run's)" if args.normalisation == "run" else " (--normalisation data)"))
     if args.image:
         print(f"image: {args.image}")
     return 0
+
+
+def evaluation_normaliser(choice: str, run_data: str, data_dir: str):
+    """(the `Normaliser` for the test systems, the dataset whose statistics it holds).
+
+    ``choice`` "run": the statistics of the run's training dataset ``run_data``; "data":
+    those of ``data_dir`` itself. ValueError (one line) when the run's dataset is gone.
+    """
+    from data_pipelines.datasets import Normaliser
+    from data_pipelines.storage import DatasetError, read_metadata
+
+    source = run_data if choice == "run" else data_dir
+    try:
+        return Normaliser.from_metadata(read_metadata(source)), source
+    except DatasetError as error:
+        raise ValueError(f"the run's training dataset holds the normalisation statistics but cannot "
+                         f"be read ({error}); restore it, or pass --normalisation data to scale "
+                         f"{data_dir} by its own") from None
 
 
 def check_image_path(path: str) -> None:
@@ -102,7 +138,7 @@ def check_image_path(path: str) -> None:
         raise ValueError(f"--image {path} cannot be written: {parent} is not a writable directory")
 
 
-def write_image(path: str, model, data_dir: str, metadata, labelled: bool) -> None:
+def write_image(path: str, model, data_dir: str, metadata, labelled: bool, normaliser) -> None:
     """Writes the `nri_tf.visualise.graph_panels` picture of the first test system to ``path``.
 
     Raises OSError naming the path when it cannot be written.
@@ -111,7 +147,7 @@ def write_image(path: str, model, data_dir: str, metadata, labelled: bool) -> No
     from data_pipelines.datasets import make_dataset
     from nri_tf.visualise import graph_panels
 
-    trajectories, labels = next(iter(make_dataset(data_dir, "test", 1, shuffle=False)))
+    trajectories, labels = next(iter(make_dataset(data_dir, "test", 1, shuffle=False, normaliser=normaliser)))
     panels = graph_panels(model, trajectories.numpy(), labels.numpy() if labelled else None, metadata)
     try:
         graph_image.write_png(path, panels.images[0])

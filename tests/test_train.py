@@ -308,7 +308,7 @@ def test_default_run_directory_does_not_depend_on_epochs():
         train_cli.default_run_dir("data/springs5", NRIConfig())
 
 
-def test_evaluate_on_ten_nodes(tiny_run, tmp_path):
+def test_evaluate_on_ten_nodes(tiny_run, tiny_data, tmp_path, capsys):
     from data_pipelines.generate import generate_dataset
 
     ten = str(tmp_path / "springs10")
@@ -318,6 +318,29 @@ def test_evaluate_on_ten_nodes(tiny_run, tmp_path):
     assert evaluate_cli.main(["--run", tiny_run, "--data", ten, "--output", output]) == 0
     results = json.load(open(output))
     assert results["systems"] == 16 and len(results["mse_per_step"]) == 20
+    # The run's training statistics by default, as its SavedModel; --normalisation data on request.
+    assert results["normalisation"] == {"statistics": "run", "dataset": os.path.abspath(tiny_data)}
+    assert "normalisation: the training statistics of " + tiny_data + " (the run's)" in capsys.readouterr().out
+    own = str(tmp_path / "own.json")
+    assert evaluate_cli.main(["--run", tiny_run, "--data", ten, "--output", own, "--normalisation", "data"]) == 0
+    by_own = json.load(open(own))
+    assert by_own["normalisation"] == {"statistics": "data", "dataset": os.path.abspath(ten)}
+    assert by_own["mse_per_step"] != results["mse_per_step"]
+
+
+def test_evaluation_normaliser_holds_the_chosen_statistics(tiny_data, tmp_path):
+    from data_pipelines.generate import generate_dataset
+    from data_pipelines.storage import read_metadata
+
+    other = str(tmp_path / "charged5")
+    generate_dataset(other, simulation="charged", num_train=16, num_valid=16, num_test=16, length=1000,
+                     length_test=3000, progress=False)
+    for choice, source in (("run", tiny_data), ("data", other)):
+        normaliser, used = evaluate_cli.evaluation_normaliser(choice, tiny_data, other)
+        assert used == source
+        np.testing.assert_allclose(normaliser.max, read_metadata(source).normalisation.max, rtol=1e-6)
+    with pytest.raises(ValueError, match="pass --normalisation data"):
+        evaluate_cli.evaluation_normaliser("run", str(tmp_path / "gone"), other)
 
 
 def test_nan_in_the_training_data_is_a_one_line_error(tiny_data, tmp_path):
