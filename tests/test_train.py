@@ -88,20 +88,35 @@ def test_run_directory_contents(tiny_run):
     assert [h["epoch"] for h in history] == [1, 2, 3]
 
 
-def test_tensorboard_scalars_and_graph_image(tiny_run):
+def test_tensorboard_scalars_hparams_and_graph_images(tiny_run):
     logs = os.path.join(tiny_run, "logs")
     for split, expected in SPLIT_TAGS.items():
         tags = event_tags(os.path.join(logs, split))
-        assert expected <= set(tags), (split, sorted(tags))
-        assert [step for step, _ in tags["epoch_nll"]] == [0, 1, 2]
+        assert set(tags) == expected, (split, sorted(tags))      # each metric once, no duplicates
+        assert all([step for step, _ in tags[tag]] == [0, 1, 2] for tag in expected)
     images = event_tags(os.path.join(logs, "images"))
-    assert [step for step, _ in images["graphs"]] == [1, 2, 3]
-    encoded = images["graphs"][-1][1]  # [width, height, png...] strings
+    assert [step for step, _ in images["graphs"]] == [0, 1, 2]  # the scalars' steps
+    encoded = images["graphs"][-1][1]  # [width, height, png...] strings, one per validation system
     import tensorflow as tf
 
+    assert len(encoded) == 2 + 3
     picture = tf.io.decode_png(encoded[2]).numpy()
-    assert picture.ndim == 3 and picture.shape[1] > picture.shape[0]  # true | inferred side by side
-    assert len(np.unique(picture.reshape(-1, picture.shape[-1]), axis=0)) > 2  # something drawn
+    assert picture.shape == (420, 1040, 3)                # true | inferred | legend (nri_tf.figures)
+    assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 10  # something drawn
+    # The run's settings for the HPARAMS tab, in the run's log directory.
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+    session = None
+    for path in glob.glob(os.path.join(logs, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == hparams_metadata.SESSION_START_INFO_TAG:
+                    session = hparams_metadata.parse_session_start_info_plugin_data(
+                        value.metadata.plugin_data.content)
+    assert session is not None and session.group_name == os.path.basename(tiny_run)
+    assert session.hparams["encoder_hidden"].number_value == 8
+    assert session.hparams["skip_first"].bool_value is True
+    assert session.hparams["data"].string_value.endswith("springs5")
 
 
 def test_evaluate_reproduces_results(tiny_run, tmp_path):
@@ -382,3 +397,28 @@ def test_summary_says_what_each_number_measures(tmp_path, decoder, horizon):
     assert "nll: 2.7 per node: squared errors / (2 x variance 5e-05) summed over frames 2..49" in text
     assert horizon in text and "kl: -0.6 per node (without the constant log K" in text
     assert "mse after 1 steps: 1e-06, 10 steps: 1e-06, 20 steps: 1e-06 (normalised units" in text
+
+
+def test_evaluate_draws_the_chosen_system_and_the_run_plots(tiny_run, tmp_path, capsys, monkeypatch):
+    from nri_tf import figures
+
+    saved, original = {}, figures.save_figure
+
+    def keep(figure, path):
+        saved[os.path.basename(path)] = figure
+        return original(figure, path)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    png, plots = str(tmp_path / "graph.png"), str(tmp_path / "plots")
+    assert evaluate_cli.main(["--run", tiny_run, "--output", str(tmp_path / "e.json"), "--image", png,
+                              "--system", "5", "--plots", plots]) == 0
+    assert saved["graph.png"].get_suptitle() == "test system 5 (springs, 5 nodes)"
+    assert saved["accuracy.png"].axes[0].get_ylabel() == "edge accuracy (%)"
+    assert len(saved["accuracy.png"].axes[0].lines[1].get_xdata()) == 3          # one point per epoch
+    assert len(saved["mse.png"].axes[0].lines[0].get_ydata()) == 20
+    for path in (png, os.path.join(plots, "accuracy.png"), os.path.join(plots, "mse.png")):
+        assert open(path, "rb").read(4) == b"\x89PNG"
+    out = capsys.readouterr().out
+    assert f"plots: {os.path.join(plots, 'accuracy.png')}" in out and out.strip().endswith(f"image: {png}")
+    assert evaluate_cli.main(["--run", tiny_run, "--image", png, "--system", "64"]) == 2
+    assert "error: --system 64: the test split of " in capsys.readouterr().err
