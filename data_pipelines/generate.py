@@ -6,11 +6,13 @@
     python -m data_pipelines.generate --source cmu --asf 35.asf --amc 35_01.amc --output data/cmu35
     python -m data_pipelines.generate --source sportvu --games game.json \
         --entities -1 201939 2738 202691 101106 --output data/sportvu
+    python -m data_pipelines.generate --source reference --input ~/nri/data --output data/springs5
 
 ``--source`` picks where the data comes from: ``simulation`` (the default; the flags of
-`generate_dataset`), ``cmu`` (CMU motion capture, `data_pipelines.mocap.build_cmu_dataset`)
-or ``sportvu`` (NBA tracking logs, `data_pipelines.sportvu.build_sportvu_dataset`). Each
-source has its own flags (`SOURCE_OPTIONS`); a flag of another source is an error.
+`generate_dataset`), ``cmu`` (CMU motion capture, `data_pipelines.mocap.build_cmu_dataset`),
+``sportvu`` (NBA tracking logs, `data_pipelines.sportvu.build_sportvu_dataset`) or
+``reference`` (the original code's .npy files, `data_pipelines.storage.import_reference`).
+Each source has its own flags (`SOURCE_OPTIONS`); a flag of another source is an error.
 
 Defaults are the paper's (appendix B; the reference generate_dataset.py): 50000 / 10000 /
 10000 systems, train and valid 49 frames, test 99 frames. Each split draws from its own
@@ -40,7 +42,7 @@ from data_pipelines.simulations import SIMULATION_NAMES, get_simulation, num_fra
 
 FORMATS = ("tfrecord", "reference")
 SPLIT_INDEX = {split: index for index, split in enumerate(storage.SPLITS)}
-SOURCES = ("simulation", "cmu", "sportvu")
+SOURCES = ("simulation", "cmu", "sportvu", "reference")
 DEFAULT_SEED = {"simulation": 42, "sportvu": 0}
 # The command-line options (argparse dests) of each source; --source, --output and
 # --overwrite apply to all of them, anything else to the sources that list it.
@@ -51,6 +53,7 @@ SOURCE_OPTIONS = {
                    "workers", "format", "shard_size"),
     "cmu": ("asf", "amc", "train_frames", "test_frames", "split", "unit", "fps"),
     "sportvu": ("games", "entities", "events", "segment_frames", "frame_step", "seed"),
+    "reference": ("input", "simulation", "num_nodes", "edge_types", "shard_size"),
 }
 
 
@@ -228,6 +231,7 @@ HELP_EXAMPLES = """examples:
   python -m data_pipelines.generate --source cmu --asf ../shared/data/cmu/35.asf \\
       --amc ../shared/data/cmu/35_*.amc --output data/cmu35
   python -m data_pipelines.generate --source sportvu --games GAME.json --events pnr.json --output data/nba
+  python -m data_pipelines.generate --source reference --input ~/nri/data --output data/springs5  # the original code's .npy
 
 then: python -m nri_tf.train --data data/springs5
 """
@@ -308,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmu.add_argument("--fps", type=float, default=mocap.CMU_FPS,
                      help="capture rate, for the velocities (default: %(default)s)")
 
+    ref = parser.add_argument_group(
+        "--source reference (the original code's loc_/vel_/edges_ or feat_/edges_ .npy files; "
+        "also takes --simulation, --num-nodes, --edge-types, --shard-size)")
+    ref.add_argument("--input", metavar="DIR",
+                     help="the directory of .npy files; --simulation and --num-nodes default to "
+                          "what its file names say, --edge-types to what its edges_*.npy values say")
+
     nba = parser.add_argument_group("--source sportvu (NBA SportVU tracking, paper appendix D.3)")
     nba.add_argument("--games", metavar="FILE", nargs="+", help="game logs (.json or .json.gz)")
     nba.add_argument("--entities", metavar="ID", type=int, nargs="+",
@@ -349,7 +360,7 @@ def _check_files(flag: str, paths) -> None:
 
 
 def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetMetadata:
-    """Builds the ``cmu`` or ``sportvu`` dataset the parsed command line asks for.
+    """Builds the ``cmu``, ``sportvu`` or ``reference`` dataset the parsed command line asks for.
 
     Raises:
       ValueError (DatasetError from the readers) naming a missing flag or file, a bad
@@ -359,6 +370,17 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
 
     if not args.output:
         raise ValueError(f"--source {args.source} needs --output DIR")
+    if args.source == "reference":
+        if not args.input or not os.path.isdir(args.input):
+            raise ValueError(f"--source reference needs --input DIR, a directory of .npy files "
+                             f"(got {args.input!r})")
+        simulation = args.simulation if "simulation" in given else storage.reference_simulation(args.input)
+        import_tensorflow()
+        return storage.import_reference(
+            args.input, args.output, simulation=simulation,
+            num_nodes=args.num_nodes if "num_nodes" in given else None,
+            edge_types=args.edge_types if "edge_types" in given else None,
+            overwrite=args.overwrite, shard_size=args.shard_size)
     if args.source == "cmu":
         from data_pipelines.mocap import build_cmu_dataset
 
@@ -367,9 +389,10 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
         _check_files("--asf", [args.asf])
         _check_files("--amc", args.amc)
         import_tensorflow()
-        return build_cmu_dataset(args.asf, args.amc, args.output, train_frames=args.train_frames,
-                                 test_frames=args.test_frames, split=args.split, fps=args.fps,
-                                 unit=args.unit, overwrite=args.overwrite)
+        return _warnings_as_lines(lambda: build_cmu_dataset(
+            args.asf, args.amc, args.output, train_frames=args.train_frames,
+            test_frames=args.test_frames, split=args.split, fps=args.fps, unit=args.unit,
+            overwrite=args.overwrite))
 
     from data_pipelines.sportvu import build_sportvu_dataset
 
@@ -383,13 +406,17 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
         _check_files("--events", [args.events])
     import_tensorflow()
     seed = DEFAULT_SEED["sportvu"] if args.seed is None else args.seed
-    # The reader warns once per event about skipped moments: one line each on stderr.
+    return _warnings_as_lines(lambda: build_sportvu_dataset(
+        args.games, args.output, entities=args.entities, events=args.events,
+        frames=args.segment_frames, frame_step=args.frame_step, seed=seed, overwrite=args.overwrite))
+
+
+def _warnings_as_lines(build: Callable[[], storage.DatasetMetadata]) -> storage.DatasetMetadata:
+    """Runs a reader's ``build()``; its warnings (sportvu: skipped moments per event; cmu:
+    splits too small to mean much) come out as one ``warning: ...`` line each on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        metadata = build_sportvu_dataset(args.games, args.output, entities=args.entities,
-                                         events=args.events, frames=args.segment_frames,
-                                         frame_step=args.frame_step, seed=seed,
-                                         overwrite=args.overwrite)
+        metadata = build()
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     return metadata

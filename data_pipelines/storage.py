@@ -32,7 +32,8 @@ Building blocks:
   `read_metadata`, `shard_paths`, `read_split`     validated reading
   `has_edge_labels`   whether the labels are a true graph (simulations) or placeholders (real data)
   `decode_records`    serialized records -> tensors (the one parser, shared with tf.data)
-  `write_reference`, `export_reference`, `import_reference`    the reference .npy layout
+  `write_reference`, `export_reference`, `import_reference`, `reference_simulation`
+                      the reference .npy layout
 
 TensorFlow (also imported by `nri_tf.graph`) is imported only inside the functions that
 touch TFRecords or edge lists, so the command-line tools reject bad input, and write the
@@ -574,7 +575,8 @@ def read_metadata(data_dir: str) -> DatasetMetadata:
     """The validated metadata of the native dataset in ``data_dir``."""
     path = os.path.join(data_dir, METADATA_FILE)
     if not os.path.isfile(path):
-        hint = ("it holds reference .npy files: import them with import_reference"
+        hint = ("it holds reference .npy files: convert them with python -m data_pipelines.generate "
+                f"--source reference --input {data_dir} --output NEW_DIR"
                 if glob.glob(os.path.join(data_dir, "*_train_*.npy"))
                 else "generate one with python -m data_pipelines.generate")
         raise DatasetError(f"{path} not found: {data_dir} is not an nri-tf dataset ({hint})")
@@ -749,6 +751,18 @@ def export_reference(data_dir: str, output_dir: str, *, overwrite: bool = False)
                                                diagonal=np.float32(encoding["diagonal"]))
         splits[split] = (trajectories, interactions)
     return write_reference(output_dir, splits, source=metadata.source, overwrite=overwrite)
+
+
+def reference_simulation(reference_dir: str) -> str:
+    """The simulation whose reference training files ``reference_dir`` holds, read off the
+    file names (loc_train_springs5.npy -> "springs"); DatasetError unless exactly one."""
+    found = sorted(source for source, layout in REFERENCE_LAYOUTS.items()
+                   if glob.glob(os.path.join(reference_dir, f"{'loc' if layout == 'loc_vel' else 'feat'}"
+                                                            f"_train_{source}*.npy")))
+    if len(found) != 1:
+        what = f"files of several simulations ({', '.join(found)})" if found else "no loc_train_* or feat_train_* file"
+        raise DatasetError(f"{reference_dir}: {what}; pass --simulation")
+    return found[0]
 
 
 def _find_reference_suffix(reference_dir: str, source: str, nodes: int | None) -> str:
