@@ -27,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch
+from matplotlib.ticker import MaxNLocator
 
 # Colour of edge type k (matplotlib's tab10, grey first for the usual "no edge" type 0).
 EDGE_COLOURS = ("#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
@@ -192,6 +193,7 @@ def skeleton_figure(positions_xy: np.ndarray, bones, pairs: np.ndarray, inferred
         ax.set_title(f"edge type {edge_type}: {int(chosen.sum())} edges", color=edge_colour(edge_type))
         _frame_axes(ax, positions_xy, None)
     figure.suptitle(title)
+    figure.subplots_adjust(top=0.84)
     return figure
 
 
@@ -213,6 +215,7 @@ def history_figure(history: list, title: str = "") -> Figure:
         ax.set_ylabel("validation nll (per node)")
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title)
@@ -229,6 +232,7 @@ def horizon_figure(curves: dict, title: str = "") -> Figure:
         ax.plot(np.arange(1, len(mse) + 1), mse, marker="o", markersize=3, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("frames predicted after the encoder's frames")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("MSE (normalised units)")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
