@@ -17,7 +17,17 @@ setup(
         "tf-keras>=2.21,<2.22",
         "tensorboard>=2.21,<2.22",
         "numpy>=1.26,<3",
+        "matplotlib>=3.9,<4",
     ],
+    entry_points={
+        "console_scripts": [
+            "nri-train=nri_tf.train:main",
+            "nri-evaluate=nri_tf.evaluate:main",
+            "nri-export=nri_tf.export:main",
+            "nri-experiments=nri_tf.experiments:main",
+            "nri-generate=data_pipelines.generate:main",
+        ],
+    },
     extras_require={
         "test": ["pytest>=8,<10", "tensorflow-serving-api>=2.21,<2.22"],
     },

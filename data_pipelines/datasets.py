@@ -81,7 +81,7 @@ class Normaliser:
 def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | None = None,
                  seed: int = 0, repeat: bool = False, drop_remainder: bool = False,
                  input_context: tf.distribute.InputContext | None = None, normalise: bool = True,
-                 cache: bool = False) -> tf.data.Dataset:
+                 normaliser: Normaliser | None = None, cache: bool = False) -> tf.data.Dataset:
     """A batched tf.data pipeline over one split of a native dataset.
 
     Args:
@@ -98,9 +98,11 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | 
         pipeline reads every ``num_input_pipelines``-th shard file starting at
         ``input_pipeline_id`` (by record if there are fewer files than pipelines).
       normalise: scale with the training split's statistics (`Normaliser`); else raw units.
+      normaliser: scale with these statistics instead of the dataset's own (e.g. a trained
+        run's, to evaluate it on other data as its SavedModel would see it).
       cache: keep the records in memory after the first epoch (for sets that fit).
     Returns:
-      A dataset of (trajectories [batch, nodes, frames, dims] float32,
+      A dataset of known cardinality (batches per pass) unless it repeats, of (trajectories [batch, nodes, frames, dims] float32,
       edges [batch, nodes * (nodes - 1)] int32 labels, receiver-major).
     Raises:
       DatasetError for a missing or invalid dataset, split or shard (see
@@ -138,8 +140,20 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | 
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if not repeat and record_shard is None:
+        # A known length lets Keras count the steps of an epoch instead of running into
+        # the end of the data (and warning that it "ran out of data"). tf.data's
+        # auto-sharding for multi-worker training adjusts it.
+        total = sum(records)
+        batches = total // batch_size if drop_remainder else -(-total // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
-    normaliser = Normaliser.from_metadata(metadata) if normalise else None
+    if normalise and normaliser is None:
+        normaliser = Normaliser.from_metadata(metadata)
+    elif not normalise:
+        normaliser = None
+    if normaliser is not None and normaliser.dims != metadata.dims:
+        raise ValueError(f"the normaliser has {normaliser.dims} dims, {data_dir} has {metadata.dims}")
     shape = [batch_size if drop_remainder else None, metadata.nodes, metadata.frames[split], metadata.dims]
 
     def parse(serialized):

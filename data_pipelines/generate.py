@@ -6,11 +6,13 @@
     python -m data_pipelines.generate --source cmu --asf 35.asf --amc 35_01.amc --output data/cmu35
     python -m data_pipelines.generate --source sportvu --games game.json \
         --entities -1 201939 2738 202691 101106 --output data/sportvu
+    python -m data_pipelines.generate --source reference --input ~/nri/data --output data/springs5
 
 ``--source`` picks where the data comes from: ``simulation`` (the default; the flags of
-`generate_dataset`), ``cmu`` (CMU motion capture, `data_pipelines.mocap.build_cmu_dataset`)
-or ``sportvu`` (NBA tracking logs, `data_pipelines.sportvu.build_sportvu_dataset`). Each
-source has its own flags (`SOURCE_OPTIONS`); a flag of another source is an error.
+`generate_dataset`), ``cmu`` (CMU motion capture, `data_pipelines.mocap.build_cmu_dataset`),
+``sportvu`` (NBA tracking logs, `data_pipelines.sportvu.build_sportvu_dataset`) or
+``reference`` (the original code's .npy files, `data_pipelines.storage.import_reference`).
+Each source has its own flags (`SOURCE_OPTIONS`); a flag of another source is an error.
 
 Defaults are the paper's (appendix B; the reference generate_dataset.py): 50000 / 10000 /
 10000 systems, train and valid 49 frames, test 99 frames. Each split draws from its own
@@ -40,17 +42,18 @@ from data_pipelines.simulations import SIMULATION_NAMES, get_simulation, num_fra
 
 FORMATS = ("tfrecord", "reference")
 SPLIT_INDEX = {split: index for index, split in enumerate(storage.SPLITS)}
-SOURCES = ("simulation", "cmu", "sportvu")
+SOURCES = ("simulation", "cmu", "sportvu", "reference")
 DEFAULT_SEED = {"simulation": 42, "sportvu": 0}
 # The command-line options (argparse dests) of each source; --source, --output and
 # --overwrite apply to all of them, anything else to the sources that list it.
 COMMON_OPTIONS = ("source", "output", "overwrite")
 SOURCE_OPTIONS = {
     "simulation": ("simulation", "num_nodes", "num_train", "num_valid", "num_test", "length",
-                   "length_test", "sample_freq", "edge_types", "noise", "non_interacting", "seed",
+                   "length_test", "sample_freq", "edge_types", "noise", "interacting", "seed",
                    "workers", "format", "shard_size"),
     "cmu": ("asf", "amc", "train_frames", "test_frames", "split", "unit", "fps"),
-    "sportvu": ("games", "entities", "events", "frames", "frame_step", "seed"),
+    "sportvu": ("games", "entities", "events", "segment_frames", "frame_step", "seed"),
+    "reference": ("input", "simulation", "num_nodes", "edge_types", "shard_size"),
 }
 
 
@@ -195,7 +198,10 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
             reference_edges=storage.reference_edge_encoding(results["train"].edges,
                                                             results["train"].interactions))
 
-    from nri_tf.graph import edge_labels_from_matrix  # imports TensorFlow: after the checks
+    from nri_tf.cli import import_tensorflow
+
+    import_tensorflow()                               # after the checks, without its start-up noise
+    from nri_tf.graph import edge_labels_from_matrix
 
     with storage.DatasetWriter(output, source=simulation, parameters=parameters,
                                edge_types=edge_types, feature_names=sim.feature_names,
@@ -216,6 +222,21 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
     return writer.metadata
 
 
+HELP_EXAMPLES = """examples:
+  python -m data_pipelines.generate --simulation springs --num-nodes 5          # -> data/springs5, the paper's 50k/10k/10k
+  python -m data_pipelines.generate --simulation charged --num-train 10000 --num-valid 1000 --num-test 1000
+  python -m data_pipelines.generate --simulation springs --edge-types 3 --output data/springs5-3types
+  python -m data_pipelines.generate --simulation springs --no-interacting --output data/springs5-empty
+  python -m data_pipelines.generate --simulation kuramoto --format reference --output data/ref  # .npy files
+  python -m data_pipelines.generate --source cmu --asf ../shared/data/cmu/35.asf \\
+      --amc ../shared/data/cmu/35_*.amc --output data/cmu35
+  python -m data_pipelines.generate --source sportvu --games GAME.json --events pnr.json --output data/nba
+  python -m data_pipelines.generate --source reference --input ~/nri/data --output data/springs5  # the original code's .npy
+
+then: python -m nri_tf.train --data data/springs5
+"""
+
+
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line ``error: ...`` (exit code 2) instead of usage + message."""
 
@@ -229,15 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _ArgumentParser(
         prog="python -m data_pipelines.generate",
-        description="Simulate an NRI dataset (springs, charged particles or Kuramoto oscillators), "
-                    "or build one from CMU motion capture or NBA SportVU tracking files.")
+        description="Simulate an NRI dataset (springs, charged particles or Kuramoto oscillators),\n"
+                    "or build one from CMU motion capture or NBA SportVU tracking files.",
+        epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="simulation", choices=SOURCES,
                         help="where the data comes from (default: %(default)s); the flags of the "
                              "other sources are refused")
     parser.add_argument("--output", default=None,
                         help="output directory (simulations: default data/<simulation><N>; "
                              "required for cmu and sportvu)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--overwrite", action=argparse.BooleanOptionalAction, default=False,
+                        help="replace an existing output directory")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed of simulations (default: 42) and of sportvu's split by "
                              "event (default: 0)")
@@ -246,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--simulation", default="springs", choices=SIMULATION_NAMES,
                      help="which physics (default: %(default)s)")
     sim.add_argument("--num-nodes", type=int, default=5, help="nodes per system (default: %(default)s)")
-    sim.add_argument("--num-train", type=int, default=50000, help="training systems (default: %(default)s)")
+    sim.add_argument("--num-train", type=int, default=50000,
+                     help="training systems (default: %(default)s, the paper's; the train command's "
+                          "built-in data has 10000, see 'python -m nri_tf.train --help')")
     sim.add_argument("--num-valid", type=int, default=10000, help="validation systems (default: %(default)s)")
     sim.add_argument("--num-test", type=int, default=10000, help="test systems (default: %(default)s)")
     sim.add_argument("--length", type=int, default=None,
@@ -261,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="edge types (springs: 2, or 3 for k in {0, 0.5, 1}; default: %(default)s)")
     sim.add_argument("--noise", type=float, default=0.0,
                      help="std of Gaussian observation noise (default: %(default)s)")
-    sim.add_argument("--non-interacting", action="store_true",
-                     help="systems without interactions (the empty-graph test of appendix A.2)")
+    sim.add_argument("--interacting", action=argparse.BooleanOptionalAction, default=True,
+                     help="--no-interacting: systems without interactions (the empty-graph test "
+                          "of appendix A.2)")
     sim.add_argument("--workers", type=int, default=2, help="simulator threads (default: %(default)s)")
     sim.add_argument("--format", default="tfrecord", choices=FORMATS,
                      help="tfrecord: native shards + metadata.json; reference: the original code's "
@@ -286,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmu.add_argument("--fps", type=float, default=mocap.CMU_FPS,
                      help="capture rate, for the velocities (default: %(default)s)")
 
+    ref = parser.add_argument_group(
+        "--source reference (the original code's loc_/vel_/edges_ or feat_/edges_ .npy files; "
+        "also takes --simulation, --num-nodes, --edge-types, --shard-size)")
+    ref.add_argument("--input", metavar="DIR",
+                     help="the directory of .npy files; --simulation and --num-nodes default to "
+                          "what its file names say, --edge-types to what its edges_*.npy values say")
+
     nba = parser.add_argument_group("--source sportvu (NBA SportVU tracking, paper appendix D.3)")
     nba.add_argument("--games", metavar="FILE", nargs="+", help="game logs (.json or .json.gz)")
     nba.add_argument("--entities", metavar="ID", type=int, nargs="+",
@@ -293,8 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     nba.add_argument("--events", metavar="FILE",
                      help="JSON list of {game_id, event_id, entities[, game_clock, quarter]}: "
                           "per-event entities (give --entities or --events)")
-    nba.add_argument("--frames", type=int, default=sportvu.SEGMENT_FRAMES,
-                     help="frames per segment (default: %(default)s)")
+    nba.add_argument("--segment-frames", type=int, default=sportvu.SEGMENT_FRAMES,
+                     help="frames per segment (default: %(default)s; train's --frames then picks "
+                          "how many of them the encoder reads)")
     nba.add_argument("--frame-step", type=int, default=1,
                      help="keep every this many moments (25 Hz / step; default: %(default)s)")
     return parser
@@ -326,14 +360,27 @@ def _check_files(flag: str, paths) -> None:
 
 
 def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetMetadata:
-    """Builds the ``cmu`` or ``sportvu`` dataset the parsed command line asks for.
+    """Builds the ``cmu``, ``sportvu`` or ``reference`` dataset the parsed command line asks for.
 
     Raises:
       ValueError (DatasetError from the readers) naming a missing flag or file, a bad
       value, or unreadable data, in one line.
     """
+    from nri_tf.cli import import_tensorflow
+
     if not args.output:
         raise ValueError(f"--source {args.source} needs --output DIR")
+    if args.source == "reference":
+        if not args.input or not os.path.isdir(args.input):
+            raise ValueError(f"--source reference needs --input DIR, a directory of .npy files "
+                             f"(got {args.input!r})")
+        simulation = args.simulation if "simulation" in given else storage.reference_simulation(args.input)
+        import_tensorflow()
+        return storage.import_reference(
+            args.input, args.output, simulation=simulation,
+            num_nodes=args.num_nodes if "num_nodes" in given else None,
+            edge_types=args.edge_types if "edge_types" in given else None,
+            overwrite=args.overwrite, shard_size=args.shard_size)
     if args.source == "cmu":
         from data_pipelines.mocap import build_cmu_dataset
 
@@ -341,9 +388,11 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
             raise ValueError("--source cmu needs --asf FILE and --amc FILE [FILE ...]")
         _check_files("--asf", [args.asf])
         _check_files("--amc", args.amc)
-        return build_cmu_dataset(args.asf, args.amc, args.output, train_frames=args.train_frames,
-                                 test_frames=args.test_frames, split=args.split, fps=args.fps,
-                                 unit=args.unit, overwrite=args.overwrite)
+        import_tensorflow()
+        return _warnings_as_lines(lambda: build_cmu_dataset(
+            args.asf, args.amc, args.output, train_frames=args.train_frames,
+            test_frames=args.test_frames, split=args.split, fps=args.fps, unit=args.unit,
+            overwrite=args.overwrite))
 
     from data_pipelines.sportvu import build_sportvu_dataset
 
@@ -355,14 +404,19 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
     _check_files("--games", args.games)
     if args.events is not None:
         _check_files("--events", [args.events])
+    import_tensorflow()
     seed = DEFAULT_SEED["sportvu"] if args.seed is None else args.seed
-    # The reader warns once per event about skipped moments: one line each on stderr.
+    return _warnings_as_lines(lambda: build_sportvu_dataset(
+        args.games, args.output, entities=args.entities, events=args.events,
+        frames=args.segment_frames, frame_step=args.frame_step, seed=seed, overwrite=args.overwrite))
+
+
+def _warnings_as_lines(build: Callable[[], storage.DatasetMetadata]) -> storage.DatasetMetadata:
+    """Runs a reader's ``build()``; its warnings (sportvu: skipped moments per event; cmu:
+    splits too small to mean much) come out as one ``warning: ...`` line each on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        metadata = build_sportvu_dataset(args.games, args.output, entities=args.entities,
-                                         events=args.events, frames=args.frames,
-                                         frame_step=args.frame_step, seed=seed,
-                                         overwrite=args.overwrite)
+        metadata = build()
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     return metadata
@@ -380,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.output, simulation=args.simulation, num_nodes=args.num_nodes,
                 num_train=args.num_train, num_valid=args.num_valid, num_test=args.num_test,
                 length=args.length, length_test=args.length_test, sample_freq=args.sample_freq,
-                edge_types=args.edge_types, noise=args.noise, interacting=not args.non_interacting,
+                edge_types=args.edge_types, noise=args.noise, interacting=args.interacting,
                 seed=seed, workers=args.workers, format=args.format, overwrite=args.overwrite,
                 shard_size=args.shard_size, log=lambda message: print(message, file=sys.stderr))
             output = args.output or os.path.join("data", f"{args.simulation}{args.num_nodes}")

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Optional, Union
 
@@ -68,8 +69,12 @@ NORMALISATION_GROUPS = ((0, 1, 2), (3, 4, 5))
 # Within-trial split (a single trial, or split="frames"): the share of each trial's frames
 # given to the validation and test parts, rounded to whole segments, at least one each.
 FRAME_SPLIT_SHARES = {"valid": 0.15, "test": 0.25}
-# Split by trials (split="trials"): the share of trials for validation and test.
-TRIAL_SPLIT_SHARES = {"valid": 0.1, "test": 0.2}
+# Split by trials (split="trials"): the share of trials for validation and test, the
+# paper's 11 / 4 / 7 of 22 walking trials (section 5.2). CMU subject 35 has 23 walks: the
+# shares give 12 / 4 / 7, the one walk more going to training.
+TRIAL_SPLIT_SHARES = {"valid": 4 / 22, "test": 7 / 22}
+# Fewer segments than this in a split get a warning: numbers from it mean little.
+MIN_SEGMENTS = 10
 SPLITS = ("train", "valid", "test")
 
 _ROTATION_TOKENS = ("rx", "ry", "rz")
@@ -481,7 +486,9 @@ def read_amc(path: PathLike, skeleton: Optional[Skeleton] = None) -> Motion:
     Each frame is a line with its frame number followed by one line per bone:
     ``name v1 v2 ...`` with the values in the bone's DOF order (the root's in the ASF
     ``order``). Files that are not ``:FULLY-SPECIFIED`` may leave a bone out of a frame;
-    it then keeps its previous values (zeros before its first appearance).
+    it then keeps its previous values (zeros before its first appearance). Frame numbers
+    must count up by one from the first (CMU: 1, 2, 3, ...): velocities are computed as
+    if frames were evenly spaced, so a missing, repeated or out-of-order frame is an error.
 
     Args:
       path: the ``.amc`` file (CRLF or LF line ends, ``#`` comments).
@@ -491,7 +498,8 @@ def read_amc(path: PathLike, skeleton: Optional[Skeleton] = None) -> Motion:
       The `Motion`.
     Raises:
       DatasetError: missing file, malformed line, unknown bone, wrong number of values,
-        or a bone missing from a frame of a fully specified file (file and line named).
+        a bone missing from a frame of a fully specified file, or a frame number that does
+        not follow the one before (file and line named).
     """
     path = os.fspath(path)
     lines = _read_lines(path, "AMC")
@@ -520,10 +528,23 @@ def read_amc(path: PathLike, skeleton: Optional[Skeleton] = None) -> Motion:
         words = stripped.split()
         if len(words) == 1 and words[0][0] in "+-.0123456789":     # a frame number
             try:
-                frame_numbers.append(int(words[0]))
+                frame = int(words[0])
             except ValueError:
                 raise DatasetError(f"{path}:{number}: expected an integer frame number or "
                                    f"'bone values...', got {stripped!r}") from None
+            if frame_numbers and frame != frame_numbers[-1] + 1:
+                last = frame_numbers[-1]
+                if frame in frame_numbers:
+                    problem = "repeated"
+                elif frame < last:
+                    problem = "out of order"
+                else:
+                    problem = f"frame{'s' if frame - last > 2 else ''} {last + 1}" + (
+                        f"..{frame - 1}" if frame - last > 2 else "") + " missing"
+                raise DatasetError(f"{path}:{number}: frame {frame} follows frame {frame_numbers[-1]} "
+                                   f"({problem}); frames must count up by one, the velocities assume "
+                                   "evenly spaced frames")
+            frame_numbers.append(frame)
             frames.append({})
             continue
         # otherwise a bone line: its name and one value per DOF (none for a bone without DOFs)
@@ -765,8 +786,13 @@ def build_cmu_dataset(asf_path: PathLike, amc_paths: Union[PathLike, Sequence[Pa
         (`frame_split`); velocities are computed within each part so no frame of one
         split informs another.
       - ``"trials"``: whole trials per split, in the given order (`trial_split`).
-      - ``"auto"``: ``"trials"`` with 3 or more trials, else ``"frames"`` (the repository
-        ships a single trial, 35_01: 358 frames -> 4 train, 1 valid, 1 test segment).
+      - ``"auto"``: ``"trials"`` with 3 or more trials, else ``"frames"`` (a single trial,
+        35_01: 358 frames -> 4 train, 1 valid, 1 test segment).
+
+    With subject 35's 23 walks in file order (``../shared/data/cmu/35_*.amc``) ``"trials"``
+    is the paper's split by trial, one walk more for training: train 35_01..35_12, valid
+    35_13..35_16, test 35_28..35_34. A split with fewer than `MIN_SEGMENTS` segments gets
+    a warning (`warnings.warn`): numbers from it mean little.
       - a mapping ``{"train": [...], "valid": [...], "test": [...]}`` of trial indices
         (positions in ``amc_paths``) or AMC paths.
 
@@ -839,6 +865,10 @@ def build_cmu_dataset(asf_path: PathLike, amc_paths: Union[PathLike, Sequence[Pa
         if data.shape[0] == 0:
             raise DatasetError(f"split {s!r} has no segments of {lengths[s]} frames; use shorter "
                                f"segments or longer/more trials")
+        if data.shape[0] < MIN_SEGMENTS:
+            warnings.warn(f"split {s!r} has only {data.shape[0]} segments of {lengths[s]} frames "
+                          f"(from {len(amc_paths)} trial{'s' if len(amc_paths) > 1 else ''}): too few "
+                          "to mean much; give more trials (subject 35 has 23 walks)", stacklevel=2)
         splits[s] = (data.astype(np.float32), np.zeros((data.shape[0], edges), dtype=np.int32))
 
     parameters = {

@@ -30,8 +30,10 @@ Building blocks:
   `DatasetWriter`     stage splits in a temporary sibling directory, move into place at the end
   `write_dataset`     all splits at once through a `DatasetWriter`
   `read_metadata`, `shard_paths`, `read_split`     validated reading
+  `has_edge_labels`   whether the labels are a true graph (simulations) or placeholders (real data)
   `decode_records`    serialized records -> tensors (the one parser, shared with tf.data)
-  `write_reference`, `export_reference`, `import_reference`    the reference .npy layout
+  `write_reference`, `export_reference`, `import_reference`, `reference_simulation`
+                      the reference .npy layout
 
 TensorFlow (also imported by `nri_tf.graph`) is imported only inside the functions that
 touch TFRecords or edge lists, so the command-line tools reject bad input, and write the
@@ -57,6 +59,7 @@ SPLITS = ("train", "valid", "test")
 NORMALISATION_METHODS = ("minmax", "maxabs")
 DEFAULT_SHARD_SIZE = 4096
 REFERENCE_LAYOUTS = {"springs": "loc_vel", "charged": "loc_vel", "kuramoto": "feat"}
+NO_EDGE_LABELS = "none"   # metadata.parameters["edge_labels"] of data without a true graph
 _TRAJECTORIES_KEY = "trajectories"
 _EDGES_KEY = "edges"
 
@@ -198,6 +201,13 @@ class DatasetMetadata:
         if len(norm.min) != self.dims or len(norm.max) != self.dims:
             fail(f"normalisation min/max need {self.dims} entries")
         return self
+
+
+def has_edge_labels(metadata: DatasetMetadata) -> bool:
+    """Whether a dataset's edge labels are a true graph (simulations) rather than
+    placeholders (real data, whose every label is 0: ``parameters["edge_labels"] ==
+    NO_EDGE_LABELS``)."""
+    return metadata.parameters.get("edge_labels") != NO_EDGE_LABELS
 
 
 def _dims_groups(groups: Sequence[Sequence[int]] | None, dims: int) -> list[list[int]]:
@@ -565,7 +575,8 @@ def read_metadata(data_dir: str) -> DatasetMetadata:
     """The validated metadata of the native dataset in ``data_dir``."""
     path = os.path.join(data_dir, METADATA_FILE)
     if not os.path.isfile(path):
-        hint = ("it holds reference .npy files: import them with import_reference"
+        hint = ("it holds reference .npy files: convert them with python -m data_pipelines.generate "
+                f"--source reference --input {data_dir} --output NEW_DIR"
                 if glob.glob(os.path.join(data_dir, "*_train_*.npy"))
                 else "generate one with python -m data_pipelines.generate")
         raise DatasetError(f"{path} not found: {data_dir} is not an nri-tf dataset ({hint})")
@@ -740,6 +751,18 @@ def export_reference(data_dir: str, output_dir: str, *, overwrite: bool = False)
                                                diagonal=np.float32(encoding["diagonal"]))
         splits[split] = (trajectories, interactions)
     return write_reference(output_dir, splits, source=metadata.source, overwrite=overwrite)
+
+
+def reference_simulation(reference_dir: str) -> str:
+    """The simulation whose reference training files ``reference_dir`` holds, read off the
+    file names (loc_train_springs5.npy -> "springs"); DatasetError unless exactly one."""
+    found = sorted(source for source, layout in REFERENCE_LAYOUTS.items()
+                   if glob.glob(os.path.join(reference_dir, f"{'loc' if layout == 'loc_vel' else 'feat'}"
+                                                            f"_train_{source}*.npy")))
+    if len(found) != 1:
+        what = f"files of several simulations ({', '.join(found)})" if found else "no loc_train_* or feat_train_* file"
+        raise DatasetError(f"{reference_dir}: {what}; pass --simulation")
+    return found[0]
 
 
 def _find_reference_suffix(reference_dir: str, source: str, nodes: int | None) -> str:

@@ -3,6 +3,7 @@
     python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d
     python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d --data data/springs10
     python -m nri_tf.evaluate --run runs/mocap --dynamic-graph --image mocap_edges.png
+    python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d --image graph.png --system 3 --plots plots
 
 Writes the same JSON as training's results.json (edge accuracy when the data has labels,
 NLL, KL, MSE per predicted step 1..20) to RUN/evaluations/<dataset>.json, or --output.
@@ -10,11 +11,20 @@ The dataset must have the run's dims and at least its context frames; the node c
 differ (the model is node-count agnostic). Data without a true graph (metadata
 ``edge_labels: "none"``: motion capture, basketball) gets no edge accuracy.
 
---image PATH also writes a PNG of the graph inferred for the first test system: for
-skeleton data its first frame with the learned edges of each edge type, one panel per
-type; otherwise the true graph (left) and the inferred one (right) on a circle, or the
-inferred one alone without labels (`nri_tf.visualise.graph_panels`, the same drawing as
-the TensorBoard images).
+The test systems are scaled to [-1, 1] with the run's training statistics, as its
+SavedModel does (`nri_tf.serving`): the model sees other data in the units it learned,
+and the MSE is in the run's normalised units. ``--normalisation data`` scales by the
+evaluated dataset's own training split instead (the reference code's habit, which gives a
+different result on data of another range, e.g. springs10 for a
+springs5 run). The summary and the JSON (``normalisation``) say which was used.
+
+--image PATH also writes a PNG of the graph inferred for test system --system N (default
+0): for skeleton data its first frame with the learned edges of each edge type, one panel
+per type; otherwise the true graph (left) and the inferred one (right, with its share of
+edges right in the title, missed and spurious edges marked) over the system's trajectories,
+or the inferred one alone without labels (`nri_tf.visualise.graph_figures`, the same
+drawing as the TensorBoard images). --plots DIR writes the run's edge accuracy over its
+epochs (DIR/accuracy.png) and this evaluation's MSE over the predicted frames (DIR/mse.png).
 """
 
 from __future__ import annotations
@@ -23,25 +33,41 @@ import argparse
 import os
 import sys
 
+NORMALISATIONS = ("run", "data")
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m nri_tf.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory written by nri_tf.train")
     parser.add_argument("--data", help="dataset directory (default: the run's own dataset)")
-    parser.add_argument("--dynamic-graph", action="store_true",
-                        help="re-infer the graph on a sliding window while predicting (RNN decoder)")
+    parser.add_argument("--dynamic-graph", action=argparse.BooleanOptionalAction,
+                        help="re-infer the graph on a sliding window while predicting (RNN decoder; "
+                             "default: the run's --dynamic-graph setting)")
     parser.add_argument("--batch-size", type=int,
                         help="test batch size (default: the run's; results depend on it only through "
                              "the order of the edge samples)")
+    parser.add_argument("--normalisation", choices=NORMALISATIONS, default="run",
+                        help="statistics that scale the test systems to [-1, 1]: run, those of the "
+                             "run's training data (what the model learned and what its SavedModel "
+                             "applies); data, those of --data's own training split (default: run)")
     parser.add_argument("--output", help="JSON file to write (default: RUN/evaluations/<dataset>.json)")
     parser.add_argument("--image", metavar="PATH",
-                        help="also write a PNG of the graph inferred for the first test system")
+                        help="also write a PNG of the graph inferred for test system --system")
+    parser.add_argument("--system", type=int, default=0,
+                        help="the test system --image draws, from 0 (default: %(default)s)")
+    parser.add_argument("--plots", metavar="DIR",
+                        help="also write DIR/accuracy.png (edge accuracy over the run's epochs; the "
+                             "validation nll for data without a true graph) and DIR/mse.png (MSE over "
+                             "the predicted frames)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    from nri_tf.cli import import_tensorflow
+
     args = parse_args(argv)
+    import_tensorflow()
     from data_pipelines.datasets import make_dataset
     from data_pipelines.storage import read_metadata
     from nri_tf import evaluation
@@ -52,37 +78,70 @@ def main(argv=None) -> int:
     try:
         if args.image:
             check_image_path(args.image)
+        if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
+            raise ValueError(f"--plots {args.plots} is a file; give a directory")
         config = run_directory.load_config(args.run)
-        data_dir = args.data or run_directory.read_json(
-            os.path.join(args.run, run_directory.DATASET_FILE))["path"]
+        run_data = run_directory.read_json(os.path.join(args.run, run_directory.DATASET_FILE))["path"]
+        data_dir = args.data or run_data
         dataset = dataset_description(data_dir, config.frames)
         run_directory.check_dataset(args.run, dataset, same_nodes=False)
-        if args.dynamic_graph and config.decoder != "rnn":
+        dynamic_graph = config.dynamic_graph if args.dynamic_graph is None else args.dynamic_graph
+        if dynamic_graph and config.decoder != "rnn":
             raise ValueError("--dynamic-graph needs a run with the rnn decoder")
         model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
         metadata = read_metadata(data_dir)
+        if not 0 <= args.system < metadata.splits["test"]:
+            raise ValueError(f"--system {args.system}: the test split of {data_dir} has "
+                             f"{metadata.splits['test']} systems (0..{metadata.splits['test'] - 1})")
         labelled = evaluation.has_edge_labels(metadata)
-        test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False)
+        normaliser, normalised_by = evaluation_normaliser(args.normalisation, run_data, data_dir)
+        test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False,
+                                 normaliser=normaliser)
         if not labelled:
             test_data = evaluation.trajectories_only(test_data)
-        results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=args.dynamic_graph)
+        results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph)
         if args.image:
-            write_image(args.image, model, data_dir, metadata, labelled)
+            write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system)
+        if args.plots:
+            write_plots(args.plots, args.run, results, os.path.basename(os.path.normpath(data_dir)))
     except (ValueError, FloatingPointError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     state = run_directory.read_json(os.path.join(args.run, run_directory.RESULTS_FILE)) \
         if os.path.exists(os.path.join(args.run, run_directory.RESULTS_FILE)) else {}
     results.update(best_epoch=state.get("best_epoch"), epochs=state.get("epochs"),
-                   data=dataset["path"], dynamic_graph=args.dynamic_graph)
-    name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if args.dynamic_graph else "")
+                   data=dataset["path"], dynamic_graph=dynamic_graph,
+                   normalisation={"statistics": args.normalisation, "dataset": os.path.abspath(normalised_by)})
+    name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if dynamic_graph else "")
     output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     run_directory.write_json_atomic(output, results)
     print(format_summary(results, args.run, output))
+    print(f"normalisation: the training statistics of {normalised_by}"
+          + (" (the run's)" if args.normalisation == "run" else " (--normalisation data)"))
+    if args.plots:
+        print(f"plots: {os.path.join(args.plots, 'accuracy.png')}, {os.path.join(args.plots, 'mse.png')}")
     if args.image:
         print(f"image: {args.image}")
     return 0
+
+
+def evaluation_normaliser(choice: str, run_data: str, data_dir: str):
+    """(the `Normaliser` for the test systems, the dataset whose statistics it holds).
+
+    ``choice`` "run": the statistics of the run's training dataset ``run_data``; "data":
+    those of ``data_dir`` itself. ValueError (one line) when the run's dataset is gone.
+    """
+    from data_pipelines.datasets import Normaliser
+    from data_pipelines.storage import DatasetError, read_metadata
+
+    source = run_data if choice == "run" else data_dir
+    try:
+        return Normaliser.from_metadata(read_metadata(source)), source
+    except DatasetError as error:
+        raise ValueError(f"the run's training dataset holds the normalisation statistics but cannot "
+                         f"be read ({error}); restore it, or pass --normalisation data to scale "
+                         f"{data_dir} by its own") from None
 
 
 def check_image_path(path: str) -> None:
@@ -97,21 +156,36 @@ def check_image_path(path: str) -> None:
         raise ValueError(f"--image {path} cannot be written: {parent} is not a writable directory")
 
 
-def write_image(path: str, model, data_dir: str, metadata, labelled: bool) -> None:
-    """Writes the `nri_tf.visualise.graph_panels` picture of the first test system to ``path``.
+def write_image(path: str, model, data_dir: str, metadata, labelled: bool, normaliser, system: int) -> None:
+    """Writes the `nri_tf.visualise.graph_figures` picture of test system ``system`` to ``path``.
 
     Raises OSError naming the path when it cannot be written.
     """
-    from data_pipelines import graph_image
     from data_pipelines.datasets import make_dataset
-    from nri_tf.visualise import graph_panels
+    from nri_tf.figures import save_figure
+    from nri_tf.visualise import graph_figures
 
-    trajectories, labels = next(iter(make_dataset(data_dir, "test", 1, shuffle=False)))
-    panels = graph_panels(model, trajectories.numpy(), labels.numpy() if labelled else None, metadata)
-    try:
-        graph_image.write_png(path, panels.images[0])
-    except OSError as error:
-        raise OSError(f"cannot write image {path}: {error.strerror or error}") from None
+    test = make_dataset(data_dir, "test", 1, shuffle=False, normaliser=normaliser)
+    trajectories, labels = next(iter(test.skip(system)))
+    figure, = graph_figures(model, trajectories.numpy(), labels.numpy() if labelled else None, metadata,
+                            normaliser, first_system=system)[:1]
+    save_figure(figure, path)
+
+
+def write_plots(directory: str, run_dir: str, results: dict, data_name: str) -> None:
+    """DIR/accuracy.png from the run's history.jsonl and DIR/mse.png from ``results``."""
+    import json
+
+    from nri_tf.figures import history_figure, horizon_figure, save_figure
+    from trainers import run_directory
+
+    with open(os.path.join(run_dir, run_directory.HISTORY_FILE)) as stream:
+        history = [json.loads(line) for line in stream if line.strip()]
+    run_name = os.path.basename(os.path.normpath(run_dir))
+    save_figure(history_figure(history, title=f"run {run_name}"), os.path.join(directory, "accuracy.png"))
+    save_figure(horizon_figure({data_name: results["mse_per_step"]},
+                               title=f"prediction error of run {run_name} on {data_name} (test)"),
+                os.path.join(directory, "mse.png"))
 
 
 if __name__ == "__main__":

@@ -18,18 +18,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines.storage import has_edge_labels  # noqa: F401 (used as evaluation.has_edge_labels)
+
 PAPER_HORIZON = 20
-NO_EDGE_LABELS = "none"   # metadata.parameters["edge_labels"] of data without a true graph
-
-
-def has_edge_labels(metadata) -> bool:
-    """Whether a dataset's edge labels are a true graph (simulations) rather than
-    placeholders (real data, whose every label is 0).
-
-    Args:
-      metadata: a `data_pipelines.storage.DatasetMetadata`.
-    """
-    return metadata.parameters.get("edge_labels") != NO_EDGE_LABELS
 
 
 def trajectories_only(dataset: tf.data.Dataset) -> tf.data.Dataset:

@@ -163,7 +163,9 @@ def export_run(run_dir: str, output: str = DEFAULT_OUTPUT, name: str | None = No
     config = run_directory.load_config(run_dir)
     metadata, data_dir = _load_dataset_metadata(run_dir, data_dir, config)
     # TensorFlow is imported only now, so that bad input is refused without loading it.
-    import tensorflow as tf
+    from nri_tf.cli import import_tensorflow
+
+    tf = import_tensorflow()
 
     from data_pipelines.datasets import Normaliser
     from nri_tf.serving import ServingModule

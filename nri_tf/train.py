@@ -3,12 +3,23 @@
 With no arguments it runs the built-in default: it simulates the default preset's springs
 dataset (cached after the first run), trains, and prints the held-out edge accuracy.
 Re-running the same command resumes an interrupted run from its last completed epoch;
-a finished run just reports its results again.
+a finished run just reports its results again, and with more --epochs continues training.
 
     python -m nri_tf.train                         # built-in default
     python -m nri_tf.train --preset paper          # the paper's settings
     python -m nri_tf.train --data data/charged5 --encoder cnn --logdir runs/charged
     tensorboard --logdir runs
+
+Metrics (progress lines, TensorBoard, history.jsonl; the README's "What the numbers mean"):
+nll is the Gaussian negative log-likelihood per node, squared errors / (2 * var) summed
+over frames and dims, so with var 5e-5 an nll of 100 over 48 frames x 4 dims is an MSE of
+5.2e-5. Training (nll, loss) scores the decoder's rollout with ground truth every
+--prediction-steps frames; validation (val_nll) and the test summary score one-step
+predictions of the MLP decoder, which are far easier: val_nll is much lower than nll.
+kl is per node without the constant log K (<= 0 with a uniform prior); loss = nll + kl;
+mse is the mean squared error in normalised units (features scaled to [-1, 1] by the
+training split's min and max); edge_accuracy is the share of edges whose type is right,
+under the best permutation of exchangeable types.
 """
 
 from __future__ import annotations
@@ -18,6 +29,8 @@ import hashlib
 import json
 import os
 import sys
+
+from nri_tf.cli import log_to_stderr  # noqa: F401 (numpy-free; also used by benchmarks)
 
 DEFAULT_RUNS_ROOT = "runs"
 DATA_CACHE_ENV = "NRI_TF_DATA"
@@ -31,7 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m nri_tf.train", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
-                        help="named defaults applied under the flags: "
+                        help=f"named defaults applied under the data's settings and the flags "
+                             f"(default: {DEFAULT_PRESET}): "
                              + "; ".join(f"{name}: {p.help}" for name, p in sorted(PRESETS.items())))
     parser.add_argument("--data", help="native dataset directory (default: the preset's built-in "
                         f"dataset, simulated once into ${DATA_CACHE_ENV} or ~/.cache/nri-tf)")
@@ -44,8 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "this many logical devices")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
                         help="XLA-compile the training step")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                        help="0 silent, 1 progress bar per epoch, 2 one line per epoch")
+    parser.add_argument("--verbose", choices=("auto", "0", "1", "2"), default="auto",
+                        help="0 silent, 1 progress bar per epoch, 2 one line per epoch; auto: 1 on "
+                             "a terminal, 2 when the output goes to a file or pipe (default: auto)")
     add_config_arguments(parser)
     return parser.parse_args(argv)
 
@@ -71,20 +86,44 @@ def ensure_default_data(preset_data: dict, log) -> str:
 
 
 def default_run_dir(data_dir: str, config) -> str:
-    digest = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    """runs/<dataset>-<hash of the config without epochs>: the same command resumes the
+    same run, and the same command with more --epochs extends it."""
+    settings = {k: v for k, v in config.to_dict().items() if k != "epochs"}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return os.path.join(DEFAULT_RUNS_ROOT, f"{os.path.basename(os.path.normpath(data_dir))}-{digest}")
 
 
 def format_summary(results: dict, run_dir: str, results_path: str) -> str:
-    """The closing summary printed after training or evaluation."""
-    lines = [f"run: {run_dir} (best epoch {results['best_epoch']} of {results['epochs']})",
+    """The closing summary printed after training or evaluation, with what each number
+    measures and its units (the README's "What the numbers mean").
+
+    Args:
+      results: `nri_tf.evaluation.evaluate`'s dict (plus best_epoch, epochs).
+      run_dir: the run; its config.json gives the likelihood's variance and schedule.
+    """
+    from trainers.run_directory import load_config
+
+    config = load_config(run_dir)
+    lines = [f"run: {run_dir} (best epoch {results['best_epoch']} of {results['epochs']}, "
+             "by validation nll)",
              f"test systems: {results['systems']}"]
     if "edge_accuracy" in results:
-        lines.append(f"edge accuracy: {100 * results['edge_accuracy']:.1f}%")
-    lines.append(f"nll: {results['nll']:.4g}  kl: {results['kl']:.4g}")
+        lines.append(f"edge accuracy: {100 * results['edge_accuracy']:.1f}% (best permutation of "
+                     "the exchangeable edge types)")
+    if config.decoder == "rnn":
+        horizon = f"burn-in, then {config.prediction_steps} frames open loop, as in training"
+    else:
+        horizon = (f"one-step predictions, as val_nll; training's nll feeds ground truth only "
+                   f"every {config.prediction_steps} frames")
+    lines.append(f"nll: {results['nll']:.4g} per node: squared errors / (2 x variance {config.var:g}) "
+                 f"summed over frames 2..{config.frames} and dims ({horizon})")
+    lines.append(f"kl: {results['kl']:.4g} per node (without the constant log K, so <= 0 with a "
+                 "uniform prior)")
     mse = results["mse_per_step"]
     shown = [s for s in (1, 10, 20) if s <= len(mse)]
-    lines.append("mse after " + ", ".join(f"{s} steps: {mse[s - 1]:.3g}" for s in shown))
+    lines.append("mse after " + ", ".join(f"{s} steps: {mse[s - 1]:.3g}" for s in shown)
+                 + " (normalised units: every feature scaled to [-1, 1] by the training split's "
+                   "min and max)")
     lines.append(f"results: {results_path}")
     return "\n".join(lines)
 
@@ -98,7 +137,9 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     # Imports here keep --help fast. Importing creates no tensors, so the strategy can
     # still split the CPU into logical devices below.
     from data_pipelines.storage import read_metadata
-    from nri_tf.config import PRESETS, config_for_dataset, config_overrides
+    from nri_tf.config import (PRESETS, config_for_dataset, config_overrides, describe_config,
+                               setting_origins)
+    from nri_tf.cli import keras_verbose
     from trainers import loop
     from trainers.strategy import make_strategy
 
@@ -106,22 +147,25 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     preset = PRESETS[args.preset]
     data_dir = args.data or ensure_default_data(preset.data, log)
     metadata = read_metadata(data_dir)
-    config = config_for_dataset(preset.config, config_overrides(args), metadata)
+    overrides = config_overrides(args)
+    config = config_for_dataset(preset.config, overrides, metadata, preset.by_source)
     run_dir = args.logdir or default_run_dir(data_dir, config)
+    log(f"preset {args.preset}; settings ([flag] given, [data] decided by the {metadata.source} "
+        f"data, [preset] from the preset, the rest the paper's defaults):\n"
+        + describe_config(config, setting_origins(preset.config, overrides, metadata, preset.by_source)))
     options = loop.TrainingOptions(
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
-        verbose=args.verbose)
+        verbose=keras_verbose(args.verbose))
     log(f"training {config.encoder} encoder / {config.decoder} decoder on {data_dir} "
         f"({metadata.nodes} nodes, {config.frames} frames) -> {run_dir}")
     return loop.train(config, data_dir, run_dir, strategy, options, log=log), run_dir
 
 
-def log_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def main(argv=None) -> int:
+    from nri_tf.cli import import_tensorflow
+
     args = parse_args(argv)
+    import_tensorflow()
     try:
         results, run_dir = run(args, log_to_stderr)
     # ConfigError, DatasetError and RunDirectoryError are ValueErrors: bad input, one line.

@@ -1,44 +1,37 @@
 """Pictures of the graphs a model infers: one drawing used by TensorBoard and by the CLI.
 
 `trainers.callbacks.GraphImages` logs them every epoch and ``python -m nri_tf.evaluate
---image PATH`` writes one as a PNG; both call `graph_panels`, which picks the drawing from
-the dataset's metadata:
+--image PATH [--system N]`` writes one as a PNG; both call `graph_figures`, which picks
+the drawing from the dataset's metadata (the figures themselves are `nri_tf.figures`):
 
 - Skeleton data (``metadata.extra["bones"]``, CMU motion capture): the first frame of
-  the first system in raw units (the denormalised dims 0..2, metres by default) with the
-  bones in light grey and the learned edges on top, one panel per edge type, left to
-  right. With ``skip_first`` type 0 is "no edge" and gets no panel.
-- Any other data: the nodes on a circle, one picture per system. With true edge labels
-  (simulations) the true graph is on the left and the inferred one on the right, its
-  exchangeable types relabelled by the permutation that best matches the labels
-  (`aligned_edge_types`); without labels (``edge_labels == "none"``) only the inferred
-  graph. Edge type k is drawn in colour k of `data_pipelines.graph_image.PALETTE`; type 0
-  is not drawn where it means "no edge" (simulation labels, ``skip_first``).
+  the first system in raw units (dims 0..2, seen from the front) with the bones in light
+  grey and the learned edges on top, one panel per edge type, left to right. With
+  ``skip_first`` type 0 is "no edge" and gets no panel.
+- Data with positions (feature names x, y first: springs, charged particles, basketball):
+  each node where it is at the encoder's last frame, its trajectory over the encoder's
+  frames drawn under the graph, in raw units.
+- Other data (Kuramoto): the nodes on a circle, one feature over time in a row below
+  (``sin_phi`` where there is one, else feature 0).
+
+With true edge labels (simulations) the true graph is on the left and the inferred one
+on the right, its exchangeable types relabelled by the permutation that best matches this
+system's labels (`aligned_edge_types`), with the share of edges right in its title and the
+missed and spurious edges marked. Edge type 0 is not drawn where it means "no edge": for
+labels, where the simulator's type 0 is "no interaction" (springs, Kuramoto; charged
+particles attract or repel, so both types are drawn); without labels, where the model
+has ``skip_first``.
 
 Building blocks:
-  `GraphPanels`          the images and a one-line description of what they show
-  `graph_panels`         model + systems + metadata -> `GraphPanels`
+  `graph_figures`        model + systems + metadata -> one `Figure` per system
   `inferred_edge_types`  the most likely edge type of every edge
   `aligned_edge_types`   relabel inferred types to best match true labels
-  `shown_edge_types`     the edge types that are drawn
+  `shown_edge_types`     the edge types a model's drawing shows as edges
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
-
-SKELETON_PANEL_SIZE = 160   # pixels per skeleton panel (31 CMU joints stay legible)
-CIRCLE_PANEL_SIZE = 128     # pixels per circle-layout graph
-
-
-@dataclasses.dataclass
-class GraphPanels:
-    """images: [pictures, height, width, 3] uint8; description: what they show (one line)."""
-    images: np.ndarray
-    description: str
-
 
 def inferred_edge_types(model, trajectories) -> np.ndarray:
     """The most likely edge type of every edge (the encoder's argmax, evaluation mode).
@@ -79,67 +72,74 @@ def shown_edge_types(edge_types: int, skip_first: bool) -> list:
     return list(range(1 if skip_first else 0, edge_types))
 
 
-def graph_panels(model, trajectories, labels, metadata) -> GraphPanels:
+def _label_type_zero_is_no_edge(metadata) -> bool:
+    """Whether label 0 of this (labelled) data means no interaction (its simulator says so;
+    True for labelled data of other sources)."""
+    from data_pipelines.simulations import SIMULATION_NAMES, get_simulation
+
+    if metadata.source in SIMULATION_NAMES:
+        return get_simulation(metadata.source).type_zero_is_no_interaction
+    return True
+
+
+def graph_figures(model, trajectories, labels, metadata, normaliser=None, *, first_system: int = 0,
+                  split: str = "test") -> list:
     """Draws the graph ``model`` infers for ``trajectories`` (see the module docstring).
 
     Args:
       model: an `nri_tf.model.NRI`.
-      trajectories: [systems, nodes, frames, dims] normalised as the dataset's
-        `data_pipelines.datasets.Normaliser` does, frames >= ``config.frames``.
+      trajectories: [systems, nodes, frames, dims] normalised by ``normaliser``, frames
+        >= ``config.frames``.
       labels: [systems, edges] true edge types, or None for data without a true graph.
-      metadata: the dataset's `data_pipelines.storage.DatasetMetadata` (its ``extra``
-        bones pick the skeleton drawing, its normalisation gives raw positions).
+      metadata: the dataset's `data_pipelines.storage.DatasetMetadata` (bones, feature names).
+      normaliser: the `data_pipelines.datasets.Normaliser` that scaled ``trajectories``
+        (default: the dataset's own), to draw raw units.
+      first_system, split: the systems' index in their split and its name, for the titles.
     Returns:
-      `GraphPanels`: skeleton data, one picture of the first system, one panel per shown
-      edge type; other data, one picture per system.
+      [`matplotlib.figure.Figure`]: skeleton data, one figure of the first system; other
+      data, one figure per system.
     """
-    from data_pipelines import graph_image
+    from data_pipelines.datasets import Normaliser
+    from nri_tf import figures
     from nri_tf.graph import fully_connected_edges
 
     trajectories = np.asarray(trajectories, dtype=np.float32)
     if trajectories.ndim != 4:
         raise ValueError(f"trajectories must be [systems, nodes, frames, dims], got shape {trajectories.shape}")
     config = model.nri_config
-    nodes = trajectories.shape[1]
+    nodes, frames = trajectories.shape[1], config.frames
     pairs = np.stack(fully_connected_edges(nodes), axis=-1)      # [edges, 2] (receiver, sender)
-    types = shown_edge_types(config.edge_types, config.skip_first)
+    raw = (normaliser or Normaliser.from_metadata(metadata)).denormalise(trajectories)
+    inferred = inferred_edge_types(model, trajectories)
+    names = list(metadata.feature_names)
 
     bones = (metadata.extra or {}).get("bones")
     if bones is not None:
-        inferred = inferred_edge_types(model, trajectories[:1])[0]
-        positions = _raw_positions(trajectories[0, :, 0], metadata)
-        panels = [graph_image.draw_skeleton(positions, pairs[inferred == k], bones=bones,
-                                            edge_colors=np.full(int(np.sum(inferred == k)), k),
-                                            size=SKELETON_PANEL_SIZE)
-                  for k in types]
-        names = ", ".join(str(k) for k in types)
-        return GraphPanels(graph_image.side_by_side(panels)[None],
-                           f"first frame of the first system, bones in grey; learned edges of "
-                           f"type {names}, one panel per type from left to right")
+        if trajectories.shape[-1] < 3:
+            raise ValueError(f"a skeleton drawing needs 3-D positions in dims 0..2, got {trajectories.shape[-1]} dims")
+        return [figures.skeleton_figure(
+            raw[0, :, 0, :2], bones, pairs, inferred[0], shown_edge_types(config.edge_types, config.skip_first),
+            title=f"{split} system {first_system}: learned edges on its first frame (bones in grey)")]
 
-    inferred = inferred_edge_types(model, trajectories)
-    layout = graph_image.circle_layout(nodes)
-
-    def draw(edge_types: np.ndarray, first_type: int) -> np.ndarray:
-        shown = edge_types >= first_type
-        return graph_image.draw_graph(layout, pairs[shown], edge_colors=edge_types[shown],
-                                      size=CIRCLE_PANEL_SIZE)
-
-    if labels is None:
-        images = [draw(guess, types[0]) for guess in inferred]
-        return GraphPanels(np.stack(images), f"inferred graph, edge type k in colour k "
-                                             f"(types {', '.join(map(str, types))} drawn)")
-    # Simulation labels: type 0 is "no edge", whatever the model's skip_first.
-    inferred = aligned_edge_types(inferred, np.asarray(labels), config.edge_types, config.skip_first)
-    images = [graph_image.side_by_side([draw(true, 1), draw(guess, 1)])
-              for true, guess in zip(np.asarray(labels), inferred)]
-    return GraphPanels(np.stack(images), "left: true graph, right: inferred graph")
-
-
-def _raw_positions(frame: np.ndarray, metadata) -> np.ndarray:
-    """[nodes, dims] normalised features of one frame -> [nodes, 3] raw positions (dims 0..2)."""
-    from data_pipelines.datasets import Normaliser
-
-    if frame.shape[-1] < 3:
-        raise ValueError(f"a skeleton drawing needs 3-D positions in dims 0..2, got {frame.shape[-1]} dims")
-    return Normaliser.from_metadata(metadata).denormalise(frame)[:, :3]
+    if labels is not None:
+        no_edge = _label_type_zero_is_no_edge(metadata)
+        shown = [k for k in range(max(config.edge_types, metadata.edge_types)) if k > 0 or not no_edge]
+    else:
+        shown = shown_edge_types(config.edge_types, config.skip_first)
+    spatial = names[:2] == ["x", "y"]
+    series_dim = names.index("sin_phi") if "sin_phi" in names else 0
+    result = []
+    for index in range(len(trajectories)):
+        true = None if labels is None else np.asarray(labels[index])
+        guess = inferred[index] if true is None else aligned_edge_types(
+            inferred[index:index + 1], true[None], config.edge_types, config.skip_first)[0]
+        title = f"{split} system {first_system + index} ({metadata.source}, {nodes} nodes)"
+        if spatial:
+            result.append(figures.graph_figure(
+                pairs, guess, shown, true=true, node_xy=raw[index, :, frames - 1, :2],
+                trajectories_xy=raw[index, :, :frames, :2], title=title))
+        else:
+            result.append(figures.graph_figure(
+                pairs, guess, shown, true=true, series=raw[index, :, :frames, series_dim],
+                series_name=names[series_dim], title=title))
+    return result

@@ -88,3 +88,88 @@ def test_preset_values_sit_under_flags():
     fast = PRESETS["fast"].config
     config = build_config(fast, config_overrides(parse("--batch-size", "64")), {"dims": 4, "frames": 49})
     assert config.batch_size == 64 and config.encoder_hidden == fast["encoder_hidden"]
+
+
+def metadata_of(source: str, edge_types: int = 2, labelled: bool = True):
+    """A DatasetMetadata of ``source`` data (only what the settings read is realistic)."""
+    from data_pipelines.storage import DatasetMetadata, Normalisation
+
+    return DatasetMetadata(
+        source=source, parameters={} if labelled else {"edge_labels": "none"}, nodes=5, dims=4,
+        feature_names=["x", "y", "vx", "vy"], edge_types=edge_types,
+        frames={"train": 49}, splits={"train": 1},
+        normalisation=Normalisation("minmax", [[0, 1], [2, 3]], [0.0] * 4, [1.0] * 4), shards={})
+
+
+def preset_config(preset: str, source: str, *argv, **metadata):
+    from nri_tf.config import PRESETS, config_for_dataset
+
+    chosen = PRESETS[preset]
+    return config_for_dataset(chosen.config, config_overrides(parse(*argv)), metadata_of(source, **metadata),
+                              chosen.by_source)
+
+
+def test_every_boolean_flag_has_both_forms():
+    import dataclasses
+
+    booleans = [f.name for f in dataclasses.fields(NRIConfig) if f.type in ("bool", bool)]
+    assert set(booleans) == {"factor", "skip_first", "hard", "dynamic_graph"}
+    for name in booleans:
+        flag = name.replace("_", "-")
+        assert config_overrides(parse(f"--{flag}")) == {name: True}
+        assert config_overrides(parse(f"--no-{flag}")) == {name: False}
+    assert config_overrides(parse()) == {}
+
+
+def test_skip_first_follows_the_simulator_unless_a_flag_says_otherwise():
+    # Charged particles all interact (attract or repel): no "no edge" type to hard-code.
+    assert not preset_config("fast", "charged").skip_first
+    assert preset_config("fast", "springs").skip_first
+    assert preset_config("fast", "kuramoto").skip_first
+    assert not preset_config("fast", "cmu", labelled=False).skip_first      # real data: the flag's job
+    assert preset_config("fast", "charged", "--skip-first").skip_first
+    assert not preset_config("fast", "springs", "--no-skip-first").skip_first
+    assert preset_config("fast", "cmu", "--skip-first", "--edge-types", "4", labelled=False).skip_first
+
+
+def test_paper_preset_follows_the_papers_appendix_per_simulation():
+    springs, charged, kuramoto = (preset_config("paper", source) for source in ("springs", "charged", "kuramoto"))
+    assert not springs.skip_first and springs.encoder == "mlp"
+    assert not charged.skip_first and charged.encoder == "cnn"
+    assert kuramoto.skip_first and kuramoto.encoder == "cnn"
+
+
+def test_edge_types_come_from_labelled_data():
+    assert preset_config("fast", "springs", edge_types=3).edge_types == 3
+    assert preset_config("fast", "springs", "--edge-types", "4", edge_types=3).edge_types == 4
+    # Real data's labels are placeholders (edge_types 1): the config's default stays.
+    assert preset_config("fast", "cmu", edge_types=1, labelled=False).edge_types == 2
+
+
+def test_start_up_description_marks_where_each_setting_comes_from():
+    from nri_tf.config import PRESETS, describe_config, setting_origins
+
+    fast = PRESETS["fast"]
+    overrides = config_overrides(parse("--batch-size", "16"))
+    config = preset_config("fast", "charged", "--batch-size", "16")
+    text = describe_config(config, setting_origins(fast.config, overrides, metadata_of("charged"), fast.by_source))
+    assert "batch_size=16 [flag]" in text and "lr=0.001 [preset]" in text
+    assert "skip_first=False [data]" in text and "edge_types=2 [data]" in text
+    assert "temp=0.5," in text and "temp=0.5 [" not in text                  # the paper's default
+    assert "dims=" not in text and all(len(line) <= 100 for line in text.splitlines())
+
+
+def test_help_shows_the_values_a_run_uses():
+    import re
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    text = re.sub(r"\s+", " ", parser.format_help())
+    assert "--encoder-hidden ENCODER_HIDDEN hidden units of encoder MLPs / convolutions (default: 64; " \
+           "--preset paper: 256)" in text
+    assert "--epochs EPOCHS training epochs (default: 30; --preset paper: 500)" in text
+    assert "--skip-first, --no-skip-first" in text
+    assert ("(default: from the data: charged off, kuramoto on, springs on, other data off; "
+            "--preset paper: from the data: kuramoto on, other data off)") in text
+    assert "(default: the edge types of a simulated dataset's labels, else 2)" in text
+    assert "--temp TEMP Gumbel-softmax temperature tau (default: 0.5)" in text

@@ -121,3 +121,12 @@ def test_bad_input(data_dir, tmp_path):
         make_dataset(str(tmp_path), "train", 4)
     with pytest.raises(ValueError, match="batch_size"):
         make_dataset(data_dir, "train", 0)
+
+
+def test_finite_pipelines_know_their_length(data_dir):
+    # Keras counts the steps of a known-length split instead of warning that it "ran out of data".
+    assert make_dataset(data_dir, "train", 5, shuffle=True).cardinality().numpy() == 5      # 23 -> 4 full + 1
+    assert make_dataset(data_dir, "train", 5, drop_remainder=True).cardinality().numpy() == 4
+    valid = make_dataset(data_dir, "valid", 4)
+    assert valid.cardinality().numpy() == 2 and len(list(valid)) == 2
+    assert make_dataset(data_dir, "train", 5, repeat=True).cardinality().numpy() == tf.data.INFINITE_CARDINALITY

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -65,6 +66,8 @@ def test_cmu_source_on_the_real_trial_from_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"wrote {output} (tfrecord): cmu, 31 nodes, 6 dims; "
                                     "train 4 x 49 frames, valid 1 x 49 frames, test 1 x 99 frames")
+    # One trial: every split too small to mean much, said in one line each.
+    assert "warning: split 'train' has only 4 segments of 49 frames (from 1 trial)" in result.stderr
     metadata = read_metadata(str(output))
     assert metadata.parameters["edge_labels"] == "none" and metadata.parameters["split"] == "frames"
     assert (metadata.parameters["unit"], metadata.parameters["fps"]) == ("m", 120.0)
@@ -99,7 +102,7 @@ def test_cmu_flags_are_forwarded(tmp_path, capsys):
 def test_sportvu_source_with_fixed_entities(tmp_path, capsys):
     output = tmp_path / "nba"
     code, out, err = run_main(["--source", "sportvu", "--games", GAME, "--entities", *ENTITIES,
-                               "--frames", 4, "--seed", 3, "--output", output], capsys)
+                               "--segment-frames", 4, "--seed", 3, "--output", output], capsys)
     assert code == 0, err
     assert out.startswith(f"wrote {output} (tfrecord): sportvu, 5 nodes, 4 dims; ")
     # The reader's per-event warnings come out as one line each.
@@ -122,7 +125,7 @@ def test_sportvu_source_with_an_event_list_and_frame_step(tmp_path, capsys):
         {"game_id": "0021500999", "event_id": "3", "entities": [-1, 106, 101, 205, 204]},
     ]))
     code, _, err = run_main(["--source", "sportvu", "--games", GAME, "--events", events,
-                             "--frames", 3, "--frame-step", 2, "--output", tmp_path / "nba"], capsys)
+                             "--segment-frames", 3, "--frame-step", 2, "--output", tmp_path / "nba"], capsys)
     assert code == 0, err
     metadata = read_metadata(str(tmp_path / "nba"))
     assert metadata.parameters["entities"] == "per event"
@@ -137,9 +140,9 @@ SPORTVU = ["--source", "sportvu", "--games", GAME, "--entities", *ENTITIES]
 
 
 @pytest.mark.parametrize("argv, message", [
-    (CMU_TINY + ["--num-nodes", 3], "--num-nodes does not apply to --source cmu (it is a --source simulation flag)"),
+    (CMU_TINY + ["--num-nodes", 3], "--num-nodes does not apply to --source cmu (it is a --source simulation / reference flag)"),
     (CMU_TINY + ["--seed", 1], "--seed does not apply to --source cmu (it is a --source simulation / sportvu flag)"),
-    (CMU_TINY + ["--frames", 25], "--frames does not apply to --source cmu (it is a --source sportvu flag)"),
+    (CMU_TINY + ["--segment-frames", 25], "--segment-frames does not apply to --source cmu (it is a --source sportvu flag)"),
     (["--asf", TINY_ASF], "--asf does not apply to --source simulation (it is a --source cmu flag)"),
     (["--simulation", "charged", "--entities", -1, 5], "--entities does not apply to --source simulation"),
     (SPORTVU + ["--train-frames", 10], "--train-frames does not apply to --source sportvu (it is a --source cmu flag)"),
@@ -153,7 +156,7 @@ SPORTVU = ["--source", "sportvu", "--games", GAME, "--entities", *ENTITIES]
     (["--source", "sportvu", "--games", GAME], "needs exactly one of --entities"),
     (SPORTVU + ["--events", "events.json"], "needs exactly one of --entities"),
     (["--source", "sportvu", "--games", GAME, "--events", "nope.json"], "--events: file not found: nope.json"),
-    (SPORTVU + ["--frames", 25], "found 0 segments of 25 frames"),            # the reader's own error
+    (SPORTVU + ["--segment-frames", 25], "found 0 segments of 25 frames"),            # the reader's own error
     (["--source", "kinect"], "argument --source: invalid choice: 'kinect'"),
 ])
 def test_bad_source_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
@@ -173,4 +176,40 @@ def test_source_flag_errors_come_before_tensorflow_is_imported():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                             timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 2, result.stderr
-    assert result.stderr == "error: --num-nodes does not apply to --source cmu (it is a --source simulation flag)\n"
+    assert result.stderr == ("error: --num-nodes does not apply to --source cmu (it is a --source simulation / "
+                             "reference flag)\n")
+
+
+# --------------------------------------------------------------------------- reference .npy
+
+def test_reference_npy_files_convert_with_one_command(tmp_path, capsys):
+    from data_pipelines.storage import import_reference
+
+    reference = tmp_path / "ref"
+    generate.generate_dataset(str(reference), simulation="springs", num_nodes=4, num_train=6, num_valid=3,
+                              num_test=3, length=1000, length_test=2000, edge_types=3, format="reference",
+                              progress=False)
+    code, out, err = run_main(["--source", "reference", "--input", reference, "--output", tmp_path / "native"],
+                              capsys)
+    assert code == 0, err
+    assert out.startswith(f"wrote {tmp_path / 'native'} (tfrecord): springs, 4 nodes, 4 dims; train 6 x 9 frames")
+    metadata = read_metadata(str(tmp_path / "native"))
+    assert metadata.edge_types == 3                      # read off the edges_*.npy values
+    import_reference(str(reference), str(tmp_path / "direct"), simulation="springs")
+    assert_same_splits(str(tmp_path / "native"), str(tmp_path / "direct"))
+    # train --data on the .npy directory names the command.
+    from data_pipelines.storage import DatasetError
+
+    with pytest.raises(DatasetError, match=f"--source reference --input {reference} --output NEW_DIR"):
+        read_metadata(str(reference))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--source", "reference", "--output", "x"], "--source reference needs --input DIR"),
+    (["--source", "reference", "--input", DATA, "--output", "x"], "no loc_train_\\* or feat_train_\\* file; pass --simulation"),
+    (["--source", "reference", "--input", DATA, "--noise", 1, "--output", "x"], "--noise does not apply to --source reference"),
+])
+def test_bad_reference_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert re.search(message, err), err

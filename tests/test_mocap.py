@@ -255,3 +255,54 @@ def test_build_by_trial_with_explicit_split(tmp_path):
     with pytest.raises(DatasetError, match="both"):
         mocap.build_cmu_dataset(REAL_ASF, [REAL_AMC] * 3, tmp_path / "other",
                                 split={"train": [0, 1], "valid": [1], "test": [2]})
+
+
+def _frames_file(tmp_path, numbers) -> Path:
+    """tiny.amc with its two frame blocks numbered ``numbers`` (repeating the blocks as needed)."""
+    lines = (DATA / "tiny.amc").read_text().splitlines()   # 3 header lines, "1", 4 bones, "2", 4 bones
+    blocks = [lines[4:8], lines[9:13]]
+    text = lines[:3] + [line for i, n in enumerate(numbers) for line in [str(n)] + blocks[i % 2]]
+    path = tmp_path / "frames.amc"
+    path.write_text("\n".join(text) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("numbers, message", [
+    ([1, 3], r"frames\.amc:9: frame 3 follows frame 1 \(frame 2 missing\)"),
+    ([1, 2, 5], r"frame 5 follows frame 2 \(frames 3\.\.4 missing\)"),
+    ([1, 2, 2], r"frame 2 follows frame 2 \(repeated\)"),
+    ([2, 1], r"frame 1 follows frame 2 \(out of order\)"),
+])
+def test_frame_numbers_must_count_up_by_one(tmp_path, numbers, message):
+    skeleton = mocap.read_asf(DATA / "tiny.asf")
+    assert list(mocap.read_amc(_frames_file(tmp_path, [7, 8, 9]), skeleton).frame_numbers) == [7, 8, 9]
+    with pytest.raises(DatasetError, match=message):
+        mocap.read_amc(_frames_file(tmp_path, numbers), skeleton)
+
+
+def test_trial_split_follows_the_papers_proportions():
+    assert {k: len(v) for k, v in mocap.trial_split(22).items()} == {"train": 11, "valid": 4, "test": 7}
+    split = mocap.trial_split(23)                       # subject 35's 23 walks: one more for training
+    assert split == {"train": list(range(12)), "valid": list(range(12, 16)), "test": list(range(16, 23))}
+
+
+def test_a_single_trial_warns_that_its_splits_are_too_small(tmp_path):
+    _real_data()
+    with pytest.warns(UserWarning, match=r"split 'train' has only 4 segments of 49 frames \(from 1 trial\)"):
+        mocap.build_cmu_dataset(REAL_ASF, [REAL_AMC], tmp_path / "cmu")
+
+
+def test_all_23_walks_build_the_papers_split_by_trial(tmp_path):
+    trials = sorted(SHARED_CMU.glob("35_*.amc"))
+    if len(trials) != 23:
+        pytest.skip(f"expected the 23 walks of subject 35 in {SHARED_CMU}, found {len(trials)}")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                      # no split is too small
+        metadata = mocap.build_cmu_dataset(REAL_ASF, trials, tmp_path / "cmu35")
+    layout = metadata.parameters["split_layout"]
+    assert [name for name, split in layout.items() if split == "valid"] == [f"35_{n}.amc" for n in (13, 14, 15, 16)]
+    assert [name for name, split in layout.items() if split == "test"] == [f"35_{n}.amc" for n in range(28, 35)]
+    assert sum(split == "train" for split in layout.values()) == 12
+    assert all(size >= mocap.MIN_SEGMENTS for size in metadata.splits.values())

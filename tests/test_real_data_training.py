@@ -36,9 +36,10 @@ MOCAP_TRAIN = ["--encoder", "mlp", "--decoder", "rnn", "--edge-types", "4", "--s
 SPORTVU_TRAIN = ["--encoder", "cnn", "--frames", "17", "--decoder", "rnn", "--edge-types", "2", "--batch-size", "2",
                  "--epochs", "2", "--encoder-hidden", "8", "--decoder-hidden", "8",
                  "--prediction-steps", "10", "--verbose", "0"]
-SKELETON_PANEL = 160      # nri_tf.visualise.SKELETON_PANEL_SIZE
-CIRCLE_PANEL = 128        # nri_tf.visualise.CIRCLE_PANEL_SIZE
-GAP = 4                   # data_pipelines.graph_image.side_by_side
+# Pixel sizes of nri_tf.figures at 100 dpi: skeleton 3.2 x 4.2 inches per edge-type panel;
+# the inferred graph alone 6.2 x 4.2 (one panel and the legend).
+SKELETON_PICTURE = (420, 3 * 320, 3)         # edge types 1, 2, 3 (type 0 is "no edge")
+INFERRED_PICTURE = (420, 620, 3)
 
 
 def run_module(module: str, *args) -> subprocess.CompletedProcess:
@@ -113,11 +114,11 @@ def test_mocap_trains_without_edge_accuracy(mocap_run):
 def test_mocap_tensorboard_images_are_the_skeleton_with_learned_edges(mocap_run):
     _, run_dir, _ = mocap_run
     images = event_tags(Path(run_dir, "logs", "images"))["graphs"]
-    assert [step for step, _ in images] == [1, 2]
+    assert [step for step, _ in images] == [0, 1]         # Keras' epoch scalars' steps
     width, height, encoded = images[-1][1][:3]           # one picture: [width, height, png]
     image = decode_png(encoded)
     # Edge types 1, 2, 3 (type 0 is "no edge"): three skeleton panels side by side.
-    assert image.shape == (SKELETON_PANEL, 3 * SKELETON_PANEL + 2 * GAP, 3)
+    assert image.shape == SKELETON_PICTURE
     assert (int(width), int(height)) == (image.shape[1], image.shape[0])
 
 
@@ -132,11 +133,10 @@ def test_mocap_evaluate_dynamic_graph_writes_the_image(mocap_run, tmp_path):
     assert_finite_results(results, steps=20)
     assert results["dynamic_graph"] is True
     image = decode_png(png.read_bytes())
-    assert image.shape == (SKELETON_PANEL, 3 * SKELETON_PANEL + 2 * GAP, 3)
-    # Bones (grey) and joints (black) are drawn in every panel.
+    assert image.shape == SKELETON_PICTURE[:2] + (4,)     # savefig writes RGBA
+    # Something (bones, joints, titles) is drawn in every panel.
     for panel in range(3):
-        left = panel * (SKELETON_PANEL + GAP)
-        assert (image[:, left:left + SKELETON_PANEL] < 255).any()
+        assert (image[:, panel * 320:(panel + 1) * 320, :3] < 255).any()
 
 
 def test_mocap_evaluate_image_to_an_unwritable_path_is_one_line(mocap_run, tmp_path):
@@ -202,7 +202,7 @@ def sportvu_run(tmp_path_factory):
     for frames in (25, 33):
         datasets[frames] = root / f"nba{frames}"
         built = run_module("data_pipelines.generate", "--source", "sportvu", "--games", game,
-                           "--entities", -1, 101, 102, 201, 202, "--frames", frames,
+                           "--entities", -1, 101, 102, 201, 202, "--segment-frames", frames,
                            "--output", datasets[frames])
         assert built.returncode == 0, built.stderr
     run_dir = root / "run"
@@ -226,8 +226,8 @@ def test_sportvu_encoder_sees_17_frames_and_the_test_predicts_the_last_8(sportvu
     assert_finite_results(json.loads(Path(run_dir, "results.json").read_text()), steps=8)
     # ... and the TensorBoard pictures show the inferred graph alone (no true graph).
     step, value = event_tags(Path(run_dir, "logs", "images"))["graphs"][-1]
-    assert step == 2 and len(value) == 2 + 3      # [width, height, 3 validation systems]
-    assert decode_png(value[2]).shape == (CIRCLE_PANEL, CIRCLE_PANEL, 3)
+    assert step == 1 and len(value) == 2 + 3      # [width, height, 3 validation systems]
+    assert decode_png(value[2]).shape == INFERRED_PICTURE
 
 
 def test_sportvu_run_evaluates_on_longer_segments_with_an_image(sportvu_run, tmp_path):
@@ -238,7 +238,7 @@ def test_sportvu_run_evaluates_on_longer_segments_with_an_image(sportvu_run, tmp
     assert evaluated.returncode == 0, evaluated.stderr
     results = json.loads(output.read_text())
     assert_finite_results(results, steps=16)           # 33 frames: 17 seen, 16 predicted
-    assert decode_png(png.read_bytes()).shape == (CIRCLE_PANEL, CIRCLE_PANEL, 3)
+    assert decode_png(png.read_bytes()).shape == INFERRED_PICTURE[:2] + (4,)
 
 
 def test_sportvu_encoder_frames_beyond_the_training_systems_are_one_line(sportvu_run, tmp_path):

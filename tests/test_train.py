@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 
 import numpy as np
 import pytest
@@ -87,25 +88,44 @@ def test_run_directory_contents(tiny_run):
     assert [h["epoch"] for h in history] == [1, 2, 3]
 
 
-def test_tensorboard_scalars_and_graph_image(tiny_run):
+def test_tensorboard_scalars_hparams_and_graph_images(tiny_run):
     logs = os.path.join(tiny_run, "logs")
     for split, expected in SPLIT_TAGS.items():
         tags = event_tags(os.path.join(logs, split))
-        assert expected <= set(tags), (split, sorted(tags))
-        assert [step for step, _ in tags["epoch_nll"]] == [0, 1, 2]
+        assert set(tags) == expected, (split, sorted(tags))      # each metric once, no duplicates
+        assert all([step for step, _ in tags[tag]] == [0, 1, 2] for tag in expected)
     images = event_tags(os.path.join(logs, "images"))
-    assert [step for step, _ in images["graphs"]] == [1, 2, 3]
-    encoded = images["graphs"][-1][1]  # [width, height, png...] strings
+    assert [step for step, _ in images["graphs"]] == [0, 1, 2]  # the scalars' steps
+    encoded = images["graphs"][-1][1]  # [width, height, png...] strings, one per validation system
     import tensorflow as tf
 
+    assert len(encoded) == 2 + 3
     picture = tf.io.decode_png(encoded[2]).numpy()
-    assert picture.ndim == 3 and picture.shape[1] > picture.shape[0]  # true | inferred side by side
-    assert len(np.unique(picture.reshape(-1, picture.shape[-1]), axis=0)) > 2  # something drawn
+    assert picture.shape == (420, 1040, 3)                # true | inferred | legend (nri_tf.figures)
+    assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 10  # something drawn
+    # The run's settings for the HPARAMS tab, in the run's log directory.
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+    session = None
+    for path in glob.glob(os.path.join(logs, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == hparams_metadata.SESSION_START_INFO_TAG:
+                    session = hparams_metadata.parse_session_start_info_plugin_data(
+                        value.metadata.plugin_data.content)
+    assert session is not None and session.group_name == os.path.basename(tiny_run)
+    assert session.hparams["encoder_hidden"].number_value == 8
+    assert session.hparams["skip_first"].bool_value is True
+    assert session.hparams["data"].string_value.endswith("springs5")
 
 
 def test_evaluate_reproduces_results(tiny_run, tmp_path):
     output = str(tmp_path / "eval.json")
-    assert evaluate_cli.main(["--run", tiny_run, "--output", output]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert evaluate_cli.main(["--run", tiny_run, "--output", output]) == 0
+    # Neither Keras' "ran out of data" nor its optimizer-loading warning for an evaluation model.
+    assert not [w for w in caught if "ran out of data" in str(w.message) or "Skipping variable" in str(w.message)]
     trained = json.load(open(os.path.join(tiny_run, "results.json")))
     again = json.load(open(output))
     for key in ("edge_accuracy", "nll", "kl"):
@@ -113,11 +133,16 @@ def test_evaluate_reproduces_results(tiny_run, tmp_path):
     np.testing.assert_allclose(again["mse_per_step"], trained["mse_per_step"], rtol=1e-5)
 
 
-def test_finished_run_is_not_retrained(tiny_run):
+def test_finished_run_is_not_retrained(tiny_run, capsys):
     before = open(os.path.join(tiny_run, "history.jsonl")).read()
     assert train_cli.main(["--data", json.load(open(os.path.join(tiny_run, "dataset.json")))["path"],
                            "--logdir", tiny_run, "--epochs", "3", *TINY_MODEL]) == 0
     assert open(os.path.join(tiny_run, "history.jsonl")).read() == before
+    # The start-up names the preset and every effective setting with its origin.
+    started = capsys.readouterr().err
+    assert "preset fast; settings" in started
+    assert "skip_first=True [data]" in started and "encoder_hidden=8 [flag]" in started
+    assert "lr_decay=10 [preset]" in started
 
 
 def free_port() -> int:
@@ -267,12 +292,38 @@ def test_resume_on_dataset_with_other_node_count_is_refused(tiny_run, tmp_path):
 
 
 def test_changed_config_on_existing_run_is_refused(tiny_run, tiny_data, capsys):
-    status = train_cli.main(["--data", tiny_data, "--logdir", tiny_run, "--epochs", "4", *TINY_MODEL])
+    status = train_cli.main(["--data", tiny_data, "--logdir", tiny_run, "--epochs", "3", "--lr", "0.002",
+                             *TINY_MODEL])
     assert status == 2
-    assert "different configuration (epochs: 3 -> 4)" in capsys.readouterr().err
+    assert "different configuration (lr: 0.001 -> 0.002)" in capsys.readouterr().err
+    assert train_cli.main(["--data", tiny_data, "--logdir", tiny_run, "--epochs", "2", *TINY_MODEL]) == 2
+    assert "(epochs: 3 -> 2); a run can be extended with more epochs, not shortened" in capsys.readouterr().err
 
 
-def test_evaluate_on_ten_nodes(tiny_run, tmp_path):
+def test_finished_run_is_extended_by_more_epochs(tiny_run, tiny_data, tmp_path, capsys):
+    import shutil
+
+    run_dir = str(tmp_path / "extended")
+    shutil.copytree(tiny_run, run_dir)
+    assert train_cli.main(["--data", tiny_data, "--logdir", run_dir, "--epochs", "4", *TINY_MODEL]) == 0
+    assert f"resuming {run_dir} after epoch 3 of 4" in capsys.readouterr().err
+    history = [json.loads(line) for line in open(os.path.join(run_dir, "history.jsonl"))]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]                 # epochs 1-3 kept, one more trained
+    assert json.load(open(os.path.join(run_dir, "config.json")))["epochs"] == 4
+    assert json.load(open(os.path.join(run_dir, "results.json")))["epochs"] == 4
+    assert glob.glob(os.path.join(run_dir, "checkpoints", "ckpt-4.index"))
+
+
+def test_default_run_directory_does_not_depend_on_epochs():
+    from nri_tf.config import NRIConfig
+
+    assert train_cli.default_run_dir("data/springs5", NRIConfig(epochs=3)) == \
+        train_cli.default_run_dir("data/springs5/", NRIConfig(epochs=40))
+    assert train_cli.default_run_dir("data/springs5", NRIConfig(lr=1e-3)) != \
+        train_cli.default_run_dir("data/springs5", NRIConfig())
+
+
+def test_evaluate_on_ten_nodes(tiny_run, tiny_data, tmp_path, capsys):
     from data_pipelines.generate import generate_dataset
 
     ten = str(tmp_path / "springs10")
@@ -282,6 +333,29 @@ def test_evaluate_on_ten_nodes(tiny_run, tmp_path):
     assert evaluate_cli.main(["--run", tiny_run, "--data", ten, "--output", output]) == 0
     results = json.load(open(output))
     assert results["systems"] == 16 and len(results["mse_per_step"]) == 20
+    # The run's training statistics by default, as its SavedModel; --normalisation data on request.
+    assert results["normalisation"] == {"statistics": "run", "dataset": os.path.abspath(tiny_data)}
+    assert "normalisation: the training statistics of " + tiny_data + " (the run's)" in capsys.readouterr().out
+    own = str(tmp_path / "own.json")
+    assert evaluate_cli.main(["--run", tiny_run, "--data", ten, "--output", own, "--normalisation", "data"]) == 0
+    by_own = json.load(open(own))
+    assert by_own["normalisation"] == {"statistics": "data", "dataset": os.path.abspath(ten)}
+    assert by_own["mse_per_step"] != results["mse_per_step"]
+
+
+def test_evaluation_normaliser_holds_the_chosen_statistics(tiny_data, tmp_path):
+    from data_pipelines.generate import generate_dataset
+    from data_pipelines.storage import read_metadata
+
+    other = str(tmp_path / "charged5")
+    generate_dataset(other, simulation="charged", num_train=16, num_valid=16, num_test=16, length=1000,
+                     length_test=3000, progress=False)
+    for choice, source in (("run", tiny_data), ("data", other)):
+        normaliser, used = evaluate_cli.evaluation_normaliser(choice, tiny_data, other)
+        assert used == source
+        np.testing.assert_allclose(normaliser.max, read_metadata(source).normalisation.max, rtol=1e-6)
+    with pytest.raises(ValueError, match="pass --normalisation data"):
+        evaluate_cli.evaluation_normaliser("run", str(tmp_path / "gone"), other)
 
 
 def test_nan_in_the_training_data_is_a_one_line_error(tiny_data, tmp_path):
@@ -308,3 +382,43 @@ def test_nan_in_the_training_data_is_a_one_line_error(tiny_data, tmp_path):
     assert last_line(trained.stderr).startswith("error: training loss became nan at batch ")
     assert "check the data for NaN/Inf" in last_line(trained.stderr)
     assert not (run_dir / "results.json").exists()
+
+
+@pytest.mark.parametrize("decoder, horizon", [("mlp", "one-step predictions, as val_nll"),
+                                              ("rnn", "burn-in, then 10 frames open loop")])
+def test_summary_says_what_each_number_measures(tmp_path, decoder, horizon):
+    from nri_tf.config import NRIConfig
+
+    NRIConfig(decoder=decoder, frames=49).save(str(tmp_path / "config.json"))
+    results = {"best_epoch": 3, "epochs": 4, "systems": 10, "edge_accuracy": 0.5, "nll": 2.7,
+               "kl": -0.6, "mse_per_step": [1e-6] * 20}
+    text = train_cli.format_summary(results, str(tmp_path), "r.json")
+    assert "edge accuracy: 50.0% (best permutation" in text
+    assert "nll: 2.7 per node: squared errors / (2 x variance 5e-05) summed over frames 2..49" in text
+    assert horizon in text and "kl: -0.6 per node (without the constant log K" in text
+    assert "mse after 1 steps: 1e-06, 10 steps: 1e-06, 20 steps: 1e-06 (normalised units" in text
+
+
+def test_evaluate_draws_the_chosen_system_and_the_run_plots(tiny_run, tmp_path, capsys, monkeypatch):
+    from nri_tf import figures
+
+    saved, original = {}, figures.save_figure
+
+    def keep(figure, path):
+        saved[os.path.basename(path)] = figure
+        return original(figure, path)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    png, plots = str(tmp_path / "graph.png"), str(tmp_path / "plots")
+    assert evaluate_cli.main(["--run", tiny_run, "--output", str(tmp_path / "e.json"), "--image", png,
+                              "--system", "5", "--plots", plots]) == 0
+    assert saved["graph.png"].get_suptitle() == "test system 5 (springs, 5 nodes)"
+    assert saved["accuracy.png"].axes[0].get_ylabel() == "edge accuracy (%)"
+    assert len(saved["accuracy.png"].axes[0].lines[1].get_xdata()) == 3          # one point per epoch
+    assert len(saved["mse.png"].axes[0].lines[0].get_ydata()) == 20
+    for path in (png, os.path.join(plots, "accuracy.png"), os.path.join(plots, "mse.png")):
+        assert open(path, "rb").read(4) == b"\x89PNG"
+    out = capsys.readouterr().out
+    assert f"plots: {os.path.join(plots, 'accuracy.png')}" in out and out.strip().endswith(f"image: {png}")
+    assert evaluate_cli.main(["--run", tiny_run, "--image", png, "--system", "64"]) == 2
+    assert "error: --system 64: the test split of " in capsys.readouterr().err

@@ -1,6 +1,7 @@
-"""`nri_tf.visualise.graph_panels`, the one drawing behind the TensorBoard graph images and
-``python -m nri_tf.evaluate --image``: which picture each kind of data gets, and that the
-skeleton panels hold exactly the learned edges of their type on the raw first frame.
+"""`nri_tf.visualise.graph_figures` (the one drawing behind the TensorBoard graph images and
+``python -m nri_tf.evaluate --image``) and the run plots of `nri_tf.figures`, checked
+through the figures' elements: titles, legend entries, node numbers, which edges are drawn
+in which style and colour, trajectories.
 
 The encoder is replaced by fixed logits so that the inferred graph is known."""
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_pipelines import graph_image
+from data_pipelines.datasets import Normaliser
 from data_pipelines.storage import DatasetMetadata, Normalisation
-from nri_tf import visualise
+from nri_tf import figures, visualise
 from nri_tf.config import NRIConfig
 from nri_tf.graph import fully_connected_edges
 from nri_tf.model import NRI
@@ -19,9 +20,10 @@ from nri_tf.model import NRI
 NODES, FRAMES = 4, 6
 EDGES = NODES * (NODES - 1)
 PAIRS = np.stack(fully_connected_edges(NODES), axis=-1)
+PARTICLES = ["x", "y", "vx", "vy"]
 
 
-def model_inferring(types: np.ndarray, edge_types: int, skip_first: bool, dims: int = 6) -> NRI:
+def model_inferring(types: np.ndarray, edge_types: int, skip_first: bool, dims: int = 4) -> NRI:
     """An NRI whose encoder always infers ``types`` [edges] (one-hot logits)."""
     model = NRI(NRIConfig(dims=dims, frames=FRAMES, edge_types=edge_types, skip_first=skip_first,
                           encoder_hidden=8, decoder_hidden=8))
@@ -30,83 +32,158 @@ def model_inferring(types: np.ndarray, edge_types: int, skip_first: bool, dims: 
     return model
 
 
-def metadata(dims: int = 6, extra=None, edge_labels="none") -> DatasetMetadata:
+def metadata(source="springs", names=PARTICLES, extra=None, labelled=True, edge_types=2) -> DatasetMetadata:
+    dims = len(names)
     span = np.arange(1, dims + 1, dtype=float)
     return DatasetMetadata(
-        source="test", parameters={"edge_labels": edge_labels}, nodes=NODES, dims=dims,
-        feature_names=[f"f{i}" for i in range(dims)], edge_types=1,
+        source=source, parameters={} if labelled else {"edge_labels": "none"}, nodes=NODES, dims=dims,
+        feature_names=list(names), edge_types=edge_types,
         frames={"train": FRAMES, "valid": FRAMES, "test": FRAMES}, splits={"train": 1, "valid": 1, "test": 1},
         normalisation=Normalisation("maxabs", [list(range(dims))], list(-span), list(span)),
         shards={}, extra=extra or {})
 
 
-def systems(count: int, dims: int = 6, seed: int = 0) -> np.ndarray:
+def systems(count: int, dims: int = 4, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1, 1, (count, NODES, FRAMES + 3, dims)).astype(np.float32)
 
 
-def test_skeleton_data_get_one_panel_per_learned_edge_type_on_the_raw_first_frame():
+def edge_gids(ax) -> list:
+    return [patch.get_gid() for patch in ax.patches if (patch.get_gid() or "").startswith("edge-")]
+
+
+def legend_texts(figure) -> list:
+    return [text.get_text() for legend in figure.legends for text in legend.get_texts()]
+
+
+def node_numbers(ax) -> list:
+    return [text.get_text() for text in ax.texts]
+
+
+def test_labelled_particles_get_titled_true_and_inferred_panels_with_errors_marked():
+    labels = np.array([1, 1, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0])         # 5 true edges
+    inferred = labels.copy()
+    inferred[2] = 1                                                   # spurious: 0 -> 3
+    inferred[3] = 0                                                   # missed: 1 <- 0
+    x = systems(1)
+    figure, = visualise.graph_figures(model_inferring(inferred, 2, skip_first=True), x, labels[None],
+                                      metadata(), first_system=7)
+    true_panel, inferred_panel = figure.axes
+    assert figure.get_suptitle() == "test system 7 (springs, 4 nodes)"
+    assert true_panel.get_title() == "true graph (5 directed edges)"
+    assert inferred_panel.get_title() == "inferred graph: 10 of 12 edges right (83%)"
+    assert node_numbers(true_panel) == node_numbers(inferred_panel) == ["0", "1", "2", "3"]
+    assert len(edge_gids(true_panel)) == 5 and all(g.startswith("edge-right") for g in edge_gids(true_panel))
+    receiver, sender = PAIRS[2]
+    assert f"edge-spurious-{receiver}-{sender}-type1" in edge_gids(inferred_panel)
+    receiver, sender = PAIRS[3]
+    assert f"edge-missed-{receiver}-{sender}-type1" in edge_gids(inferred_panel)
+    assert sum(g.startswith("edge-right") for g in edge_gids(inferred_panel)) == 4
+    assert {tuple(p.get_edgecolor()[:3]) for p in true_panel.patches} == {
+        tuple(int(figures.EDGE_COLOURS[1][i:i + 2], 16) / 255 for i in (1, 3, 5))}
+    assert legend_texts(figure) == ["edge type 1", "spurious or wrong type", "missed true edge", "trajectory"]
+    # Trajectories in raw units under the graph, ending where the nodes are drawn.
+    raw = Normaliser.from_metadata(metadata()).denormalise(x[0])
+    paths = [line.get_xydata() for line in true_panel.lines]
+    np.testing.assert_allclose(np.stack(paths), raw[:, :FRAMES, :2], rtol=1e-5)
+    np.testing.assert_allclose(true_panel.collections[0].get_offsets(), raw[:, FRAMES - 1, :2], rtol=1e-5)
+
+
+def test_exchangeable_types_are_relabelled_before_drawing():
+    labels = np.array([[1] * 6 + [0] * 6])
+    # The model calls the true edges type 0 and the rest type 1: the same graph without skip_first.
+    figure, = visualise.graph_figures(model_inferring(1 - labels[0], 2, skip_first=False), systems(1),
+                                      labels, metadata())
+    assert figure.axes[1].get_title() == "inferred graph: 12 of 12 edges right (100%)"
+
+
+def test_charged_particles_draw_both_types_every_pair_interacts():
+    labels = np.array([[0, 1] * 6])
+    figure, = visualise.graph_figures(model_inferring(labels[0], 2, skip_first=False), systems(1), labels,
+                                      metadata("charged"))
+    assert figure.axes[0].get_title() == "true graph (12 directed edges)"
+    assert legend_texts(figure)[:2] == ["edge type 0", "edge type 1"]
+
+
+def test_data_without_positions_get_a_circle_and_their_series_below():
+    names = ["dphi_dt", "sin_phi", "omega"]
+    labels = np.array([[1] * 6 + [0] * 6])
+    x = systems(2, dims=3)
+    drawn = visualise.graph_figures(model_inferring(labels[0], 2, skip_first=True, dims=3), x,
+                                    np.repeat(labels, 2, axis=0), metadata("kuramoto", names))
+    assert len(drawn) == 2 and drawn[1].get_suptitle().startswith("test system 1 (kuramoto")
+    true_panel, inferred_panel, series = drawn[0].axes
+    np.testing.assert_allclose(true_panel.collections[0].get_offsets(), figures.circle_layout(NODES), atol=1e-12)
+    assert series.get_ylabel() == "sin_phi" and series.get_xlabel() == "frame"
+    raw = Normaliser.from_metadata(metadata("kuramoto", names)).denormalise(x[0])
+    np.testing.assert_allclose([line.get_ydata() for line in series.lines], raw[:, :FRAMES, 1], rtol=1e-5)
+    assert "trajectory" not in legend_texts(drawn[0])
+
+
+def test_unlabelled_data_get_the_inferred_graph_alone():
+    types = np.array([1] * 5 + [0] * 7)
+    figure, = visualise.graph_figures(model_inferring(types, 2, skip_first=True), systems(1), None,
+                                      metadata(labelled=False), split="validation")
+    assert len(figure.axes) == 1 and figure.axes[0].get_title() == "inferred graph (5 directed edges)"
+    assert figure.get_suptitle() == "validation system 0 (springs, 4 nodes)"
+    assert legend_texts(figure) == ["edge type 1", "trajectory"]
+
+
+def test_skeleton_data_get_one_panel_per_learned_edge_type_on_the_first_frame():
     types = np.array([0, 1, 1, 2, 0, 0, 1, 0, 2, 0, 0, 0])           # 3 edges of type 1, 2 of type 2
     bones = [[0, 1], [1, 2], [1, 3]]
-    x = systems(2)
-    panels = visualise.graph_panels(model_inferring(types, 3, skip_first=True), x, None,
-                                    metadata(extra={"bones": bones}))
-    size = visualise.SKELETON_PANEL_SIZE
-    assert panels.images.shape == (1, size, 2 * size + 4, 3) and panels.images.dtype == np.uint8
-    assert "type 1, 2" in panels.description
-    # Raw positions: denormalised (x + 1) * span / 2 - span with span = 1, 2, 3 for dims 0..2.
-    raw = (x[0, :, 0, :3] + 1) * np.array([1.0, 2.0, 3.0]) - np.array([1.0, 2.0, 3.0])
-    for k, panel in zip((1, 2), (slice(0, size), slice(size + 4, 2 * size + 4))):
-        expected = graph_image.draw_skeleton(raw, PAIRS[types == k], bones=bones,
-                                             edge_colors=np.full(int((types == k).sum()), k), size=size)
-        np.testing.assert_array_equal(panels.images[0][:, panel], expected)
-        assert np.all(panels.images[0][:, panel] == graph_image.PALETTE[k], axis=-1).any()
+    names = ["x", "y", "z", "vx", "vy", "vz"]
+    x = systems(2, dims=6)
+    drawn = visualise.graph_figures(model_inferring(types, 3, skip_first=True, dims=6), x, None,
+                                    metadata("cmu", names, extra={"bones": bones}, labelled=False))
+    assert len(drawn) == 1
+    figure = drawn[0]
+    assert [ax.get_title() for ax in figure.axes] == ["edge type 1: 3 edges", "edge type 2: 2 edges"]
+    assert "first frame" in figure.get_suptitle()
+    raw = Normaliser.from_metadata(metadata("cmu", names)).denormalise(x[0, :, 0])
+    for ax, edge_type in zip(figure.axes, (1, 2)):
+        learned = [line for line in ax.lines if (line.get_gid() or "").startswith("edge-")]
+        assert len(learned) == int((types == edge_type).sum())
+        bone_lines = [line for line in ax.lines if line.get_gid() is None]
+        np.testing.assert_allclose(bone_lines[0].get_xydata(), raw[[0, 1], :2], rtol=1e-5)
 
 
-def test_skeleton_panels_cover_every_type_without_skip_first():
-    types = np.zeros(EDGES, dtype=int)
-    panels = visualise.graph_panels(model_inferring(types, 2, skip_first=False), systems(1), None,
-                                    metadata(extra={"bones": [[0, 1]]}))
-    size = visualise.SKELETON_PANEL_SIZE
-    assert panels.images.shape == (1, size, 2 * size + 4, 3)
+def test_run_plots_name_their_axes_and_curves():
+    history = [{"epoch": e, "edge_accuracy": 0.5 + e / 10, "val_edge_accuracy": 0.6, "val_nll": 3.0}
+               for e in (1, 2, 3)]
+    accuracy = figures.history_figure(history, title="run r")
+    ax, = accuracy.axes
+    assert ax.get_ylabel() == "edge accuracy (%)" and ax.get_xlabel() == "epoch" and ax.get_title() == "run r"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["training", "validation"]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [60, 70, 80])
+    unlabelled = figures.history_figure([{"epoch": 1, "val_nll": 3.0}])
+    assert unlabelled.axes[0].get_ylabel() == "validation nll (per node)"
+    horizon = figures.horizon_figure({"springs5": [1e-6, 2e-6, 4e-6]})
+    ax, = horizon.axes
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "MSE (normalised units)"
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3])
 
 
-def test_unlabelled_data_get_the_inferred_graph_alone_per_system():
-    types = np.array([1] * 6 + [0] * 6)
-    panels = visualise.graph_panels(model_inferring(types, 2, skip_first=True, dims=4), systems(3, dims=4),
-                                    None, metadata(dims=4))
-    size = visualise.CIRCLE_PANEL_SIZE
-    assert panels.images.shape == (3, size, size, 3)
-    expected = graph_image.draw_graph(graph_image.circle_layout(NODES), PAIRS[:6], edge_colors=types[:6],
-                                      size=size)
-    np.testing.assert_array_equal(panels.images[0], expected)
-    assert panels.description.startswith("inferred graph")
-
-
-def test_labelled_data_get_true_and_aligned_inferred_graphs():
-    labels = np.array([[1] * 6 + [0] * 6])
-    # The model calls the true edges type 0 and the rest type 1: with exchangeable types
-    # (no skip_first) that is the same graph, relabelled before drawing.
-    panels = visualise.graph_panels(model_inferring(1 - labels[0], 2, skip_first=False, dims=4),
-                                    systems(1, dims=4), labels, metadata(dims=4, edge_labels="simulated"))
-    size = visualise.CIRCLE_PANEL_SIZE
-    assert panels.images.shape == (1, size, 2 * size + 4, 3)
-    true, inferred = panels.images[0][:, :size], panels.images[0][:, size + 4:]
-    np.testing.assert_array_equal(true, inferred)
-    assert panels.description == "left: true graph, right: inferred graph"
+def test_figures_render_to_pixels_and_png(tmp_path):
+    figure = figures.horizon_figure({"a": [1.0, 2.0]})
+    pixels = figures.figure_image(figure)
+    assert pixels.shape == (400, 600, 3) and pixels.dtype == np.uint8 and (pixels < 255).any()
+    path = figures.save_figure(figure, str(tmp_path / "sub" / "mse.png"))
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(OSError, match="cannot write image"):
+        figures.save_figure(figure, str(tmp_path / "sub" / "mse.png" / "x.png"))
 
 
 def test_bad_input_is_refused():
     model = model_inferring(np.zeros(EDGES, dtype=int), 2, skip_first=True, dims=2)
     with pytest.raises(ValueError, match="systems, nodes, frames, dims"):
-        visualise.graph_panels(model, np.zeros((NODES, FRAMES, 2)), None, metadata(dims=2))
+        visualise.graph_figures(model, np.zeros((NODES, FRAMES, 2)), None, metadata(names=["x", "y"]))
     with pytest.raises(ValueError, match="3-D positions"):
-        visualise.graph_panels(model, np.zeros((1, NODES, FRAMES, 2), np.float32), None,
-                               metadata(dims=2, extra={"bones": [[0, 1]]}))
+        visualise.graph_figures(model, np.zeros((1, NODES, FRAMES, 2), np.float32), None,
+                                metadata(names=["x", "y"], extra={"bones": [[0, 1]]}))
 
 
 def test_has_edge_labels_reads_the_metadata():
     from nri_tf.evaluation import has_edge_labels
 
-    assert not has_edge_labels(metadata())
-    assert has_edge_labels(metadata(edge_labels="simulated"))
-    assert has_edge_labels(DatasetMetadata(**{**metadata().__dict__, "parameters": {}}))
+    assert not has_edge_labels(metadata(labelled=False))
+    assert has_edge_labels(metadata())

@@ -1,8 +1,13 @@
 """Keras callbacks of a training run: resumable checkpoints, learning-rate logging and
-TensorBoard images of inferred graphs.
+TensorBoard scalars, hyperparameters and images of inferred graphs.
 
-Scalars go through Keras' own `keras.callbacks.TensorBoard`; `LearningRateLogger` puts the
-current learning rate into the epoch logs so that it lands there as well.
+TensorBoard layout of RUN/logs (one step convention: step n is the end of epoch n + 1, as
+Keras writes its epoch scalars):
+  train/, validation/   ``epoch_<metric>`` scalars (`EpochTensorBoard`, Keras' own callback
+                        without its duplicate ``evaluation_<metric>_vs_iterations`` tags);
+                        `LearningRateLogger` adds ``epoch_learning_rate`` to train/
+  images/               ``graphs``: `GraphImages`
+  .                     the run's settings for TensorBoard's HPARAMS tab (`log_hparams`)
 """
 
 from __future__ import annotations
@@ -96,6 +101,36 @@ class RunStateCheckpoint(keras.callbacks.Callback):
         self.state.save_epoch(epoch + 1, float(logs[self.monitor]))
 
 
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback writing each metric once per epoch (``epoch_<name>`` in
+    train/ and validation/): Keras also writes every validation metric again as
+    ``evaluation_<name>_vs_iterations`` at the optimizer's step, a duplicate on another
+    step scale."""
+
+    def on_test_end(self, logs=None):
+        self._pop_writer()
+
+
+def log_hparams(log_dir: str, config, data_dir: str, run_name: str) -> None:
+    """Writes the run's NRIConfig (command-line fields) and dataset to ``log_dir`` with
+    TensorBoard's hparams plugin, so that runs under one ``--logdir`` compare side by side
+    in the HPARAMS tab against their metrics (which the plugin finds in train/ and
+    validation/). No experiment-wide config is written: each run only describes itself."""
+    import dataclasses
+
+    from tensorboard.plugins.hparams import api as hp
+
+    values = {"data": os.path.abspath(data_dir)}
+    for field in dataclasses.fields(config):
+        if field.metadata.get("cli", True):
+            value = getattr(config, field.name)
+            values[field.name] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        hp.hparams(values, trial_id=run_name)
+    writer.close()
+
+
 class LearningRateLogger(keras.callbacks.Callback):
     """Adds the optimizer's current learning rate to the epoch logs as ``learning_rate``.
 
@@ -162,12 +197,14 @@ def _read_lines(path: str) -> list:
 
 class GraphImages(keras.callbacks.Callback):
     """Draws, after every epoch, the graph the model infers for a few validation systems,
-    as a TensorBoard image (``logs/images``, tag ``graphs``).
+    as TensorBoard images (``logs/images``, tag ``graphs``, one image per system) at the
+    step of Keras' epoch scalars (epoch index, from 0).
 
-    The drawing is `nri_tf.visualise.graph_panels` (also behind ``python -m
+    The drawing is `nri_tf.visualise.graph_figures` (also behind ``python -m
     nri_tf.evaluate --image``): for simulations the true graph next to the inferred one
-    on a circle; for unlabelled data the inferred graph alone; for skeleton data (mocap)
-    the first frame of the first system with the learned edges of each edge type.
+    with missed and spurious edges marked, over the trajectories; for unlabelled data the
+    inferred graph alone; for skeleton data (mocap) the first frame of the first system
+    with the learned edges of each edge type.
 
     Args:
       log_dir: the run's TensorBoard directory.
@@ -185,11 +222,14 @@ class GraphImages(keras.callbacks.Callback):
         self.metadata = metadata
 
     def on_epoch_end(self, epoch, logs=None):
-        from nri_tf.visualise import graph_panels
+        from nri_tf.figures import figure_image
+        from nri_tf.visualise import graph_figures
 
-        panels = graph_panels(self.model, self.trajectories, self.labels, self.metadata)
+        drawn = graph_figures(self.model, self.trajectories, self.labels, self.metadata, split="validation")
+        images = np.stack([figure_image(figure) for figure in drawn])
         with self.writer.as_default():
-            tf.summary.image("graphs", panels.images, step=epoch + 1, max_outputs=len(panels.images),
-                             description=panels.description)
+            tf.summary.image("graphs", images, step=epoch, max_outputs=len(images),
+                             description=f"validation systems 0..{len(images) - 1} after epoch "
+                                         f"{epoch + 1}: true and inferred graphs (nri_tf.visualise)")
         self.writer.flush()
 

@@ -142,7 +142,8 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
         fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
         if chief:
             logs = os.path.join(run_dir, run_directory.LOG_DIR)
-            fit_callbacks.append(keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
+            fit_callbacks.append(run_callbacks.EpochTensorBoard(logs, write_graph=False, profile_batch=0))
+            run_callbacks.log_hparams(logs, config, data_dir, os.path.basename(os.path.normpath(run_dir)))
             if options.graph_images:
                 shown = make_dataset(data_dir, "valid", options.graph_images, shuffle=False)
                 trajectories, labels = next(iter(shown))

@@ -9,8 +9,10 @@
       history.jsonl      one line per epoch: its seconds and train/validation metrics
       results.json       test metrics of the best checkpoint
 
-Re-running the same command on an existing run directory resumes it; a different config
-or an incompatible dataset is refused before anything is written.
+Re-running the same command on an existing run directory resumes it; asking for more
+epochs extends it (finished or not: training continues after its last completed epoch); any
+other change of config, fewer epochs, or an incompatible dataset is refused before anything
+is written.
 """
 
 from __future__ import annotations
@@ -64,22 +66,28 @@ def prepare(run_dir: str, config: NRIConfig, dataset: dict) -> bool:
       config: the configuration the command asks for.
       dataset: {"path": ..., "nodes": N, "dims": D, "frames": T} of the training data.
     Returns:
-      True when an existing run is being resumed.
+      True when an existing run is being resumed (or extended: more ``epochs`` than it
+      was started with; its config.json then records the new count).
     Raises:
-      RunDirectoryError: the directory belongs to a run with another configuration or
-        dataset shape, or is a non-empty directory that is not a run directory.
+      RunDirectoryError: the directory belongs to a run with another configuration (or
+        more epochs than asked for) or dataset shape, or is a non-empty directory that is
+        not a run directory.
     """
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.exists(config_path):
-        saved = read_json(config_path)
-        changed = sorted(key for key in set(saved) | set(config.to_dict())
-                         if saved.get(key) != config.to_dict().get(key))
-        if changed:
-            details = ", ".join(f"{k}: {saved.get(k)!r} -> {config.to_dict().get(k)!r}" for k in changed)
+        saved, requested = read_json(config_path), config.to_dict()
+        changed = sorted(key for key in set(saved) | set(requested) if saved.get(key) != requested.get(key))
+        extended = changed == ["epochs"] and requested["epochs"] > saved["epochs"]
+        if changed and not extended:
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {requested.get(k)!r}" for k in changed)
+            hint = ("a run can be extended with more epochs, not shortened; " if changed == ["epochs"]
+                    else "")
             raise RunDirectoryError(
                 f"{run_dir} holds a run with a different configuration ({details}); "
-                "use another --logdir for a new run")
+                f"{hint}use another --logdir for a new run")
         check_dataset(run_dir, dataset, same_nodes=True)
+        if extended:
+            write_json_atomic(config_path, requested)
         return True
     if os.path.isdir(run_dir) and os.listdir(run_dir):
         raise RunDirectoryError(f"{run_dir} exists, is not empty and holds no {CONFIG_FILE}; "
@@ -125,11 +133,16 @@ def save_best_weights(run_dir: str, model) -> None:
 
 
 def load_best_weights(run_dir: str, model) -> bool:
-    """Loads the run's best weights into a built ``model``; False if there are none yet."""
+    """Loads the run's best model weights into a built ``model``; False if there are none yet.
+
+    The optimizer's state in the file is not loaded: after training only evaluation and
+    export read these weights (and an evaluation model's optimizer is not the run's).
+    """
     path = os.path.join(run_dir, BEST_WEIGHTS_FILE)
     if not os.path.exists(path):
         return False
-    model.load_weights(path)
+    optimizer = getattr(model, "optimizer", None)
+    model.load_weights(path, objects_to_skip=[optimizer] if optimizer is not None else None)
     return True
 
 

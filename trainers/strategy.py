@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
+# TensorFlow is imported inside the functions: the command line lists these names in
+# --help without loading it.
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
@@ -26,6 +30,8 @@ def split_cpu(logical_cpus: int) -> None:
 
     Must run before TensorFlow initialises its devices (before the first op).
     """
+    import tensorflow as tf
+
     if logical_cpus < 1:
         raise ValueError(f"logical_cpus must be >= 1, got {logical_cpus}")
     if logical_cpus == 1:
@@ -42,6 +48,8 @@ def split_cpu(logical_cpus: int) -> None:
 
 def make_strategy(name: str = "default", logical_cpus: int = 1) -> tf.distribute.Strategy:
     """Returns the distribution strategy called ``name`` (one of `STRATEGIES`)."""
+    import tensorflow as tf
+
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     if name == "default":

@@ -149,6 +149,9 @@ class Simulation(abc.ABC):
         train/valid length, test length and sampling period (49 and 99 frames).
       normalisation_groups: feature indices sharing one min/max when normalising.
       edge_types_choices: the supported ``edge_types``.
+      type_zero_is_no_interaction: edge label 0 means the pair does not interact (no
+        spring, no coupling), so a model may hard-code type 0 as "no edge" (``skip_first``);
+        False where every pair interacts (charged particles attract or repel).
       parameters: the fixed physical constants, name -> value (for data set metadata).
     """
 
@@ -160,6 +163,7 @@ class Simulation(abc.ABC):
     default_sample_every: int
     normalisation_groups: tuple[tuple[int, ...], ...]
     edge_types_choices: tuple[int, ...] = (2,)
+    type_zero_is_no_interaction: bool
     parameters: Mapping[str, float]
 
     def sample(self, num_sims: int, num_nodes: int, *, num_steps: int | None = None,

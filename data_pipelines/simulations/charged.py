@@ -123,6 +123,7 @@ class ChargedSimulation(particles.ParticleSimulation):
     """Random charged-particle systems; edge label 1 = like charges (repel)."""
 
     name = "charged"
+    type_zero_is_no_interaction = False     # label 0 = unlike charges: they attract
     position_std = 1.0
     interaction_strength = INTERACTION_STRENGTH
 

@@ -155,6 +155,7 @@ class KuramotoSimulation(base.Simulation):
     """Random Kuramoto systems; edge label = k_ij (0 uncoupled, 1 coupled)."""
 
     name = "kuramoto"
+    type_zero_is_no_interaction = True      # label 0 = k_ij 0, uncoupled
     dims = 3
     feature_names = ("dphi_dt", "sin_phi", "omega")
     default_num_steps = 500
