@@ -19,7 +19,8 @@ only on the arguments (not on ``--workers``).
 
 `generate_dataset` is the same as a function (the training command builds its default
 dataset with it). Bad arguments or an unusable output directory are rejected before any
-simulation starts; an interrupted run leaves no output directory behind. On the command
+simulation starts; an interrupted run leaves no output directory behind. ``--overwrite``
+replaces only a dataset directory (`storage.foreign_entries` finds nothing else in it). On the command
 line both end with exit code 2 and a one-line ``error: ...`` on stderr; so do missing input
 files and flags that do not apply to the chosen ``--source``.
 """
@@ -237,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", default=None,
                         help="output directory (simulations: default data/<simulation><N>; "
                              "required for cmu and sportvu)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing dataset directory (refused for a folder holding "
+                             "anything but a dataset)")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed of simulations (default: 42) and of sportvu's split by "
                              "event (default: 0)")
