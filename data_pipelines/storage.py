@@ -668,8 +668,11 @@ def decode_records(serialized, nodes: int, frames: int, dims: int):
     features = tf.io.parse_example(serialized, spec)
     trajectories = tf.io.decode_raw(features[_TRAJECTORIES_KEY], tf.float32, little_endian=True)
     edges = tf.io.decode_raw(features[_EDGES_KEY], tf.int32, little_endian=True)
-    return (tf.reshape(trajectories, [-1, nodes, frames, dims]),
-            tf.reshape(edges, [-1, nodes * (nodes - 1)]))
+    # The batch size is given, not inferred, so that records of another shape fail here
+    # rather than being regrouped into a different number of systems.
+    batch = tf.shape(serialized)[0]
+    return (tf.reshape(trajectories, [batch, nodes, frames, dims]),
+            tf.reshape(edges, [batch, nodes * (nodes - 1)]))
 
 
 def _shard_batches(path: str, metadata: DatasetMetadata, frames: int):
