@@ -5,7 +5,9 @@
     python -m nri_tf.evaluate --run runs/mocap --dynamic-graph --image mocap_edges.png
 
 Writes the same JSON as training's results.json (edge accuracy when the data has labels,
-NLL, KL, MSE per predicted step 1..20) to RUN/evaluations/<dataset>.json, or --output.
+NLL, KL, MSE per predicted step 1..20) to RUN/evaluations/<dataset>.json, or --output;
+a file there that holds the evaluation of other data (another dataset of the same name)
+is never replaced: that is an error. The test split is checked record by record first.
 The dataset must have the run's dims and at least its context frames; the node count may
 differ (the model is node-count agnostic). Data without a true graph (metadata
 ``edge_labels: "none"``: motion capture, basketball) gets no edge accuracy.
@@ -43,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from data_pipelines.datasets import make_dataset
-    from data_pipelines.storage import read_metadata
+    from data_pipelines.storage import check_split, read_metadata
     from nri_tf import evaluation
     from nri_tf.train import format_summary
     from trainers import run_directory
@@ -57,10 +59,14 @@ def main(argv=None) -> int:
             os.path.join(args.run, run_directory.DATASET_FILE))["path"]
         dataset = dataset_description(data_dir, config.frames)
         run_directory.check_dataset(args.run, dataset, same_nodes=False)
+        name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if args.dynamic_graph else "")
+        output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
+        check_output(output, dataset["path"])
         if args.dynamic_graph and config.decoder != "rnn":
             raise ValueError("--dynamic-graph needs a run with the rnn decoder")
-        model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
         metadata = read_metadata(data_dir)
+        check_split(data_dir, "test", metadata)
+        model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
         labelled = evaluation.has_edge_labels(metadata)
         test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False)
         if not labelled:
@@ -68,21 +74,30 @@ def main(argv=None) -> int:
         results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=args.dynamic_graph)
         if args.image:
             write_image(args.image, model, data_dir, metadata, labelled)
+        results_path = os.path.join(args.run, run_directory.RESULTS_FILE)
+        state = run_directory.read_json(results_path) if os.path.exists(results_path) else {}
+        results.update(best_epoch=state.get("best_epoch"), epochs=state.get("epochs"),
+                       data=dataset["path"], dynamic_graph=args.dynamic_graph)
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        run_directory.write_json_atomic(output, results)
     except (ValueError, FloatingPointError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    state = run_directory.read_json(os.path.join(args.run, run_directory.RESULTS_FILE)) \
-        if os.path.exists(os.path.join(args.run, run_directory.RESULTS_FILE)) else {}
-    results.update(best_epoch=state.get("best_epoch"), epochs=state.get("epochs"),
-                   data=dataset["path"], dynamic_graph=args.dynamic_graph)
-    name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if args.dynamic_graph else "")
-    output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    run_directory.write_json_atomic(output, results)
     print(format_summary(results, args.run, output))
     if args.image:
         print(f"image: {args.image}")
     return 0
+
+
+def check_output(path: str, data_path: str) -> None:
+    """ValueError if ``path`` holds the evaluation of other data (say, another dataset of
+    the same name): an earlier result is never replaced by one of something else."""
+    from trainers import run_directory
+
+    if os.path.exists(path):
+        earlier = run_directory.read_json(path).get("data")
+        if earlier is not None and earlier != data_path:
+            raise ValueError(f"{path} holds the evaluation of {earlier}; pass --output for {data_path}")
 
 
 def check_image_path(path: str) -> None:

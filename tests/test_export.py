@@ -138,7 +138,8 @@ def cnn_run(dataset_dir, tmp_path_factory):
     run_directory.prepare(path, config, {"path": dataset_dir, "nodes": 5, "dims": 4, "frames": CNN_FRAMES})
     model = NRI(config)
     model(tf.zeros([1, 5, CNN_FRAMES, 4]))
-    run_directory.save_best_weights(path, model)
+    run_directory.stage_best_weights(path, model, epoch=1)
+    run_directory.settle_best_weights(path, best_epoch=1)
     return path
 
 
