@@ -7,9 +7,10 @@ Serving process or a colleague running as another user can then read it as it co
 any other file this process writes.
 
 A staging directory is a hidden sibling named ``.NAME.KIND-HOST-PID-XXXXXXXX`` (KIND is
-"partial" or "old"). A process killed outright (SIGKILL, SIGTERM, a lost machine) cannot
-remove its own; the next `staging_directory` for the same NAME removes those whose process
-no longer runs on this host, so interrupted work is cleaned up by the next run.
+"partial" or "old"). A process killed outright (SIGKILL, a lost machine) cannot remove its
+own (SIGTERM is made an interrupt, `interrupt_on_sigterm`, so cleanup code runs); the next
+`staging_directory` for the same NAME removes those whose process no longer runs on this
+host, so interrupted work is cleaned up by the next run.
 
 Building blocks:
   `umask`                the process's umask, read without changing it
@@ -17,6 +18,7 @@ Building blocks:
   `write_text_atomic`    replace a file so that readers see the old or the new text, never half
   `staging_directory`    a fresh hidden sibling to build into, stale ones removed first
   `remove_stale`         remove the staging directories of NAME that dead processes left
+  `interrupt_on_sigterm` SIGTERM raises KeyboardInterrupt like Ctrl-C, so cleanup code runs
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
 
@@ -110,3 +113,10 @@ def _process_runs(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def interrupt_on_sigterm() -> None:
+    """Makes SIGTERM (``kill``, a job scheduler, ``docker stop``) raise KeyboardInterrupt in
+    the main thread as Ctrl-C does, so that staging directories are removed and `finally`
+    blocks run instead of the process vanishing mid-write. For command-line mains."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)

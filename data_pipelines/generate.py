@@ -36,7 +36,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from data_pipelines import storage
+from data_pipelines import files, storage
 from data_pipelines.simulations import SIMULATION_NAMES, get_simulation, num_frames
 
 FORMATS = ("tfrecord", "reference")
@@ -373,6 +373,7 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> storage.DatasetM
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    files.interrupt_on_sigterm()
     start = time.perf_counter()
     try:
         given = given_options(argv)

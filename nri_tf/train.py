@@ -121,13 +121,20 @@ def log_to_stderr(message: str) -> None:
 
 
 def main(argv=None) -> int:
+    from data_pipelines.files import interrupt_on_sigterm
+
     args = parse_args(argv)
+    interrupt_on_sigterm()
     try:
         results, run_dir = run(args, log_to_stderr)
     # ConfigError, DatasetError and RunDirectoryError are ValueErrors: bad input, one line.
     except (ValueError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; the same command resumes after the last completed epoch",
+              file=sys.stderr)
+        return 130
     print(format_summary(results, run_dir, os.path.join(run_dir, "results.json")))
     return 0
 

@@ -74,3 +74,20 @@ def test_stale_staging_of_dead_processes_is_removed_and_nothing_else(tmp_path):
     new = files.staging_directory(str(tmp_path), "data")
     assert all(not path.exists() for path in stale)
     assert all(path.exists() for path in kept) and os.path.isdir(new)
+
+
+def test_sigterm_interrupts_like_ctrl_c_so_cleanup_runs(tmp_path):
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+    files.interrupt_on_sigterm()
+    staging = files.staging_directory(str(tmp_path), "data")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)   # handled before the next line runs
+            finally:
+                os.rmdir(staging)   # what a writer's cleanup does
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert os.listdir(tmp_path) == []
