@@ -600,6 +600,9 @@ def write_dataset(output_dir: str, splits: Mapping[str, tuple[np.ndarray, np.nda
 def read_metadata(data_dir: str) -> DatasetMetadata:
     """The validated metadata of the native dataset in ``data_dir``."""
     path = os.path.join(data_dir, METADATA_FILE)
+    if os.path.isfile(data_dir):
+        raise DatasetError(f"{data_dir} is a file; pass the dataset directory (the one holding "
+                           f"{METADATA_FILE})")
     if not os.path.isfile(path):
         hint = ("it holds reference .npy files: import them with import_reference"
                 if glob.glob(os.path.join(data_dir, "*_train_*.npy"))

@@ -68,7 +68,8 @@ def main(argv=None) -> int:
         check_split(data_dir, "test", metadata)
         model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
         labelled = evaluation.has_edge_labels(metadata)
-        test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False)
+        batch_size = config.batch_size if args.batch_size is None else args.batch_size
+        test_data = make_dataset(data_dir, "test", batch_size, shuffle=False)
         if not labelled:
             test_data = evaluation.trajectories_only(test_data)
         results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=args.dynamic_graph)

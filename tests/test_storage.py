@@ -180,6 +180,8 @@ def test_missing_metadata_and_future_version(dataset, tmp_path):
     with pytest.raises(DatasetError, match="metadata.json not found") as error:
         storage.read_metadata(str(tmp_path))
     one_line(error)
+    with pytest.raises(DatasetError, match="metadata.json is a file; pass the dataset directory"):
+        storage.read_metadata(str(dataset[0] / "metadata.json"))
     path = copy_dataset(dataset[0], tmp_path / "d")
     values = json.loads((path / "metadata.json").read_text())
     values["format_version"] = storage.FORMAT_VERSION + 1
