@@ -156,3 +156,35 @@ def test_resume_drops_the_summaries_a_killed_run_wrote_after_its_checkpoint(tmp_
     assert event_steps(logs / "validation") == {"epoch_nll": [0, 1], "evaluation_nll_vs_iterations": [10, 20]}
     assert event_steps(logs / "train") == {"epoch_nll": [0, 1], "evaluation_nll_vs_iterations": [10, 20]}
     assert sorted(os.listdir(logs / "train")) == [os.path.basename(killed)]
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_during_an_epoch_ends_training_before_that_epoch_ends(signum):
+    """The signal only sets a flag; fit stops at the batch's end, before any epoch-end
+    callback (the checkpoint) runs, and the handlers are restored. (Raised inside
+    TensorFlow's input op instead, KeyboardInterrupt reads as the end of the data: the
+    epoch was cut short, checkpointed as complete, and training went on.)"""
+    import signal
+
+    import keras
+
+    model = keras.Sequential([keras.Input([1]), keras.layers.Dense(1)])   # any model will do
+    model.compile(optimizer="sgd", loss="mse")
+    data = tf.data.Dataset.from_tensors((tf.zeros([2, 1]), tf.zeros([2, 1]))).repeat()
+    ended, trained = [], []
+
+    class Signal(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            trained.append(batch)
+            if batch == 1:
+                os.kill(os.getpid(), getattr(signal, signum))
+
+        def on_epoch_end(self, epoch, logs=None):
+            ended.append(epoch)
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with callbacks.interrupts_between_batches() as stop:
+            model.fit(data, epochs=2, steps_per_epoch=4, verbose=0, callbacks=[stop, Signal()])
+    assert trained == [0, 1] and ended == []
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers

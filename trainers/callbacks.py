@@ -13,6 +13,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 
 import keras
@@ -133,6 +135,49 @@ class RunStateCheckpoint(keras.callbacks.Callback):
             raise KeyError(f"cannot keep the best checkpoint: metric {self.monitor!r} is not in the "
                            f"epoch logs ({', '.join(sorted(logs))})")
         self.state.save_epoch(epoch + 1, float(logs[self.monitor]))
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ends training between two batches when SIGINT (Ctrl-C) or SIGTERM arrives.
+
+    A KeyboardInterrupt raised while a TensorFlow op reads the input reaches Keras as the
+    end of the data: the epoch is cut short, checkpointed as if complete, and training
+    goes on. While `interrupts_between_batches` holds, the signals only set a flag (a
+    second one interrupts at once); this callback, placed first, raises KeyboardInterrupt
+    at the next batch end or before the epoch's end callbacks, so the last checkpoint is
+    always the last complete epoch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.received = None
+
+    def receive(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def _stop_if_received(self, *args, **kwargs):
+        if self.received is not None:
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _stop_if_received
+
+
+@contextlib.contextmanager
+def interrupts_between_batches():
+    """Yields a `StopOnInterrupt` and routes SIGINT and SIGTERM to it (main thread only:
+    elsewhere signals cannot be handled); the previous handlers come back afterwards."""
+    stop = StopOnInterrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {signum: signal.signal(signum, stop.receive) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class LearningRateLogger(keras.callbacks.Callback):

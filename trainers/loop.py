@@ -187,9 +187,10 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
                 fit_callbacks.append(run_callbacks.EpochHistory(
                     os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch))
             fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, BEST_CHECKPOINT_METRIC))
-            model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
-                      initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch, shuffle=False,
-                      callbacks=fit_callbacks, verbose=options.verbose)
+            with run_callbacks.interrupts_between_batches() as stop_on_interrupt:
+                model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
+                          initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch, shuffle=False,
+                          callbacks=[stop_on_interrupt, *fit_callbacks], verbose=options.verbose)
 
         best_epoch = state.restore_best()
         state.close()
