@@ -21,7 +21,8 @@ only on the arguments (not on ``--workers``).
 
 `generate_dataset` is the same as a function (the training command builds its default
 dataset with it). Bad arguments or an unusable output directory are rejected before any
-simulation starts; an interrupted run leaves no output directory behind. On the command
+simulation starts; an interrupted run leaves no output directory behind. ``--overwrite``
+replaces only a dataset directory (`storage.foreign_entries` finds nothing else in it). On the command
 line both end with exit code 2 and a one-line ``error: ...`` on stderr; so do missing input
 files and flags that do not apply to the chosen ``--source``.
 """
@@ -37,7 +38,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from data_pipelines import storage
+from data_pipelines import files, storage
 from data_pipelines.simulations import SIMULATION_NAMES, get_simulation, num_frames
 
 FORMATS = ("tfrecord", "reference")
@@ -260,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output directory (simulations: default data/<simulation><N>; "
                              "required for cmu and sportvu)")
     parser.add_argument("--overwrite", action=argparse.BooleanOptionalAction, default=False,
-                        help="replace an existing output directory")
+                        help="replace an existing dataset directory (refused for a folder holding "
+                             "anything but a dataset)")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed of simulations (default: 42) and of sportvu's split by "
                              "event (default: 0)")
@@ -424,6 +426,7 @@ def _warnings_as_lines(build: Callable[[], storage.DatasetMetadata]) -> storage.
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    files.interrupt_on_sigterm()
     start = time.perf_counter()
     try:
         given = given_options(argv)

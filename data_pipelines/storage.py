@@ -3,7 +3,8 @@
 Native layout (``format_version`` 1) of a dataset directory::
 
     metadata.json                     `DatasetMetadata`: source and parameters, shapes, split
-                                      sizes, shard list, training-split normalisation statistics
+                                      sizes, shard list (records, bytes, SHA-256), training-
+                                      split normalisation statistics
     train-00000-of-00013.tfrecord     one `tf.train.Example` per system with two bytes features:
     ...                                 "trajectories": float32 little-endian [nodes, frames, dims],
     valid-00000-of-00003.tfrecord                       raw (unnormalised) units
@@ -29,7 +30,9 @@ map back to them so that an export reproduces the reference files.
 Building blocks:
   `DatasetWriter`     stage splits in a temporary sibling directory, move into place at the end
   `write_dataset`     all splits at once through a `DatasetWriter`
-  `read_metadata`, `shard_paths`, `read_split`     validated reading
+  `read_metadata`, `shard_paths`     validated metadata and shard files
+  `metadata_fingerprint`           which data a directory holds (runs belong to it)
+  `iter_split`, `check_split`, `read_split`   records, every one verified (values too)
   `has_edge_labels`   whether the labels are a true graph (simulations) or placeholders (real data)
   `decode_records`    serialized records -> tensors (the one parser, shared with tf.data)
   `write_reference`, `export_reference`, `import_reference`, `reference_simulation`
@@ -44,14 +47,17 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
-import tempfile
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from data_pipelines import files
 
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
@@ -62,6 +68,11 @@ REFERENCE_LAYOUTS = {"springs": "loc_vel", "charged": "loc_vel", "kuramoto": "fe
 NO_EDGE_LABELS = "none"   # metadata.parameters["edge_labels"] of data without a true graph
 _TRAJECTORIES_KEY = "trajectories"
 _EDGES_KEY = "edges"
+# The names of what this package writes into a dataset directory: --overwrite replaces only
+# directories holding nothing else (native: metadata and shards; reference: the .npy files).
+_SHARD_NAME = rf"({'|'.join(SPLITS)})-\d{{5,}}-of-\d{{5,}}\.tfrecord"
+_REFERENCE_NAME = rf"(loc|vel|edges|feat)_({'|'.join(SPLITS)})_[A-Za-z]+\d+\.npy"
+_OWN_FILE_PATTERN = re.compile(rf"{re.escape(METADATA_FILE)}|{_SHARD_NAME}|{_REFERENCE_NAME}")
 
 
 class DatasetError(ValueError):
@@ -91,10 +102,12 @@ class Normalisation:
 
 @dataclasses.dataclass
 class ShardInfo:
-    """One TFRecord file of a split: its name inside the dataset directory, records and size."""
+    """One TFRecord file of a split: its name inside the dataset directory, records, size
+    and SHA-256 of its contents (None in datasets written before checksums were kept)."""
     file: str
     records: int
     bytes: int
+    sha256: str | None = None
 
 
 @dataclasses.dataclass
@@ -191,6 +204,10 @@ class DatasetMetadata:
             if set(table) != set(self.splits):
                 fail(f"{name} lists splits {sorted(table)} but splits are {sorted(self.splits)}")
         for split, size in self.splits.items():
+            for shard in self.shards[split]:
+                if not re.fullmatch(_SHARD_NAME, str(shard.file)):
+                    fail(f"shard file name {shard.file!r} of split {split!r} is not a shard name "
+                         "such as train-00000-of-00002.tfrecord")
             if sum(shard.records for shard in self.shards[split]) != size:
                 fail(f"shards of split {split!r} hold a different number of records than its size {size}")
             if not isinstance(self.frames[split], int) or self.frames[split] < 1:
@@ -280,25 +297,34 @@ def reference_edge_encoding(labels: np.ndarray, interactions: np.ndarray) -> dic
 # ---------------------------------------------------------------------------------------
 # Atomic output directories
 
+def foreign_entries(directory: str) -> list[str]:
+    """The entries of ``directory`` (sorted) that no dataset of this package would hold."""
+    return sorted(entry for entry in os.listdir(directory) if not _OWN_FILE_PATTERN.fullmatch(entry))
+
+
 class _StagingDirectory:
     """A temporary sibling of ``output_dir`` that `commit` moves into place atomically.
 
     Creating it is the writability check: it fails (DatasetError) before any work is done
-    if the output exists and is not empty (unless ``overwrite``) or cannot be created.
+    if the output exists and is not empty (unless ``overwrite``, which replaces only a
+    dataset directory: `foreign_entries` must find nothing) or cannot be created. Staging
+    directories that killed runs left for the same output are removed first
+    (`data_pipelines.files.staging_directory`); the committed directory gets the umask's
+    permissions.
     """
 
     def __init__(self, output_dir: str, overwrite: bool = False):
         self.output_dir = os.path.abspath(output_dir)
         self.overwrite = overwrite
         self._check_target()
-        parent, name = os.path.split(self.output_dir)
+        parent, self._name = os.path.split(self.output_dir)
         self._created_parent = _first_missing_ancestor(parent)
         existing = os.path.dirname(self._created_parent) if self._created_parent else parent
         if not os.path.isdir(existing):
             raise DatasetError(f"cannot write dataset to {output_dir}: {existing} is not a directory")
         try:
             os.makedirs(parent, exist_ok=True)
-            self.path = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+            self.path = files.staging_directory(parent, self._name)
         except OSError as error:
             self._remove_created_parents()
             raise DatasetError(f"cannot write dataset to {output_dir}: "
@@ -307,19 +333,28 @@ class _StagingDirectory:
     def _check_target(self) -> None:
         target = self.output_dir
         if os.path.isdir(target):
-            if os.listdir(target) and not self.overwrite:
+            if not os.listdir(target):
+                return
+            if not self.overwrite:
                 raise DatasetError(f"{target} already exists and is not empty; "
                                    "choose another output or pass overwrite (--overwrite)")
+            foreign = foreign_entries(target)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise DatasetError(f"{target} is not a dataset directory (it holds {shown}); "
+                                   "overwrite only replaces datasets: remove it yourself or "
+                                   "choose another output")
         elif os.path.lexists(target):
             raise DatasetError(f"{target} exists and is not a directory")
 
     def commit(self) -> None:
         """Moves the staged directory to ``output_dir`` (replacing it if ``overwrite``)."""
         self._check_target()
+        files.apply_umask(self.path)
+        parent = os.path.dirname(self.output_dir)
         old = None
         if os.path.isdir(self.output_dir) and os.listdir(self.output_dir):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(self.output_dir)}.old-",
-                                   dir=os.path.dirname(self.output_dir))
+            old = files.staging_directory(parent, self._name, kind="old")
             os.replace(self.output_dir, os.path.join(old, "dataset"))
         os.replace(self.path, self.output_dir)
         if old is not None:
@@ -460,7 +495,8 @@ class DatasetWriter:
                         writer.write(_serialize(trajectories[i], edges[i]))
             except (OSError, tf.errors.OpError) as error:
                 raise DatasetError(f"cannot write {path}: {getattr(error, 'message', error)}") from None
-            shards.append(ShardInfo(file=name, records=stop - start, bytes=os.path.getsize(path)))
+            shards.append(ShardInfo(file=name, records=stop - start, bytes=os.path.getsize(path),
+                                    sha256=file_sha256(path)))
         self.frames[split], self.sizes[split], self.shards[split] = trajectories.shape[2], len(trajectories), shards
         return shards
 
@@ -574,6 +610,9 @@ def write_dataset(output_dir: str, splits: Mapping[str, tuple[np.ndarray, np.nda
 def read_metadata(data_dir: str) -> DatasetMetadata:
     """The validated metadata of the native dataset in ``data_dir``."""
     path = os.path.join(data_dir, METADATA_FILE)
+    if os.path.isfile(data_dir):
+        raise DatasetError(f"{data_dir} is a file; pass the dataset directory (the one holding "
+                           f"{METADATA_FILE})")
     if not os.path.isfile(path):
         hint = ("it holds reference .npy files: convert them with python -m data_pipelines.generate "
                 f"--source reference --input {data_dir} --output NEW_DIR"
@@ -586,6 +625,22 @@ def read_metadata(data_dir: str) -> DatasetMetadata:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DatasetError(f"{path}: unreadable metadata ({error})") from None
     return DatasetMetadata.from_dict(values, where=path)
+
+
+def file_sha256(path: str) -> str:
+    """The hex SHA-256 of a file's contents."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def metadata_fingerprint(metadata: DatasetMetadata) -> str:
+    """A short hash of a dataset's metadata (shard sizes, statistics, parameters, seed):
+    which data it is, not where it lies, so that a copy has the same fingerprint."""
+    text = json.dumps(metadata.to_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _checked_shards(data_dir: str, metadata: DatasetMetadata, split: str) -> list[tuple[str, ShardInfo]]:
@@ -627,46 +682,108 @@ def decode_records(serialized, nodes: int, frames: int, dims: int):
     features = tf.io.parse_example(serialized, spec)
     trajectories = tf.io.decode_raw(features[_TRAJECTORIES_KEY], tf.float32, little_endian=True)
     edges = tf.io.decode_raw(features[_EDGES_KEY], tf.int32, little_endian=True)
-    return (tf.reshape(trajectories, [-1, nodes, frames, dims]),
-            tf.reshape(edges, [-1, nodes * (nodes - 1)]))
+    # The batch size is given, not inferred, so that records of another shape fail here
+    # rather than being regrouped into a different number of systems.
+    batch = tf.shape(serialized)[0]
+    return (tf.reshape(trajectories, [batch, nodes, frames, dims]),
+            tf.reshape(edges, [batch, nodes * (nodes - 1)]))
+
+
+def _shard_batches(path: str, metadata: DatasetMetadata, frames: int):
+    """(trajectories [b, nodes, frames, dims], edges [b, edges]) numpy batches of one shard."""
+    import tensorflow as tf
+
+    batches = tf.data.TFRecordDataset(path).batch(4096).map(
+        lambda s: decode_records(s, metadata.nodes, frames, metadata.dims))
+    return batches.as_numpy_iterator()
+
+
+def _check_values(path: str, metadata: DatasetMetadata, split: str, first: int,
+                  trajectories: np.ndarray, edges: np.ndarray) -> None:
+    """DatasetError naming the shard and the split's system index for non-finite values,
+    edge labels outside [0, edge_types), or (training split) values outside the
+    normalisation statistics, which were computed from exactly these values.
+
+    Args:
+      first: index in the split of the first system of the batch.
+      trajectories: [batch, nodes, frames, dims]; edges: [batch, edges].
+    """
+    def fail(bad_systems: np.ndarray, problem: str):
+        raise DatasetError(f"{path}: system {first + int(np.argmax(bad_systems))} of split {split!r} "
+                           f"{problem}; regenerate or re-copy the dataset")
+
+    flat = trajectories.reshape(len(trajectories), -1, metadata.dims)
+    finite = np.isfinite(flat).all(axis=(1, 2))
+    if not finite.all():
+        fail(~finite, "contains NaN or Inf")
+    out_of_range = (edges < 0) | (edges >= metadata.edge_types)
+    if out_of_range.any():
+        fail(out_of_range.any(axis=1), f"has edge label {int(edges[out_of_range][0])}, outside "
+                                       f"[0, {metadata.edge_types}) (metadata edge_types)")
+    if split == "train":
+        norm = metadata.normalisation
+        inside = ((flat >= np.asarray(norm.min)) & (flat <= np.asarray(norm.max))).all(axis=(1, 2))
+        if not inside.all():
+            fail(~inside, f"has values outside the training statistics in {METADATA_FILE} "
+                          "(an altered or corrupt shard)")
+
+
+def iter_split(data_dir: str, split: str, metadata: DatasetMetadata | None = None):
+    """Yields a split's records in stored order as numpy batches, every one verified.
+
+    Yields:
+      (trajectories [batch, nodes, frames, dims] float32 raw units,
+       edges [batch, nodes * (nodes - 1)] int32 labels, receiver-major).
+    Raises:
+      DatasetError naming the file for a missing split, a missing, truncated or corrupt
+      shard (contents that differ from the metadata's SHA-256, bad CRC, unparsable
+      records), records of another shape than the metadata's,
+      a record count that differs from it, and (`_check_values`, naming the system)
+      non-finite values, edge labels out of range or training values outside the
+      normalisation statistics.
+    """
+    import tensorflow as tf
+
+    metadata = metadata or read_metadata(data_dir)
+    first = 0
+    for path, shard in _checked_shards(data_dir, metadata, split):
+        if shard.sha256 is not None and file_sha256(path) != shard.sha256:
+            raise DatasetError(f"{path}: contents differ from the checksum in {METADATA_FILE} (an "
+                               "altered or corrupt shard); regenerate or re-copy the dataset")
+        records = 0
+        try:
+            for trajectories, edges in _shard_batches(path, metadata, metadata.frames[split]):
+                _check_values(path, metadata, split, first + records, trajectories, edges)
+                records += len(trajectories)
+                yield trajectories, edges
+        except tf.errors.DataLossError as error:
+            raise DatasetError(f"{path}: corrupt shard ({error.message.splitlines()[-1].strip()}); "
+                               "regenerate or re-copy the dataset") from None
+        except tf.errors.InvalidArgumentError as error:
+            raise DatasetError(f"{path}: records unreadable as {metadata.nodes} nodes x "
+                               f"{metadata.frames[split]} frames x {metadata.dims} dims "
+                               f"({error.message.splitlines()[0].strip()}): a corrupt shard or "
+                               "metadata that does not describe it") from None
+        if records != shard.records:
+            raise DatasetError(f"{path}: {records} records, metadata says {shard.records}")
+        first += records
+
+
+def check_split(data_dir: str, split: str, metadata: DatasetMetadata | None = None) -> None:
+    """Reads a whole split once, keeping nothing: the DatasetErrors of `iter_split`."""
+    for _ in iter_split(data_dir, split, metadata):
+        pass
 
 
 def read_split(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """A whole split as numpy arrays (for baselines and tests), fully verified.
+    """A whole split as numpy arrays (for baselines and tests), verified by `iter_split`.
 
     Returns:
       (trajectories [systems, nodes, frames, dims] float32 raw units,
        edges [systems, nodes * (nodes - 1)] int32 labels, receiver-major).
-    Raises:
-      DatasetError naming the file for a missing, truncated or corrupt shard (bad CRC),
-      records of the wrong shape or count, or non-finite values.
     """
-    import tensorflow as tf
-
-    metadata = read_metadata(data_dir)
-    frames = metadata.frames[split] if split in metadata.frames else None
-    trajectories, edges = [], []
-    for path, shard in _checked_shards(data_dir, metadata, split):
-        records = 0
-        try:
-            batches = tf.data.TFRecordDataset(path).batch(4096).map(
-                lambda s: decode_records(s, metadata.nodes, frames, metadata.dims))
-            for x, e in batches.as_numpy_iterator():
-                trajectories.append(x)
-                edges.append(e)
-                records += len(x)
-        except tf.errors.DataLossError as error:
-            raise DatasetError(f"{path}: corrupt shard ({error.message.splitlines()[-1].strip()}); "
-                               "regenerate or re-copy the dataset") from None
-        except tf.errors.InvalidArgumentError:
-            raise DatasetError(f"{path}: records do not match the metadata shapes "
-                               f"({metadata.nodes} nodes, {frames} frames, {metadata.dims} dims)") from None
-        if records != shard.records:
-            raise DatasetError(f"{path}: {records} records, metadata says {shard.records}")
-    trajectories, edges = np.concatenate(trajectories), np.concatenate(edges)
-    if not np.isfinite(trajectories).all():
-        raise DatasetError(f"{data_dir}: split {split!r} contains NaN or Inf")
-    return trajectories, edges
+    batches = list(iter_split(data_dir, split))
+    return (np.concatenate([x for x, _ in batches]), np.concatenate([e for _, e in batches]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -788,6 +905,23 @@ def _load_npy(path: str) -> np.ndarray:
         raise DatasetError(f"{path}: not a readable .npy array ({error})") from None
 
 
+def _reference_names(split: str, suffix: str, layout: str) -> list[str]:
+    """The .npy file names of one split in the reference layout."""
+    arrays = ("loc", "vel", "edges") if layout == "loc_vel" else ("feat", "edges")
+    return [f"{array}_{split}{suffix}.npy" for array in arrays]
+
+
+def _reference_files_present(reference_dir: str, split: str, suffix: str, layout: str) -> bool:
+    """Whether ``split`` is there: all its files (True), none (False); DatasetError naming
+    the missing file when only some are, rather than silently dropping the split."""
+    paths = [os.path.join(reference_dir, name) for name in _reference_names(split, suffix, layout)]
+    missing = [path for path in paths if not os.path.exists(path)]
+    if missing and len(missing) < len(paths):
+        raise DatasetError(f"{missing[0]}: file missing, but other {split} files are there; "
+                           f"restore it or remove the {split} split's files")
+    return not missing
+
+
 def _read_reference_split(reference_dir: str, split: str, suffix: str,
                           layout: str) -> tuple[np.ndarray, np.ndarray]:
     """(trajectories [systems, nodes, frames, dims], interactions [systems, nodes, nodes])."""
@@ -842,7 +976,7 @@ def import_reference(reference_dir: str, output_dir: str, *, simulation: str,
     suffix = _find_reference_suffix(reference_dir, simulation, num_nodes)
     raw = {}
     for split in SPLITS:
-        if split == "train" or os.path.exists(os.path.join(reference_dir, f"edges_{split}{suffix}.npy")):
+        if split == "train" or _reference_files_present(reference_dir, split, suffix, layout):
             raw[split] = _read_reference_split(reference_dir, split, suffix, layout)
     if edge_types is None:
         edge_types = _reference_edge_types(sim, raw, reference_dir, suffix)
@@ -865,15 +999,18 @@ def import_reference(reference_dir: str, output_dir: str, *, simulation: str,
 def _reference_edge_types(sim, raw: Mapping[str, tuple[np.ndarray, np.ndarray]],
                           reference_dir: str, suffix: str) -> int:
     """The first of the simulation's edge-type counts that reads every split's interactions."""
+    problems = []
     for edge_types in sim.edge_types_choices:
         try:
             for _, interactions in raw.values():
                 sim.labels_from_interactions(interactions, edge_types=edge_types)
-        except ValueError:
+        except ValueError as error:
+            problems.append(str(error))
             continue
         return edge_types
     raise DatasetError(f"{os.path.join(reference_dir, f'edges_train{suffix}.npy')}: values are not "
-                       f"{sim.name} interactions for edge_types {', '.join(map(str, sim.edge_types_choices))}")
+                       f"{sim.name} interactions for edge_types {', '.join(map(str, sim.edge_types_choices))} "
+                       f"({problems[-1]})")
 
 
 def merge_reference_edge_encodings(encodings: Sequence[dict | None]) -> dict | None:

@@ -20,6 +20,12 @@ from typing import Any
 ENCODERS = ("mlp", "cnn")
 DECODERS = ("mlp", "rnn", "sim")
 CNN_MIN_FRAMES = 14
+# The most frames one served `predict` request may ask for, unless the export's --max-steps
+# says otherwise: the paper scores 20; every step costs the server time and memory.
+SERVING_MAX_STEPS = 1000
+# The largest |value| a served request may have once scaled by the training statistics
+# (the training data spans [-1, 1]): beyond it the network's float32 arithmetic is noise.
+SERVING_MAX_SCALED = 1e6
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:

@@ -6,7 +6,9 @@
     python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d --image graph.png --system 3 --plots plots
 
 Writes the same JSON as training's results.json (edge accuracy when the data has labels,
-NLL, KL, MSE per predicted step 1..20) to RUN/evaluations/<dataset>.json, or --output.
+NLL, KL, MSE per predicted step 1..20) to RUN/evaluations/<dataset>.json, or --output;
+a file there that holds the evaluation of other data (another dataset of the same name)
+is never replaced: that is an error. The test split is checked record by record first.
 The dataset must have the run's dims and at least its context frames; the node count may
 differ (the model is node-count agnostic). Data without a true graph (metadata
 ``edge_labels: "none"``: motion capture, basketball) gets no edge accuracy.
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import_tensorflow()
     from data_pipelines.datasets import make_dataset
-    from data_pipelines.storage import read_metadata
+    from data_pipelines.storage import check_split, read_metadata
     from nri_tf import evaluation
     from nri_tf.train import format_summary
     from trainers import run_directory
@@ -86,17 +88,21 @@ def main(argv=None) -> int:
         dataset = dataset_description(data_dir, config.frames)
         run_directory.check_dataset(args.run, dataset, same_nodes=False)
         dynamic_graph = config.dynamic_graph if args.dynamic_graph is None else args.dynamic_graph
+        name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if dynamic_graph else "")
+        output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
+        check_output(output, dataset["path"])
         if dynamic_graph and config.decoder != "rnn":
             raise ValueError("--dynamic-graph needs a run with the rnn decoder")
-        model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
         metadata = read_metadata(data_dir)
         if not 0 <= args.system < metadata.splits["test"]:
             raise ValueError(f"--system {args.system}: the test split of {data_dir} has "
                              f"{metadata.splits['test']} systems (0..{metadata.splits['test'] - 1})")
+        check_split(data_dir, "test", metadata)
+        model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
         labelled = evaluation.has_edge_labels(metadata)
         normaliser, normalised_by = evaluation_normaliser(args.normalisation, run_data, data_dir)
-        test_data = make_dataset(data_dir, "test", args.batch_size or config.batch_size, shuffle=False,
-                                 normaliser=normaliser)
+        batch_size = config.batch_size if args.batch_size is None else args.batch_size
+        test_data = make_dataset(data_dir, "test", batch_size, shuffle=False, normaliser=normaliser)
         if not labelled:
             test_data = evaluation.trajectories_only(test_data)
         results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph)
@@ -104,18 +110,16 @@ def main(argv=None) -> int:
             write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system)
         if args.plots:
             write_plots(args.plots, args.run, results, os.path.basename(os.path.normpath(data_dir)))
+        results_path = os.path.join(args.run, run_directory.RESULTS_FILE)
+        state = run_directory.read_json(results_path) if os.path.exists(results_path) else {}
+        results.update(best_epoch=state.get("best_epoch"), epochs=state.get("epochs"),
+                       data=dataset["path"], dynamic_graph=dynamic_graph,
+                       normalisation={"statistics": args.normalisation, "dataset": os.path.abspath(normalised_by)})
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        run_directory.write_json_atomic(output, results)
     except (ValueError, FloatingPointError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    state = run_directory.read_json(os.path.join(args.run, run_directory.RESULTS_FILE)) \
-        if os.path.exists(os.path.join(args.run, run_directory.RESULTS_FILE)) else {}
-    results.update(best_epoch=state.get("best_epoch"), epochs=state.get("epochs"),
-                   data=dataset["path"], dynamic_graph=dynamic_graph,
-                   normalisation={"statistics": args.normalisation, "dataset": os.path.abspath(normalised_by)})
-    name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if dynamic_graph else "")
-    output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    run_directory.write_json_atomic(output, results)
     print(format_summary(results, args.run, output))
     print(f"normalisation: the training statistics of {normalised_by}"
           + (" (the run's)" if args.normalisation == "run" else " (--normalisation data)"))
@@ -142,6 +146,17 @@ def evaluation_normaliser(choice: str, run_data: str, data_dir: str):
         raise ValueError(f"the run's training dataset holds the normalisation statistics but cannot "
                          f"be read ({error}); restore it, or pass --normalisation data to scale "
                          f"{data_dir} by its own") from None
+
+
+def check_output(path: str, data_path: str) -> None:
+    """ValueError if ``path`` holds the evaluation of other data (say, another dataset of
+    the same name): an earlier result is never replaced by one of something else."""
+    from trainers import run_directory
+
+    if os.path.exists(path):
+        earlier = run_directory.read_json(path).get("data")
+        if earlier is not None and earlier != data_path:
+            raise ValueError(f"{path} holds the evaluation of {earlier}; pass --output for {data_path}")
 
 
 def check_image_path(path: str) -> None:

@@ -52,6 +52,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     Returns:
       {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels),
        "mse_per_step": list of `horizon` floats, "systems": count} with plain Python floats.
+    Raises:
+      FloatingPointError naming the metrics that are NaN or Inf (nothing is reported then).
     """
     # Test-time edges are hard samples from the categorical (as the paper's test): restart
     # the sampling stream so that an evaluation gives the same numbers in any process.
@@ -71,9 +73,12 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     mse = prediction_mse(
         lambda context, labels: model.predict_future(context, steps, dynamic_graph=dynamic_graph),
         dataset, frames, steps)
-    if not all(math.isfinite(v) for v in mse["mse_per_step"]):
-        raise FloatingPointError("the model's predictions are not finite; the checkpoint is unusable")
     results.update(mse)
+    not_finite = [name for name, value in results.items()
+                  if not all(math.isfinite(v) for v in np.ravel(value))]
+    if not_finite:
+        raise FloatingPointError(f"test {', '.join(not_finite)} not finite: the model's outputs on "
+                                 "this data are NaN or Inf; the checkpoint is unusable for it")
     return results
 
 

@@ -6,13 +6,17 @@
 
 Writes TF Serving's layout OUTPUT/NAME/VERSION/ (saved_model.pb, variables/, assets/):
 NAME defaults to the run directory's name, VERSION to the next free integer (1 for a new
-model). An existing version is never overwritten. The version directory appears at once,
-complete (the SavedModel is written to a hidden sibling and renamed), so a TF Serving
-instance watching OUTPUT/NAME never loads half an export.
+model; never below a version that existed when the export began, even if it was deleted
+meanwhile). An existing version is never overwritten. The version directory appears at
+once, complete, with the umask's permissions (the SavedModel is written to a hidden
+sibling ``.export.partial-HOST-PID-*`` and renamed), so a TF Serving instance watching
+OUTPUT/NAME never loads half an export; the hidden directories of killed exports are
+removed by the next export of NAME.
 
 One SavedModel holds the encoder (signatures ``serving_default`` and ``infer_graph``) and
-the predictor (``predict``) with normalisation and request validation inside the graph;
-see `nri_tf.serving` and docs/serving.md. The run's config.json and the dataset's
+the predictor (``predict``, at most ``--max-steps`` predicted frames per request) with
+normalisation and request validation inside the graph; see `nri_tf.serving` and
+docs/serving.md. The run's config.json and the dataset's
 normalisation statistics are saved as assets (assets/config.json, assets/normalisation.json).
 """
 
@@ -26,6 +30,9 @@ import shutil
 import sys
 import tempfile
 import warnings
+
+from data_pipelines import files
+from nri_tf.config import SERVING_MAX_STEPS
 
 DEFAULT_OUTPUT = "saved_models"
 CONFIG_ASSET = "config.json"
@@ -50,8 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--version", type=int,
                         help="integer version >= 1 (default: the next free one); an existing "
                              "version is an error")
-    parser.add_argument("--data", help="dataset whose normalisation statistics to use (default: "
-                                       "the run's training dataset, from its dataset.json)")
+    parser.add_argument("--data", help="the run's training dataset, or a copy of it, for the "
+                                       "normalisation statistics (default: the path in its dataset.json)")
+    parser.add_argument("--max-steps", type=int, default=SERVING_MAX_STEPS,
+                        help="most frames one predict request may ask for (default: %(default)s); "
+                             "bounds a request's time and memory")
     return parser.parse_args(argv)
 
 
@@ -84,28 +94,32 @@ def check_version(version: int) -> int:
     return version
 
 
+def check_max_steps(max_steps: int) -> int:
+    if max_steps < 1:
+        raise ExportError(f"--max-steps must be an integer >= 1, got {max_steps}")
+    return max_steps
+
+
 # --- the run's pieces -------------------------------------------------------------------
 
-def _dataset_dir(run_dir: str, data_dir: str | None) -> str:
+def _trained_on(run_dir: str) -> dict | None:
+    """The run's dataset.json (None if it has none)."""
     from trainers import run_directory
 
-    if data_dir is not None:
-        return data_dir
     path = os.path.join(run_dir, run_directory.DATASET_FILE)
-    if not os.path.isfile(path):
-        raise ExportError(f"{run_dir} has no {run_directory.DATASET_FILE}: pass --data with its "
-                          "training dataset for the normalisation statistics")
-    try:
-        return run_directory.read_json(path)["path"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ExportError(f"{path} is unreadable or names no dataset path ({error}); pass --data") from None
+    return run_directory.read_json(path) if os.path.isfile(path) else None
 
 
 def _load_dataset_metadata(run_dir: str, data_dir: str | None, config):
-    """(metadata, data_dir) of the dataset whose statistics normalise requests."""
-    from data_pipelines.storage import DatasetError, read_metadata
+    """(metadata, data_dir) of the dataset whose statistics normalise requests: ``data_dir``
+    or the run's own (its dataset.json), which must be the data the run trained on."""
+    from data_pipelines.storage import DatasetError, metadata_fingerprint, read_metadata
 
-    data_dir = _dataset_dir(run_dir, data_dir)
+    trained_on = _trained_on(run_dir) or {}
+    if data_dir is None and not isinstance(trained_on.get("path"), str):
+        raise ExportError(f"{run_dir} has no dataset.json naming its dataset: pass --data with its "
+                          "training dataset for the normalisation statistics")
+    data_dir = data_dir if data_dir is not None else trained_on["path"]
     try:
         metadata = read_metadata(data_dir)
     except DatasetError as error:
@@ -114,6 +128,11 @@ def _load_dataset_metadata(run_dir: str, data_dir: str | None, config):
     if metadata.dims != config.dims:
         raise ExportError(f"dataset {data_dir} has dims={metadata.dims} but run {run_dir} was trained "
                           f"on dims={config.dims}; pass --data with the run's training dataset")
+    fingerprint = trained_on.get("fingerprint")
+    if fingerprint is not None and fingerprint != metadata_fingerprint(metadata):
+        raise ExportError(f"dataset {data_dir} is not the data run {run_dir} trained on (its metadata "
+                          "differs), so its statistics would scale requests wrongly; pass --data with "
+                          "the run's training dataset or a copy of it")
     return metadata, data_dir
 
 
@@ -140,7 +159,8 @@ def _write_assets(directory: str, config, metadata, data_dir: str, run_dir: str)
 # --- export -----------------------------------------------------------------------------
 
 def export_run(run_dir: str, output: str = DEFAULT_OUTPUT, name: str | None = None,
-               version: int | None = None, data_dir: str | None = None) -> str:
+               version: int | None = None, data_dir: str | None = None,
+               max_steps: int = SERVING_MAX_STEPS) -> str:
     """Exports run ``run_dir`` to ``output/name/version/``; returns that directory.
 
     Args:
@@ -148,14 +168,17 @@ def export_run(run_dir: str, output: str = DEFAULT_OUTPUT, name: str | None = No
       output: the export root.
       name: model name (default: the run directory's basename).
       version: integer >= 1 (default: the next free version).
-      data_dir: the dataset whose normalisation statistics to bake in (default: the run's).
+      data_dir: the run's training dataset or a copy, whose normalisation statistics to
+        bake in (default: the path in the run's dataset.json).
+      max_steps: the most frames a ``predict`` request may ask for.
     Raises:
-      ExportError, RunDirectoryError, ConfigError (all ValueErrors): bad input; nothing is
-        written then.
+      ExportError, RunDirectoryError, ConfigError (all ValueErrors): bad input, or the
+        export cannot be written (disk full, permissions); nothing is left behind then.
     """
     from trainers import run_directory
 
     name = check_name(name if name is not None else os.path.basename(os.path.normpath(run_dir)))
+    check_max_steps(max_steps)
     model_dir = os.path.join(output, name)
     if version is not None and check_version(version) in existing_versions(model_dir):
         raise ExportError(f"{os.path.join(model_dir, str(version))} already exists; exports are never "
@@ -176,31 +199,39 @@ def export_run(run_dir: str, output: str = DEFAULT_OUTPUT, name: str | None = No
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model, config = run_directory.load_best_model(run_dir, metadata.nodes)
 
+    floor = next_version(model_dir)
     try:
         os.makedirs(model_dir, exist_ok=True)
+        staging = files.staging_directory(model_dir, "export")
     except OSError as error:
-        raise ExportError(f"cannot create {model_dir}: {error.strerror}") from None
-    staging = tempfile.mkdtemp(dir=model_dir, prefix=".export-")
+        raise ExportError(f"cannot write to {model_dir}: {error.strerror}") from None
     try:
         with tempfile.TemporaryDirectory() as asset_dir:
             assets = _write_assets(asset_dir, config, metadata, data_dir, run_dir)
-            module = ServingModule(model, Normaliser.from_metadata(metadata), assets)
+            module = ServingModule(model, Normaliser.from_metadata(metadata), assets, max_steps)
             tf.saved_model.save(module, staging, signatures=module.signatures())
-        return _publish(staging, model_dir, version)
+        files.apply_umask(staging)
+        return _publish(staging, model_dir, version, floor)
+    except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:
+        reason = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+        raise ExportError(f"cannot write the export into {model_dir}: {reason.splitlines()[0]}; "
+                          "nothing was published") from None
     finally:
         if os.path.exists(staging):
             shutil.rmtree(staging)
 
 
-def _publish(staging: str, model_dir: str, version: int | None) -> str:
+def _publish(staging: str, model_dir: str, version: int | None, floor: int = 1) -> str:
     """Renames the finished export to its version directory; returns that directory.
 
     A rename onto an existing non-empty directory fails, so a version taken meanwhile by
     another export is never overwritten: an explicit version is then an error, the default
-    one moves on to the next free version.
+    one moves on to the next free version, and never below ``floor`` (the next version
+    when the export began), so that a version deleted meanwhile is not reused.
     """
     for _ in range(_VERSION_ATTEMPTS):
-        target = os.path.join(model_dir, str(version if version is not None else next_version(model_dir)))
+        chosen = version if version is not None else max(floor, next_version(model_dir))
+        target = os.path.join(model_dir, str(chosen))
         if not os.path.exists(target):
             try:
                 os.rename(staging, target)
@@ -215,12 +246,17 @@ def _publish(staging: str, model_dir: str, version: int | None) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    files.interrupt_on_sigterm()
     try:
-        path = export_run(args.run, args.output, args.name, args.version, args.data)
+        path = export_run(args.run, args.output, args.name, args.version, args.data,
+                          args.max_steps)
     # ExportError, ConfigError, DatasetError and RunDirectoryError are ValueErrors.
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was published", file=sys.stderr)
+        return 130
     print(path)
     return 0
 

@@ -10,7 +10,7 @@ Signature names, input and output names are a stable interface (docs/serving.md)
              senders       [edges] int32, sender node of each edge
   predict                        the predictor (encoder infers the graph, decoder rolls out)
     inputs:  trajectories  [batch, nodes, frames, dims] float32, raw units (the context)
-             steps         [] int32 scalar, frames to predict (>= 1)
+             steps         [] int32 scalar, frames to predict (1..max_steps, fixed at export)
     outputs: predictions   [batch, nodes, steps, dims] float32, raw units
 
 with edges = nodes * (nodes - 1) in the receiver-major order of `nri_tf.graph`. The node
@@ -25,6 +25,9 @@ whole context. The graph is inferred once per request (static graph).
 Inside the graph, requests are validated before anything else runs (`tf.debugging.Assert`,
 so TF Serving answers INVALID_ARGUMENT with the message) and scaled with the training
 split's statistics (`data_pipelines.datasets.Normaliser`); predictions are scaled back.
+Values that, scaled, lie beyond `SERVING_MAX_SCALED` (a million times the training
+data's range) are refused, and so is an answer that is not finite (NaN or Inf edge
+probabilities or predictions): the server never returns NaN as if it were a result.
 The inputs are declared with unknown shape so that the in-graph checks, not a bare
 placeholder shape mismatch, name a wrong rank.
 
@@ -38,7 +41,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from nri_tf import graph, sampling
-from nri_tf.config import CNN_MIN_FRAMES, NRIConfig
+from nri_tf.config import CNN_MIN_FRAMES, SERVING_MAX_SCALED, SERVING_MAX_STEPS, NRIConfig
 
 # Signature, input and output names: the documented serving interface.
 SIGNATURE_DEFAULT = "serving_default"
@@ -68,9 +71,11 @@ class ServingModule(tf.Module):
         min/max); its statistics become constants of the graph.
       assets: {attribute name: file path} saved with the model as `tf.saved_model.Asset`s
         (copied into the SavedModel's ``assets/`` folder), e.g. the run's config.json.
+      max_steps: the most frames one `predict` request may ask for (a constant of the graph).
     """
 
-    def __init__(self, model, normaliser, assets: dict[str, str] | None = None):
+    def __init__(self, model, normaliser, assets: dict[str, str] | None = None,
+                 max_steps: int = SERVING_MAX_STEPS):
         super().__init__(name="nri_serving")
         config: NRIConfig = model.nri_config
         if normaliser.dims != config.dims:
@@ -80,6 +85,7 @@ class ServingModule(tf.Module):
         self.decoder = model.decoder
         self._config = config
         self._normaliser = normaliser
+        self._max_steps = int(max_steps)
         for attribute, path in (assets or {}).items():
             setattr(self, attribute, tf.saved_model.Asset(path))
 
@@ -96,9 +102,9 @@ class ServingModule(tf.Module):
            int32, "receivers": [edges] int32, "senders": [edges] int32}.
         """
         x = self._checked_trajectories(trajectories, for_prediction=False)
-        logits = self.encoder(self._normaliser.normalise(x), training=False)
+        logits = self.encoder(self._normalised(x), training=False)
         receivers, senders = graph.edge_indices(tf.shape(x)[1])
-        return {OUTPUT_EDGE_PROBS: tf.nn.softmax(logits, axis=-1),
+        return {OUTPUT_EDGE_PROBS: _checked_finite(tf.nn.softmax(logits, axis=-1), "edge probabilities"),
                 OUTPUT_EDGE_TYPES: tf.argmax(logits, axis=-1, output_type=tf.int32),
                 OUTPUT_RECEIVERS: receivers,
                 OUTPUT_SENDERS: senders}
@@ -109,20 +115,20 @@ class ServingModule(tf.Module):
 
         Args:
           trajectories: [batch, nodes, frames, dims] float32, raw units: the context.
-          steps: [] int32, frames to predict (>= 1).
+          steps: [] int32, frames to predict (1..max_steps).
         Returns:
           {"predictions": [batch, nodes, steps, dims] float32, raw units}.
         """
         x = self._checked_trajectories(trajectories, for_prediction=True)
         steps = self._checked_steps(steps)
-        context = self._normaliser.normalise(x)
+        context = self._normalised(x)
         window = context[:, :, -self._config.frames:]
         if self._config.encoder == "mlp":
             window = tf.ensure_shape(window, [None, None, self._config.frames, self._config.dims])
         edges = sampling.argmax_one_hot(self.encoder(window, training=False))
         state = self.decoder.burn_in(context, edges)
-        predictions = self._rollout(state, edges, steps)
-        return {OUTPUT_PREDICTIONS: self._normaliser.denormalise(predictions)}
+        predictions = self._normaliser.denormalise(self._rollout(state, edges, steps))
+        return {OUTPUT_PREDICTIONS: _checked_finite(predictions, "predictions")}
 
     def signatures(self) -> dict:
         """{signature name: concrete function}: serving_default = infer_graph, and predict."""
@@ -213,18 +219,43 @@ class ServingModule(tf.Module):
             static_frames = config.frames if config.encoder == "mlp" and not for_prediction else frames
             return tf.reshape(trajectories, tf.stack([batch, nodes, static_frames, config.dims]))
 
-    @staticmethod
-    def _checked_steps(steps):
-        """Validates ``steps`` (an int32 scalar >= 1) in the graph; returns it as a scalar.
+    def _normalised(self, x):
+        """[batch, nodes, frames, dims] raw -> scaled, refusing values whose scaled
+        magnitude exceeds `SERVING_MAX_SCALED` (or overflows float32)."""
+        scaled = self._normaliser.normalise(x)
+        check = tf.debugging.Assert(
+            tf.reduce_all(tf.abs(scaled) <= SERVING_MAX_SCALED),
+            [f"trajectories are out of range: scaled by the training statistics (training data "
+             f"in [-1, 1]) they reach beyond {SERVING_MAX_SCALED:g}"])
+        with tf.control_dependencies([check]):
+            return tf.identity(scaled)
+
+    def _checked_steps(self, steps):
+        """Validates ``steps`` (an int32 scalar in 1..max_steps) in the graph; returns it
+        as a scalar.
 
         As in `_checked_trajectories`, the value check passes vacuously for a non-scalar.
         """
         rank = tf.rank(steps)
         scalar = tf.equal(rank, 0)
+        not_scalar = tf.logical_not(scalar)
         checks = [
             tf.debugging.Assert(scalar, ["steps must be a scalar (one step count per request); got rank", rank]),
-            tf.debugging.Assert(tf.logical_or(tf.logical_not(scalar), tf.reduce_min(steps) >= 1),
+            tf.debugging.Assert(tf.logical_or(not_scalar, tf.reduce_min(steps) >= 1),
                                 ["steps must be >= 1; got steps =", steps]),
+            tf.debugging.Assert(tf.logical_or(not_scalar, tf.reduce_max(steps) <= self._max_steps),
+                                [f"steps must be <= {self._max_steps} (fixed at export by --max-steps); "
+                                 "got steps =", steps]),
         ]
         with tf.control_dependencies(checks):
             return tf.reshape(steps, [])
+
+
+def _checked_finite(values, what: str):
+    """``values`` once asserted (in the graph) to be all finite; else an error naming ``what``."""
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(values)),
+        [f"the {what} of the model are not finite for this request (inputs far outside the "
+         "training data?)"])
+    with tf.control_dependencies([check]):
+        return tf.identity(values)

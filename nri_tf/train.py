@@ -162,9 +162,11 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
 
 
 def main(argv=None) -> int:
+    from data_pipelines.files import interrupt_on_sigterm
     from nri_tf.cli import import_tensorflow
 
     args = parse_args(argv)
+    interrupt_on_sigterm()
     import_tensorflow()
     try:
         results, run_dir = run(args, log_to_stderr)
@@ -172,6 +174,10 @@ def main(argv=None) -> int:
     except (ValueError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; the same command resumes after the last completed epoch",
+              file=sys.stderr)
+        return 130
     print(format_summary(results, run_dir, os.path.join(run_dir, "results.json")))
     return 0
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: small springs data sets and node-permutation helpers.
+"""Shared fixtures: small springs data sets, node-permutation helpers, and helpers that
+damage a dataset the way a bad disk or a careless edit would (valid CRCs, same sizes).
 
 Springs systems come from `data_pipelines.simulations` (reference simulator settings,
 5 nodes, 49 frames), normalised like the reference: positions and velocities each min-max
@@ -7,6 +8,8 @@ suite runs in a few minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -69,3 +72,61 @@ def node_permutation():
     """(node permutation, matching edge permutation) for 5 nodes."""
     nodes = np.array([3, 0, 4, 1, 2])
     return nodes, edge_permutation(nodes)
+
+
+def rewrite_records(path: str, edit) -> None:
+    """Rewrites a TFRecord shard with valid CRCs: ``edit(records: list[bytes]) -> list[bytes]``
+    (corruption that only the record contents can reveal)."""
+    import tensorflow as tf
+
+    records = edit(list(tf.data.TFRecordDataset(path).as_numpy_iterator()))
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+
+
+def rewrite_system(data_dir: str, split: str, system: int, edit) -> str:
+    """Replaces system ``system`` of ``split`` in its shard (same size, valid CRCs, and the
+    metadata's checksum updated: bad values as a faulty writer would store them) by
+    ``edit(trajectories [nodes, frames, dims], edges [edges]) -> (trajectories, edges)``;
+    returns the shard's path."""
+    import json
+
+    from data_pipelines import storage
+
+    metadata = storage.read_metadata(data_dir)
+    first = 0
+    for shard in metadata.shards[split]:
+        if system < first + shard.records:
+            break
+        first += shard.records
+    path = os.path.join(data_dir, shard.file)
+
+    def replace(records):
+        x, e = storage.decode_records(records[system - first:system - first + 1], metadata.nodes,
+                                      metadata.frames[split], metadata.dims)
+        x, e = edit(x[0].numpy().copy(), e[0].numpy().copy())
+        records[system - first] = storage._serialize(np.asarray(x, "<f4"), np.asarray(e, "<i4"))
+        return records
+
+    rewrite_records(path, replace)
+    metadata_path = os.path.join(data_dir, storage.METADATA_FILE)
+    with open(metadata_path) as stream:
+        values = json.load(stream)
+    for info in values["shards"][split]:
+        if info["file"] == shard.file:
+            info["sha256"] = storage.file_sha256(path)
+    with open(metadata_path, "w") as stream:
+        json.dump(values, stream)
+    return path
+
+
+def tree_contents(path) -> dict:
+    """{relative path: bytes} of every file under ``path``, hidden ones included."""
+    contents = {}
+    for directory, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(directory, name)
+            with open(full, "rb") as stream:
+                contents[os.path.relpath(full, path)] = stream.read()
+    return contents

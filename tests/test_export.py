@@ -138,7 +138,8 @@ def cnn_run(dataset_dir, tmp_path_factory):
     run_directory.prepare(path, config, {"path": dataset_dir, "nodes": 5, "dims": 4, "frames": CNN_FRAMES})
     model = NRI(config)
     model(tf.zeros([1, 5, CNN_FRAMES, 4]))
-    run_directory.save_best_weights(path, model)
+    run_directory.stage_best_weights(path, model, epoch=1)
+    run_directory.settle_best_weights(path, best_epoch=1)
     return path
 
 
@@ -420,3 +421,69 @@ def test_cli_errors_are_one_line_with_exit_code_2(args, message, mlp_run, tmp_pa
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and message in error and "\n" not in error, error
     assert not os.listdir(tmp_path)
+
+
+# --- faults (issue 18) -----------------------------------------------------------------------
+
+def test_export_is_readable_under_the_umask_and_cleans_killed_exports(cnn_run, tmp_path):
+    """A TF Serving process of another user can read the export; a killed export's hidden
+    directory (SIGTERM or SIGKILL during the save) is removed by the next export."""
+    import socket
+    import stat
+
+    process = subprocess.Popen([PYTHON, "-c", "pass"])
+    process.wait()
+    model_dir = tmp_path / "tiny-cnn"
+    killed = model_dir / f".export.partial-{socket.gethostname()}-{process.pid}-x"
+    (killed / "variables").mkdir(parents=True)
+    previous = os.umask(0o022)
+    try:
+        path = export.export_run(cnn_run, str(tmp_path))
+    finally:
+        os.umask(previous)
+    assert path == str(model_dir / "1") and not killed.exists()
+    assert sorted(os.listdir(model_dir)) == ["1"]
+    for directory, _, names in os.walk(path):
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o755, directory
+        for name in names:
+            assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) & 0o044 == 0o044, name
+
+
+def test_version_deleted_during_an_export_is_not_reused_and_a_full_disk_publishes_nothing(
+        cnn_run, tmp_path, monkeypatch):
+    model_dir = tmp_path / "tiny-cnn"
+    (model_dir / "1").mkdir(parents=True)
+    (model_dir / "2").mkdir()
+    save = tf.saved_model.save
+
+    def deleting_version_2(*args, **kwargs):
+        os.rmdir(model_dir / "2")   # an operator removes the newest version meanwhile
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(tf.saved_model, "save", deleting_version_2)
+    assert export.export_run(cnn_run, str(tmp_path)) == str(model_dir / "3")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tf.saved_model, "save", full)
+    before = digest(str(model_dir))
+    with pytest.raises(export.ExportError, match="cannot write the export into .*: No space left on device; "
+                                                 "nothing was published"):
+        export.export_run(cnn_run, str(tmp_path))
+    assert digest(str(model_dir)) == before and sorted(os.listdir(model_dir)) == ["1", "3"]
+
+
+def test_export_refuses_data_other_than_the_runs_and_a_bad_step_cap(mlp_run, tmp_path, capsys):
+    from data_pipelines.generate import generate_dataset
+
+    other = str(tmp_path / "other")
+    generate_dataset(other, num_train=16, num_valid=8, num_test=8, length=1000, length_test=3000,
+                     seed=3, progress=False)
+    output = str(tmp_path / "out")
+    for flags, message in ((["--data", other], "is not the data run"),
+                           (["--max-steps", "0"], "--max-steps must be an integer >= 1")):
+        assert export.main(["--run", mlp_run, "--output", output, *flags]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("error: ") and message in error and "\n" not in error, error
+    assert not os.path.exists(output)

@@ -124,6 +124,8 @@ def bad_inputs(tmp_path):
         (["--length", "100"], "gives no frame"),
         (["--output", str(blocker / "d")], "a_file is not a directory"),
         (["--output", str(existing)], "already exists and is not empty"),
+        # --overwrite replaces datasets only, never a folder of the user's.
+        (["--output", str(existing), "--overwrite"], "is not a dataset directory (it holds keep.txt)"),
     ]
 
 

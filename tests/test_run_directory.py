@@ -1,5 +1,6 @@
 """Run directories: new runs, resume checks, and refusing to clobber earlier runs."""
 
+import errno
 import json
 import os
 
@@ -74,3 +75,97 @@ def test_atomic_json_leaves_no_temporary_files(tmp_path):
 def test_load_config_of_non_run(tmp_path):
     with pytest.raises(RunDirectoryError, match="not a run directory"):
         run_directory.load_config(str(tmp_path))
+
+
+# --- faults and bad input (issue 18) ---------------------------------------------------------
+
+def test_resume_on_other_data_of_the_same_shape_is_refused(tmp_path):
+    """A run belongs to its data: same shape is not enough, the fingerprint must match."""
+    run = str(tmp_path / "run")
+    trained_on = {**DATASET, "fingerprint": "aaaa"}
+    run_directory.prepare(run, NRIConfig(), trained_on)
+    before = snapshot(run)
+    with pytest.raises(RunDirectoryError, match="trains on /data/springs5, not on /data/other"):
+        run_directory.prepare(run, NRIConfig(), {**trained_on, "path": "/data/other", "fingerprint": "bbbb"})
+    with pytest.raises(RunDirectoryError, match="/data/springs5 has changed since run"):
+        run_directory.prepare(run, NRIConfig(), {**trained_on, "fingerprint": "bbbb"})
+    assert snapshot(run) == before
+    assert run_directory.prepare(run, NRIConfig(), {**trained_on, "path": "/copy/springs5"}) is True
+
+    legacy = str(tmp_path / "legacy")   # a run saved before fingerprints: the path decides
+    run_directory.prepare(legacy, NRIConfig(), DATASET)
+    with pytest.raises(RunDirectoryError, match="not on /data/other"):
+        run_directory.prepare(legacy, NRIConfig(), {**DATASET, "path": "/data/other", "fingerprint": "b"})
+
+
+def test_a_second_process_cannot_claim_a_run_directory(tmp_path):
+    run = str(tmp_path / "run")
+    with run_directory.claimed(run):
+        with pytest.raises(RunDirectoryError, match=r"in use by another training process \(it holds .*/run/.lock"):
+            with run_directory.claimed(run):
+                pass
+    with run_directory.claimed(run):   # released when the holder is done
+        run_directory.prepare(run, NRIConfig(), DATASET)
+
+
+def test_an_unwritable_run_directory_is_named(tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(run_directory, "open", read_only, raising=False)
+    with pytest.raises(RunDirectoryError, match="cannot use run directory .*run: Permission denied"):
+        with run_directory.claimed(str(tmp_path / "run")):
+            pass
+
+
+def test_claiming_leaves_foreign_directories_alone_and_cleans_killed_temporaries(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(RunDirectoryError, match="not empty"):
+        with run_directory.claimed(str(tmp_path)):
+            pass
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+    run = tmp_path / "run"   # killed while writing its first file: only our leftovers
+    run.mkdir()
+    (run / ".tmp-abc.json").write_text('{"half')
+    (run / ".best-epoch-1.weights.h5").write_bytes(b"")
+    with run_directory.claimed(str(run)):
+        assert run_directory.prepare(str(run), NRIConfig(), DATASET) is False
+    assert not (run / ".tmp-abc.json").exists()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("config.json", '{"epochs": 3', "config.json is unreadable"),
+    ("config.json", "[1, 2]", "config.json does not hold a JSON object"),
+    ("dataset.json", None, "dataset.json is missing"),
+])
+def test_damaged_run_files_are_named(tmp_path, name, content, message):
+    run = str(tmp_path / "run")
+    run_directory.prepare(run, NRIConfig(), DATASET)
+    if content is None:
+        os.remove(os.path.join(run, name))
+    else:
+        open(os.path.join(run, name), "w").write(content)
+    with pytest.raises(RunDirectoryError, match=message) as error:
+        run_directory.prepare(run, NRIConfig(), DATASET)
+    assert "\n" not in str(error.value)
+
+
+def test_json_is_strict_honours_the_umask_and_a_full_disk_is_named(tmp_path, monkeypatch):
+    path = str(tmp_path / "results.json")
+    with pytest.raises(ValueError, match="Out of range float values"):
+        run_directory.write_json_atomic(path, {"nll": float("nan")})
+    previous = os.umask(0o002)
+    try:
+        run_directory.write_json_atomic(path, {"a": 1})
+    finally:
+        os.umask(previous)
+    assert os.stat(path).st_mode & 0o777 == 0o664
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(RunDirectoryError, match=f"cannot write {path}: No space left on device"):
+        run_directory.write_json_atomic(path, {"a": 2})
+    assert json.load(open(path)) == {"a": 1} and os.listdir(tmp_path) == ["results.json"]

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import rewrite_records, rewrite_system, tree_contents
 from data_pipelines import storage
 from data_pipelines.storage import DatasetError
 
@@ -179,6 +180,8 @@ def test_missing_metadata_and_future_version(dataset, tmp_path):
     with pytest.raises(DatasetError, match="metadata.json not found") as error:
         storage.read_metadata(str(tmp_path))
     one_line(error)
+    with pytest.raises(DatasetError, match="metadata.json is a file; pass the dataset directory"):
+        storage.read_metadata(str(dataset[0] / "metadata.json"))
     path = copy_dataset(dataset[0], tmp_path / "d")
     values = json.loads((path / "metadata.json").read_text())
     values["format_version"] = storage.FORMAT_VERSION + 1
@@ -293,3 +296,137 @@ def test_reference_edge_encoding():
     merged = storage.merge_reference_edge_encodings([{"label_values": [0.0], "diagonal": 0.0},
                                                      {"label_values": [0.0, None, 1.0], "diagonal": 0.0}])
     assert merged == {"label_values": [0.0, None, 1.0], "diagonal": 0.0}
+
+
+# --- faults and bad input (issue 18) ---------------------------------------------------------
+
+def test_overwrite_replaces_only_dataset_directories(tmp_path):
+    """--overwrite on a folder that is not a dataset (or holds a file of the user's) is refused."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "thesis.txt").write_text("x")
+    with pytest.raises(DatasetError, match=r"is not a dataset directory \(it holds thesis.txt\)") as error:
+        write(project, overwrite=True)
+    one_line(error)
+    assert tree_contents(tmp_path) == {"proj/thesis.txt": b"x"}
+
+    dataset_dir = tmp_path / "d"
+    write(dataset_dir)
+    (dataset_dir / "notes.txt").write_text("mine")
+    before = tree_contents(dataset_dir)
+    with pytest.raises(DatasetError, match="it holds notes.txt"):
+        write(dataset_dir, make_splits(seed=1), overwrite=True)
+    assert tree_contents(dataset_dir) == before
+    (dataset_dir / "notes.txt").unlink()
+    write(dataset_dir, make_splits(seed=1), overwrite=True)   # ours only: replaced
+    names = ["loc_train_springs3.npy", "vel_train_springs3.npy", "edges_train_springs3.npy"]
+    reference = tmp_path / "ref"
+    storage.export_reference(str(dataset_dir), str(reference))
+    storage.export_reference(str(dataset_dir), str(reference), overwrite=True)
+    assert set(names) <= set(os.listdir(reference))
+
+
+@pytest.mark.parametrize("split, system, edit, message", [
+    ("valid", 3, lambda x, e: (np.where(np.arange(x.size).reshape(x.shape) == 5, np.nan, x), e),
+     "system 3 of split 'valid' contains NaN or Inf"),
+    ("test", 0, lambda x, e: (x + np.inf, e), "system 0 of split 'test' contains NaN or Inf"),
+    ("train", 7, lambda x, e: (x, np.full_like(e, 7)), r"system 7 of split 'train' has edge label 7, outside \[0, 2\)"),
+    ("train", 4, lambda x, e: (x * 1e6, e), "system 4 of split 'train' has values outside the training statistics"),
+])
+def test_bad_values_are_named_by_file_split_and_system(dataset, tmp_path, split, system, edit, message):
+    path = copy_dataset(dataset[0], tmp_path / "d")
+    shard = rewrite_system(str(path), split, system, edit)
+    with pytest.raises(DatasetError, match=message) as error:
+        storage.check_split(str(path), split)
+    assert one_line(error).startswith(shard)
+
+
+def test_corrupt_content_with_valid_crcs_and_wrong_node_count_name_the_shard(dataset, tmp_path):
+    path = copy_dataset(dataset[0], tmp_path / "d")
+    shard = str(path / "train-00001-of-00004.tfrecord")
+
+    def flip(records):  # 16 bytes flipped in the middle of the shard, CRCs recomputed
+        middle = bytearray(records[1])
+        middle[len(middle) // 2:len(middle) // 2 + 16] = bytes(b ^ 0xFF for b in middle[len(middle) // 2:][:16])
+        return records[:1] + [bytes(middle)] + records[2:]
+
+    size = os.path.getsize(shard)
+    rewrite_records(shard, flip)
+    assert os.path.getsize(shard) == size
+    with pytest.raises(DatasetError, match="contents differ from the checksum in metadata.json") as error:
+        storage.check_split(str(path), "train")
+    assert one_line(error).startswith(shard)
+
+    other = copy_dataset(dataset[0], tmp_path / "nodes")
+    values = json.loads((other / "metadata.json").read_text())
+    values["nodes"] = 4
+    (other / "metadata.json").write_text(json.dumps(values))
+    with pytest.raises(DatasetError, match="records unreadable as 4 nodes x 6 frames x 4 dims") as error:
+        storage.check_split(str(other), "train")
+    assert one_line(error).startswith(str(other / "train-00000-of-00004.tfrecord"))
+
+
+def test_shard_names_in_metadata_cannot_point_outside_the_dataset(dataset, tmp_path):
+    path = copy_dataset(dataset[0], tmp_path / "d")
+    values = json.loads((path / "metadata.json").read_text())
+    values["shards"]["train"][0]["file"] = "../../etc/passwd"
+    (path / "metadata.json").write_text(json.dumps(values))
+    with pytest.raises(DatasetError, match="'../../etc/passwd' of split 'train' is not a shard name"):
+        storage.read_metadata(str(path))
+
+
+def write_reference_files(directory, splits, suffix="_springs3", diagonal=0.0):
+    """Reference .npy files of ``splits`` (names) with off-diagonal springs values 0/1."""
+    rng = np.random.default_rng(0)
+    for split in splits:
+        loc = rng.standard_normal((4, 5, 2, 3)).astype(np.float32)
+        edges = rng.integers(0, 2, (4, 3, 3)).astype(np.float64)
+        edges = np.triu(edges, 1) + np.triu(edges, 1).transpose(0, 2, 1) + diagonal * np.eye(3)
+        np.save(directory / f"loc_{split}{suffix}.npy", loc)
+        np.save(directory / f"vel_{split}{suffix}.npy", loc)
+        np.save(directory / f"edges_{split}{suffix}.npy", edges)
+
+
+def test_import_reference_refuses_a_partial_split_and_another_simulations_files(tmp_path):
+    source = tmp_path / "ref"
+    source.mkdir()
+    write_reference_files(source, storage.SPLITS)
+    (source / "edges_valid_springs3.npy").unlink()
+    with pytest.raises(DatasetError, match="edges_valid_springs3.npy: file missing, but other valid files") as error:
+        storage.import_reference(str(source), str(tmp_path / "out"), simulation="springs")
+    one_line(error)
+
+    renamed = tmp_path / "renamed"   # springs files (0 on the diagonal) named as charged
+    renamed.mkdir()
+    write_reference_files(renamed, ["train"], suffix="_charged3")
+    with pytest.raises(DatasetError, match="not charged interactions") as error:
+        storage.import_reference(str(renamed), str(tmp_path / "out"), simulation="charged")
+    one_line(error)
+    charged = tmp_path / "charged"   # and charged files (q_i^2 = 1 on the diagonal) as springs
+    charged.mkdir()
+    write_reference_files(charged, ["train"], diagonal=1.0)
+    with pytest.raises(DatasetError, match="not springs interactions") as error:
+        storage.import_reference(str(charged), str(tmp_path / "out"), simulation="springs")
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_datasets_honour_the_umask_and_killed_writes_are_cleaned(tmp_path):
+    import socket
+    import stat
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    stale = tmp_path / f".d.partial-{socket.gethostname()}-{process.pid}-x1"   # a killed generation
+    stale.mkdir()
+    (stale / "train-00000-of-00002.tfrecord").write_bytes(b"x" * 1000)
+    previous = os.umask(0o022)
+    try:
+        write(tmp_path / "d")
+    finally:
+        os.umask(previous)
+    assert not stale.exists() and no_partial_siblings(tmp_path / "d")
+    assert stat.S_IMODE(os.stat(tmp_path / "d").st_mode) == 0o755
+    for name in os.listdir(tmp_path / "d"):
+        assert stat.S_IMODE(os.stat(tmp_path / "d" / name).st_mode) == 0o644, name

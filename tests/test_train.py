@@ -11,6 +11,7 @@ import glob
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import rewrite_records, rewrite_system, tree_contents
 from nri_tf import evaluate as evaluate_cli
 from nri_tf import train as train_cli
 
@@ -358,30 +360,175 @@ def test_evaluation_normaliser_holds_the_chosen_statistics(tiny_data, tmp_path):
         evaluate_cli.evaluation_normaliser("run", str(tmp_path / "gone"), other)
 
 
-def test_nan_in_the_training_data_is_a_one_line_error(tiny_data, tmp_path):
-    """A shard rewritten with NaN trajectories (valid records, so only the values are bad)."""
+# --- faults and bad input (issue 18) ---------------------------------------------------------
+
+def damaged_copy(tiny_data, tmp_path, damage) -> tuple[str, str]:
+    """(copy, damaged file): a copy of the tiny dataset after ``damage(copy) -> the file it damaged``."""
     import shutil
 
+    copy = str(tmp_path / "damaged")
+    shutil.copytree(tiny_data, copy)
+    return copy, damage(copy)
+
+
+def flip_bytes(data_dir):
+    """16 bytes flipped in the middle of a valid shard's 3rd record, CRCs recomputed."""
+    def flip(records):
+        record = bytearray(records[2])
+        middle = len(record) // 2
+        record[middle:middle + 16] = bytes(b ^ 0xFF for b in record[middle:middle + 16])
+        return records[:2] + [bytes(record)] + records[3:]
+
+    path = os.path.join(data_dir, "valid-00001-of-00002.tfrecord")
+    rewrite_records(path, flip)
+    return path
+
+
+def other_node_count(data_dir):
+    path = os.path.join(data_dir, "metadata.json")
+    values = json.load(open(path))
+    values["nodes"] = 4
+    json.dump(values, open(path, "w"))
+    return os.path.join(data_dir, "train-00000-of-00002.tfrecord")
+
+
+def nan_at(split, system):
+    return lambda d: rewrite_system(d, split, system, lambda x, e: (x * np.nan, e))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (nan_at("train", 3), "system 3 of split 'train' contains NaN or Inf"),
+    (nan_at("valid", 40), "system 40 of split 'valid' contains NaN or Inf"),
+    (nan_at("test", 63), "system 63 of split 'test' contains NaN or Inf"),
+    (lambda d: rewrite_system(d, "train", 5, lambda x, e: (x, np.full_like(e, 7))),
+     r"system 5 of split 'train' has edge label 7, outside \[0, 2\)"),
+    (flip_bytes, "valid-00001-of-00002.tfrecord: "),
+    (other_node_count, r"records unreadable as 4 nodes x 9 frames x 4 dims"),
+])
+def test_bad_data_is_a_one_line_error_before_anything_is_written(tiny_data, tmp_path, capsys, damage, message):
+    """Every split is read and checked before the first step; the run directory is not created."""
+    data, damaged = damaged_copy(tiny_data, tmp_path, damage)
+    run_dir = tmp_path / "run"
+    assert train_cli.main(["--data", data, "--logdir", str(run_dir), "--epochs", "1", *TINY_MODEL]) == 2
+    error = last_line(capsys.readouterr().err)
+    assert error.startswith(f"error: {damaged}: ") and re.search(message, error), error
+    assert not run_dir.exists()
+
+
+def test_missing_split_and_too_few_frames_fail_before_the_first_step(tmp_path, capsys):
+    from data_pipelines import storage
+    from data_pipelines.generate import generate_dataset
+
+    rng = np.random.default_rng(0)
+    splits = {split: (rng.standard_normal((32, 3, 9, 4)).astype(np.float32), np.zeros((32, 6), np.int32))
+              for split in ("train", "valid")}
+    no_test = str(tmp_path / "no-test")
+    storage.write_dataset(no_test, splits, source="springs", parameters={}, edge_types=2,
+                          feature_names=["x", "y", "vx", "vy"], normalisation_groups=None)
+    two_frames = str(tmp_path / "two-frames")
+    generate_dataset(two_frames, num_nodes=3, num_train=32, num_valid=16, num_test=16, length=300,
+                     length_test=300, progress=False)
+    for data, message in ((no_test, "no test split; training needs train, valid"),
+                          (two_frames, "test systems have 2 frames; prediction needs more than the 2")):
+        run_dir = tmp_path / f"run-{os.path.basename(data)}"
+        assert train_cli.main(["--data", data, "--logdir", str(run_dir), *TINY_MODEL]) == 2
+        assert message in last_line(capsys.readouterr().err)
+        assert not run_dir.exists()
+
+
+def test_rerun_on_other_data_of_the_same_shape_changes_nothing(tiny_run, tmp_path, capsys):
+    from data_pipelines.generate import generate_dataset
+
+    other = str(tmp_path / "other")
+    generate_dataset(other, num_train=32, num_valid=16, num_test=16, length=1000, length_test=3000,
+                     seed=2, progress=False)
+    before = tree_contents(tiny_run)
+    assert train_cli.main(["--data", other, "--logdir", tiny_run, "--epochs", "3", *TINY_MODEL]) == 2
+    assert f"not on {other} (other data of the same shape)" in last_line(capsys.readouterr().err)
+    assert tree_contents(tiny_run) == before
+
+
+def test_a_second_training_process_on_the_same_run_is_refused(tiny_data, tmp_path, capsys):
+    from trainers import run_directory
+
+    run_dir = str(tmp_path / "run")
+    with run_directory.claimed(run_dir):   # as another process's training would
+        assert train_cli.main(["--data", tiny_data, "--logdir", run_dir, *TINY_MODEL]) == 2
+    assert "is in use by another training process" in last_line(capsys.readouterr().err)
+    assert os.listdir(run_dir) == [".lock"]
+
+
+class Killed(BaseException):
+    """A SIGKILL at the moment a hook raises it (nothing after it runs)."""
+
+
+def test_kill_between_best_weights_and_checkpoint_resumes_each_epoch_once(tiny_data, tmp_path, monkeypatch):
+    """Epoch 2 is trained and is a new best; the kill comes after its best weights are
+    written and before its checkpoint. The resumed run must see epoch 1's state, with the
+    best weights that checkpoint names, and show every epoch once in history and TensorBoard."""
     import tensorflow as tf
 
-    from data_pipelines import storage
+    from trainers import callbacks, loop, run_directory
 
-    data = str(tmp_path / "nan-data")
-    shutil.copytree(tiny_data, data)
-    metadata = storage.read_metadata(data)
-    shard = storage.shard_paths(data, "train")[0]
-    records = metadata.shards["train"][0].records
-    trajectories = np.full((metadata.nodes, metadata.frames["train"], metadata.dims), np.nan, np.float32)
-    edges = np.zeros(metadata.edges, np.int32)
-    with tf.io.TFRecordWriter(shard) as writer:
-        for _ in range(records):
-            writer.write(storage._serialize(trajectories, edges))
-    run_dir = tmp_path / "run"
-    trained = run_module("nri_tf.train", "--data", data, "--logdir", str(run_dir), "--epochs", "1", *TINY_MODEL)
-    assert trained.returncode == 2, trained.stderr[-2000:]
-    assert last_line(trained.stderr).startswith("error: training loss became nan at batch ")
-    assert "check the data for NaN/Inf" in last_line(trained.stderr)
-    assert not (run_dir / "results.json").exists()
+    import keras
+
+    save_epoch, save_checkpoint = callbacks.RunState.save_epoch, tf.train.CheckpointManager.save
+    tensorboard_epoch_end = keras.callbacks.TensorBoard.on_epoch_end
+
+    def every_epoch_a_new_best(state, epoch, score):
+        return save_epoch(state, epoch, -float(epoch))
+
+    def flushed_at_epoch_end(tensorboard, epoch, logs=None):   # the killed run's events reach the disk
+        tensorboard_epoch_end(tensorboard, epoch, logs)
+        for writer in tensorboard._writers.values():
+            writer.flush()
+
+    def killed_at_epoch_2(manager, checkpoint_number=None, **kwargs):
+        if checkpoint_number == 2:
+            raise Killed
+        return save_checkpoint(manager, checkpoint_number=checkpoint_number, **kwargs)
+
+    run_dir = str(tmp_path / "run")
+    args = ["--data", tiny_data, "--logdir", run_dir, "--epochs", "2", *TINY_MODEL, "--batch-size", "64"]
+    monkeypatch.setattr(callbacks.RunState, "save_epoch", every_epoch_a_new_best)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", killed_at_epoch_2)
+    monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", flushed_at_epoch_end)
+    with pytest.raises(Killed):
+        train_cli.main(args)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_checkpoint)
+
+    config = run_directory.load_config(run_dir)
+    in_checkpoint = loop.build_model(config, 5, steps_per_epoch=4, jit_compile=False)
+    tf.train.Checkpoint(model=in_checkpoint).restore(
+        tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))).expect_partial()
+    best = loop.build_model(config, 5, steps_per_epoch=4, jit_compile=False)
+    assert run_directory.load_best_weights(run_dir, best)
+    for a, b in zip(best.get_weights(), in_checkpoint.get_weights()):
+        np.testing.assert_array_equal(a, b)   # best weights are those of checkpoint 1's best epoch
+
+    assert train_cli.main(args) == 0
+    assert [json.loads(line)["epoch"] for line in open(os.path.join(run_dir, "history.jsonl"))] == [1, 2]
+    def steps(split, tag):   # over the killed run's event files and the resumed run's
+        return sorted(step for step, _ in event_tags(os.path.join(run_dir, "logs", split))[tag])
+
+    assert steps("train", "epoch_nll") == steps("validation", "epoch_nll") == [0, 1]
+    assert steps("images", "graphs") == [0, 1]
+    assert json.load(open(os.path.join(run_dir, "results.json")))["best_epoch"] == 2
+
+
+def test_evaluate_never_replaces_the_evaluation_of_other_data(tiny_run, tmp_path, capsys):
+    output = tmp_path / "springs5.json"
+    output.write_text(json.dumps({"data": "/elsewhere/springs5", "nll": 1.0}))
+    before = output.read_bytes()
+    assert evaluate_cli.main(["--run", tiny_run, "--output", str(output)]) == 2
+    assert "holds the evaluation of /elsewhere/springs5; pass --output" in last_line(capsys.readouterr().err)
+    assert output.read_bytes() == before
+
+
+def test_evaluate_refuses_a_zero_batch_size_instead_of_using_the_runs(tiny_run, tmp_path, capsys):
+    assert evaluate_cli.main(["--run", tiny_run, "--batch-size", "0", "--output", str(tmp_path / "e.json")]) == 2
+    assert "batch_size must be a positive integer, got 0" in last_line(capsys.readouterr().err)
+    assert not (tmp_path / "e.json").exists()
 
 
 @pytest.mark.parametrize("decoder, horizon", [("mlp", "one-step predictions, as val_nll"),

@@ -12,10 +12,14 @@ Keras writes its epoch scalars):
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 
 import keras
@@ -33,7 +37,9 @@ class RunState:
     The latest state is written with `tf.train.CheckpointManager` (the index file is
     replaced only once a checkpoint is complete), so a kill at any moment leaves the
     previous completed epoch restorable. The best epoch's weights are a Keras weights
-    file, replaced atomically (`run_directory.save_best_weights`).
+    file that changes together with the checkpoint naming its epoch: staged before the
+    checkpoint is saved, switched in after (`run_directory.settle_best_weights`, which
+    `restore` calls too, so a kill in between is finished or undone on resume).
 
     In a multi-worker cluster every worker must save the checkpoint (the variables are
     synchronised collectively); only the chief writes into the run directory, the others
@@ -55,22 +61,57 @@ class RunState:
             max_to_keep=1)
 
     def restore(self) -> int:
-        """Restores the latest completed epoch if there is one; returns the epoch count."""
-        if self._latest.latest_checkpoint:
-            self._latest.checkpoint.restore(self._latest.latest_checkpoint).assert_existing_objects_matched()
+        """Restores the latest completed epoch if there is one; returns the epoch count.
+
+        Raises:
+          RunDirectoryError naming the checkpoint when it cannot be read.
+        """
+        checkpoint = self._latest.latest_checkpoint
+        if checkpoint:
+            try:
+                self._latest.checkpoint.restore(checkpoint).assert_existing_objects_matched()
+            except tf.errors.OpError as error:   # what reading a damaged checkpoint raises
+                raise run_directory.RunDirectoryError(
+                    f"checkpoint {checkpoint} is unreadable ({error.message.splitlines()[0]}); "
+                    f"delete {os.path.dirname(checkpoint)} to train this run from the start") from None
+        if self._chief:
+            run_directory.settle_best_weights(self._run_dir, int(self.best_epoch.numpy()))
         return int(self.epoch.numpy())
 
     def save_epoch(self, completed_epochs: int, score: float) -> bool:
-        """Records a completed epoch; returns True when ``score`` is a new best (lower)."""
-        improved = bool(np.isfinite(score)) and score < float(self.best_score.numpy())
-        if improved:
-            self.best_score.assign(score)
-            self.best_epoch.assign(completed_epochs)
+        """Records a completed epoch; returns True when ``score`` is a new best (lower).
+
+        Raises:
+          FloatingPointError: ``score`` is NaN or infinite (nothing is saved).
+          RunDirectoryError: the weights or the checkpoint cannot be written (disk full,
+            permissions); the previous epoch's state stays intact.
+        """
+        if not math.isfinite(score):
+            raise FloatingPointError(f"the validation score became {score} in epoch {completed_epochs}; "
+                                     "check the data for NaN/Inf or lower --lr")
+        improved = score < float(self.best_score.numpy())
+        with self._writing(completed_epochs):
+            if improved:
+                self.best_score.assign(score)
+                self.best_epoch.assign(completed_epochs)
+                if self._chief:
+                    run_directory.stage_best_weights(self._run_dir, self._model, completed_epochs)
+            self.epoch.assign(completed_epochs)
+            self._latest.save(checkpoint_number=completed_epochs)
             if self._chief:
-                run_directory.save_best_weights(self._run_dir, self._model)
-        self.epoch.assign(completed_epochs)
-        self._latest.save(checkpoint_number=completed_epochs)
+                run_directory.settle_best_weights(self._run_dir, int(self.best_epoch.numpy()))
         return improved
+
+    @contextlib.contextmanager
+    def _writing(self, completed_epochs: int):
+        """Turns a failed write into a RunDirectoryError that names the run and what to do."""
+        try:
+            yield
+        except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:
+            reason = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+            raise run_directory.RunDirectoryError(
+                f"cannot save epoch {completed_epochs} in {self._run_dir}: {reason.splitlines()[0]}; "
+                "free space or fix permissions, then re-run the same command to resume") from None
 
     def restore_best(self) -> int:
         """Loads the best epoch's weights into the model; returns that epoch (0 if none).
@@ -131,6 +172,49 @@ def log_hparams(log_dir: str, config, data_dir: str, run_name: str) -> None:
     writer.close()
 
 
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ends training between two batches when SIGINT (Ctrl-C) or SIGTERM arrives.
+
+    A KeyboardInterrupt raised while a TensorFlow op reads the input reaches Keras as the
+    end of the data: the epoch is cut short, checkpointed as if complete, and training
+    goes on. While `interrupts_between_batches` holds, the signals only set a flag (a
+    second one interrupts at once); this callback, placed first, raises KeyboardInterrupt
+    at the next batch end or before the epoch's end callbacks, so the last checkpoint is
+    always the last complete epoch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.received = None
+
+    def receive(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def _stop_if_received(self, *args, **kwargs):
+        if self.received is not None:
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _stop_if_received
+
+
+@contextlib.contextmanager
+def interrupts_between_batches():
+    """Yields a `StopOnInterrupt` and routes SIGINT and SIGTERM to it (main thread only:
+    elsewhere signals cannot be handled); the previous handlers come back afterwards."""
+    stop = StopOnInterrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {signum: signal.signal(signum, stop.receive) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class LearningRateLogger(keras.callbacks.Callback):
     """Adds the optimizer's current learning rate to the epoch logs as ``learning_rate``.
 
@@ -186,6 +270,49 @@ class EpochHistory(keras.callbacks.Callback):
                   **{k: float(v) for k, v in (logs or {}).items()}}
         with open(self.path, "a") as stream:
             stream.write(json.dumps(record) + "\n")
+
+
+def trim_event_files(log_dir: str, completed_epochs: int, steps_per_epoch: int) -> None:
+    """Removes from the TensorBoard event files under ``log_dir`` the summaries of epochs
+    after ``completed_epochs``, so that a resumed run shows each epoch once.
+
+    A killed run may have written an epoch's summaries before its checkpoint was saved;
+    the resumed run trains that epoch again. Summaries are written at step = the 0-based
+    epoch, except Keras' ``evaluation_*_vs_iterations`` at the optimizer's iteration count
+    (``epochs * steps_per_epoch`` after the validation of the last completed epoch). A
+    truncated last record (a kill while writing) goes too. Files needing no change are not
+    rewritten; the others are replaced atomically.
+    """
+    for path in glob.glob(os.path.join(log_dir, "**", "events.out.tfevents.*"), recursive=True):
+        kept, changed = [], False
+        try:
+            for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                if _after(tf.compat.v1.Event.FromString(record), completed_epochs, steps_per_epoch):
+                    changed = True
+                else:
+                    kept.append(record)
+        except tf.errors.DataLossError:
+            changed = True
+        if changed:
+            _write_records_atomic(path, kept)
+
+
+def _after(event, completed_epochs: int, steps_per_epoch: int) -> bool:
+    """Whether an event holds summaries of an epoch after ``completed_epochs``."""
+    tags = [value.tag for value in event.summary.value]
+    if not tags:
+        return False
+    if all(tag.endswith("_vs_iterations") for tag in tags):
+        return event.step > completed_epochs * steps_per_epoch
+    return event.step >= completed_epochs
+
+
+def _write_records_atomic(path: str, records: list) -> None:
+    temporary = os.path.join(os.path.dirname(path), ".tmp-trimmed-events")
+    with tf.io.TFRecordWriter(temporary) as writer:
+        for record in records:
+            writer.write(record)
+    os.replace(temporary, path)
 
 
 def _read_lines(path: str) -> list:

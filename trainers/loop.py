@@ -7,6 +7,7 @@ TensorBoard, distribution strategies) applies unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Callable
@@ -15,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from data_pipelines.datasets import make_dataset
-from data_pipelines.storage import read_metadata
+from data_pipelines.storage import SPLITS, DatasetError, check_split, metadata_fingerprint, read_metadata
 from nri_tf import evaluation
 from nri_tf.config import NRIConfig
 from nri_tf.model import NRI
@@ -42,11 +43,36 @@ class TrainingOptions:
 
 
 def dataset_description(data_dir: str, frames: int | None = None) -> dict:
-    """{"path", "nodes", "dims", "frames", "edge_types", "splits"} of a dataset directory."""
+    """{"path", "nodes", "dims", "frames", "edge_types", "splits", "fingerprint"} of a
+    dataset directory (`storage.metadata_fingerprint`)."""
     metadata = read_metadata(data_dir)
     return {"path": os.path.abspath(data_dir), "nodes": metadata.nodes, "dims": metadata.dims,
             "frames": frames or metadata.frames["train"], "edge_types": metadata.edge_types,
-            "splits": dict(metadata.splits)}
+            "splits": dict(metadata.splits), "fingerprint": metadata_fingerprint(metadata)}
+
+
+def check_training_data(config: NRIConfig, data_dir: str, metadata) -> None:
+    """Checks, before anything is written or trained, everything a run will read: the
+    train, valid (best epoch) and test (results) splits with enough frames, and every
+    record of them (`storage.check_split`: CRCs, shapes, finite values, edge labels).
+
+    Raises:
+      DatasetError or ValueError naming the split, file or system at fault.
+    """
+    missing = [split for split in SPLITS if split not in metadata.splits]
+    if missing:
+        raise DatasetError(f"{data_dir}: no {' or '.join(missing)} split; training needs train, "
+                           "valid (to pick the best epoch) and test (for the results)")
+    frames = metadata.frames
+    if frames["train"] < 2:
+        raise DatasetError(f"{data_dir}: training systems have {frames['train']} frame; the decoder "
+                           "needs at least 2 (it predicts each frame from the one before)")
+    if frames["valid"] < frames["train"]:
+        raise DatasetError(f"{data_dir}: validation systems have {frames['valid']} frames, fewer than "
+                           f"the {frames['train']} of the training systems")
+    evaluation.prediction_horizon(frames["test"], config.frames)
+    for split in SPLITS:
+        check_split(data_dir, split, metadata)
 
 
 def learning_rate_schedule(config: NRIConfig, steps_per_epoch: int):
@@ -101,6 +127,10 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
       strategy: a tf.distribute strategy (default: the current one).
       options: how to train (`TrainingOptions`).
       log: where progress messages go.
+    Everything the run will read is checked first (`check_training_data`); only then does
+    the chief claim the run directory (`run_directory.claimed`: one training process at a
+    time) and write into it.
+
     Returns:
       the test results written to ``run_dir/results.json``. Data without a true graph
       (metadata ``edge_labels: "none"``, e.g. motion capture) is fed without its
@@ -120,49 +150,56 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
     if steps_per_epoch == 0:
         raise ValueError(f"batch size {config.batch_size} is larger than the training split "
                          f"({dataset['splits']['train']} systems)")
-    resumed = run_directory.prepare(run_dir, config, dataset) if chief else True
+    check_training_data(config, data_dir, metadata)
+    # Only the chief writes into the run directory; it holds the lock while it does.
+    with run_directory.claimed(run_dir) if chief else contextlib.nullcontext():
+        resumed = run_directory.prepare(run_dir, config, dataset) if chief else True
 
-    keras.utils.set_random_seed(config.seed)  # weight initialisation, dropout
-    with strategy.scope():
-        model = build_model(config, dataset["nodes"], steps_per_epoch, options.jit_compile)
-    state = run_callbacks.RunState(run_dir, model, chief=chief)
-    initial_epoch = state.restore()
-    if resumed:
-        log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
-
-    if initial_epoch < config.epochs:
-        # Reseed shuffling on resume, so a resumed run does not replay epoch 1's order. The
-        # encoder reads the first config.frames frames, the decoder reconstructs them all.
-        frames = metadata.frames["train"]
-        train_data = _split_dataset(data_dir, "train", config, training=True,
-                                    seed=config.seed + initial_epoch, frames=frames,
-                                    labelled=labelled)
-        valid_data = _split_dataset(data_dir, "valid", config, training=False,
-                                    seed=config.seed, frames=frames, labelled=labelled)
-        fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
+        keras.utils.set_random_seed(config.seed)  # weight initialisation, dropout
+        with strategy.scope():
+            model = build_model(config, dataset["nodes"], steps_per_epoch, options.jit_compile)
+        state = run_callbacks.RunState(run_dir, model, chief=chief)
+        initial_epoch = state.restore()
+        if resumed:
+            log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
         if chief:
-            logs = os.path.join(run_dir, run_directory.LOG_DIR)
-            fit_callbacks.append(run_callbacks.EpochTensorBoard(logs, write_graph=False, profile_batch=0))
-            run_callbacks.log_hparams(logs, config, data_dir, os.path.basename(os.path.normpath(run_dir)))
-            if options.graph_images:
-                shown = make_dataset(data_dir, "valid", options.graph_images, shuffle=False)
-                trajectories, labels = next(iter(shown))
-                fit_callbacks.append(run_callbacks.GraphImages(
-                    logs, trajectories[:, :, :config.frames], labels if labelled else None, metadata))
-            fit_callbacks.append(run_callbacks.EpochHistory(
-                os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch))
-        fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, BEST_CHECKPOINT_METRIC))
-        model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
-                  initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch, shuffle=False,
-                  callbacks=fit_callbacks, verbose=options.verbose)
+            run_callbacks.trim_event_files(os.path.join(run_dir, run_directory.LOG_DIR),
+                                           initial_epoch, steps_per_epoch)
 
-    best_epoch = state.restore_best()
-    state.close()
-    test_data = make_dataset(data_dir, "test", config.batch_size, shuffle=False)
-    if not labelled:
-        test_data = evaluation.trajectories_only(test_data)
-    results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph)
-    results.update(best_epoch=best_epoch, epochs=int(state.epoch.numpy()), data=dataset["path"])
-    if chief:
-        run_directory.write_json_atomic(os.path.join(run_dir, run_directory.RESULTS_FILE), results)
-    return results
+        if initial_epoch < config.epochs:
+            # Reseed shuffling on resume, so a resumed run does not replay epoch 1's order. The
+            # encoder reads the first config.frames frames, the decoder reconstructs them all.
+            frames = metadata.frames["train"]
+            train_data = _split_dataset(data_dir, "train", config, training=True,
+                                        seed=config.seed + initial_epoch, frames=frames,
+                                        labelled=labelled)
+            valid_data = _split_dataset(data_dir, "valid", config, training=False,
+                                        seed=config.seed, frames=frames, labelled=labelled)
+            fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
+            if chief:
+                logs = os.path.join(run_dir, run_directory.LOG_DIR)
+                fit_callbacks.append(run_callbacks.EpochTensorBoard(logs, write_graph=False, profile_batch=0))
+                run_callbacks.log_hparams(logs, config, data_dir, os.path.basename(os.path.normpath(run_dir)))
+                if options.graph_images:
+                    shown = make_dataset(data_dir, "valid", options.graph_images, shuffle=False)
+                    trajectories, labels = next(iter(shown))
+                    fit_callbacks.append(run_callbacks.GraphImages(
+                        logs, trajectories[:, :, :config.frames], labels if labelled else None, metadata))
+                fit_callbacks.append(run_callbacks.EpochHistory(
+                    os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch))
+            fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, BEST_CHECKPOINT_METRIC))
+            with run_callbacks.interrupts_between_batches() as stop_on_interrupt:
+                model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
+                          initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch, shuffle=False,
+                          callbacks=[stop_on_interrupt, *fit_callbacks], verbose=options.verbose)
+
+        best_epoch = state.restore_best()
+        state.close()
+        test_data = make_dataset(data_dir, "test", config.batch_size, shuffle=False)
+        if not labelled:
+            test_data = evaluation.trajectories_only(test_data)
+        results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph)
+        results.update(best_epoch=best_epoch, epochs=int(state.epoch.numpy()), data=dataset["path"])
+        if chief:
+            run_directory.write_json_atomic(os.path.join(run_dir, run_directory.RESULTS_FILE), results)
+        return results

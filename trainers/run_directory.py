@@ -2,25 +2,36 @@
 
     RUN_DIR/
       config.json        the NRIConfig the run trains (written once, before training)
-      dataset.json       the dataset it trains on: path and shape (nodes, dims, frames)
+      dataset.json       the dataset it trains on: path, shape (nodes, dims, frames) and
+                         fingerprint (of its metadata: the run belongs to that data)
       checkpoints/       latest completed epoch: model, optimizer, epoch, best-so-far
       best.weights.h5    model weights of the epoch with the best validation score
       logs/              TensorBoard event files (train/, validation/, images/)
       history.jsonl      one line per epoch: its seconds and train/validation metrics
       results.json       test metrics of the best checkpoint
+      .lock              held (flock) by the training process using the directory
 
 Re-running the same command on an existing run directory resumes it; asking for more
 epochs extends it (finished or not: training continues after its last completed epoch); any
-other change of config, fewer epochs, or an incompatible dataset is refused before anything
-is written.
+other change of config, fewer epochs, an incompatible dataset or other data of the same
+shape is refused before anything is written, and so is a second training process while the
+first holds the lock (`claimed`).
+
+The best weights and the checkpoint that names their epoch change together: a new best
+is first written to a hidden pending file (`stage_best_weights`), the epoch checkpoint is
+saved, and only then does the pending file become best.weights.h5 (`settle_best_weights`,
+which a resumed run also calls, finishing or discarding what a kill interrupted).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-import tempfile
+import re
 
+from data_pipelines import files
 from nri_tf.config import NRIConfig
 
 CONFIG_FILE = "config.json"
@@ -30,8 +41,14 @@ HISTORY_FILE = "history.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 BEST_WEIGHTS_FILE = "best.weights.h5"
 LOG_DIR = "logs"
+LOCK_FILE = ".lock"
 # Dataset properties a run's weights depend on; a resumed or evaluated run must match them.
 DATASET_SHAPE_KEYS = ("nodes", "dims", "frames")
+# Best weights of an epoch whose checkpoint may not be saved yet (`stage_best_weights`).
+_PENDING_BEST = re.compile(r"\.best-epoch-(\d+)\.weights\.h5")
+# Hidden files of this module that do not make a directory a run (a kill can leave them
+# before config.json exists): the lock, temporaries of `write_json_atomic`, pending weights.
+_OWN_LEFTOVER = re.compile(rf"{re.escape(LOCK_FILE)}|\.tmp-.*|{_PENDING_BEST.pattern}")
 
 
 class RunDirectoryError(ValueError):
@@ -39,23 +56,75 @@ class RunDirectoryError(ValueError):
 
 
 def write_json_atomic(path: str, payload: dict) -> None:
-    """Writes ``payload`` as JSON so that readers see the old file or the new one, never half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    """Writes ``payload`` as strict JSON (no NaN) so that readers see the old file or the
+    new one, never half, with the umask's permissions (`data_pipelines.files`).
+
+    Raises:
+      RunDirectoryError naming the path when it cannot be written (disk full, permissions).
+    """
+    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(payload, stream, indent=2, sort_keys=True)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+        files.write_text_atomic(path, text)
+    except OSError as error:
+        raise RunDirectoryError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def read_json(path: str) -> dict:
-    with open(path) as stream:
-        return json.load(stream)
+    """A JSON object from ``path``; RunDirectoryError naming the file if it is missing,
+    unreadable or not a JSON object."""
+    try:
+        with open(path) as stream:
+            payload = json.load(stream)
+    except FileNotFoundError:
+        raise RunDirectoryError(f"{path} is missing; the run directory is incomplete") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirectoryError(f"{path} is unreadable ({error})") from None
+    if not isinstance(payload, dict):
+        raise RunDirectoryError(f"{path} does not hold a JSON object")
+    return payload
+
+
+def _holds_a_run(run_dir: str) -> bool:
+    return os.path.exists(os.path.join(run_dir, CONFIG_FILE))
+
+
+def _check_not_foreign(run_dir: str) -> None:
+    """RunDirectoryError if ``run_dir`` is a non-empty directory that is no run directory
+    (this module's own hidden leftovers do not count)."""
+    if _holds_a_run(run_dir) or not os.path.isdir(run_dir):
+        return
+    if any(not _OWN_LEFTOVER.fullmatch(entry) for entry in os.listdir(run_dir)):
+        raise RunDirectoryError(f"{run_dir} exists, is not empty and holds no {CONFIG_FILE}; "
+                                "choose another --logdir")
+
+
+@contextlib.contextmanager
+def claimed(run_dir: str):
+    """Holds ``RUN/.lock`` (an exclusive `flock`, released when the process ends, however it
+    ends) while the block runs; creates ``run_dir`` if needed and removes the temporaries
+    that killed processes left in it.
+
+    Raises:
+      RunDirectoryError: another process holds the lock, ``run_dir`` is a foreign
+        directory, or it cannot be created or written.
+    """
+    _check_not_foreign(run_dir)
+    path = os.path.join(run_dir, LOCK_FILE)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        stream = open(path, "a")
+    except OSError as error:
+        raise RunDirectoryError(f"cannot use run directory {run_dir}: {error.strerror}") from None
+    with stream:
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirectoryError(f"{run_dir} is in use by another training process (it holds {path}, "
+                                    "see fuser); wait for it to finish or use another --logdir") from None
+        for entry in os.listdir(run_dir):
+            if entry.startswith(".tmp-"):
+                os.remove(os.path.join(run_dir, entry))
+        yield
 
 
 def prepare(run_dir: str, config: NRIConfig, dataset: dict) -> bool:
@@ -74,7 +143,7 @@ def prepare(run_dir: str, config: NRIConfig, dataset: dict) -> bool:
         not a run directory.
     """
     config_path = os.path.join(run_dir, CONFIG_FILE)
-    if os.path.exists(config_path):
+    if _holds_a_run(run_dir):
         saved, requested = read_json(config_path), config.to_dict()
         changed = sorted(key for key in set(saved) | set(requested) if saved.get(key) != requested.get(key))
         extended = changed == ["epochs"] and requested["epochs"] > saved["epochs"]
@@ -86,12 +155,11 @@ def prepare(run_dir: str, config: NRIConfig, dataset: dict) -> bool:
                 f"{run_dir} holds a run with a different configuration ({details}); "
                 f"{hint}use another --logdir for a new run")
         check_dataset(run_dir, dataset, same_nodes=True)
+        check_same_data(run_dir, dataset)
         if extended:
             write_json_atomic(config_path, requested)
         return True
-    if os.path.isdir(run_dir) and os.listdir(run_dir):
-        raise RunDirectoryError(f"{run_dir} exists, is not empty and holds no {CONFIG_FILE}; "
-                                "choose another --logdir")
+    _check_not_foreign(run_dir)
     try:
         os.makedirs(run_dir, exist_ok=True)
     except OSError as error:
@@ -116,20 +184,56 @@ def check_dataset(run_dir: str, dataset: dict, same_nodes: bool) -> None:
                                 "use the run's dataset or another --logdir")
 
 
+def check_same_data(run_dir: str, dataset: dict) -> None:
+    """RunDirectoryError unless ``dataset`` is the data the run trains on: the same
+    metadata fingerprint (a copy elsewhere is the same data) or, for runs saved without
+    one, the same path. A run's results and checkpoints belong to its data."""
+    saved = read_json(os.path.join(run_dir, DATASET_FILE))
+    if "fingerprint" in saved:
+        same = saved["fingerprint"] == dataset.get("fingerprint")
+    else:
+        same = os.path.abspath(saved.get("path", "")) == os.path.abspath(dataset.get("path", ""))
+    if same:
+        return
+    if os.path.abspath(saved.get("path", "")) == os.path.abspath(dataset.get("path", "")):
+        raise RunDirectoryError(f"dataset {dataset.get('path')} has changed since run {run_dir} trained "
+                                "on it (its metadata differs); use another --logdir for the new data")
+    raise RunDirectoryError(f"run {run_dir} trains on {saved.get('path')}, not on {dataset.get('path')} "
+                            "(other data of the same shape): pass that --data, or use another "
+                            "--logdir for a run on this data")
+
+
 def load_config(run_dir: str) -> NRIConfig:
     """The configuration of an existing run; RunDirectoryError if there is none."""
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(path):
+    if not _holds_a_run(run_dir):
         raise RunDirectoryError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
-    return NRIConfig.load(path)
+    return NRIConfig.from_dict(read_json(os.path.join(run_dir, CONFIG_FILE)))
 
 
-def save_best_weights(run_dir: str, model) -> None:
-    """Writes the model's weights as the run's best, atomically (old file or new, never half)."""
-    path = os.path.join(run_dir, BEST_WEIGHTS_FILE)
-    temporary = os.path.join(run_dir, ".tmp-" + BEST_WEIGHTS_FILE)
-    model.save_weights(temporary)
-    os.replace(temporary, path)
+def _pending_best_path(run_dir: str, epoch: int) -> str:
+    return os.path.join(run_dir, f".best-epoch-{epoch}.weights.h5")
+
+
+def stage_best_weights(run_dir: str, model, epoch: int) -> None:
+    """Writes the model's weights, the best so far, as epoch ``epoch``'s pending best
+    (a hidden file); `settle_best_weights` makes them the run's best."""
+    model.save_weights(_pending_best_path(run_dir, epoch))
+
+
+def settle_best_weights(run_dir: str, best_epoch: int) -> None:
+    """Makes the pending best weights of ``best_epoch`` (if any) the run's best.weights.h5,
+    in one rename, and removes those of any other epoch.
+
+    Call it once a checkpoint that records ``best_epoch`` is saved, and after restoring a
+    checkpoint: pending weights of a later epoch were never checkpointed (a kill came
+    between), those of the restored best epoch were checkpointed but not yet switched.
+    """
+    for entry in os.listdir(run_dir):
+        match = _PENDING_BEST.fullmatch(entry)
+        if match and int(match.group(1)) == best_epoch:
+            os.replace(os.path.join(run_dir, entry), os.path.join(run_dir, BEST_WEIGHTS_FILE))
+        elif match:
+            os.remove(os.path.join(run_dir, entry))
 
 
 def load_best_weights(run_dir: str, model) -> bool:
@@ -163,5 +267,6 @@ def load_best_model(run_dir: str, nodes: int):
     model.compile()  # `evaluate` needs a compiled model; no optimizer state is loaded
     model(tf.zeros([1, nodes, config.frames, config.dims]))
     if not load_best_weights(run_dir, model):
-        raise RunDirectoryError(f"run {run_dir} has no best weights yet (no epoch completed)")
+        raise RunDirectoryError(f"run {run_dir} has no best weights yet: no epoch has completed, or "
+                                "training stopped while saving the first; re-run its train command")
     return model, config

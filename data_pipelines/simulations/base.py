@@ -283,17 +283,21 @@ class Simulation(abc.ABC):
         """
 
 
-def labels_from_values(interactions: np.ndarray, values: np.ndarray, what: str) -> np.ndarray:
+def labels_from_values(interactions: np.ndarray, values: np.ndarray, what: str,
+                       diagonal: float | None = 0.0) -> np.ndarray:
     """Index of each off-diagonal entry of ``interactions`` in ``values``; diagonal 0.
 
     Args:
       interactions: [..., nodes, nodes].
       values: [edge_types] the interaction value of each label, increasing.
       what: description for the error message, e.g. "springs interactions".
+      diagonal: the value the simulation puts on every diagonal entry (None: any), which
+        tells one simulation's matrices from another's (charged: q_i^2 = 1, others 0).
     Returns:
       [..., nodes, nodes] int32.
     Raises:
-      ValueError: naming the first off-diagonal value not in ``values``.
+      ValueError: naming the first off-diagonal value not in ``values``, or the first
+        diagonal value other than ``diagonal``.
     """
     interactions = np.asarray(interactions, dtype=np.float64)
     if interactions.ndim < 2 or interactions.shape[-1] != interactions.shape[-2]:
@@ -304,4 +308,8 @@ def labels_from_values(interactions: np.ndarray, values: np.ndarray, what: str) 
     if bad.any():
         raise ValueError(f"{what} must take values in {values.tolist()} off the diagonal, "
                          f"found {float(interactions[bad][0])}")
+    on_diagonal = np.diagonal(interactions, axis1=-2, axis2=-1)
+    if diagonal is not None and (on_diagonal != diagonal).any():
+        raise ValueError(f"{what} must have {diagonal} on the diagonal, found "
+                         f"{float(on_diagonal[on_diagonal != diagonal][0])} (another simulation's data?)")
     return np.where(off_diagonal, labels, 0).astype(np.int32)

@@ -145,5 +145,24 @@ class ChargedSimulation(particles.ParticleSimulation):
         if edge_types != 2:
             raise ValueError(f"charged simulations have edge_types 2, got {edge_types!r}")
         value_index = base.labels_from_values(interactions, CHARGE_PRODUCT_VALUES,
-                                              "charged interactions")
+                                              "charged interactions", diagonal=None)
+        _check_charge_products(interactions)
         return (value_index == 2).astype(np.int32)
+
+
+def _check_charge_products(interactions: np.ndarray) -> None:
+    """ValueError unless each [nodes, nodes] matrix is q q^T for charges q_i = +-1 (so
+    q_i^2 = 1 on the diagonal) or all 0 (a non-interacting system).
+
+    Row 0 holds q_0 q_j, and q_0^2 = 1, so its outer product with itself is q q^T.
+    """
+    interactions = np.asarray(interactions, dtype=np.float64)
+    row = interactions[..., 0, :]
+    products = row[..., :, None] * row[..., None, :]
+    valid = (products == interactions).all(axis=(-2, -1)) & (np.abs(row) == 1).all(axis=-1)
+    valid |= (interactions == 0).all(axis=(-2, -1))
+    if not valid.all():
+        diagonal = np.diagonal(interactions, axis1=-2, axis2=-1)[~valid][0]
+        raise ValueError("charged interactions must be products q_i q_j of charges +-1 (q_i^2 = 1 "
+                         f"on the diagonal); found a matrix with diagonal {diagonal.tolist()} "
+                         "(another simulation's data?)")

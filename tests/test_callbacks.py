@@ -1,0 +1,190 @@
+"""The run state behind resume (`trainers.callbacks.RunState`): the best weights and the
+checkpoint that names their epoch change together whatever moment a kill comes at, a full
+disk is named, a NaN validation score stops the run, and TensorBoard keeps each epoch once.
+
+A kill is a `Killed` exception raised by a hook at a chosen moment (deterministic, unlike
+timing a SIGKILL); nothing of the killed call runs after it, as after a real kill.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nri_tf.config import NRIConfig
+from trainers import callbacks, loop, run_directory
+from trainers.run_directory import RunDirectoryError
+
+CONFIG = NRIConfig(dims=4, frames=5, encoder_hidden=4, decoder_hidden=4, batch_size=2)
+NODES = 3
+
+
+class Killed(BaseException):
+    """A SIGKILL at the moment a hook raises it."""
+
+
+def kill(*args, **kwargs):
+    raise Killed
+
+
+@pytest.fixture
+def run(tmp_path):
+    path = tmp_path / "run"
+    path.mkdir()
+    return str(path)
+
+
+def new_state(run):
+    """(model, RunState) as a fresh process builds them for ``run``."""
+    model = loop.build_model(CONFIG, NODES, steps_per_epoch=1, jit_compile=False)
+    return model, callbacks.RunState(run, model)
+
+
+def assert_same_weights(actual, expected):
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_array_equal(a, e)
+
+
+def best_weights(run):
+    model, _ = new_state(run)
+    assert run_directory.load_best_weights(run, model)
+    return model.get_weights()
+
+
+def two_epochs_killed_in_the_second(run, monkeypatch, target, name):
+    """Saves epoch 1 (best), then epoch 2 (a new best) with ``target.name`` killing it.
+
+    Returns: (weights of epoch 1, weights of epoch 2).
+    """
+    model, state = new_state(run)
+    state.save_epoch(1, 5.0)
+    epoch_1 = model.get_weights()
+    model.set_weights([w + 1 for w in epoch_1])
+    epoch_2 = model.get_weights()
+    monkeypatch.setattr(target(state), name, kill)
+    with pytest.raises(Killed):
+        state.save_epoch(2, 4.0)
+    monkeypatch.undo()
+    return epoch_1, epoch_2
+
+
+@pytest.mark.parametrize("moment, target, name, expected_epoch", [
+    ("after the best weights, before the checkpoint", lambda state: state._latest, "save", 1),
+    ("after the checkpoint, before the switch", lambda state: run_directory, "settle_best_weights", 2),
+])
+def test_a_kill_between_best_weights_and_checkpoint_resumes_consistent(
+        run, monkeypatch, moment, target, name, expected_epoch):
+    weights = dict(zip((1, 2), two_epochs_killed_in_the_second(run, monkeypatch, target, name)))
+    model, resumed = new_state(run)
+    assert resumed.restore() == expected_epoch
+    assert int(resumed.best_epoch.numpy()) == expected_epoch
+    assert_same_weights(model.get_weights(), weights[expected_epoch])
+    assert_same_weights(best_weights(run), weights[expected_epoch])   # what the checkpoint names
+    assert not glob.glob(os.path.join(run, ".best-epoch-*"))
+
+
+@pytest.mark.parametrize("target, name", [
+    (lambda state: state._latest, "save"),                 # the checkpoint
+    (lambda state: run_directory, "stage_best_weights"),   # the weights file
+])
+def test_a_full_disk_while_saving_is_named_and_keeps_the_last_epoch(run, monkeypatch, target, name):
+    model, state = new_state(run)
+    state.save_epoch(1, 5.0)
+    epoch_1 = model.get_weights()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(target(state), name, full)
+    with pytest.raises(RunDirectoryError, match="cannot save epoch 2 in .*: No space left on device; "
+                                                "free space or fix permissions, then re-run"):
+        state.save_epoch(2, 4.0)
+    monkeypatch.undo()
+    model, resumed = new_state(run)
+    assert resumed.restore() == 1
+    assert_same_weights(best_weights(run), epoch_1)
+
+
+def test_a_nan_validation_score_stops_the_run_before_saving(run):
+    _, state = new_state(run)
+    with pytest.raises(FloatingPointError, match="validation score became nan in epoch 1"):
+        state.save_epoch(1, float("nan"))
+    assert os.listdir(run) == []
+
+
+def test_an_unreadable_checkpoint_is_named(run):
+    _, state = new_state(run)
+    state.save_epoch(1, 5.0)
+    for path in glob.glob(os.path.join(run, "checkpoints", "ckpt-1.data-*")):
+        os.remove(path)
+    with pytest.raises(RunDirectoryError, match="checkpoint .*ckpt-1 is unreadable .*; delete .*checkpoints"):
+        new_state(run)[1].restore()
+
+
+def event_steps(log_dir) -> dict:
+    """{tag: sorted steps} over the event files under ``log_dir``."""
+    steps = {}
+    for path in glob.glob(os.path.join(log_dir, "**", "events.out.tfevents.*"), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    return {tag: sorted(values) for tag, values in steps.items()}
+
+
+def test_resume_drops_the_summaries_a_killed_run_wrote_after_its_checkpoint(tmp_path):
+    logs = tmp_path / "logs"
+    writer = tf.summary.create_file_writer(str(logs / "validation"))
+    with writer.as_default():
+        for epoch in range(4):   # Keras' conventions, 10 steps per epoch
+            tf.summary.scalar("epoch_nll", float(epoch), step=epoch)
+            tf.summary.scalar("evaluation_nll_vs_iterations", float(epoch), step=10 * (epoch + 1))
+    writer.close()
+    (killed,) = glob.glob(str(logs / "validation" / "events.out.tfevents.*"))
+    (logs / "train").mkdir()
+    truncated = logs / "train" / os.path.basename(killed)   # a kill in the middle of a record
+    shutil.copy(killed, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:-7])
+
+    callbacks.trim_event_files(str(logs), completed_epochs=2, steps_per_epoch=10)
+    assert event_steps(logs / "validation") == {"epoch_nll": [0, 1], "evaluation_nll_vs_iterations": [10, 20]}
+    assert event_steps(logs / "train") == {"epoch_nll": [0, 1], "evaluation_nll_vs_iterations": [10, 20]}
+    assert sorted(os.listdir(logs / "train")) == [os.path.basename(killed)]
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_during_an_epoch_ends_training_before_that_epoch_ends(signum):
+    """The signal only sets a flag; fit stops at the batch's end, before any epoch-end
+    callback (the checkpoint) runs, and the handlers are restored. (Raised inside
+    TensorFlow's input op instead, KeyboardInterrupt reads as the end of the data: the
+    epoch was cut short, checkpointed as complete, and training went on.)"""
+    import signal
+
+    import keras
+
+    model = keras.Sequential([keras.Input([1]), keras.layers.Dense(1)])   # any model will do
+    model.compile(optimizer="sgd", loss="mse")
+    data = tf.data.Dataset.from_tensors((tf.zeros([2, 1]), tf.zeros([2, 1]))).repeat()
+    ended, trained = [], []
+
+    class Signal(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            trained.append(batch)
+            if batch == 1:
+                os.kill(os.getpid(), getattr(signal, signum))
+
+        def on_epoch_end(self, epoch, logs=None):
+            ended.append(epoch)
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with callbacks.interrupts_between_batches() as stop:
+            model.fit(data, epochs=2, steps_per_epoch=4, verbose=0, callbacks=[stop, Signal()])
+    assert trained == [0, 1] and ended == []
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
