@@ -113,7 +113,7 @@ def test_every_boolean_flag_has_both_forms():
     import dataclasses
 
     booleans = [f.name for f in dataclasses.fields(NRIConfig) if f.type in ("bool", bool)]
-    assert set(booleans) == {"factor", "skip_first", "hard", "dynamic_graph"}
+    assert set(booleans) == {"factor", "skip_first", "symmetric", "hard", "dynamic_graph"}
     for name in booleans:
         flag = name.replace("_", "-")
         assert config_overrides(parse(f"--{flag}")) == {name: True}
