@@ -13,30 +13,20 @@ and the test evaluation.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from nri_tf.experiments_report import training_curve  # noqa: E402
 from trainers import run_directory  # noqa: E402
-
-
-def read_curve(run_dir: str) -> list:
-    """[(epoch, cumulative training seconds, record)] from a run's history.jsonl."""
-    elapsed, curve = 0.0, []
-    with open(os.path.join(run_dir, run_directory.HISTORY_FILE)) as stream:
-        for line in stream:
-            record = json.loads(line)
-            elapsed += record["seconds"]
-            curve.append((record["epoch"], elapsed, record))
-    return curve
 
 
 def print_curve(run_dir: str) -> None:
     print(f"{'epoch':>5} {'train s':>8} {'val acc %':>9} {'val nll':>10} {'val mse':>10}")
-    for epoch, elapsed, record in read_curve(run_dir):
+    for point in training_curve(run_dir):
+        epoch, elapsed, record = point.epoch, point.seconds, point.record
         accuracy = record.get("val_edge_accuracy", float("nan")) * 100
         print(f"{epoch:>5} {elapsed:>8.1f} {accuracy:>9.1f} {record['val_nll']:>10.4g} "
               f"{record.get('val_mse', float('nan')):>10.3g}")

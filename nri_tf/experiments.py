@@ -3,6 +3,7 @@
     python -m nri_tf.experiments table1 --simulation springs --num-nodes 5 --budget cpu
     python -m nri_tf.experiments table2 --simulation charged --budget smoke --seeds 2
     python -m nri_tf.experiments table2 --data data/cmu35 --budget smoke --decoder rnn --edge-types 4 --skip-first
+    python -m nri_tf.experiments report experiments/springs5-cpu experiments/charged5-cpu --output docs
 
 Flags of `python -m nri_tf.train` (``--decoder rnn``, ...) change every NRI-type model of
 the budget (learned, sim., full / true graph); ``--batch-size`` changes every model's.
@@ -468,7 +469,8 @@ def _paper_value(table: str, row: str, source: str, nodes: int):
     return dict(zip(map(str, TABLE2_STEPS), values)) if values and nodes == 5 else None
 
 
-def _format(summary: dict | None, number: str) -> str:
+def format_summary(summary: dict | None, number: str) -> str:
+    """"mean ± stderr" of a `summarise` dict in ``number`` format ("–" for None)."""
     if summary is None:
         return "–"
     text = format(summary["mean"], number)
@@ -481,7 +483,7 @@ def markdown_table(table: str, rows: list, heading: str) -> str:
     if table == "table1":
         lines += ["| model | ours | paper |", "|---|---|---|"]
         for row in rows:
-            ours = row.get("not_applicable") or _format(row.get("ours"), ".1f")
+            ours = row.get("not_applicable") or format_summary(row.get("ours"), ".1f")
             paper = "–" if row["paper"] is None else f"{row['paper']:.1f}"
             lines.append(f"| {row['model']} | {ours} | {paper} |")
     else:
@@ -493,7 +495,7 @@ def markdown_table(table: str, rows: list, heading: str) -> str:
             if "not_applicable" in row:
                 ours = [row["not_applicable"]] + ["–"] * (len(steps) - 1)
             else:
-                ours = [_format(row["ours"].get(s), ".3g") for s in steps]
+                ours = [format_summary(row["ours"].get(s), ".3g") for s in steps]
             paper = "–" if row["paper"] is None else " / ".join(f"{row['paper'][s]:.3g}" for s in steps)
             lines.append(f"| {row['model']} | " + " | ".join(ours) + f" | {paper} |")
     return "\n".join(lines) + "\n"
@@ -555,7 +557,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("table", choices=sorted(TABLE_ROWS),
                         help="table1: edge accuracy of the graph-inference models; table2: MSE of "
-                             "future-state prediction after 1, 10 and 20 frames")
+                             "future-state prediction after 1, 10 and 20 frames (and `report DIR...`: "
+                             "the results page from finished tables, see `report --help`)")
     parser.add_argument("--simulation", choices=SIMULATIONS, default="springs",
                         help="the simulated dataset to build (default: %(default)s; ignored with --data)")
     parser.add_argument("--num-nodes", type=int, default=5,
@@ -578,6 +581,11 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        from nri_tf import experiments_report  # imports this module: the report's own entry point
+
+        return experiments_report.main(argv[1:])
     from nri_tf.cli import import_tensorflow, log_to_stderr
 
     args, nri_overrides = parse_args(argv)

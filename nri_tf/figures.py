@@ -5,6 +5,7 @@ pyplot and no display), for PNG files and TensorBoard images alike.
 Building blocks:
   `graph_figure`         true and inferred graph of one system, over its trajectories
   `skeleton_figure`      learned edges per edge type on a motion-capture frame
+  `new_figure`           an empty off-screen figure of a given size
   `history_figure`       edge accuracy (or validation NLL) over the epochs of a run
   `horizon_figure`       prediction MSE over the predicted frames
   `figure_image`         a figure as an [height, width, 3] uint8 array (TensorBoard)
@@ -113,8 +114,7 @@ def graph_figure(pairs: np.ndarray, inferred: np.ndarray, shown_types, *, true: 
     shown = set(int(k) for k in shown_types)
     panels = 1 if true is None else 2
     rows = 2 if series is not None else 1
-    figure = Figure(figsize=(PANEL_INCHES * panels + LEGEND_INCHES, PANEL_INCHES + 2.4 * (rows - 1)), dpi=DPI)
-    FigureCanvasAgg(figure)
+    figure = new_figure((PANEL_INCHES * panels + LEGEND_INCHES, PANEL_INCHES + 2.4 * (rows - 1)))
     grid = figure.add_gridspec(rows, panels, height_ratios=[PANEL_INCHES, 2.4][:rows])
     axes = [figure.add_subplot(grid[0, column]) for column in range(panels)]
 
@@ -178,8 +178,7 @@ def skeleton_figure(positions_xy: np.ndarray, bones, pairs: np.ndarray, inferred
       shown_types: the edge types that get a panel.
     """
     shown_types = list(shown_types)
-    figure = Figure(figsize=(3.2 * len(shown_types), 4.2), dpi=DPI)
-    FigureCanvasAgg(figure)
+    figure = new_figure((3.2 * len(shown_types), 4.2))
     positions_xy = np.asarray(positions_xy, np.float64)
     for column, edge_type in enumerate(shown_types):
         ax = figure.add_subplot(1, len(shown_types), column + 1)
@@ -197,12 +196,18 @@ def skeleton_figure(positions_xy: np.ndarray, bones, pairs: np.ndarray, inferred
     return figure
 
 
+def new_figure(inches: tuple = (6, 4)) -> Figure:
+    """An empty off-screen figure (Agg canvas) of ``inches`` (width, height)."""
+    figure = Figure(figsize=inches, dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
 def history_figure(history: list, title: str = "") -> Figure:
     """Edge accuracy per epoch (train and validation) from a run's history.jsonl records,
     or the validation NLL where the data has no true graph."""
     epochs = [record["epoch"] for record in history]
-    figure = Figure(figsize=(6, 4), dpi=DPI)
-    FigureCanvasAgg(figure)
+    figure = new_figure()
     ax = figure.add_subplot()
     if history and "val_edge_accuracy" in history[0]:
         for key, label in (("edge_accuracy", "training"), ("val_edge_accuracy", "validation")):
@@ -225,8 +230,7 @@ def history_figure(history: list, title: str = "") -> Figure:
 
 def horizon_figure(curves: dict, title: str = "") -> Figure:
     """MSE of each predicted frame: ``curves`` maps a label to its [steps] MSE list."""
-    figure = Figure(figsize=(6, 4), dpi=DPI)
-    FigureCanvasAgg(figure)
+    figure = new_figure()
     ax = figure.add_subplot()
     for label, mse in curves.items():
         ax.plot(np.arange(1, len(mse) + 1), mse, marker="o", markersize=3, label=label)

@@ -1,0 +1,303 @@
+"""`python -m nri_tf.experiments report`: the results page, written from the experiments'
+own output files, never typed by hand.
+
+    python -m nri_tf.experiments report experiments/springs5-cpu experiments/charged5-cpu \\
+        --curve "charged5, CNN encoder=runs/charged5" --output docs
+
+Every argument is an output directory of `python -m nri_tf.experiments table1|table2`
+(its table1.json and/or table2.json, and the NRI (learned) runs under runs/). Writes
+
+  <output>/results.md                        Table 1 (one column per setting), Table 2 per
+                                             setting, the wall time of every model, the
+                                             paper's and NRI-MPM's numbers beside ours
+  <output>/results/<setting>/table*.json|md  copies of the tables the page was built from
+  <output>/results/accuracy_over_time.png    NRI (learned): validation edge accuracy against
+                                             training time, one colour per setting
+  <output>/results/recipes.png               the ``--curve`` runs (recipe comparisons)
+
+Building blocks:
+  `training_curve`      a run's history.jsonl as cumulative training seconds per epoch
+  `read_tables`         the table JSON files of one experiments directory
+  `table1_markdown`     Table 1 of several settings side by side
+  `wall_time_markdown`  training minutes per model and seed of several settings
+  `write_report`        all of the above into an output directory
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+
+from nri_tf import experiments, figures
+from trainers import run_directory
+
+# NRI-MPM (Chen et al., AAAI 2021), Table 1 edge accuracy in % (5 nodes, 10 nodes), as
+# quoted in issue 14; springs is not quoted there.
+NRI_MPM_TABLE1 = {"charged": (93.3, 81.6), "kuramoto": (97.3, 80.3)}
+TABLE_FILES = ("table1.json", "table1.md", "table2.json", "table2.md")
+FIGURES_DIR = "results"
+
+
+@dataclasses.dataclass(frozen=True)
+class CurvePoint:
+    """One epoch of a run: cumulative seconds of training (validation included) so far."""
+    epoch: int
+    seconds: float
+    record: dict
+
+
+def training_curve(run_dir: str) -> list:
+    """[CurvePoint] of every epoch in ``run_dir``'s history.jsonl, in order.
+
+    Raises:
+      FileNotFoundError: naming the run directory when it has no history yet.
+    """
+    path = os.path.join(run_dir, run_directory.HISTORY_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir} has no {run_directory.HISTORY_FILE}: not a started training run")
+    elapsed, curve = 0.0, []
+    with open(path) as stream:
+        for line in stream:
+            record = json.loads(line)
+            elapsed += record["seconds"]
+            curve.append(CurvePoint(record["epoch"], elapsed, record))
+    return curve
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """The tables of one experiments directory.
+
+    tables: "table1" / "table2" -> the JSON `experiments.run_table` wrote.
+    """
+    directory: str
+    tables: dict
+
+    @property
+    def first(self) -> dict:
+        return next(iter(self.tables.values()))
+
+    @property
+    def source(self) -> str:
+        return self.first["source"]
+
+    @property
+    def nodes(self) -> int:
+        return self.first["nodes"]
+
+    @property
+    def name(self) -> str:
+        """e.g. "springs5"."""
+        return f"{self.source}{self.nodes}"
+
+    def learned_runs(self) -> list:
+        """Run directories of the NRI (learned) model, one per seed that has started."""
+        seeds = self.first["seeds"]
+        runs = [os.path.join(self.directory, "runs", f"nri_learned-seed{seed}") for seed in seeds]
+        return [run for run in runs if os.path.exists(os.path.join(run, run_directory.HISTORY_FILE))]
+
+
+def read_tables(directory: str) -> Setting:
+    """The table1.json / table2.json of an experiments output directory.
+
+    Raises:
+      FileNotFoundError: when it holds neither (naming the command that writes them).
+    """
+    tables = {}
+    for table in experiments.TABLE_ROWS:
+        path = os.path.join(directory, f"{table}.json")
+        if os.path.exists(path):
+            tables[table] = run_directory.read_json(path)
+    if not tables:
+        raise FileNotFoundError(f"{directory} holds no table1.json or table2.json; write them with "
+                                "`python -m nri_tf.experiments table1|table2 --output DIR`")
+    return Setting(directory, tables)
+
+
+def _row(table: dict, key: str) -> dict | None:
+    return next((row for row in table["rows"] if row["key"] == key), None)
+
+
+def _accuracy_cell(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    if "not_applicable" in row:
+        return "n/a"
+    ours = experiments.format_summary(row["ours"], ".1f")
+    return ours + ("" if row["paper"] is None else f" ({row['paper']:.1f})")
+
+
+def _published_row(name: str, numbers: dict, settings: list) -> str:
+    cells = []
+    for setting in settings:
+        pair = numbers.get(setting.source)
+        cells.append(f"{pair[(5, 10).index(setting.nodes)]:.1f}" if pair and setting.nodes in (5, 10) else "–")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def _header(settings: list) -> list:
+    return ["| model | " + " | ".join(s.name for s in settings) + " |",
+            "|---|" + "---|" * len(settings)]
+
+
+def table1_markdown(settings: list) -> str:
+    """Table 1 of ``settings`` (those with a table1.json) as one Markdown table: ours as
+    mean ± standard error over seeds with the paper's number in brackets, and NRI-MPM's
+    published NRI-type row under it."""
+    settings = [s for s in settings if "table1" in s.tables]
+    lines = _header(settings)
+    for key in experiments.TABLE_ROWS["table1"]:
+        cells = [_accuracy_cell(_row(s.tables["table1"], key)) for s in settings]
+        lines.append(f"| {experiments.ROW_NAMES[key]} | " + " | ".join(cells) + " |")
+    lines.append(_published_row("NRI-MPM (Chen et al. 2021, published)", NRI_MPM_TABLE1, settings))
+    return "\n".join(lines) + "\n"
+
+
+def wall_time_markdown(settings: list) -> str:
+    """Training minutes per seed of every model of every setting (both tables' rows)."""
+    lines = _header(settings)
+    keys = [k for table in experiments.TABLE_ROWS.values() for k in table]
+    for key in dict.fromkeys(keys):
+        cells = []
+        for setting in settings:
+            row = next((r for t in setting.tables.values() if (r := _row(t, key))), None)
+            seeds = len(setting.first["seeds"])
+            cells.append("–" if row is None or "not_applicable" in row else f"{row['seconds'] / 60 / seeds:.1f}")
+        lines.append(f"| {experiments.ROW_NAMES[key]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _settings_line(setting: Setting) -> str:
+    table = setting.first
+    budget = table["budget_settings"]
+    data = budget["data"]
+    nri = budget["nri"]
+    return (f"- **{setting.name}**: budget `{table['budget']}` ({data['num_train']} / {data['num_valid']} / "
+            f"{data['num_test']} systems; NRI: " + ", ".join(f"{k} {v}" for k, v in sorted(nri.items()))
+            + f"), seeds {', '.join(map(str, table['seeds']))}; machine: {table.get('machine', 'not recorded')}")
+
+
+def accuracy_over_time_figure(curves: dict, paper: dict | None = None, title: str = ""):
+    """Validation edge accuracy (%) against training minutes.
+
+    Args:
+      curves: label -> list of runs, each a `training_curve` list; the runs of one label
+        share a colour (one line per seed).
+      paper: label -> the paper's accuracy (%), drawn as a dashed line in that colour.
+    """
+    figure = figures.new_figure()
+    ax = figure.add_subplot()
+    for index, (label, runs) in enumerate(curves.items()):
+        colour = figures.edge_colour(index + 1)
+        for run_index, curve in enumerate(runs):
+            ax.plot([p.seconds / 60 for p in curve], [100 * p.record["val_edge_accuracy"] for p in curve],
+                    color=colour, alpha=1.0 if run_index == 0 else 0.5,
+                    label=label if run_index == 0 else None)
+        if paper and paper.get(label) is not None:
+            ax.axhline(paper[label], color=colour, linestyle="--", linewidth=1)
+    ax.set_xlabel("training time (minutes, validation included)")
+    ax.set_ylabel("validation edge accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def _has_accuracy(curve: list) -> bool:
+    return bool(curve) and "val_edge_accuracy" in curve[0].record
+
+
+def write_report(directories: list, output: str, extra_curves: dict | None = None) -> str:
+    """Writes results.md, the copied tables and the figures into ``output``; returns the
+    page's path.
+
+    Args:
+      directories: experiments output directories (`read_tables`).
+      extra_curves: label -> run directory, drawn in recipes.png (recipe comparisons).
+    """
+    settings = [read_tables(d) for d in directories]
+    figures_dir = os.path.join(output, FIGURES_DIR)
+    os.makedirs(figures_dir, exist_ok=True)
+    for setting in settings:
+        copy_dir = os.path.join(figures_dir, setting.name)
+        os.makedirs(copy_dir, exist_ok=True)
+        for name in TABLE_FILES:
+            if os.path.exists(os.path.join(setting.directory, name)):
+                shutil.copyfile(os.path.join(setting.directory, name), os.path.join(copy_dir, name))
+
+    lines = ["# Results", "",
+             "Written by `python -m nri_tf.experiments report " + " ".join(directories)
+             + "` from the files the experiments commands wrote; nothing on this page is typed by hand.",
+             "Ours: mean ± standard error over seeds (a single seed has no error); the paper's number in brackets.",
+             "", "## Settings", ""]
+    lines += [_settings_line(s) for s in settings]
+    if any("table1" in s.tables for s in settings):
+        lines += ["", "## Table 1: edge accuracy (%) on the test systems", "", table1_markdown(settings)]
+    for setting in settings:
+        if "table2" in setting.tables:
+            table = setting.tables["table2"]
+            lines += ["", f"## Table 2: {setting.name}", "",
+                      experiments.markdown_table("table2", table["rows"],
+                                                 "MSE of the predicted frames (normalised units)")]
+    lines += ["", "## Training time per model (minutes per seed)", "", wall_time_markdown(settings)]
+
+    curves = {s.name: [training_curve(run) for run in s.learned_runs()] for s in settings}
+    curves = {name: [c for c in runs if _has_accuracy(c)] for name, runs in curves.items()}
+    curves = {name: runs for name, runs in curves.items() if runs}
+    if curves:
+        paper = {s.name: _row(s.tables["table1"], "nri_learned")["paper"] for s in settings
+                 if "table1" in s.tables and _row(s.tables["table1"], "nri_learned")}
+        path = figures.save_figure(accuracy_over_time_figure(curves, paper, "NRI (learned)"),
+                                   os.path.join(figures_dir, "accuracy_over_time.png"))
+        lines += ["", "## Accuracy over training time", "",
+                  "NRI (learned), one line per seed; dashed: the paper's test accuracy.", "",
+                  f"![accuracy over time]({os.path.relpath(path, output)})"]
+    if extra_curves:
+        runs = {label: [training_curve(run)] for label, run in extra_curves.items()}
+        path = figures.save_figure(accuracy_over_time_figure(runs, title="recipes"),
+                                   os.path.join(figures_dir, "recipes.png"))
+        lines += ["", "## Recipe comparisons", ""]
+        for label, run in extra_curves.items():
+            last = runs[label][0][-1]
+            lines.append(f"- {label} (`{run}`): {last.epoch} epochs, {last.seconds / 60:.0f} min, "
+                         f"validation edge accuracy {100 * last.record['val_edge_accuracy']:.1f}%")
+        lines += ["", f"![recipes]({os.path.relpath(path, output)})"]
+
+    page = os.path.join(output, "results.md")
+    with open(page, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return page
+
+
+def _label_and_run(text: str) -> tuple:
+    label, separator, run = text.rpartition("=")
+    if not separator or not label or not run:
+        raise argparse.ArgumentTypeError(f"expected LABEL=RUN_DIR, got {text!r}")
+    return label, run
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m nri_tf.experiments report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("directories", nargs="+", metavar="DIR",
+                        help="output directories of `python -m nri_tf.experiments table1|table2`")
+    parser.add_argument("--curve", type=_label_and_run, action="append", default=[], metavar="LABEL=RUN_DIR",
+                        help="also draw this training run's validation accuracy in recipes.png (repeatable)")
+    parser.add_argument("--output", default="docs", help="where results.md and results/ go (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        page = write_report(args.directories, args.output, dict(args.curve))
+    except (FileNotFoundError, NotADirectoryError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {page}")
+    return 0

@@ -1,0 +1,67 @@
+"""`python -m nri_tf.experiments report`: the results page from finished tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nri_tf import experiments, experiments_report
+
+
+def _table(source: str, nodes: int, table: str, rows: dict, seeds=(42, 43)) -> dict:
+    """A table JSON as `experiments.run_table` writes it, from key -> per-seed records."""
+    return {"table": table, "source": source, "nodes": nodes, "budget": "cpu", "seeds": list(seeds),
+            "budget_settings": {"data": {"num_train": 10, "num_valid": 2, "num_test": 2},
+                                "nri": {"epochs": 3}},
+            "rows": experiments.table_rows(table, rows, source, nodes)}
+
+
+def _write_setting(root, source: str, nodes: int, accuracy: tuple, history=None):
+    records = {key: [{"seconds": 60.0 * (i + 1), "edge_accuracy": a} for i, a in enumerate(accuracy)]
+               for key in experiments.TABLE_ROWS["table1"]}
+    directory = root / f"{source}{nodes}"
+    directory.mkdir()
+    (directory / "table1.json").write_text(json.dumps(_table(source, nodes, "table1", records)))
+    if history is not None:
+        run = directory / "runs" / "nri_learned-seed42"
+        run.mkdir(parents=True)
+        (run / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    return directory
+
+
+def test_table1_puts_settings_side_by_side_with_paper_and_nri_mpm(tmp_path):
+    springs = _write_setting(tmp_path, "springs", 5, (0.9, 0.8))
+    charged = _write_setting(tmp_path, "charged", 10, (0.5, 0.7))
+    settings = [experiments_report.read_tables(d) for d in (springs, charged)]
+    markdown = experiments_report.table1_markdown(settings)
+    lines = markdown.splitlines()
+    assert lines[0] == "| model | springs5 | charged10 |"
+    assert "| NRI (learned) | 85.0 ± 5.0 (99.9) | 60.0 ± 10.0 (70.8) |" in lines
+    assert "| NRI-MPM (Chen et al. 2021, published) | – | 81.6 |" in lines
+    # Minutes per seed: (60 + 120) s over 2 seeds = 1.5 min.
+    assert "| Corr. (path) | 1.5 | 1.5 |" in experiments_report.wall_time_markdown(settings).splitlines()
+
+
+def test_report_writes_page_copies_and_curves(tmp_path):
+    history = [{"epoch": e, "seconds": 30.0, "val_edge_accuracy": 0.5 + 0.1 * e} for e in (1, 2, 3)]
+    springs = _write_setting(tmp_path, "springs", 5, (0.9, 0.8), history)
+    output = tmp_path / "docs"
+    run = springs / "runs" / "nri_learned-seed42"
+    assert experiments.main(["report", str(springs), "--curve", f"directed={run}", "--output", str(output)]) == 0
+    page = (output / "results.md").read_text()
+    assert "| NRI (learned) | 85.0 ± 5.0 (99.9) |" in page
+    assert "![accuracy over time](results/accuracy_over_time.png)" in page
+    assert "- directed (`" in page and "3 epochs, 2 min, validation edge accuracy 80.0%" in page
+    for png in ("accuracy_over_time.png", "recipes.png"):
+        assert (output / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((output / "results" / "springs5" / "table1.json").read_text())["source"] == "springs"
+    curve = experiments_report.training_curve(run)
+    assert [(p.epoch, p.seconds) for p in curve] == [(1, 30.0), (2, 60.0), (3, 90.0)]
+
+
+def test_report_of_a_directory_without_tables_is_a_one_line_error(tmp_path, capsys):
+    assert experiments.main(["report", str(tmp_path), "--output", str(tmp_path / "docs")]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: {tmp_path} holds no table1.json")
+    with pytest.raises(SystemExit):
+        experiments.main(["report", str(tmp_path), "--curve", "no-equals-sign"])
