@@ -36,6 +36,7 @@ import argparse
 import dataclasses
 import math
 import os
+import platform
 import sys
 import time
 from typing import Callable
@@ -501,6 +502,15 @@ def markdown_table(table: str, rows: list, heading: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machine_description() -> str:
+    """The CPU model (from /proc/cpuinfo where there is one) and the cores this process may use."""
+    model = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    return f"{model}, {len(os.sched_getaffinity(0))} CPU cores"
+
+
 def run_table(table: str, experiment: Experiment, source: str, seeds: list,
               budget_name: str) -> dict:
     """Trains (or reuses) every model of ``table`` for every seed; writes the .md and .json."""
@@ -524,7 +534,7 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     result = {"table": table, "source": source, "nodes": nodes, "budget": budget_name,
               "budget_settings": dataclasses.asdict(experiment.budget), "seeds": seeds,
               "data": os.path.abspath(experiment.data_dir), "rows": summary_rows,
-              "seconds": time.perf_counter() - started,
+              "machine": machine_description(), "seconds": time.perf_counter() - started,
               "training_seconds": sum(r["seconds"] for runs in records.values() for r in runs)}
     markdown = markdown_table(table, summary_rows, heading)
     write_json_atomic(os.path.join(experiment.root, f"{table}.json"), result)

@@ -53,6 +53,7 @@ def test_smoke_tables_are_complete(smoke_tables, table):
             assert all(math.isfinite(s["mean"]) and s["mean"] >= 0 for s in ours.values())
             assert row["paper"] == dict(zip(["1", "10", "20"], experiments.PAPER_TABLE2["springs"][key]))
     assert result["budget"] == "smoke" and result["seeds"] == [42] and result["source"] == "springs"
+    assert result["machine"].endswith(f"{len(os.sched_getaffinity(0))} CPU cores")
 
 
 @pytest.mark.slow
