@@ -14,6 +14,10 @@ of caller-given initial states (`integrate_springs`, `integrate_charged`,
 `charged_forces`, `kuramoto_phase_velocities`), for custom scenarios and for checking the
 physics against other code.
 
+`LocalSpringsSimulation` ("local-springs", issue 15) samples large systems with springs
+between nearby nodes only and returns sparse ground truth (`SparseSimulationResult`); it is
+not in `SIMULATION_NAMES` until storage and generate write sparse data.
+
     from data_pipelines.simulations import get_simulation
     result = get_simulation("springs").sample(1000, 5, seed=0)   # [1000, 5, 49, 4]
 """
@@ -24,6 +28,8 @@ from data_pipelines.simulations.base import CHUNK_SIMS, Simulation, SimulationRe
 from data_pipelines.simulations.charged import ChargedSimulation, charged_forces, integrate_charged
 from data_pipelines.simulations.kuramoto import (KuramotoSimulation, integrate_kuramoto,
                                                  kuramoto_phase_velocities)
+from data_pipelines.simulations.local_springs import (LocalSpringsSimulation, SparseSimulationResult,
+                                                     integrate_local_springs, local_spring_forces)
 from data_pipelines.simulations.springs import SpringsSimulation, integrate_springs, spring_forces
 
 SIMULATION_NAMES = ("springs", "charged", "kuramoto")
@@ -51,4 +57,6 @@ __all__ = [
     "num_frames", "charged_forces", "integrate_charged", "integrate_kuramoto",
     "integrate_springs", "kuramoto_phase_velocities", "spring_forces",
     "ChargedSimulation", "KuramotoSimulation", "SpringsSimulation",
+    "LocalSpringsSimulation", "SparseSimulationResult", "integrate_local_springs",
+    "local_spring_forces",
 ]
