@@ -48,10 +48,16 @@ def _torch_uniform(fan_in: int) -> keras.initializers.Initializer:
 
 
 def _dense(units: int, fan_in: int, activation: str | None = None, use_bias: bool = True,
-           name: str | None = None) -> keras.layers.Dense:
+           name: str | None = None, dtype=None) -> keras.layers.Dense:
     init = _torch_uniform(fan_in)
     return keras.layers.Dense(units, activation=activation, use_bias=use_bias, name=name,
-                              kernel_initializer=init, bias_initializer=init)
+                              kernel_initializer=init, bias_initializer=init, dtype=dtype)
+
+
+def hidden_layer_policy(precision: str) -> str:
+    """The Keras dtype policy of a decoder's hidden layers for `NRIConfig.precision`:
+    float32 weights either way, bfloat16 matmuls and activations for "bfloat16"."""
+    return {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision]
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")
@@ -97,7 +103,7 @@ class EdgeTypeMessages(keras.layers.Layer):
         if self.message_types < 1:
             raise ValueError(f"edge_types={edge_types} with skip_first leaves no message type")
         self._activation_fn = keras.activations.get(activation)
-        self.drop = keras.layers.Dropout(self.dropout, name="dropout")
+        self.drop = keras.layers.Dropout(self.dropout, name="dropout", dtype=self.dtype_policy)
 
     def build(self, nodes_shape):
         in_features = 2 * nodes_shape[-1]
@@ -241,18 +247,21 @@ class _Decoder(StepDecoder):
     """Settings and serialisation shared by the learned decoders."""
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 skip_first: bool = False, **kwargs):
+                 skip_first: bool = False, precision: str = "float32", **kwargs):
         super().__init__(**kwargs)
         self.dims = int(dims)
         self.edge_types = int(edge_types)
         self.hidden = int(hidden)
         self.dropout = float(dropout)
         self.skip_first = bool(skip_first)
-        self.drop = keras.layers.Dropout(self.dropout, name="dropout")
+        self.precision = precision
+        self.hidden_policy = hidden_layer_policy(precision)
+        self.drop = keras.layers.Dropout(self.dropout, name="dropout", dtype=self.hidden_policy)
 
     def get_config(self):
         return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
-                "hidden": self.hidden, "dropout": self.dropout, "skip_first": self.skip_first}
+                "hidden": self.hidden, "dropout": self.dropout, "skip_first": self.skip_first,
+                "precision": self.precision}
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")
@@ -269,13 +278,13 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
     """
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 skip_first: bool = False, **kwargs):
-        super().__init__(dims, edge_types, hidden, dropout, skip_first, **kwargs)
+                 skip_first: bool = False, precision: str = "float32", **kwargs):
+        super().__init__(dims, edge_types, hidden, dropout, skip_first, precision, **kwargs)
         self.messages = EdgeTypeMessages(edge_types, hidden, "relu", dropout, skip_first,
-                                         name="messages")
-        self.out1 = _dense(hidden, dims + hidden, "relu", name="out1")
-        self.out2 = _dense(hidden, hidden, "relu", name="out2")
-        self.out3 = _dense(dims, hidden, name="out3")
+                                         name="messages", dtype=self.hidden_policy)
+        self.out1 = _dense(hidden, dims + hidden, "relu", name="out1", dtype=self.hidden_policy)
+        self.out2 = _dense(hidden, hidden, "relu", name="out2", dtype=self.hidden_policy)
+        self.out3 = _dense(dims, hidden, name="out3")   # float32: the change added to the state
 
     def build(self, input_shape):
         self.messages.build((None, None, self.dims))
@@ -286,7 +295,7 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
     def _predict(self, frames, edge_weights, training):
         """One Markovian step on [batch, nodes, ..., dims] -> same shape."""
         aggregated = graph.edge_to_node(self.messages(frames, edge_weights, training=training))
-        x = self.out1(tf.concat([frames, aggregated], axis=-1))
+        x = self.out1(tf.concat([frames, tf.cast(aggregated, frames.dtype)], axis=-1))
         x = self.out2(self.drop(x, training=training))
         return frames + self.out3(self.drop(x, training=training))
 
@@ -379,16 +388,17 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
     """
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 skip_first: bool = False, **kwargs):
-        super().__init__(dims, edge_types, hidden, dropout, skip_first, **kwargs)
+                 skip_first: bool = False, precision: str = "float32", **kwargs):
+        super().__init__(dims, edge_types, hidden, dropout, skip_first, precision, **kwargs)
         self.messages = EdgeTypeMessages(edge_types, hidden, "tanh", dropout, skip_first,
-                                         average_types=True, name="messages")
-        # The three input (bias) and three message (no bias) projections of the GRU, stacked.
+                                         average_types=True, name="messages", dtype=self.hidden_policy)
+        # The three input (bias) and three message (no bias) projections of the GRU, stacked;
+        # float32, as the hidden state they update.
         self.input_gates = _dense(3 * hidden, dims, name="input_gates")
         self.message_gates = _dense(3 * hidden, hidden, use_bias=False, name="message_gates")
-        self.out1 = _dense(hidden, hidden, "relu", name="out1")
-        self.out2 = _dense(hidden, hidden, "relu", name="out2")
-        self.out3 = _dense(dims, hidden, name="out3")
+        self.out1 = _dense(hidden, hidden, "relu", name="out1", dtype=self.hidden_policy)
+        self.out2 = _dense(hidden, hidden, "relu", name="out2", dtype=self.hidden_policy)
+        self.out3 = _dense(dims, hidden, name="out3")   # float32: the change added to the state
 
     def build(self, input_shape):
         self.messages.build((None, None, self.hidden))
@@ -419,7 +429,8 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
 def decoder_from_config(config: NRIConfig, name: str = "decoder") -> StepDecoder:
     """The decoder ``config.decoder`` names, with the config's sizes."""
     common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.decoder_hidden,
-                  dropout=config.decoder_dropout, skip_first=config.skip_first, name=name)
+                  dropout=config.decoder_dropout, skip_first=config.skip_first,
+                  precision=config.precision, name=name)
     if config.decoder == "mlp":
         return MLPDecoder(**common)
     if config.decoder == "rnn":
