@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/train_step.py                     # MLP/MLP, springs5, paper sizes
     .venv/bin/python benchmarks/train_step.py --pairs all         # all four encoder/decoder pairs
+    .venv/bin/python benchmarks/train_step.py --precision both    # float32 and bfloat16 decoder layers
     .venv/bin/python benchmarks/train_step.py --pairs all \\
         --reference-json /tmp/reference_mlp_mlp.json --reference-json /tmp/reference_cnn_rnn.json
 
@@ -28,6 +29,7 @@ published figure for MLP/MLP on the first development machine (about 2.1 s per b
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import time
@@ -148,6 +150,8 @@ def main(argv=None) -> None:
                         help="one: --encoder/--decoder; all: every encoder/decoder pair")
     timing.add_training_step_arguments(parser)
     parser.add_argument("--xla", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "both"), default="float32",
+                        help="NRIConfig.precision of the decoder's hidden layers (both: each, same run)")
     parser.add_argument("--reference-json", action="append", default=[], metavar="PATH",
                         help="a benchmarks/reference_step.py --json result (repeatable); used "
                              "for the pair and sizes it was measured at")
@@ -165,11 +169,13 @@ def main(argv=None) -> None:
     print("float32 matmul: " + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in rates.items()),
           flush=True)
     xla_modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.xla]
-    for encoder, decoder in pairs:
+    precisions = ("float32", "bfloat16") if args.precision == "both" else (args.precision,)
+    for (encoder, decoder), precision in itertools.product(pairs, precisions):
         config = NRIConfig(frames=args.frames, encoder=encoder, decoder=decoder,
                            edge_types=args.edge_types, encoder_hidden=args.hidden,
                            decoder_hidden=args.hidden, prediction_steps=args.steps,
-                           skip_first=args.skip_first, batch_size=args.batch).validate()
+                           skip_first=args.skip_first, batch_size=args.batch,
+                           precision=precision).validate()
         step_flops = 3 * 2 * (encoder_macs(config, args.batch, args.nodes)
                               + decoder_macs(config, args.batch, args.nodes))
         sizes = {"encoder": encoder, "decoder": decoder, "batch": args.batch, "nodes": args.nodes,
@@ -182,7 +188,7 @@ def main(argv=None) -> None:
         else:
             source = "measured here"
         auto = auto_uses_xla(config)
-        print(f"{encoder}/{decoder}: {step_flops / 1e9:.1f} GFLOP per training step; "
+        print(f"{encoder}/{decoder} {precision}: {step_flops / 1e9:.1f} GFLOP per training step; "
               f"jit_compile='auto' uses XLA: {auto}", flush=True)
         for jit in xla_modes:
             rate, warm = samples_per_second(config, args.batch, args.nodes, jit, args.warmup,

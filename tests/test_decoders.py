@@ -158,3 +158,20 @@ def test_invalid_prediction_steps():
         decoder(x, z, prediction_steps=0)
     with pytest.raises(ValueError, match="steps must be >= 1"):
         decoder.rollout(x[:, :, 0], z, 0)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "rnn"])
+def test_bfloat16_hidden_layers_change_the_state_like_float32_to_bfloat16_precision(kind):
+    exact = _decoder(kind)
+    config = NRIConfig(decoder=kind, decoder_hidden=16, edge_types=EDGE_TYPES, precision="bfloat16")
+    fast = decoder_from_config(config)
+    fast.build((None, None, FRAMES, DIMS))
+    fast.set_weights(exact.get_weights())
+    assert {v.dtype for v in fast.weights} == {"float32"}
+    x, z = _data()
+    change = (exact(x, z) - x[:, :, :-1]).numpy()
+    got = fast(x, z)
+    assert got.dtype == tf.float32
+    # The residual x_t + change is float32: only the change carries bfloat16's ~3 digits.
+    error = np.abs((got - x[:, :, :-1]).numpy() - change)
+    assert 0 < error.max() < 0.05 * np.abs(change).max()

@@ -196,3 +196,16 @@ def test_symmetric_model_gives_both_directions_of_a_pair_the_same_logits(encoder
     np.testing.assert_allclose(logits, logits[:, reverse], rtol=1e-6)
     directed = NRI(_config(encoder=encoder)).encode(x).numpy()
     assert np.abs(directed - directed[:, reverse]).max() > 1e-3          # the paper's model is directed
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_bfloat16_decoder_trains_with_float32_weights_and_loss(jit_compile):
+    keras.utils.set_random_seed(0)
+    model = NRI(_config(precision="bfloat16"))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
+    x, labels = _data(systems=16)
+    data = tf.data.Dataset.from_tensor_slices((x, labels)).batch(BATCH)
+    losses = model.fit(data, epochs=4, shuffle=False, verbose=0).history["loss"]
+    assert {v.dtype for v in model.weights} == {"float32"}
+    assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0]
+    assert model(x[:1])["predictions"].dtype == tf.float32
