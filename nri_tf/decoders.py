@@ -139,8 +139,8 @@ class EdgeTypeMessages(keras.layers.Layer):
         x = self._activation_fn(tf.matmul(x, self.kernel2) + self.bias2)        # [K', r, H]
         # Edge weights [b, e, K] -> [K', r, 1], broadcast over the axes between edges and features.
         nodes_shape = tf.shape(nodes)
-        edges = tf.shape(edge_weights)[1]
-        shape = tf.concat([nodes_shape[:1], [edges], nodes_shape[2:-1]], axis=0)   # [b, e, ...]
+        num_edges = tf.shape(edge_weights)[1]
+        shape = tf.concat([nodes_shape[:1], [num_edges], nodes_shape[2:-1]], axis=0)   # [b, e, ...]
         weights = tf.transpose(edge_weights[..., self.first_type:], [2, 0, 1])   # [K', b, e]
         inner_axes = nodes.shape.rank - 3
         weights = tf.reshape(weights, tf.concat([tf.shape(weights), tf.ones([inner_axes], tf.int32)], 0))

@@ -174,13 +174,11 @@ class Experiment:
     def split(self, split: str, batch_size: int, *, training: bool = False, seed: int = 0,
               frames: int | None = None):
         """(trajectories, edges) batches of a split, normalised; training: shuffled, repeated."""
-        from data_pipelines.datasets import make_dataset
+        from data_pipelines.datasets import first_frames, make_dataset
 
         dataset = make_dataset(self.data_dir, split, batch_size, shuffle=training, seed=seed,
                                drop_remainder=training, repeat=training, cache=True)
-        if frames is not None:
-            dataset = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
-        return dataset
+        return dataset if frames is None else first_frames(dataset, frames)
 
     def arrays(self, split: str):
         """A whole split as normalised numpy arrays ([systems, nodes, frames, dims], edges)."""
