@@ -5,6 +5,7 @@
   `make_dataset`   read (sharded by file across input pipelines), shuffle (seeded), batch,
                    parse, normalise, prefetch: (trajectories [batch, nodes, frames, dims],
                    edges [batch, nodes * (nodes - 1)])
+  `first_frames`   the same batches with the trajectories cut to their first frames
 """
 
 from __future__ import annotations
@@ -157,12 +158,13 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | 
     shape = [batch_size if drop_remainder else None, metadata.nodes, metadata.frames[split], metadata.dims]
 
     def parse(serialized):
-        trajectories, edges = decode_records(serialized, metadata.nodes, metadata.frames[split], metadata.dims)
+        trajectories, edge_labels = decode_records(serialized, metadata.nodes, metadata.frames[split],
+                                                   metadata.dims)
         if normaliser is not None:
             trajectories = normaliser.normalise(trajectories)
         trajectories = tf.ensure_shape(trajectories, shape)
-        edges = tf.ensure_shape(edges, [shape[0], metadata.edges])
-        return trajectories, edges
+        edge_labels = tf.ensure_shape(edge_labels, [shape[0], metadata.edges])
+        return trajectories, edge_labels
 
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
@@ -171,3 +173,18 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | 
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         dataset = dataset.with_options(options)
     return dataset
+
+
+def first_frames(dataset: tf.data.Dataset, frames: int) -> tf.data.Dataset:
+    """The batches of ``dataset`` with the trajectories cut to their first ``frames`` frames.
+
+    Args:
+      dataset: yields (trajectories [batch, nodes, T, dims], edge_labels [batch, edges]) or
+        trajectories alone.
+      frames: frames to keep (<= T).
+    Returns:
+      the same structure with trajectories [batch, nodes, frames, dims].
+    """
+    if isinstance(dataset.element_spec, tuple):
+        return dataset.map(lambda trajectories, edge_labels: (trajectories[:, :, :frames], edge_labels))
+    return dataset.map(lambda trajectories: trajectories[:, :, :frames])

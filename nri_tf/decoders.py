@@ -145,8 +145,8 @@ class EdgeTypeMessages(keras.layers.Layer):
         x = self._activation_fn(tf.matmul(x, self.kernel2) + self.bias2)        # [K', r, H]
         # Edge weights [b, e, K] -> [K', r, 1], broadcast over the axes between edges and features.
         nodes_shape = tf.shape(nodes)
-        edges = tf.shape(edge_weights)[1]
-        shape = tf.concat([nodes_shape[:1], [edges], nodes_shape[2:-1]], axis=0)   # [b, e, ...]
+        num_edges = tf.shape(edge_weights)[1]
+        shape = tf.concat([nodes_shape[:1], [num_edges], nodes_shape[2:-1]], axis=0)   # [b, e, ...]
         weights = tf.transpose(edge_weights[..., self.first_type:], [2, 0, 1])   # [K', b, e]
         inner_axes = nodes.shape.rank - 3
         weights = tf.reshape(weights, tf.concat([tf.shape(weights), tf.ones([inner_axes], tf.int32)], 0))
@@ -176,23 +176,48 @@ class StepDecoder(keras.layers.Layer):
             raise ValueError(f"prediction_steps must be >= 1, got {prediction_steps}")
         return int(prediction_steps)
 
-    def rollout(self, state, edge_weights, steps: int, training=False):
+    def rollout(self, state, edge_weights, steps, training=False, infer_edge_weights=None,
+                history=None):
         """Predicts ``steps`` frames from ``state``, feeding back its own predictions.
+
+        The one rollout of the code base (`NRI.predict_future`, the serving signature, the
+        baselines): a `tf.while_loop`, so ``steps`` may be a Python int or, traced, a
+        tensor (a serving request's step count).
 
         Args:
           state: from `burn_in` (or a previous `step`/`rollout`).
-          edge_weights: [batch, edges, edge_types].
-          steps: number of frames to predict (>= 1).
+          edge_weights: [batch, edges, edge_types] (None for predictors that ignore them).
+          steps: frames to predict (>= 1): an int or an int32 scalar tensor.
+          infer_edge_weights: re-infers the graph before every predicted frame (dynamic
+            graph, paper sec. 5.2): ``infer_edge_weights(history) -> [batch, edges,
+            edge_types]`` replaces ``edge_weights``.
+          history: with ``infer_edge_weights``, the frames seen before the first
+            prediction, [batch, nodes, frames, dims]; each prediction is appended to it.
         Returns:
           (predictions [batch, nodes, steps, dims], state after the last prediction).
         """
-        if int(steps) < 1:
+        if isinstance(steps, int) and steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
-        predictions = []
-        for _ in range(int(steps)):
-            prediction, state = self.step(state, edge_weights, training=training)
-            predictions.append(prediction)
-        return tf.stack(predictions, axis=2), state
+        dynamic = infer_edge_weights is not None
+        predictions = tf.TensorArray(self.compute_dtype, size=steps,
+                                     element_shape=[None, None, self.dims])
+
+        def body(step, state, history, predictions):
+            weights = infer_edge_weights(history) if dynamic else edge_weights
+            prediction, state = self.step(state, weights, training=training)
+            if dynamic:
+                history = tf.concat([history, prediction[:, :, None]], axis=2)
+            return step + 1, state, history, predictions.write(step, prediction)
+
+        history = history if dynamic else ()
+        loop_vars = (tf.constant(0), state, history, predictions)
+        # Only the history grows along its frame axis.
+        invariants = (tf.TensorShape([]), tf.nest.map_structure(lambda t: t.shape, state),
+                      tf.TensorShape([None, None, None, self.dims]) if dynamic else (),
+                      tf.TensorShape(None))
+        _, state, _, predictions = tf.while_loop(lambda step, *_: step < steps, body, loop_vars,
+                                                 shape_invariants=invariants)
+        return tf.transpose(predictions.stack(), [1, 2, 0, 3]), state
 
 
 class MarkovianDecoder(StepDecoder):

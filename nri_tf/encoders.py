@@ -74,22 +74,23 @@ class _Encoder(keras.layers.Layer):
         self.symmetric = bool(symmetric)
         self.fc_out = _logits_layer(self.edge_types)
 
-    def _logits(self, edges):
+    def _logits(self, edge_features):
         """Edge features [batch, edges, hidden] -> logits [batch, edges, edge_types];
         ``symmetric``: each logit averaged with the reverse edge's."""
-        logits = self.fc_out(edges)
+        logits = self.fc_out(edge_features)
         return graph.average_directions(logits) if self.symmetric else logits
 
     def _mlp(self, name: str) -> MLPBlock:
         return MLPBlock(self.hidden, dropout=self.dropout, name=name)
 
-    def _factor_round(self, edges, node_mlp: MLPBlock, edge_mlp: MLPBlock, training):
+    def _factor_round(self, edge_features, node_mlp: MLPBlock, edge_mlp: MLPBlock, training):
         """e->v (sum / N), node MLP, v->e, concat the edge skip, edge MLP.
 
         [batch, edges, hidden] -> [batch, edges, hidden].
         """
-        nodes = node_mlp(graph.edge_to_node(edges, divide_by_nodes=True), training=training)
-        return edge_mlp.on_node_pairs(nodes, edges, training=training)
+        node_features = node_mlp(graph.edge_to_node(edge_features, divide_by_nodes=True),
+                                 training=training)
+        return edge_mlp.on_node_pairs(node_features, edge_features, training=training)
 
     def compute_output_shape(self, input_shape):
         nodes = input_shape[1]

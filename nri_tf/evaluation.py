@@ -18,14 +18,16 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines.datasets import first_frames
 from data_pipelines.storage import has_edge_labels  # noqa: F401 (used as evaluation.has_edge_labels)
+from nri_tf.metrics import mse_per_step
 
 PAPER_HORIZON = 20
 
 
 def trajectories_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """(trajectories, edges) batches -> trajectories alone: no edge accuracy is computed."""
-    return dataset.map(lambda trajectories, edges: trajectories)
+    """(trajectories, edge_labels) batches -> trajectories alone: no edge accuracy is computed."""
+    return dataset.map(lambda trajectories, edge_labels: trajectories)
 
 
 def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAPER_HORIZON) -> int:
@@ -44,7 +46,7 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     Args:
       model: a trained `nri_tf.model.NRI`.
       dataset: yields (trajectories [batch, nodes, test_frames, dims] normalised,
-        edges [batch, edges] int32), or trajectories alone for data without a true graph
+        edge_labels [batch, edges] int32), or trajectories alone for data without a true graph
         (`trajectories_only`).
       frames: context frames the encoder sees.
       horizon: frames to predict after the context (fewer if the data is shorter).
@@ -62,11 +64,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     spec = dataset.element_spec[0] if labelled else dataset.element_spec
     test_frames = int(spec.shape[2] or _first_frames(dataset))
     steps = prediction_horizon(test_frames, frames, horizon)
-    if labelled:
-        context = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
-    else:
-        context = dataset.map(lambda x: x[:, :, :frames])
-    results = {k: float(v) for k, v in model.evaluate(context, return_dict=True, verbose=0).items()}
+    results = {k: float(v) for k, v in
+               model.evaluate(first_frames(dataset, frames), return_dict=True, verbose=0).items()}
     if not labelled:
         results.pop("edge_accuracy", None)
 
@@ -86,10 +85,10 @@ def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -
     """MSE of each of the ``steps`` frames predicted after the first ``frames``.
 
     Args:
-      predict: ``predict(context [batch, nodes, frames, dims], labels [batch, edges] or
+      predict: ``predict(context [batch, nodes, frames, dims], edge_labels [batch, edges] or
         None) -> [batch, nodes, steps, dims]`` (labels are for predictors given the true
         graph; others ignore them).
-      dataset: yields (trajectories, edges) or trajectories alone, with at least
+      dataset: yields (trajectories, edge_labels) or trajectories alone, with at least
         ``frames + steps`` frames.
       frames, steps: context length and prediction horizon.
     Returns:
@@ -99,11 +98,10 @@ def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -
     squared_error_sum = np.zeros(steps, dtype=np.float64)
     systems = 0
     for batch in dataset:
-        trajectories, labels = batch if isinstance(batch, tuple) else (batch, None)
-        predicted = predict(trajectories[:, :, :frames], labels)
+        trajectories, edge_labels = batch if isinstance(batch, tuple) else (batch, None)
+        predicted = predict(trajectories[:, :, :frames], edge_labels)
         truth = trajectories[:, :, frames:frames + steps]
-        per_system = tf.reduce_mean(tf.square(predicted - truth), axis=[1, 3])  # [batch, steps]
-        squared_error_sum += tf.reduce_sum(per_system, axis=0).numpy()
+        squared_error_sum += tf.reduce_sum(mse_per_step(predicted, truth), axis=0).numpy()
         systems += int(trajectories.shape[0])
     return {"mse_per_step": (squared_error_sum / max(systems, 1)).tolist(), "systems": systems}
 

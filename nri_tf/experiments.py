@@ -176,13 +176,11 @@ class Experiment:
     def split(self, split: str, batch_size: int, *, training: bool = False, seed: int = 0,
               frames: int | None = None):
         """(trajectories, edges) batches of a split, normalised; training: shuffled, repeated."""
-        from data_pipelines.datasets import make_dataset
+        from data_pipelines.datasets import first_frames, make_dataset
 
         dataset = make_dataset(self.data_dir, split, batch_size, shuffle=training, seed=seed,
                                drop_remainder=training, repeat=training, cache=True)
-        if frames is not None:
-            dataset = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
-        return dataset
+        return dataset if frames is None else first_frames(dataset, frames)
 
     def arrays(self, split: str):
         """A whole split as normalised numpy arrays ([systems, nodes, frames, dims], edges)."""
@@ -220,16 +218,14 @@ def _fit_best(experiment: Experiment, model, name: str, *, epochs: int, batch_si
 
 
 def _trajectory_predictor(experiment: Experiment, predictor, graph: str, config, learning_rate):
-    """A built `TrajectoryPredictor` around ``predictor``, compiled with Adam(``learning_rate``);
-    likelihood variance and rollout M from ``config``."""
+    """A built `NRI` on the fixed graph source ``graph`` with ``predictor`` as decoder (None:
+    the config's), compiled with Adam(``learning_rate``)."""
     import keras
-    import tensorflow as tf
 
-    from nri_tf.baselines.predictors import TrajectoryPredictor
+    from nri_tf.model import NRI
 
-    model = TrajectoryPredictor(predictor, graph, config.edge_types, config.var, config.prediction_steps)
-    nodes = experiment.metadata.nodes
-    model(tf.zeros([1, nodes, experiment.frames, config.dims]), tf.zeros([1, nodes * (nodes - 1)], tf.int32))
+    model = NRI(config, graph_source=graph, decoder=predictor)
+    model.build((None, experiment.metadata.nodes, experiment.frames, config.dims))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     return model
 
@@ -379,19 +375,18 @@ def _run_fixed_graph(experiment: Experiment, seed: int, graph: str) -> dict:
     """The NRI decoder trained on a given graph with the NRI (learned) model's settings."""
     import keras
 
-    from nri_tf.decoders import decoder_from_config
     from trainers.loop import learning_rate_schedule
 
     keras.utils.set_random_seed(seed)
     # Both edge types carry messages, as in the paper (type 0 is a real type of the true graph).
     config = experiment.nri_config(seed, skip_first=False)
     schedule = learning_rate_schedule(config, experiment.metadata.splits["train"] // config.batch_size)
-    model = _trajectory_predictor(experiment, decoder_from_config(config), graph, config, schedule)
+    model = _trajectory_predictor(experiment, None, graph, config, schedule)
     _fit_best(experiment, model, f"nri_{graph}_graph-seed{seed}", epochs=config.epochs,
               batch_size=config.batch_size, seed=seed, monitor="val_nll")
     steps = experiment.horizon()
     return _prediction_results(
-        experiment, lambda context, labels: model.predict_future(context, steps, labels))
+        experiment, lambda context, labels: model.predict_future(context, steps, edge_labels=labels))
 
 
 def run_nri_full_graph(experiment: Experiment, seed: int) -> dict:

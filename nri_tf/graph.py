@@ -84,12 +84,12 @@ def num_nodes_from_edges(num_edges: int) -> int:
     return num_nodes
 
 
-def num_nodes_of_edge_tensor(edges: tf.Tensor) -> tf.Tensor | int:
+def num_nodes_of_edge_tensor(edge_values: tf.Tensor) -> tf.Tensor | int:
     """N of a [batch, edges, ...] tensor: a static int if the edge count is known, else a tensor."""
-    static_edges = edges.shape[1]
-    if static_edges is not None:
-        return num_nodes_from_edges(static_edges)
-    num_edges = tf.cast(tf.shape(edges)[1], tf.float64)
+    static_num_edges = edge_values.shape[1]
+    if static_num_edges is not None:
+        return num_nodes_from_edges(static_num_edges)
+    num_edges = tf.cast(tf.shape(edge_values)[1], tf.float64)
     return tf.cast(tf.round((1.0 + tf.sqrt(1.0 + 4.0 * num_edges)) / 2.0), tf.int32)
 
 
@@ -187,13 +187,14 @@ def node_pairs_matmul(nodes: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     per_node = tf.concat([[types * shape[0]], shape[1:-1], [hidden]], axis=0)
     receivers = tf.reshape(tf.matmul(flat, kernels[:, :features]), per_node)
     senders = tf.reshape(tf.matmul(flat, kernels[:, features:]), per_node)
-    edges = pair_sum(receivers, senders)                                # [K * batch, edges, ..., H]
-    edges_shape = tf.shape(edges)
-    out_shape = tf.concat([[types, shape[0]], edges_shape[1:]], axis=0) if stacked else edges_shape
-    return tf.reshape(edges, out_shape)
+    edge_features = pair_sum(receivers, senders)                        # [K * batch, edges, ..., H]
+    edge_features_shape = tf.shape(edge_features)
+    if stacked:
+        edge_features_shape = tf.concat([[types, shape[0]], edge_features_shape[1:]], axis=0)
+    return tf.reshape(edge_features, edge_features_shape)
 
 
-def edge_to_node(edges: tf.Tensor, divide_by_nodes: bool = False) -> tf.Tensor:
+def edge_to_node(edge_values: tf.Tensor, divide_by_nodes: bool = False) -> tf.Tensor:
     """e->v: sums the features of each node's incoming edges.
 
     In the receiver-major edge order the N-1 incoming edges of receiver i are the
@@ -203,15 +204,15 @@ def edge_to_node(edges: tf.Tensor, divide_by_nodes: bool = False) -> tf.Tensor:
     `tf.math.unsorted_segment_sum` over the receiver index.
 
     Args:
-      edges: [batch, edges, ...].
+      edge_values: [batch, edges, ...].
       divide_by_nodes: divide the sum by N (not by the N-1 incoming edges), the
         normalisation of the reference encoders and recurrent decoder.
     Returns:
       [batch, nodes, ...], nodes = N with N*(N-1) == edges.
     """
-    num_nodes = num_nodes_of_edge_tensor(edges)
-    shape = tf.shape(edges)
-    blocks = tf.reshape(edges, tf.concat([[shape[0], num_nodes, num_nodes - 1], shape[2:]], axis=0))
+    num_nodes = num_nodes_of_edge_tensor(edge_values)
+    shape = tf.shape(edge_values)
+    blocks = tf.reshape(edge_values, tf.concat([[shape[0], num_nodes, num_nodes - 1], shape[2:]], axis=0))
     incoming = tf.reduce_sum(blocks, axis=2)
     if divide_by_nodes:
         incoming = incoming / tf.cast(num_nodes, incoming.dtype)
@@ -230,18 +231,18 @@ def reverse_edges(num_nodes) -> tf.Tensor:
     return senders * (tf.cast(num_nodes, tf.int32) - 1) + receivers - tf.cast(receivers > senders, tf.int32)
 
 
-def average_directions(edges: tf.Tensor) -> tf.Tensor:
+def average_directions(edge_values: tf.Tensor) -> tf.Tensor:
     """[batch, edges, ...] -> the same, each edge's value averaged with its reverse edge's."""
-    reverse = reverse_edges(num_nodes_of_edge_tensor(edges))
-    return 0.5 * (edges + tf.gather(edges, reverse, axis=1))
+    reverse = reverse_edges(num_nodes_of_edge_tensor(edge_values))
+    return 0.5 * (edge_values + tf.gather(edge_values, reverse, axis=1))
 
 
-def share_between_directions(edges: tf.Tensor) -> tf.Tensor:
+def share_between_directions(edge_values: tf.Tensor) -> tf.Tensor:
     """[batch, edges, ...] -> the same, edge (j, i) given the value of edge (i, j) for i < j.
 
     Makes a sample of edge types undirected: one draw per node pair, used both ways.
     """
-    num_nodes = num_nodes_of_edge_tensor(edges)
+    num_nodes = num_nodes_of_edge_tensor(edge_values)
     receivers, senders = edge_indices(num_nodes)
     source = tf.where(receivers < senders, tf.range(tf.size(receivers)), reverse_edges(num_nodes))
-    return tf.gather(edges, source, axis=1)
+    return tf.gather(edge_values, source, axis=1)

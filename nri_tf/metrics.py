@@ -7,7 +7,8 @@ Building blocks:
   edge_accuracy            the above for one batch
   EdgeAccuracy             Keras metric: confusion counts accumulated over an epoch, so
                            the relabelling is chosen once for the whole data set
-  mse_per_step             mean squared error of each predicted frame
+  mse_per_step             mean squared error of each predicted frame of each system
+  best_permutation         the relabelling of inferred edge types that matches labels best
 
 Edge types are exchangeable (nothing tells the model which type the labels call 1), so
 accuracy is taken under the permutation of the inferred types that matches the labels
@@ -61,11 +62,32 @@ def best_permutation_accuracy(confusion: tf.Tensor, total, skip_first: bool = Fa
     Returns:
       scalar float32 accuracy in [0, 1] (0 when nothing was counted).
     """
+    correct = _correct_per_permutation(confusion, skip_first)
+    return tf.math.divide_no_nan(tf.reduce_max(correct), tf.cast(total, confusion.dtype))
+
+
+def _correct_per_permutation(confusion: tf.Tensor, skip_first: bool) -> tf.Tensor:
+    """[permutations] correct counts of ``confusion`` under each `type_permutations` row."""
     edge_types = confusion.shape[-1]
     permutations = type_permutations(edge_types, skip_first)
     flat_index = np.arange(edge_types, dtype=np.int32) * edge_types + permutations  # [P, K]
-    correct = tf.reduce_sum(tf.gather(tf.reshape(confusion, [-1]), flat_index), axis=-1)
-    return tf.math.divide_no_nan(tf.reduce_max(correct), tf.cast(total, confusion.dtype))
+    return tf.reduce_sum(tf.gather(tf.reshape(confusion, [-1]), flat_index), axis=-1)
+
+
+def best_permutation(inferred, edge_labels, edge_types: int, skip_first: bool = False) -> np.ndarray:
+    """The relabelling of inferred edge types that matches ``edge_labels`` best (the one
+    `best_permutation_accuracy` scores under; the first of equally good ones).
+
+    Args:
+      inferred, edge_labels: [systems, edges] integer edge types.
+      edge_types: K.
+      skip_first: type 0 is not exchangeable.
+    Returns:
+      int32 [edge_types]: inferred type k -> label type row[k].
+    """
+    confusion = edge_confusion(tf.one_hot(inferred, edge_types), edge_labels, edge_types)
+    correct = _correct_per_permutation(confusion, skip_first)
+    return type_permutations(edge_types, skip_first)[int(tf.argmax(correct))]
 
 
 def edge_accuracy(logits: tf.Tensor, labels: tf.Tensor, skip_first: bool = False) -> tf.Tensor:
@@ -119,12 +141,13 @@ class EdgeAccuracy(keras.metrics.Metric):
 
 
 def mse_per_step(predictions: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """Mean squared error of each predicted frame.
+    """Mean squared error of each predicted frame of each system.
 
     Args:
       predictions, target: [batch, nodes, steps, dims].
     Returns:
-      [steps]: mean over batch, nodes and dims.
+      [batch, steps]: mean over nodes and dims (sum over batches and divide by the
+      systems for the test set's MSE per step).
     """
     target = tf.cast(target, predictions.dtype)
-    return tf.reduce_mean(tf.square(predictions - target), axis=[0, 1, 3])
+    return tf.reduce_mean(tf.square(predictions - target), axis=[1, 3])

@@ -1,9 +1,19 @@
 """The NRI model: encoder -> edge-type sample -> decoder, trained as a VAE (paper sec. 3).
 
 `NRI(config)` is a `keras.Model`: ``model.compile(optimizer=...)`` then ``model.fit(data)``
-where ``data`` yields ``(trajectories, edges)`` or ``trajectories``:
+where ``data`` yields ``(trajectories, edge_labels)`` or ``trajectories``:
   trajectories [batch, nodes, frames, dims] float32, normalised;
-  edges [batch, edges] int32 true edge types (only scored, never trained on).
+  edge_labels [batch, edges] int32 true edge types (only scored, never trained on, unless
+  the graph source is "true").
+
+The graph the decoder runs on comes from ``graph_source`` (`GRAPH_SOURCES`):
+  learned  the encoder infers it (NRI; the default)
+  full     every edge has the last edge type (NRI (full graph), paper appendix D.1.1)
+  true     the labelled edge types (NRI (true graph))
+  none     no graph: a predictor that ignores edge weights (the LSTM baselines)
+With a fixed graph (full, true, none) there is no encoder and no KL term: the same
+training and validation steps train the decoder alone, so the baselines' numbers compare
+directly with NRI's.
 
 Training step (reference train.py): logits = encoder(x); z = relaxed one-hot sample with
 temperature ``temp`` (straight-through one-hot if ``hard``); the decoder predicts frames
@@ -17,7 +27,8 @@ open loop).
 
 Metrics: ``loss``, ``nll``, ``kl``, ``mse`` and, when labels are given, ``edge_accuracy``
 (best permutation of exchangeable edge types over the epoch; none for the simulation
-decoder, whose edge types mean what the labels mean).
+decoder, whose edge types mean what the labels mean). A fixed graph: ``loss`` (= ``nll``),
+``nll``, ``mse``.
 """
 
 from __future__ import annotations
@@ -28,8 +39,10 @@ import tensorflow as tf
 
 from nri_tf import graph, losses, metrics, sampling
 from nri_tf.config import NRIConfig
-from nri_tf.decoders import MarkovianDecoder, decoder_from_config
+from nri_tf.decoders import MarkovianDecoder, StepDecoder, decoder_from_config
 from nri_tf.encoders import check_trajectories, encoder_from_config
+
+GRAPH_SOURCES = ("learned", "full", "true", "none")
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")
@@ -38,31 +51,45 @@ class NRI(keras.Model):
 
     Args:
       config: an `NRIConfig` (or its ``to_dict()``); validated here.
+      graph_source: where the decoder's graph comes from, one of `GRAPH_SOURCES`.
+      decoder: a `StepDecoder` to train instead of ``decoder_from_config(config)`` (the
+        LSTM baselines' `LSTMPredictor`).
     """
 
-    def __init__(self, config: NRIConfig | dict, **kwargs):
+    def __init__(self, config: NRIConfig | dict, graph_source: str = "learned",
+                 decoder: StepDecoder | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = NRIConfig.from_dict(config)
+        if graph_source not in GRAPH_SOURCES:
+            raise ValueError(f"graph_source must be one of {', '.join(GRAPH_SOURCES)}, "
+                             f"got {graph_source!r}")
         self.nri_config = config.validate()
-        self.encoder = encoder_from_config(config)
-        self.decoder = decoder_from_config(config)
-        self.sampling_seed = keras.random.SeedGenerator(config.seed, name="sampling_seed")
-        self._log_prior = np.log(np.asarray(config.prior, np.float32)) if config.prior else None
+        self.graph_source = graph_source
+        self.learned = graph_source == "learned"
+        self._custom_decoder = decoder is not None
+        self.encoder = encoder_from_config(config) if self.learned else None
+        self.decoder = decoder if decoder is not None else decoder_from_config(config)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.nll_tracker = keras.metrics.Mean(name="nll")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
         self.mse_tracker = keras.metrics.Mean(name="mse")
-        # The simulation decoder gives every edge type a fixed physical meaning.
-        self.edge_accuracy = metrics.EdgeAccuracy(config.edge_types, config.skip_first,
-                                                  exchangeable=config.decoder != "sim",
-                                                  name="edge_accuracy")
+        self._trackers = [self.loss_tracker, self.nll_tracker, self.mse_tracker]
+        if self.learned:
+            self.sampling_seed = keras.random.SeedGenerator(config.seed, name="sampling_seed")
+            self._log_prior = np.log(np.asarray(config.prior, np.float32)) if config.prior else None
+            self.kl_tracker = keras.metrics.Mean(name="kl")
+            self._trackers.insert(2, self.kl_tracker)
+            # The simulation decoder gives every edge type a fixed physical meaning.
+            self.edge_accuracy = metrics.EdgeAccuracy(config.edge_types, config.skip_first,
+                                                      exchangeable=config.decoder != "sim",
+                                                      name="edge_accuracy")
 
     # --- Keras plumbing -------------------------------------------------------------
 
     def build(self, input_shape):
         """Creates all weights; they do not depend on the node count or (CNN) frame count."""
-        self.encoder.build(input_shape)
+        if self.learned:
+            self.encoder.build(input_shape)
         self.decoder.build(input_shape)
 
     def compile(self, *args, jit_compile="auto", **kwargs):
@@ -89,7 +116,8 @@ class NRI(keras.Model):
         cpu_only = not [d for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
         distributed = tf.distribute.has_strategy()
         config = self.nri_config
-        return cpu_only and not distributed and config.encoder == "mlp" and config.decoder == "mlp"
+        return (cpu_only and not distributed and self.learned and config.encoder == "mlp"
+                and config.decoder == "mlp")
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Skips Keras' symbolic build when model and optimizer are already built.
@@ -105,64 +133,97 @@ class NRI(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.nll_tracker, self.kl_tracker, self.mse_tracker,
-                self.edge_accuracy]
+        return self._trackers + ([self.edge_accuracy] if self.learned else [])
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "config": self.nri_config.to_dict()}
+        config = {"name": self.name, "trainable": self.trainable, "config": self.nri_config.to_dict(),
+                  "graph_source": self.graph_source}
+        if self._custom_decoder:
+            config["decoder"] = keras.saving.serialize_keras_object(self.decoder)
+        return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        nri_config = config.pop("config")
-        return cls(NRIConfig.from_dict(nri_config), **config)
+        nri_config = NRIConfig.from_dict(config.pop("config"))
+        if "decoder" in config:
+            config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(nri_config, **config)
 
     # --- Forward passes -------------------------------------------------------------
 
     def _check_input(self, trajectories, what="trajectories", min_frames=2):
         check_trajectories(trajectories, self.nri_config.dims, min_frames=min_frames, what=what)
 
-    def call(self, trajectories, training=False, prediction_steps: int | None = None):
+    def call(self, trajectories, edge_labels=None, training=False,
+             prediction_steps: int | None = None):
         """Encodes the trajectories, samples edge types and reconstructs frames 1..T-1.
 
         Args:
           trajectories: [batch, nodes, frames, dims]; the encoder reads the first
             ``config.frames`` of them, the decoder reconstructs them all.
+          edge_labels: [batch, edges] int true edge types; read only by the "true" graph
+            source.
           training: relaxed (or straight-through if ``config.hard``) samples and dropout /
             batch statistics; otherwise hard one-hot samples from the categorical.
           prediction_steps: M of the decoder's rollout (see the decoders); default
             ``config.prediction_steps``; 1 gives one-step predictions.
         Returns:
-          dict(logits=[batch, edges, edge_types], edge_probs=softmax of the logits,
-               predictions=[batch, nodes, frames - 1, dims]).
+          dict(predictions=[batch, nodes, frames - 1, dims]) and, for the learned graph,
+          logits=[batch, edges, edge_types] and edge_probs=softmax of the logits.
         """
         self._check_input(trajectories)
         config = self.nri_config
+        steps = config.prediction_steps if prediction_steps is None else prediction_steps
+        if not self.learned:
+            edge_weights = self.fixed_edge_weights(trajectories, edge_labels)
+            return {"predictions": self.decoder(trajectories, edge_weights, prediction_steps=steps,
+                                                training=training)}
         logits = self.encoder(trajectories[:, :, :config.frames], training=training)
         seed = self.sampling_seed.next()
         if training:
-            edges = sampling.sample_edges(logits, config.temp, config.hard, seed)
+            edge_samples = sampling.sample_edges(logits, config.temp, config.hard, seed)
         else:
-            edges = sampling.straight_through_one_hot(logits, config.temp, seed)
+            edge_samples = sampling.straight_through_one_hot(logits, config.temp, seed)
         if config.symmetric:
-            edges = graph.share_between_directions(edges)
-        steps = config.prediction_steps if prediction_steps is None else prediction_steps
-        predictions = self.decoder(trajectories, edges, prediction_steps=steps, training=training)
+            edge_samples = graph.share_between_directions(edge_samples)
+        predictions = self.decoder(trajectories, edge_samples, prediction_steps=steps,
+                                   training=training)
         return {"logits": logits, "edge_probs": tf.nn.softmax(logits, axis=-1),
                 "predictions": predictions}
+
+    def fixed_edge_weights(self, trajectories, edge_labels=None):
+        """The one-hot edge weights [batch, edges, edge_types] of a fixed graph source.
+
+        Args:
+          trajectories: [batch, nodes, frames, dims] (only its batch and node counts).
+          edge_labels: [batch, edges] int true edge types ("true" only).
+        Returns:
+          "full": every edge the last edge type; "true": the labels; "none": None.
+        """
+        if self.graph_source == "none":
+            return None
+        edge_types = self.nri_config.edge_types
+        if self.graph_source == "true":
+            if edge_labels is None:
+                raise ValueError("the true-graph model needs the edge labels")
+            return tf.one_hot(tf.cast(edge_labels, tf.int32), edge_types, dtype=trajectories.dtype)
+        nodes = tf.shape(trajectories)[1]
+        last_type = tf.fill([tf.shape(trajectories)[0], nodes * (nodes - 1)], edge_types - 1)
+        return tf.one_hot(last_type, edge_types, dtype=trajectories.dtype)
 
     def encode(self, trajectories):
         """Edge logits [batch, edges, edge_types] of [batch, nodes, frames, dims] (eval mode)."""
         self._check_input(trajectories, min_frames=1)
         return self.encoder(trajectories, training=False)
 
-    def predict_future(self, context, steps: int, dynamic_graph: bool = False):
+    def predict_future(self, context, steps: int, dynamic_graph: bool = False, edge_labels=None):
         """Predicts the ``steps`` frames after ``context``.
 
         The encoder infers the graph (argmax one-hot) from the last ``config.frames`` frames
-        of the context; the decoder starts from the context's last frame (the RNN decoder
-        first runs over the whole context to warm up its hidden state) and feeds back its
-        own predictions.
+        of the context (a fixed graph source gives it instead); the decoder starts from the
+        context's last frame (the RNN decoder first runs over the whole context to warm up
+        its hidden state) and feeds back its own predictions (`StepDecoder.rollout`).
 
         Args:
           context: [batch, nodes, frames_ctx, dims]; the MLP encoder needs
@@ -170,41 +231,43 @@ class NRI(keras.Model):
           steps: frames to predict (>= 1).
           dynamic_graph: re-infer the graph before every predicted frame from the last
             ``config.frames`` frames seen so far, context and predictions (paper sec. 5.2;
-            the reference slides the window over ground-truth frames instead).
+            the reference slides the window over ground-truth frames instead). Learned
+            graph only.
+          edge_labels: [batch, edges] int true edge types, for the "true" graph source.
         Returns:
           [batch, nodes, steps, dims].
         """
         self._check_input(context, what="context", min_frames=1)
         window = self.nri_config.frames
         frames = context.shape[2]
-        if self.nri_config.encoder == "mlp" and frames is not None and frames < window:
+        if self.learned and self.nri_config.encoder == "mlp" and frames is not None and frames < window:
             raise ValueError(f"the MLP encoder reads {window} frames but the context has only "
                              f"{frames}; pass at least {window} context frames")
+        if dynamic_graph and not self.learned:
+            raise ValueError(f"dynamic_graph re-infers a learned graph; this model's graph is "
+                             f"{self.graph_source!r}")
         if int(steps) < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         context = tf.convert_to_tensor(context, dtype=self.compute_dtype)
-        return self._predict_future(context, int(steps), bool(dynamic_graph))
+        return self._predict_future(context, int(steps), bool(dynamic_graph), edge_labels)
 
-    def _infer_edges(self, frames):
-        """Argmax one-hot edge types [batch, edges, edge_types] from the last `frames` frames."""
-        return sampling.argmax_one_hot(self.encoder(frames[:, :, -self.nri_config.frames:],
+    def _infer_edges(self, history):
+        """Argmax one-hot edge types [batch, edges, edge_types] from the last
+        ``config.frames`` frames of ``history`` [batch, nodes, frames, dims]."""
+        return sampling.argmax_one_hot(self.encoder(history[:, :, -self.nri_config.frames:],
                                                     training=False))
 
     @tf.function
-    def _predict_future(self, context, steps, dynamic_graph):
-        edges = self._infer_edges(context)
-        state = self.decoder.burn_in(context, edges)
-        if not dynamic_graph:
-            predictions, _ = self.decoder.rollout(state, edges, steps)
-            return predictions
-        history, predictions = context, []
-        for step in range(steps):
-            if step > 0:
-                edges = self._infer_edges(history)
-            prediction, state = self.decoder.step(state, edges)
-            predictions.append(prediction)
-            history = tf.concat([history, prediction[:, :, None]], axis=2)
-        return tf.stack(predictions, axis=2)
+    def _predict_future(self, context, steps, dynamic_graph, edge_labels):
+        if self.learned:
+            edge_weights = self._infer_edges(context)
+        else:
+            edge_weights = self.fixed_edge_weights(context, edge_labels)
+        state = self.decoder.burn_in(context, edge_weights)
+        predictions, _ = self.decoder.rollout(
+            state, edge_weights, steps, infer_edge_weights=self._infer_edges if dynamic_graph else None,
+            history=context)
+        return predictions
 
     # --- Training and evaluation ----------------------------------------------------
 
@@ -215,24 +278,30 @@ class NRI(keras.Model):
         return data, None
 
     def _loss_terms(self, trajectories, outputs):
-        """(nll, kl) of one batch; see `nri_tf.losses`."""
+        """(nll, kl) of one batch, kl None for a fixed graph; see `nri_tf.losses`."""
         nll = losses.nll_gaussian(outputs["predictions"], trajectories[:, :, 1:], self.nri_config.var)
+        if not self.learned:
+            return nll, None
         if self._log_prior is None:
             kl = losses.kl_categorical_uniform(outputs["edge_probs"])
         else:
             kl = losses.kl_categorical(outputs["edge_probs"], self._log_prior)
         return nll, kl
 
-    def _update_metrics(self, trajectories, labels, outputs, nll, kl):
+    @staticmethod
+    def _total_loss(nll, kl):
+        return nll if kl is None else nll + kl
+
+    def _update_metrics(self, trajectories, edge_labels, outputs, nll, kl):
         batch = tf.shape(trajectories)[0]
         target = tf.cast(trajectories[:, :, 1:], outputs["predictions"].dtype)
         mse = tf.reduce_mean(tf.square(outputs["predictions"] - target))
-        for tracker, value in ((self.loss_tracker, nll + kl), (self.nll_tracker, nll),
-                               (self.kl_tracker, kl), (self.mse_tracker, mse)):
-            tracker.update_state(value, sample_weight=batch)
-        logs = {m.name: m.result() for m in self.metrics[:4]}
-        if labels is not None:
-            self.edge_accuracy.update_state(outputs["logits"], labels)
+        values = {"loss": self._total_loss(nll, kl), "nll": nll, "kl": kl, "mse": mse}
+        for tracker in self._trackers:
+            tracker.update_state(values[tracker.name], sample_weight=batch)
+        logs = {tracker.name: tracker.result() for tracker in self._trackers}
+        if self.learned and edge_labels is not None:
+            self.edge_accuracy.update_state(outputs["logits"], edge_labels)
             logs["edge_accuracy"] = self.edge_accuracy.result()
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3 reduces each log over workers with `axis=0`, which fails on scalars.
@@ -240,21 +309,21 @@ class NRI(keras.Model):
         return logs
 
     def train_step(self, data):
-        trajectories, labels = self._unpack(data)
+        trajectories, edge_labels = self._unpack(data)
         with tf.GradientTape() as tape:
-            outputs = self(trajectories, training=True)
+            outputs = self(trajectories, edge_labels, training=True)
             nll, kl = self._loss_terms(trajectories, outputs)
             # Gradients are summed over replicas: scale each replica's mean loss down.
-            loss = (nll + kl) / tf.distribute.get_strategy().num_replicas_in_sync
+            loss = self._total_loss(nll, kl) / tf.distribute.get_strategy().num_replicas_in_sync
             loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
-        return self._update_metrics(trajectories, labels, outputs, nll, kl)
+        return self._update_metrics(trajectories, edge_labels, outputs, nll, kl)
 
     def test_step(self, data):
-        trajectories, labels = self._unpack(data)
+        trajectories, edge_labels = self._unpack(data)
         markovian = isinstance(self.decoder, MarkovianDecoder)
         steps = 1 if markovian else self.nri_config.prediction_steps
-        outputs = self(trajectories, training=False, prediction_steps=steps)
+        outputs = self(trajectories, edge_labels, training=False, prediction_steps=steps)
         nll, kl = self._loss_terms(trajectories, outputs)
-        return self._update_metrics(trajectories, labels, outputs, nll, kl)
+        return self._update_metrics(trajectories, edge_labels, outputs, nll, kl)

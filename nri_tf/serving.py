@@ -125,9 +125,10 @@ class ServingModule(tf.Module):
         window = context[:, :, -self._config.frames:]
         if self._config.encoder == "mlp":
             window = tf.ensure_shape(window, [None, None, self._config.frames, self._config.dims])
-        edges = sampling.argmax_one_hot(self.encoder(window, training=False))
-        state = self.decoder.burn_in(context, edges)
-        predictions = self._normaliser.denormalise(self._rollout(state, edges, steps))
+        edge_weights = sampling.argmax_one_hot(self.encoder(window, training=False))
+        state = self.decoder.burn_in(context, edge_weights)
+        predictions, _ = self.decoder.rollout(state, edge_weights, steps)
+        predictions = self._normaliser.denormalise(predictions)
         return {OUTPUT_PREDICTIONS: _checked_finite(predictions, "predictions")}
 
     def signatures(self) -> dict:
@@ -137,26 +138,6 @@ class ServingModule(tf.Module):
                 SIGNATURE_PREDICT: self.predict.get_concrete_function()}
 
     # --- helpers (traced into the functions above) ------------------------------------
-
-    def _rollout(self, state, edges, steps):
-        """The decoder's `rollout` with a tensor step count: a `tf.while_loop`.
-
-        Args:
-          state: from `decoder.burn_in`.
-          edges: [batch, edges, edge_types] one-hot edge types.
-          steps: [] int32 >= 1.
-        Returns:
-          [batch, nodes, steps, dims], normalised units.
-        """
-        decoder = self.decoder
-        frames = tf.TensorArray(tf.float32, size=steps, element_shape=[None, None, self._config.dims])
-
-        def body(step, state, frames):
-            prediction, state = decoder.step(state, edges, training=False)
-            return step + 1, state, frames.write(step, prediction)
-
-        _, _, frames = tf.while_loop(lambda step, *_: step < steps, body, (tf.constant(0), state, frames))
-        return tf.transpose(frames.stack(), [1, 2, 0, 3])
 
     def _checked_trajectories(self, trajectories, for_prediction: bool):
         """Validates a request's trajectories in the graph; returns them with static rank 4.

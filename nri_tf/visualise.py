@@ -60,11 +60,9 @@ def aligned_edge_types(inferred: np.ndarray, labels: np.ndarray, edge_types: int
     Returns:
       [systems, edges] the inferred types, relabelled.
     """
-    from nri_tf.metrics import type_permutations
+    from nri_tf.metrics import best_permutation
 
-    permutations = type_permutations(edge_types, skip_first)  # [P, K]: inferred k -> label
-    hits = [(permutation[inferred] == labels).sum() for permutation in permutations]
-    return permutations[int(np.argmax(hits))][inferred]
+    return best_permutation(inferred, labels, edge_types, skip_first)[inferred]
 
 
 def shown_edge_types(edge_types: int, skip_first: bool) -> list:

@@ -1,5 +1,6 @@
-"""Shared fixtures: small springs data sets, node-permutation helpers, and helpers that
-damage a dataset the way a bad disk or a careless edit would (valid CRCs, same sizes).
+"""Shared fixtures: small springs data sets, node-permutation helpers, helpers that
+damage a dataset the way a bad disk or a careless edit would (valid CRCs, same sizes), and
+`main_here`, which runs a command-line entry point in the test process.
 
 Springs systems come from `data_pipelines.simulations` (reference simulator settings,
 5 nodes, 49 frames), normalised like the reference: positions and velocities each min-max
@@ -9,7 +10,10 @@ suite runs in a few minutes on 2 CPU cores.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -18,6 +22,23 @@ from nri_tf import graph
 
 SPRINGS_NODES = 5
 SPRINGS_SIM_STEPS = 5000          # 49 frames at the reference's sampling rate
+
+
+def main_here(main, *args, env_extra=None) -> subprocess.CompletedProcess:
+    """``main(ARGS)`` of an entry point in this process, with the exit status, stdout and
+    stderr a ``python -m`` process would give: no interpreter and TensorFlow start-up. Tests
+    about the process boundary itself (exit codes seen by a shell, start-up) run a process.
+    """
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (env_extra or {}).items():
+            patch.setenv(name, value)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                status = main([str(arg) for arg in args])
+            except SystemExit as exit:
+                status = exit.code
+    return subprocess.CompletedProcess(args, status, stdout.getvalue(), stderr.getvalue())
 
 
 def normalise_springs(trajectories: np.ndarray, reference: np.ndarray) -> np.ndarray:

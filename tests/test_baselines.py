@@ -1,4 +1,4 @@
-"""The paper's baselines: correlation thresholds, LSTMs, fixed-graph decoders, Static."""
+"""The paper's baselines: correlation thresholds, LSTMs, NRI on fixed graphs, Static."""
 
 import keras
 import numpy as np
@@ -7,10 +7,10 @@ import tensorflow as tf
 
 from nri_tf.baselines.correlation import best_threshold, correlation_scores, fit_threshold_rule
 from nri_tf.baselines.lstm import LSTMPredictor
-from nri_tf.baselines.predictors import TrajectoryPredictor, static_prediction
+from nri_tf.baselines.predictors import static_prediction
 from nri_tf.config import NRIConfig
-from nri_tf.decoders import decoder_from_config
 from nri_tf.graph import edge_labels_from_matrix
+from nri_tf.model import NRI
 
 NODES, FRAMES, DIMS = 5, 49, 4
 
@@ -84,7 +84,8 @@ def _held_out_scores(model, data):
     """(held-out NLL, MSE of a 10-frame rollout after 39 context frames)."""
     held_out = tf.data.Dataset.from_tensor_slices((data["x_test"], data["y_test"])).batch(100)
     nll = model.evaluate(held_out, return_dict=True, verbose=0)["nll"]
-    predicted = model.predict_future(tf.constant(data["x_test"][:, :, :39]), 10, data["y_test"]).numpy()
+    predicted = model.predict_future(tf.constant(data["x_test"][:, :, :39]), 10,
+                                     edge_labels=data["y_test"]).numpy()
     return nll, float(np.mean((predicted - data["x_test"][:, :, 39:49]) ** 2))
 
 
@@ -93,15 +94,16 @@ def _held_out_scores(model, data):
 def test_baseline_predictors_learn(springs5_small, kind):
     """Each Table 2 baseline lowers its held-out NLL and its 10-step rollout error."""
     keras.utils.set_random_seed(0)
-    config = NRIConfig(decoder_hidden=32, edge_types=2)
+    config = NRIConfig(decoder_hidden=32, edge_types=2, prediction_steps=10)
     if kind.startswith("lstm"):
         predictor, graph = LSTMPredictor(DIMS, 32, joint=kind == "lstm_joint", nodes=NODES), "none"
     else:
-        predictor, graph = decoder_from_config(config), kind.split("_")[0]
-    model = TrajectoryPredictor(predictor, graph, config.edge_types, config.var, prediction_steps=10)
+        predictor, graph = None, kind.split("_")[0]
+    model = NRI(config, graph_source=graph, decoder=predictor)
     data = springs5_small
     model(tf.constant(data["x_train"][:1]), tf.constant(data["y_train"][:1]))
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    assert [m.name for m in model.metrics] == ["loss", "nll", "mse"] and model.encoder is None
     nll_before, rollout_before = _held_out_scores(model, data)
     train = tf.data.Dataset.from_tensor_slices((data["x_train"], data["y_train"])).batch(32)
     model.fit(train, epochs=3, shuffle=False, verbose=0)
@@ -110,15 +112,25 @@ def test_baseline_predictors_learn(springs5_small, kind):
     assert rollout_after < 0.5 * rollout_before, (rollout_before, rollout_after)
 
 
-def test_true_graph_predictor_needs_labels_and_full_graph_uses_the_last_type():
+def test_true_graph_needs_labels_and_full_graph_uses_the_last_type():
     config = NRIConfig(decoder_hidden=8, edge_types=3)
     trajectories = tf.zeros([2, 4, 6, DIMS])
-    full = TrajectoryPredictor(decoder_from_config(config), "full", edge_types=3)
-    np.testing.assert_array_equal(full.edge_weights(trajectories, None).numpy()[..., 2], 1.0)
-    true = TrajectoryPredictor(decoder_from_config(config), "true", edge_types=3)
+    full = NRI(config, graph_source="full")
+    np.testing.assert_array_equal(full.fixed_edge_weights(trajectories).numpy()[..., 2], 1.0)
+    true = NRI(config, graph_source="true")
     labels = tf.constant([[0, 1, 2] * 4, [2, 2, 1] * 4])
-    np.testing.assert_array_equal(np.argmax(true.edge_weights(trajectories, labels), -1), labels.numpy())
+    np.testing.assert_array_equal(np.argmax(true.fixed_edge_weights(trajectories, labels), -1),
+                                  labels.numpy())
     with pytest.raises(ValueError, match="needs the edge labels"):
-        true.edge_weights(trajectories, None)
-    with pytest.raises(ValueError, match="graph must be one of"):
-        TrajectoryPredictor(decoder_from_config(config), "sometimes")
+        true.fixed_edge_weights(trajectories, None)
+    with pytest.raises(ValueError, match="learned graph"):
+        true.predict_future(trajectories, 2, dynamic_graph=True, edge_labels=labels)
+    with pytest.raises(ValueError, match="graph_source must be one of"):
+        NRI(config, graph_source="sometimes")
+
+
+def test_a_fixed_graph_model_with_its_own_decoder_survives_a_config_round_trip():
+    model = NRI(NRIConfig(), graph_source="none", decoder=LSTMPredictor(DIMS, 8))
+    clone = NRI.from_config(model.get_config())
+    assert clone.graph_source == "none" and isinstance(clone.decoder, LSTMPredictor)
+    assert clone.decoder.hidden == 8

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from conftest import main_here
+from data_pipelines import generate
 from nri_tf import experiments
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def run_experiments(*args, env_extra=None) -> subprocess.CompletedProcess:
+    """``python -m nri_tf.experiments ARGS`` in a process of its own."""
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "nri_tf.experiments", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=900, env=env)
@@ -27,7 +30,8 @@ def smoke_tables(tmp_path_factory):
     root = tmp_path_factory.mktemp("experiments")
     env = {"NRI_TF_DATA": str(root / "data")}
     output = root / "springs5-smoke"
-    done = {table: run_experiments(table, "--budget", "smoke", "--output", output, env_extra=env)
+    done = {table: main_here(experiments.main, table, "--budget", "smoke", "--output", output,
+                             env_extra=env)
             for table in ("table1", "table2")}
     return output, done, env
 
@@ -64,7 +68,7 @@ def test_tables_share_nri_learned_and_a_rerun_reuses_every_model(smoke_tables):
     learned = [next(r for r in t["rows"] if r["key"] == "nri_learned") for t in (table1, table2)]
     assert learned[0]["seconds"] == learned[1]["seconds"]          # trained once, reused
     assert sorted(p.name for p in (output / "runs").iterdir()) == ["nri_learned-seed42", "nri_sim-seed42"]
-    again = run_experiments("table2", "--budget", "smoke", "--output", output, env_extra=env)
+    again = main_here(experiments.main, "table2", "--budget", "smoke", "--output", output, env_extra=env)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((output / "table2.json").read_text())["rows"] == table2["rows"]
 
@@ -92,10 +96,11 @@ def test_nri_sim_is_not_applicable_without_a_simulator():
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):
-    bad_nodes = run_experiments("table1", "--num-nodes", "1")
+    bad_nodes = main_here(experiments.main, "table1", "--num-nodes", "1")
     assert bad_nodes.returncode == 2 and "--num-nodes must be >= 2" in bad_nodes.stderr
-    unknown = run_experiments("table3")
+    unknown = main_here(experiments.main, "table3")
     assert unknown.returncode == 2 and "invalid choice: 'table3'" in unknown.stderr
+    # One true process: the exit status and the last stderr line are what a shell sees.
     missing = run_experiments("table1", "--data", tmp_path / "nothing", "--output", tmp_path / "out")
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("error: ")
@@ -110,12 +115,12 @@ def test_table2_on_motion_capture_with_nri_flags(tmp_path):
     if not (SHARED_CMU / "35.asf").is_file():
         pytest.skip(f"../shared/data/cmu not found: expected {SHARED_CMU / '35.asf'}")
     data = tmp_path / "cmu35"
-    built = subprocess.run([sys.executable, "-m", "data_pipelines.generate", "--source", "cmu",
-                            "--asf", SHARED_CMU / "35.asf", "--amc", SHARED_CMU / "35_01.amc",
-                            "--output", data], cwd=REPO, capture_output=True, text=True, timeout=600)
+    built = main_here(generate.main, "--source", "cmu", "--asf", SHARED_CMU / "35.asf",
+                      "--amc", SHARED_CMU / "35_01.amc", "--output", data)
     assert built.returncode == 0, built.stderr
-    done = run_experiments("table2", "--data", data, "--budget", "smoke", "--output", tmp_path / "out",
-                           "--decoder", "rnn", "--edge-types", "4", "--skip-first", "--batch-size", "2")
+    done = main_here(experiments.main, "table2", "--data", data, "--budget", "smoke",
+                     "--output", tmp_path / "out", "--decoder", "rnn", "--edge-types", "4",
+                     "--skip-first", "--batch-size", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "out" / "table2.json").read_text())
     rows = {row["key"]: row for row in result["rows"]}

@@ -23,9 +23,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data_pipelines import generate
 from data_pipelines.datasets import Normaliser
 from data_pipelines.storage import read_metadata, read_split
 from nri_tf import export, serving
+from nri_tf import train as train_cli
 from nri_tf.config import NRIConfig
 from trainers import run_directory
 
@@ -101,8 +103,8 @@ def digest(path: str) -> str:
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("export") / "springs5")
-    run_cli("data_pipelines.generate", "--num-train", "64", "--num-valid", "16", "--num-test", "16",
-            "--length", "1000", "--length-test", "3000", "--output", path)
+    assert generate.main(["--num-train", "64", "--num-valid", "16", "--num-test", "16",
+                          "--length", "1000", "--length-test", "3000", "--output", path]) == 0
     return path
 
 
@@ -120,10 +122,12 @@ def normaliser(dataset_dir):
 
 @pytest.fixture(scope="module")
 def mlp_run(dataset_dir, tmp_path_factory):
-    """A one-epoch MLP encoder / MLP decoder run trained by the CLI."""
+    """A one-epoch MLP encoder / MLP decoder run trained by the CLI's main (in this process;
+    `mlp_export` runs a CLI in its own)."""
     path = str(tmp_path_factory.mktemp("runs") / "tiny-mlp")
-    run_cli("nri_tf.train", "--data", dataset_dir, "--logdir", path, "--epochs", "1",
-            "--encoder-hidden", "8", "--decoder-hidden", "8", "--batch-size", "16", "--verbose", "0")
+    assert train_cli.main(["--data", dataset_dir, "--logdir", path, "--epochs", "1",
+                           "--encoder-hidden", "8", "--decoder-hidden", "8", "--batch-size", "16",
+                           "--verbose", "0"]) == 0
     return path
 
 

@@ -59,6 +59,13 @@ def test_edge_accuracy_takes_the_best_permutation():
     assert metrics.edge_accuracy(one_wrong, labels).numpy() == pytest.approx(5 / 6)
 
 
+def test_best_permutation_is_the_relabelling_edge_accuracy_scores_under():
+    labels = np.array([[0, 0, 1, 1, 2, 2], [0, 1, 1, 2, 2, 2]])
+    inferred = np.array([[2, 2, 0, 0, 1, 1], [2, 0, 0, 1, 1, 0]])     # 0 -> 1, 1 -> 2, 2 -> 0
+    assert metrics.best_permutation(inferred, labels, 3).tolist() == [1, 2, 0]
+    assert metrics.best_permutation(inferred, labels, 3, skip_first=True)[0] == 0
+
+
 def test_skip_first_keeps_type_zero_fixed():
     labels = np.array([[0, 0, 1, 1, 2, 2]])
     swap_12 = _logits_for([[0, 0, 2, 2, 1, 1]], 3)
@@ -84,7 +91,9 @@ def test_edge_accuracy_metric_picks_one_permutation_for_everything_seen():
 def test_mse_per_step():
     predictions = tf.zeros([2, 3, 4, 2])
     target = tf.reshape(tf.repeat(tf.range(4, dtype=tf.float32), 2), [1, 1, 4, 2]) * tf.ones([2, 3, 1, 1])
-    np.testing.assert_allclose(metrics.mse_per_step(predictions, target).numpy(), [0, 1, 4, 9])
+    target *= tf.constant([1.0, 2.0])[:, None, None, None]           # system 1: twice the error
+    np.testing.assert_allclose(metrics.mse_per_step(predictions, target).numpy(),
+                               [[0, 1, 4, 9], [0, 4, 16, 36]])
 
 
 # --- sampling -------------------------------------------------------------------------

@@ -25,6 +25,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import main_here
+from data_pipelines import generate
+from nri_tf import evaluate as evaluate_cli
+from nri_tf import train as train_cli
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,10 +96,10 @@ def mocap_run(tmp_path_factory):
         pytest.skip(f"../shared/data/cmu not found: expected {REAL_ASF} and {REAL_AMC}")
     root = tmp_path_factory.mktemp("mocap")
     data, run_dir = root / "cmu35", root / "run"
-    built = run_module("data_pipelines.generate", "--source", "cmu", "--asf", REAL_ASF, "--amc", REAL_AMC,
-                       "--output", data)
+    built = main_here(generate.main, "--source", "cmu", "--asf", REAL_ASF, "--amc", REAL_AMC,
+                      "--output", data)
     assert built.returncode == 0, built.stderr
-    trained = run_module("nri_tf.train", "--data", data, "--logdir", run_dir, *MOCAP_TRAIN)
+    trained = main_here(train_cli.main, "--data", data, "--logdir", run_dir, *MOCAP_TRAIN)
     assert trained.returncode == 0, trained.stderr
     return data, run_dir, trained.stdout
 
@@ -125,8 +130,8 @@ def test_mocap_tensorboard_images_are_the_skeleton_with_learned_edges(mocap_run)
 def test_mocap_evaluate_dynamic_graph_writes_the_image(mocap_run, tmp_path):
     _, run_dir, _ = mocap_run
     png, output = tmp_path / "pictures" / "mocap.png", tmp_path / "dynamic.json"
-    evaluated = run_module("nri_tf.evaluate", "--run", run_dir, "--dynamic-graph", "--image", png,
-                           "--output", output)
+    evaluated = main_here(evaluate_cli.main, "--run", run_dir, "--dynamic-graph", "--image", png,
+                          "--output", output)
     assert evaluated.returncode == 0, evaluated.stderr
     assert last_line(evaluated.stdout) == f"image: {png}"
     results = json.loads(output.read_text())
@@ -201,12 +206,12 @@ def sportvu_run(tmp_path_factory):
     datasets = {}
     for frames in (25, 33):
         datasets[frames] = root / f"nba{frames}"
-        built = run_module("data_pipelines.generate", "--source", "sportvu", "--games", game,
-                           "--entities", -1, 101, 102, 201, 202, "--segment-frames", frames,
-                           "--output", datasets[frames])
+        built = main_here(generate.main, "--source", "sportvu", "--games", game,
+                          "--entities", -1, 101, 102, 201, 202, "--segment-frames", frames,
+                          "--output", datasets[frames])
         assert built.returncode == 0, built.stderr
     run_dir = root / "run"
-    trained = run_module("nri_tf.train", "--data", datasets[25], "--logdir", run_dir, *SPORTVU_TRAIN)
+    trained = main_here(train_cli.main, "--data", datasets[25], "--logdir", run_dir, *SPORTVU_TRAIN)
     return datasets, run_dir, trained
 
 
@@ -233,8 +238,8 @@ def test_sportvu_encoder_sees_17_frames_and_the_test_predicts_the_last_8(sportvu
 def test_sportvu_run_evaluates_on_longer_segments_with_an_image(sportvu_run, tmp_path):
     datasets, run_dir, _ = sportvu_run
     png, output = tmp_path / "nba.png", tmp_path / "nba.json"
-    evaluated = run_module("nri_tf.evaluate", "--run", run_dir, "--data", datasets[33], "--image", png,
-                           "--output", output)
+    evaluated = main_here(evaluate_cli.main, "--run", run_dir, "--data", datasets[33], "--image", png,
+                          "--output", output)
     assert evaluated.returncode == 0, evaluated.stderr
     results = json.loads(output.read_text())
     assert_finite_results(results, steps=16)           # 33 frames: 17 seen, 16 predicted

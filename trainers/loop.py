@@ -15,7 +15,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from data_pipelines.datasets import make_dataset
+from data_pipelines.datasets import first_frames, make_dataset
 from data_pipelines.storage import SPLITS, DatasetError, check_split, metadata_fingerprint, read_metadata
 from nri_tf import evaluation
 from nri_tf.config import NRIConfig
@@ -63,14 +63,14 @@ def check_training_data(config: NRIConfig, data_dir: str, metadata) -> None:
     if missing:
         raise DatasetError(f"{data_dir}: no {' or '.join(missing)} split; training needs train, "
                            "valid (to pick the best epoch) and test (for the results)")
-    frames = metadata.frames
-    if frames["train"] < 2:
-        raise DatasetError(f"{data_dir}: training systems have {frames['train']} frame; the decoder "
+    split_frames = metadata.frames            # {split: frames per system}
+    if split_frames["train"] < 2:
+        raise DatasetError(f"{data_dir}: training systems have {split_frames['train']} frame; the decoder "
                            "needs at least 2 (it predicts each frame from the one before)")
-    if frames["valid"] < frames["train"]:
-        raise DatasetError(f"{data_dir}: validation systems have {frames['valid']} frames, fewer than "
-                           f"the {frames['train']} of the training systems")
-    evaluation.prediction_horizon(frames["test"], config.frames)
+    if split_frames["valid"] < split_frames["train"]:
+        raise DatasetError(f"{data_dir}: validation systems have {split_frames['valid']} frames, fewer than "
+                           f"the {split_frames['train']} of the training systems")
+    evaluation.prediction_horizon(split_frames["test"], config.frames)
     for split in SPLITS:
         check_split(data_dir, split, metadata)
 
@@ -98,7 +98,7 @@ def build_model(config: NRIConfig, nodes: int, steps_per_epoch: int,
 
 def _split_dataset(data_dir: str, split: str, config: NRIConfig, *, training: bool, seed: int,
                    frames: int | None, labelled: bool = True) -> tf.data.Dataset:
-    """The split in global batches, trajectories cut to ``frames``; (trajectories, edges)
+    """The split in global batches, trajectories cut to ``frames``; (trajectories, edge_labels)
     batches, or trajectories alone when the data has no true graph (not ``labelled``).
 
     Keras distributes it over the replicas of the model's strategy; under a multi-worker
@@ -112,7 +112,7 @@ def _split_dataset(data_dir: str, split: str, config: NRIConfig, *, training: bo
     dataset = make_dataset(data_dir, split, config.batch_size, shuffle=training, seed=seed,
                            drop_remainder=training, repeat=training, cache=True)
     if frames is not None:
-        dataset = dataset.map(lambda x, edges: (x[:, :, :frames], edges))
+        dataset = first_frames(dataset, frames)
     return dataset if labelled else evaluation.trajectories_only(dataset)
 
 
