@@ -48,7 +48,9 @@ from typing import Optional, Union
 
 import numpy as np
 
-from data_pipelines.storage import DatasetError, DatasetMetadata, write_dataset
+from data_pipelines.errors import DatasetError
+from data_pipelines.storage.metadata import DatasetMetadata
+from data_pipelines.storage.writer import write_dataset
 
 PathLike = Union[str, os.PathLike]
 

@@ -18,8 +18,6 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from data_pipelines.storage import has_edge_labels  # noqa: F401 (used as evaluation.has_edge_labels)
-
 PAPER_HORIZON = 20
 
 

@@ -27,9 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from nri_tf import graph, losses, metrics, sampling
+from nri_tf.builders import decoder_from_config, encoder_from_config
 from nri_tf.config import NRIConfig
-from nri_tf.decoders import MarkovianDecoder, decoder_from_config
-from nri_tf.encoders import check_trajectories, encoder_from_config
+from nri_tf.decoders import MarkovianDecoder
+from nri_tf.encoders import check_trajectories
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")

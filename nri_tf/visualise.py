@@ -99,7 +99,7 @@ def graph_figures(model, trajectories, labels, metadata, normaliser=None, *, fir
       [`matplotlib.figure.Figure`]: skeleton data, one figure of the first system; other
       data, one figure per system.
     """
-    from data_pipelines.datasets import Normaliser
+    from data_pipelines.normalisation import Normaliser
     from nri_tf import figures
     from nri_tf.graph import fully_connected_edges
 

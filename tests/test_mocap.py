@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from data_pipelines import mocap
-from data_pipelines.storage import DatasetError
+from data_pipelines.errors import DatasetError
 
 DATA = Path(__file__).resolve().parent / "data"
 SHARED_CMU = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmu"
@@ -219,7 +219,7 @@ def test_build_cmu_dataset_from_the_real_trial(tmp_path):
     _real_data()
     out = tmp_path / "cmu"
     metadata = mocap.build_cmu_dataset(REAL_ASF, [REAL_AMC], out)
-    from data_pipelines.storage import read_metadata, read_split
+    from data_pipelines.storage.reader import read_metadata, read_split
 
     assert read_metadata(out).to_dict() == metadata.to_dict()
     assert metadata.source == "cmu" and metadata.nodes == 31 and metadata.dims == 6

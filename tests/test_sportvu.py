@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from data_pipelines import sportvu
-from data_pipelines.storage import DatasetError, read_metadata, read_split
+from data_pipelines.errors import DatasetError
+from data_pipelines.storage.reader import read_metadata, read_split
 
 GAME = Path(__file__).resolve().parent / "data" / "sportvu_game.json"
 ENTITIES = [sportvu.BALL, 101, 103, 201, 203]

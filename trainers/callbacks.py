@@ -337,7 +337,7 @@ class GraphImages(keras.callbacks.Callback):
       log_dir: the run's TensorBoard directory.
       trajectories: [systems, nodes, frames, dims] normalised validation systems.
       labels: [systems, edges] their true edge types, or None for data without a true
-        graph (`nri_tf.evaluation.has_edge_labels`).
+        graph (`data_pipelines.contract.has_edge_labels`).
       metadata: the dataset's `DatasetMetadata` (skeleton bones, normalisation).
     """
 

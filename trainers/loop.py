@@ -15,13 +15,14 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from data_pipelines.contract import SPLITS, has_edge_labels
 from data_pipelines.datasets import make_dataset
-from data_pipelines.storage import SPLITS, DatasetError, check_split, metadata_fingerprint, read_metadata
+from data_pipelines.errors import DatasetError
+from data_pipelines.storage.reader import check_split, metadata_fingerprint, read_metadata
 from nri_tf import evaluation
 from nri_tf.config import NRIConfig
 from nri_tf.model import NRI
-from trainers import callbacks as run_callbacks
-from trainers import run_directory
+from trainers import callbacks as run_callbacks, run_directory
 from trainers.strategy import is_chief
 
 # The validation metric that picks the best checkpoint (lower is better). It uses no
@@ -141,7 +142,7 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
     strategy = strategy or tf.distribute.get_strategy()
     dataset = dataset_description(data_dir, config.frames)
     metadata = read_metadata(data_dir)
-    labelled = evaluation.has_edge_labels(metadata)
+    labelled = has_edge_labels(metadata)
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
