@@ -93,3 +93,58 @@ def test_console_scripts_name_existing_entry_points():
     for target in scripts.values():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function)), target
+
+
+# --- Error policy: only known user errors become one line -------------------------------
+
+def run_python(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "export", "experiments", "generate"])
+def test_an_internal_value_error_keeps_its_traceback(command):
+    """A bug raised as ValueError deep inside a command is no user error: it must not be
+    shortened to ``error: ...`` but end the process with its traceback."""
+    work = {"train": "run", "evaluate": "evaluate_run", "export": "export_run",
+            "experiments": "_run", "generate": "_generate"}[command]
+    argv = {"train": [], "evaluate": ["--run", "r"], "export": ["--run", "r"],
+            "experiments": ["table1"], "generate": []}[command]
+    script = f"""
+import sys
+from nri_tf.cli import {command} as cli
+def bug(*args, **kwargs):
+    raise ValueError("an internal bug")
+setattr(cli, {work!r}, bug)
+cli.import_tensorflow = lambda: None
+sys.exit(cli.main({argv!r}))
+"""
+    done = run_python(script)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback (most recent call last)" in done.stderr and "ValueError: an internal bug" in done.stderr
+    assert not done.stderr.startswith("error: ")
+
+
+def test_known_user_errors_are_one_line_without_traceback(tmp_path):
+    for module, argv, message in [
+            ("nri_tf.export", ["--run", str(tmp_path / "missing")], "missing"),
+            ("nri_tf.export", ["--run", str(tmp_path), "--name", "bad name"], "model name 'bad name'"),
+            ("data_pipelines.generate", ["--num-nodes", "1", "--output", str(tmp_path / "d")],
+             "num_nodes must be at least 2")]:
+        done = subprocess.run([sys.executable, "-m", module, *argv], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_report_known_errors_lets_other_exceptions_through():
+    from data_pipelines.errors import DatasetError
+
+    def raise_(error):
+        raise error
+
+    assert common.report_known_errors(lambda: raise_(DatasetError("bad data")), "x") == 2
+    assert common.report_known_errors(lambda: raise_(FloatingPointError("diverged")), "x") == 2
+    with pytest.raises(ValueError, match="a bug"):
+        common.report_known_errors(lambda: raise_(ValueError("a bug")), "x")
+    with pytest.raises(KeyError):
+        common.report_known_errors(lambda: raise_(KeyError("k")), "x")

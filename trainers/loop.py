@@ -20,7 +20,7 @@ from data_pipelines.datasets import make_dataset
 from data_pipelines.errors import DatasetError
 from data_pipelines.storage.reader import check_split, metadata_fingerprint, read_metadata
 from nri_tf import evaluation
-from nri_tf.config import NRIConfig
+from nri_tf.config import ConfigError, NRIConfig
 from nri_tf.model import NRI
 from trainers import callbacks as run_callbacks, run_directory
 from trainers.strategy import is_chief
@@ -58,7 +58,7 @@ def check_training_data(config: NRIConfig, data_dir: str, metadata) -> None:
     record of them (`storage.check_split`: CRCs, shapes, finite values, edge labels).
 
     Raises:
-      DatasetError or ValueError naming the split, file or system at fault.
+      DatasetError naming the split, file or system at fault.
     """
     missing = [split for split in SPLITS if split not in metadata.splits]
     if missing:
@@ -71,9 +71,18 @@ def check_training_data(config: NRIConfig, data_dir: str, metadata) -> None:
     if frames["valid"] < frames["train"]:
         raise DatasetError(f"{data_dir}: validation systems have {frames['valid']} frames, fewer than "
                            f"the {frames['train']} of the training systems")
-    evaluation.prediction_horizon(frames["test"], config.frames)
+    check_test_frames(data_dir, frames["test"], config.frames)
     for split in SPLITS:
         check_split(data_dir, split, metadata)
+
+
+def check_test_frames(data_dir: str, test_frames: int, context_frames: int) -> None:
+    """DatasetError unless the test systems have frames to predict after the
+    ``context_frames`` the encoder sees (`nri_tf.evaluation.prediction_horizon`)."""
+    try:
+        evaluation.prediction_horizon(test_frames, context_frames)
+    except ValueError as error:
+        raise DatasetError(f"{data_dir}: {error}") from None
 
 
 def learning_rate_schedule(config: NRIConfig, steps_per_epoch: int):
@@ -146,11 +155,11 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
-        raise ValueError(f"batch size {config.batch_size} is not divisible by the {replicas} replicas")
+        raise ConfigError(f"batch size {config.batch_size} is not divisible by the {replicas} replicas")
     steps_per_epoch = dataset["splits"]["train"] // config.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"batch size {config.batch_size} is larger than the training split "
-                         f"({dataset['splits']['train']} systems)")
+        raise ConfigError(f"batch size {config.batch_size} is larger than the training split "
+                          f"({dataset['splits']['train']} systems)")
     check_training_data(config, data_dir, metadata)
     # Only the chief writes into the run directory; it holds the lock while it does.
     with run_directory.claimed(run_dir) if chief else contextlib.nullcontext():

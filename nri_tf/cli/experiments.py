@@ -86,12 +86,14 @@ def _run(args: argparse.Namespace, nri_overrides: dict) -> int:
     # Imported here: the models import TensorFlow, which --help must not wait for.
     from nri_tf.cli.experiment_models import Experiment
     from nri_tf.cli.tables import run_table
+    from trainers.loop import check_test_frames
 
     budget = budgets()[args.budget]
     data_dir = args.data or ensure_default_data(
         {"simulation": args.simulation, "num_nodes": args.num_nodes, **budget.data, "seed": 42},
         log_to_stderr)
     metadata = read_metadata(data_dir)
+    check_test_frames(data_dir, metadata.frames["test"], metadata.frames["train"])
     root = args.output or os.path.join("experiments", f"{metadata.source}{metadata.nodes}-{args.budget}")
     experiment = Experiment(data_dir, metadata, budget, root, args.verbose, log_to_stderr, nri_overrides)
     experiment.nri_config(42)       # bad flags fail here, before anything is written
