@@ -47,7 +47,7 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | 
       edges [batch, nodes * (nodes - 1)] int32 labels, receiver-major).
     Raises:
       DatasetError for a missing or invalid dataset, split or shard (see
-      `storage.shard_paths`); ValueError for a non-positive ``batch_size``.
+      `data_pipelines.storage.reader.shard_paths`); ValueError for a non-positive ``batch_size``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")

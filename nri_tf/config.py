@@ -48,7 +48,7 @@ class ConfigError(UserError):
 class NRIConfig:
     """Hyperparameters of an NRI model and its training run.
 
-    Data fields (set from the dataset metadata by `config_for_dataset`):
+    Data fields (set from the dataset metadata by `nri_tf.presets.config_for_dataset`):
       dims: features per node per frame (4 for springs/charged, 3 for Kuramoto).
       frames: frames the encoder sees, the first ones of each training system (49 in the
         paper; 17 of 25 for SportVU); the decoder reconstructs every training frame.

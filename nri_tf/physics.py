@@ -55,7 +55,7 @@ def simulator_settings(metadata, steps_per_frame: int | None = None,
     """The keyword arguments of `SimulationDecoder` for a simulated dataset.
 
     Args:
-      metadata: a `data_pipelines.storage.DatasetMetadata` of a springs or charged dataset.
+      metadata: a `data_pipelines.storage.metadata.DatasetMetadata` of a springs or charged dataset.
       steps_per_frame: leapfrog steps per frame; default `PAPER_STEPS_PER_FRAME`.
       clip: force clipping, one of `CLIP_MODES`; default `DEFAULT_CLIP`.
     Returns:

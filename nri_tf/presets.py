@@ -40,7 +40,7 @@ def data_settings(metadata, by_source: dict | None = None) -> dict:
     """NRIConfig values that follow from the data unless a flag says otherwise.
 
     Args:
-      metadata: the dataset's `data_pipelines.storage.DatasetMetadata`.
+      metadata: the dataset's `data_pipelines.storage.metadata.DatasetMetadata`.
       by_source: source name -> NRIConfig values for data of that source (a preset's
         `Preset.by_source`, e.g. ``skip_first`` where the simulator's edge type 0 means
         "no interaction").
@@ -79,7 +79,7 @@ def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict 
 
     Args:
       preset, overrides: NRIConfig values, the later winning.
-      metadata: the dataset's `data_pipelines.storage.DatasetMetadata`.
+      metadata: the dataset's `data_pipelines.storage.metadata.DatasetMetadata`.
       by_source: the preset's per-source settings (`Preset.by_source`).
     Raises:
       ConfigError: for bad settings, or the sim decoder on data it cannot simulate.
@@ -134,7 +134,7 @@ class Preset:
 
     config: NRIConfig values that differ from the dataclass (paper) defaults.
     data: the built-in dataset used when no ``--data`` is given (simulation, nodes and
-      split sizes, as accepted by `data_pipelines.generate.generate_dataset`).
+      split sizes, as accepted by `data_pipelines.generation.generate_dataset`).
     by_source: dataset source -> NRIConfig values for data of that source, applied over
       ``config`` (`data_settings`); a flag still wins.
     """

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_pipelines import generation, mocap, sportvu
+from data_pipelines import generation, sportvu
+from data_pipelines.mocap.cmu import build_cmu_dataset
 from nri_tf.cli import generate
 from data_pipelines.storage.reader import read_metadata, read_split
 
@@ -74,7 +75,7 @@ def test_cmu_source_on_the_real_trial_from_the_command_line(tmp_path):
     assert (metadata.parameters["unit"], metadata.parameters["fps"]) == ("m", 120.0)
     assert len(metadata.extra["bones"]) == 30 and metadata.extra["joint_names"][0] == "root"
     direct = tmp_path / "direct"
-    mocap.build_cmu_dataset(asf, [amc], str(direct))
+    build_cmu_dataset(asf, [amc], str(direct))
     assert_same_splits(str(output), str(direct))
 
 

@@ -526,7 +526,7 @@ def test_evaluate_never_replaces_the_evaluation_of_other_data(tiny_run, tmp_path
 
 def test_evaluate_refuses_a_zero_batch_size_instead_of_using_the_runs(tiny_run, tmp_path, capsys):
     assert evaluate_cli.main(["--run", tiny_run, "--batch-size", "0", "--output", str(tmp_path / "e.json")]) == 2
-    assert "batch_size must be a positive integer, got 0" in last_line(capsys.readouterr().err)
+    assert "--batch-size must be a positive integer, got 0" in last_line(capsys.readouterr().err)
     assert not (tmp_path / "e.json").exists()
 
 

@@ -45,7 +45,7 @@ class TrainingOptions:
 
 def dataset_description(data_dir: str, frames: int | None = None) -> dict:
     """{"path", "nodes", "dims", "frames", "edge_types", "splits", "fingerprint"} of a
-    dataset directory (`storage.metadata_fingerprint`)."""
+    dataset directory (`data_pipelines.storage.reader.metadata_fingerprint`)."""
     metadata = read_metadata(data_dir)
     return {"path": os.path.abspath(data_dir), "nodes": metadata.nodes, "dims": metadata.dims,
             "frames": frames or metadata.frames["train"], "edge_types": metadata.edge_types,
@@ -55,7 +55,7 @@ def dataset_description(data_dir: str, frames: int | None = None) -> dict:
 def check_training_data(config: NRIConfig, data_dir: str, metadata) -> None:
     """Checks, before anything is written or trained, everything a run will read: the
     train, valid (best epoch) and test (results) splits with enough frames, and every
-    record of them (`storage.check_split`: CRCs, shapes, finite values, edge labels).
+    record of them (`data_pipelines.storage.reader.check_split`: CRCs, shapes, finite values, edge labels).
 
     Raises:
       DatasetError naming the split, file or system at fault.

@@ -229,6 +229,7 @@ def load_best_model(run_dir: str, nodes: int):
     Raises:
       RunDirectoryError: not a run directory, or no epoch has completed yet.
     """
+    # TensorFlow and the model only here: the checks above run without loading them.
     import tensorflow as tf
 
     from nri_tf.model import NRI

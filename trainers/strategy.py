@@ -32,7 +32,7 @@ def split_cpu(logical_cpus: int) -> None:
 
     Must run before TensorFlow initialises its devices (before the first op).
     """
-    import tensorflow as tf
+    import tensorflow as tf   # inside: --help lists STRATEGIES without loading it
 
     if logical_cpus < 1:
         raise UserError(f"logical_cpus must be >= 1, got {logical_cpus}")
@@ -50,7 +50,7 @@ def split_cpu(logical_cpus: int) -> None:
 
 def make_strategy(name: str = "default", logical_cpus: int = 1) -> tf.distribute.Strategy:
     """Returns the distribution strategy called ``name`` (one of `STRATEGIES`)."""
-    import tensorflow as tf
+    import tensorflow as tf   # inside: --help lists STRATEGIES without loading it
 
     if name not in STRATEGIES:
         raise UserError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

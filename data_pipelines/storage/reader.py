@@ -83,7 +83,7 @@ def decode_records(serialized, nodes: int, frames: int, dims: int):
       (trajectories [batch, nodes, frames, dims] float32 raw units,
        edges [batch, nodes * (nodes - 1)] int32).
     """
-    import tensorflow as tf
+    import tensorflow as tf   # only where records are touched (module docstring)
 
     spec = {TRAJECTORIES_FEATURE: tf.io.FixedLenFeature([], tf.string),
             EDGES_FEATURE: tf.io.FixedLenFeature([], tf.string)}
@@ -99,7 +99,7 @@ def decode_records(serialized, nodes: int, frames: int, dims: int):
 
 def _shard_batches(path: str, metadata: DatasetMetadata, frames: int):
     """(trajectories [b, nodes, frames, dims], edges [b, edges]) numpy batches of one shard."""
-    import tensorflow as tf
+    import tensorflow as tf   # only where records are touched (module docstring)
 
     batches = tf.data.TFRecordDataset(path).batch(4096).map(
         lambda s: decode_records(s, metadata.nodes, frames, metadata.dims))
@@ -150,7 +150,7 @@ def iter_split(data_dir: str, split: str, metadata: DatasetMetadata | None = Non
       non-finite values, edge labels out of range or training values outside the
       normalisation statistics.
     """
-    import tensorflow as tf
+    import tensorflow as tf   # only where records are touched (module docstring)
 
     metadata = metadata or read_metadata(data_dir)
     first = 0

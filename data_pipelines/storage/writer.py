@@ -40,7 +40,7 @@ def _shard_bounds(records: int, shard_size: int) -> list[tuple[int, int]]:
 
 def _serialize(trajectories: np.ndarray, edges: np.ndarray) -> bytes:
     """One system as a serialized tf.train.Example (see the module docstring)."""
-    import tensorflow as tf
+    import tensorflow as tf   # only where records are touched (module docstring)
 
     return tf.train.Example(features=tf.train.Features(feature={
         TRAJECTORIES_FEATURE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[trajectories.tobytes()])),
@@ -107,7 +107,7 @@ class DatasetWriter:
         Returns:
           The split's `ShardInfo` list.
         """
-        import tensorflow as tf
+        import tensorflow as tf   # only where records are touched (module docstring)
 
         trajectories, edges = self._validated(split, trajectories, edges)
         if split == "train":

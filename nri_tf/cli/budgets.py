@@ -21,7 +21,7 @@ class Budget:
       of the supervised encoder.
     baseline: "hidden", "epochs", "batch_size", "lr" of the LSTM baselines.
     corr_lstm_epochs: Corr. (LSTM)'s training epochs (10 in the paper).
-    by_source: NRIConfig values per dataset source over ``nri`` (`nri_tf.config.Preset.by_source`:
+    by_source: NRIConfig values per dataset source over ``nri`` (`nri_tf.presets.Preset.by_source`:
       e.g. type 0 = no edge where the simulator has a no-interaction type).
     """
     help: str

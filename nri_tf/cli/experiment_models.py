@@ -49,7 +49,7 @@ class Experiment:
     nri_overrides: NRIConfig values on top of ``budget.nri`` (command-line flags).
     """
     data_dir: str
-    metadata: object            # data_pipelines.storage.DatasetMetadata
+    metadata: object            # data_pipelines.storage.metadata.DatasetMetadata
     budget: Budget
     root: str
     verbose: int = 0

@@ -33,6 +33,7 @@ import warnings
 
 from data_pipelines import files
 from data_pipelines.errors import DatasetError, UserError
+from data_pipelines.files import read_json
 from data_pipelines.normalisation import FORMULA, Normaliser
 from data_pipelines.storage.reader import metadata_fingerprint, read_metadata
 from data_pipelines.tf_startup import import_tensorflow
@@ -111,7 +112,7 @@ def check_max_steps(max_steps: int) -> int:
 def _trained_on(run_dir: str) -> dict | None:
     """The run's dataset.json (None if it has none)."""
     path = os.path.join(run_dir, run_directory.DATASET_FILE)
-    return run_directory.read_json(path) if os.path.isfile(path) else None
+    return read_json(path) if os.path.isfile(path) else None
 
 
 def _load_dataset_metadata(run_dir: str, data_dir: str | None, config):

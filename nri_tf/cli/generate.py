@@ -10,7 +10,7 @@ data, and write it to disk.
 
 ``--source`` picks where the data comes from: ``simulation`` (the default; the flags of
 `data_pipelines.generation.generate_dataset`), ``cmu`` (CMU motion capture,
-`data_pipelines.mocap.build_cmu_dataset`), ``sportvu`` (NBA tracking logs,
+`data_pipelines.mocap.cmu.build_cmu_dataset`), ``sportvu`` (NBA tracking logs,
 `data_pipelines.sportvu.build_sportvu_dataset`) or ``reference`` (the original code's .npy
 files, `data_pipelines.storage.reference.import_reference`). Each source has its own flags
 (`SOURCE_OPTIONS`); a flag of another source is an error.
@@ -35,9 +35,11 @@ import time
 import warnings
 from typing import Callable
 
-from data_pipelines import files, mocap, sportvu
+from data_pipelines import files, sportvu
 from data_pipelines.errors import UserError
 from data_pipelines.generation import FORMATS, generate_dataset
+from data_pipelines.mocap.cmu import CMU_FPS, TEST_FRAMES, TRAIN_FRAMES, build_cmu_dataset
+from data_pipelines.mocap.skeleton import UNITS
 from data_pipelines.simulations import SIMULATION_NAMES
 from data_pipelines.storage.metadata import DatasetMetadata
 from data_pipelines.storage.reference import import_reference, reference_simulation
@@ -136,17 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmu = parser.add_argument_group("--source cmu (CMU motion capture, paper appendix D.2)")
     cmu.add_argument("--asf", metavar="FILE", help="the subject's skeleton file (.asf)")
     cmu.add_argument("--amc", metavar="FILE", nargs="+", help="one or more motion files (.amc) of that subject")
-    cmu.add_argument("--train-frames", type=int, default=mocap.TRAIN_FRAMES,
+    cmu.add_argument("--train-frames", type=int, default=TRAIN_FRAMES,
                      help="frames per train/valid segment (default: %(default)s)")
-    cmu.add_argument("--test-frames", type=int, default=mocap.TEST_FRAMES,
+    cmu.add_argument("--test-frames", type=int, default=TEST_FRAMES,
                      help="frames per test segment (default: %(default)s)")
     cmu.add_argument("--split", default="auto", choices=("auto", "trials", "frames"),
                      help="frames: cut each trial in time into train/valid/test parts; trials: whole "
                           "trials per split; auto: trials with 3 or more trials, else frames "
                           "(default: %(default)s)")
-    cmu.add_argument("--unit", default="m", choices=mocap.UNITS,
+    cmu.add_argument("--unit", default="m", choices=UNITS,
                      help="position unit: metres, inches or the file's units (default: %(default)s)")
-    cmu.add_argument("--fps", type=float, default=mocap.CMU_FPS,
+    cmu.add_argument("--fps", type=float, default=CMU_FPS,
                      help="capture rate, for the velocities (default: %(default)s)")
 
     ref = parser.add_argument_group(
@@ -222,7 +224,7 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> DatasetMetadata:
         _check_files("--asf", [args.asf])
         _check_files("--amc", args.amc)
         import_tensorflow()
-        return _warnings_as_lines(lambda: mocap.build_cmu_dataset(
+        return _warnings_as_lines(lambda: build_cmu_dataset(
             args.asf, args.amc, args.output, train_frames=args.train_frames,
             test_frames=args.test_frames, split=args.split, fps=args.fps, unit=args.unit,
             overwrite=args.overwrite))
