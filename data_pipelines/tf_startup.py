@@ -47,7 +47,7 @@ def import_tensorflow():
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if "tensorflow" in sys.modules or os.environ.get(SHOW_STARTUP_ENV):
-        import tensorflow as tf
+        import tensorflow as tf   # the one job of this function: import it, when asked
 
         return tf
     sys.stderr.flush()
@@ -55,7 +55,7 @@ def import_tensorflow():
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
+            import tensorflow as tf   # with descriptor 2 captured
 
             tf.config.list_physical_devices()
         finally:

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_pipelines import generation, sportvu
+from data_pipelines import generation
 from data_pipelines.mocap.cmu import build_cmu_dataset
-from nri_tf.cli import generate
+from data_pipelines.sportvu.nba import build_sportvu_dataset
 from data_pipelines.storage.reader import read_metadata, read_split
+from nri_tf.cli import generate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -114,7 +115,7 @@ def test_sportvu_source_with_fixed_entities(tmp_path, capsys):
     assert metadata.parameters["split_seed"] == 3 and metadata.parameters["edge_labels"] == "none"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sportvu.build_sportvu_dataset(GAME, tmp_path / "direct", entities=[int(e) for e in ENTITIES],
+        build_sportvu_dataset(GAME, tmp_path / "direct", entities=[int(e) for e in ENTITIES],
                                       frames=4, seed=3)
     assert_same_splits(str(output), str(tmp_path / "direct"))
 

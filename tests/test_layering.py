@@ -118,3 +118,27 @@ def test_no_import_cycles():
     for module in sorted(GRAPH):
         if module not in state:
             visit(module)
+
+
+def local_imports(path: str) -> list[int]:
+    """Line numbers of the imports inside functions (or methods) of ``path``."""
+    tree = ast.parse(open(path).read())
+    return sorted({node.lineno for function in ast.walk(tree)
+                   if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))})
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_function_local_imports_say_why(module):
+    """An import inside a function keeps ``--help`` fast or a heavy dependency away; a
+    comment on its line, or on the import lines just above it, says which."""
+    lines = open(MODULES[module]).read().splitlines()
+    unexplained = []
+    for number in local_imports(MODULES[module]):
+        index = number - 1        # walk up over the import group (imports, comments, blank lines)
+        while index >= 0 and "#" not in lines[index] and (
+                not lines[index].strip() or lines[index].lstrip().startswith(("import ", "from "))):
+            index -= 1
+        if index < 0 or "#" not in lines[index]:
+            unexplained.append(number)
+    assert not unexplained, f"{module}: function-local imports without a comment at lines {unexplained}"

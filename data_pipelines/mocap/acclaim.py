@@ -34,11 +34,9 @@ def _read_lines(path: PathLike, kind: str) -> list:
     return lines
 
 
-
 def _tokens(line: str) -> list:
     """Whitespace tokens; commas and parentheses count as whitespace (ASF spec)."""
     return line.replace(",", " ").replace("(", " ").replace(")", " ").split()
-
 
 
 def _floats(path: str, number: int, values: Sequence, count: Optional[int], what: str) -> np.ndarray:
@@ -50,14 +48,12 @@ def _floats(path: str, number: int, values: Sequence, count: Optional[int], what
         raise DatasetError(f"{path}:{number}: {what}: not a number in {' '.join(values)!r}") from None
 
 
-
 def _rotation_order(path: str, number: int, token: str) -> str:
     order = token.upper()
     if not order or any(letter not in "XYZ" for letter in order):
         raise DatasetError(f"{path}:{number}: rotation order must be letters X, Y, Z (e.g. XYZ), "
                            f"got {token!r}")
     return order
-
 
 
 def read_asf(path: PathLike) -> Skeleton:
@@ -234,7 +230,6 @@ def read_asf(path: PathLike) -> Skeleton:
         path=path)
 
 
-
 def _finish_bone(path: str, fields: dict) -> dict:
     """Checks a bone block's fields; returns {"name", "bone"} with the parent left blank."""
     line = fields["line"]
@@ -257,7 +252,6 @@ def _finish_bone(path: str, fields: dict) -> dict:
                 axis=fields.get("axis", np.zeros(3)), axis_order=fields.get("axis_order", "XYZ"),
                 dofs=dofs, limits=limits)
     return {"name": name, "bone": bone}
-
 
 
 def read_amc(path: PathLike, skeleton: Optional[Skeleton] = None) -> Motion:

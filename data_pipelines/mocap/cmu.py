@@ -19,13 +19,9 @@ from data_pipelines.storage.metadata import DatasetMetadata
 from data_pipelines.storage.writer import write_dataset
 
 CMU_FPS = 120.0
-
 TRAIN_FRAMES = 49     # paper appendix D.2: training and validation segments
-
 TEST_FRAMES = 99      # paper appendix D.2: test segments
-
 FEATURE_NAMES = ("x", "y", "z", "vx", "vy", "vz")
-
 NORMALISATION_GROUPS = ((0, 1, 2), (3, 4, 5))
 
 # Within-trial split (a single trial, or split="frames"): the share of each trial's frames
@@ -39,7 +35,6 @@ TRIAL_SPLIT_SHARES = {"valid": 4 / 22, "test": 7 / 22}
 
 # Fewer segments than this in a split get a warning: numbers from it mean little.
 MIN_SEGMENTS = 10
-
 
 
 def joint_features(positions: np.ndarray, fps: float = CMU_FPS) -> np.ndarray:
@@ -62,7 +57,6 @@ def joint_features(positions: np.ndarray, fps: float = CMU_FPS) -> np.ndarray:
     return np.transpose(features, (1, 0, 2)).astype(np.float32)
 
 
-
 def segments(features: np.ndarray, length: int) -> np.ndarray:
     """Cuts non-overlapping segments from the start; the remainder is dropped.
 
@@ -76,7 +70,6 @@ def segments(features: np.ndarray, length: int) -> np.ndarray:
     count = frames // length
     cut = features[:, :count * length].reshape(nodes, count, length, dims)
     return np.transpose(cut, (1, 0, 2, 3))
-
 
 
 def frame_split(num_frames: int, train_frames: int = TRAIN_FRAMES,
@@ -105,7 +98,6 @@ def frame_split(num_frames: int, train_frames: int = TRAIN_FRAMES,
     return {"train": (0, valid_start), "valid": (valid_start, test_start), "test": (test_start, num_frames)}
 
 
-
 def trial_split(num_trials: int) -> dict:
     """Assigns trials to splits in their given order: train first, then valid, then test.
 
@@ -124,7 +116,6 @@ def trial_split(num_trials: int) -> dict:
         train, valid, test = 1, 1, num_trials - 2
     indices = list(range(num_trials))
     return {"train": indices[:train], "valid": indices[train:train + valid], "test": indices[train + valid:]}
-
 
 
 def _explicit_split(split: Mapping, amc_paths: list) -> dict:
@@ -154,7 +145,6 @@ def _explicit_split(split: Mapping, amc_paths: list) -> dict:
         if not result[name]:
             raise DatasetError(f"split {name!r} has no trials")
     return result
-
 
 
 def build_cmu_dataset(asf_path: PathLike, amc_paths: Union[PathLike, Sequence[PathLike]],

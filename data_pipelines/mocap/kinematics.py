@@ -11,7 +11,6 @@ from data_pipelines.mocap.skeleton import TRANSLATION_TOKENS, Motion, Skeleton
 _AXIS_INDEX = {"x": 0, "y": 1, "z": 2}
 
 
-
 def axis_rotation(axis: str, angles: np.ndarray) -> np.ndarray:
     """Rotation matrices about a coordinate axis (right-handed, column vectors).
 
@@ -35,7 +34,6 @@ def axis_rotation(axis: str, angles: np.ndarray) -> np.ndarray:
     return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2)
 
 
-
 def euler_rotation(order: str, angles: np.ndarray) -> np.ndarray:
     """Composes rotations about fixed axes, applied in ``order`` (first letter first).
 
@@ -54,10 +52,8 @@ def euler_rotation(order: str, angles: np.ndarray) -> np.ndarray:
     return result
 
 
-
 def _to_radians(values: np.ndarray, unit: str) -> np.ndarray:
     return np.deg2rad(values) if unit == "deg" else np.asarray(values, dtype=np.float64)
-
 
 
 def joint_positions(skeleton: Skeleton, motion: Motion, *, unit: str = "m") -> np.ndarray:

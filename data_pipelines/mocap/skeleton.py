@@ -10,15 +10,10 @@ from typing import Optional, Union
 import numpy as np
 
 PathLike = Union[str, os.PathLike]
-
 INCHES_TO_METRES = 0.0254
-
 UNITS = ("m", "in", "file")
-
 ROTATION_TOKENS = ("rx", "ry", "rz")
-
 TRANSLATION_TOKENS = ("tx", "ty", "tz")
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +41,6 @@ class Bone:
     axis_order: str
     dofs: tuple
     limits: tuple
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +101,6 @@ class Skeleton:
         if unit == "file":
             return 1.0
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
-
 
 
 @dataclasses.dataclass(frozen=True)

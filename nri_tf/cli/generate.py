@@ -11,7 +11,7 @@ data, and write it to disk.
 ``--source`` picks where the data comes from: ``simulation`` (the default; the flags of
 `data_pipelines.generation.generate_dataset`), ``cmu`` (CMU motion capture,
 `data_pipelines.mocap.cmu.build_cmu_dataset`), ``sportvu`` (NBA tracking logs,
-`data_pipelines.sportvu.build_sportvu_dataset`) or ``reference`` (the original code's .npy
+`data_pipelines.sportvu.nba.build_sportvu_dataset`) or ``reference`` (the original code's .npy
 files, `data_pipelines.storage.reference.import_reference`). Each source has its own flags
 (`SOURCE_OPTIONS`); a flag of another source is an error.
 
@@ -35,12 +35,14 @@ import time
 import warnings
 from typing import Callable
 
-from data_pipelines import files, sportvu
+from data_pipelines import files
 from data_pipelines.errors import UserError
 from data_pipelines.generation import FORMATS, generate_dataset
 from data_pipelines.mocap.cmu import CMU_FPS, TEST_FRAMES, TRAIN_FRAMES, build_cmu_dataset
 from data_pipelines.mocap.skeleton import UNITS
 from data_pipelines.simulations import SIMULATION_NAMES
+from data_pipelines.sportvu.nba import build_sportvu_dataset
+from data_pipelines.sportvu.tracks import SEGMENT_FRAMES
 from data_pipelines.storage.metadata import DatasetMetadata
 from data_pipelines.storage.reference import import_reference, reference_simulation
 from data_pipelines.storage.writer import DEFAULT_SHARD_SIZE
@@ -165,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     nba.add_argument("--events", metavar="FILE",
                      help="JSON list of {game_id, event_id, entities[, game_clock, quarter]}: "
                           "per-event entities (give --entities or --events)")
-    nba.add_argument("--segment-frames", type=int, default=sportvu.SEGMENT_FRAMES,
+    nba.add_argument("--segment-frames", type=int, default=SEGMENT_FRAMES,
                      help="frames per segment (default: %(default)s; train's --frames then picks "
                           "how many of them the encoder reads)")
     nba.add_argument("--frame-step", type=int, default=1,
@@ -239,7 +241,7 @@ def build_real_dataset(args: argparse.Namespace, given: set) -> DatasetMetadata:
         _check_files("--events", [args.events])
     import_tensorflow()
     seed = DEFAULT_SEED["sportvu"] if args.seed is None else args.seed
-    return _warnings_as_lines(lambda: sportvu.build_sportvu_dataset(
+    return _warnings_as_lines(lambda: build_sportvu_dataset(
         args.games, args.output, entities=args.entities, events=args.events,
         frames=args.segment_frames, frame_step=args.frame_step, seed=seed, overwrite=args.overwrite))
 
