@@ -21,11 +21,11 @@ setup(
     ],
     entry_points={
         "console_scripts": [
-            "nri-train=nri_tf.train:main",
-            "nri-evaluate=nri_tf.evaluate:main",
-            "nri-export=nri_tf.export:main",
-            "nri-experiments=nri_tf.experiments:main",
-            "nri-generate=data_pipelines.generate:main",
+            "nri-train=nri_tf.cli.train:main",
+            "nri-evaluate=nri_tf.cli.evaluate:main",
+            "nri-export=nri_tf.cli.export:main",
+            "nri-experiments=nri_tf.cli.experiments:main",
+            "nri-generate=nri_tf.cli.generate:main",
         ],
     },
     extras_require={

@@ -19,7 +19,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nri_tf.experiments_report import training_curve  # noqa: E402
+from nri_tf.cli.report import training_curve  # noqa: E402
+from data_pipelines.files import read_json  # noqa: E402
+from nri_tf.cli.common import log_to_stderr  # noqa: E402
 from trainers import run_directory  # noqa: E402
 
 
@@ -32,7 +34,7 @@ def print_curve(run_dir: str) -> None:
               f"{record.get('val_mse', float('nan')):>10.3g}")
     results_path = os.path.join(run_dir, run_directory.RESULTS_FILE)
     if os.path.exists(results_path):
-        results = run_directory.read_json(results_path)
+        results = read_json(results_path)
         accuracy = results.get("edge_accuracy")
         print(f"test edge accuracy (best epoch {results['best_epoch']}): "
               + (f"{100 * accuracy:.2f}%" if accuracy is not None else "n/a"))
@@ -47,10 +49,10 @@ def main() -> int:
         print_curve(args.run)
         return 0
 
-    from nri_tf import train
+    from nri_tf.cli import train
 
     started = time.perf_counter()
-    results, run_dir = train.run(train.parse_args(train_argv), train.log_to_stderr)
+    results, run_dir = train.run(train.parse_args(train_argv), log_to_stderr)
     wall = time.perf_counter() - started
     print(train.format_summary(results, run_dir, os.path.join(run_dir, "results.json")))
     print_curve(run_dir)

@@ -27,7 +27,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from data_pipelines.datasets import Normaliser
+from data_pipelines.normalisation import Normaliser
 from nri_tf.config import NRIConfig
 from nri_tf.model import NRI
 from nri_tf.serving import INPUT_TRAJECTORIES, SIGNATURE_DEFAULT, ServingModule

@@ -31,8 +31,8 @@ import time
 
 import numpy as np
 
-from data_pipelines.simulations import (CHUNK_SIMS, SIMULATION_NAMES, SimulationResult,
-                                        get_simulation, integrate_springs)
+from data_pipelines.simulations import (CHUNK_SIMS, SIMULATION_NAMES, SimulationResult, get_simulation,
+                                        integrate_springs)
 
 PAPER_SPLITS = {"train": (50_000, False), "valid": (10_000, False), "test": (10_000, True)}
 """split -> (systems, uses the test length)."""
@@ -111,7 +111,7 @@ def generate_paper_springs5(output_dir: str, workers: int = 2) -> tuple[list[str
     Returns:
       (one "split: simulated in .. s, written in .. s" line per split, total wall seconds).
     """
-    from data_pipelines.generate import generate_dataset
+    from data_pipelines.generation import generate_dataset
 
     lines = []
     start = time.perf_counter()

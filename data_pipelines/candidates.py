@@ -40,6 +40,8 @@ from typing import Sequence
 
 import numpy as np
 
+from data_pipelines.contract import fully_connected_edges
+
 CANDIDATE_METHODS = ("complete", "knn", "radius", "given")
 _DISTANCE_BLOCK_ENTRIES = 2 ** 21
 """Squared distances [receivers, nodes, frames] per block of the pairwise computation
@@ -105,7 +107,7 @@ class EdgeLists:
 
 def complete_edges(num_nodes: int) -> np.ndarray:
     """All ordered pairs of distinct nodes in the receiver-major order of
-    `nri_tf.graph.fully_connected_edges` (the off-diagonal of an N x N matrix, row-major).
+    `data_pipelines.contract.fully_connected_edges` (the off-diagonal of an N x N matrix, row-major).
 
     Args:
       num_nodes: N >= 2.
@@ -113,8 +115,7 @@ def complete_edges(num_nodes: int) -> np.ndarray:
       [N*(N-1), 2] int32 (receiver, sender).
     """
     _check_num_nodes(num_nodes)
-    receivers, senders = np.nonzero(~np.eye(num_nodes, dtype=bool))
-    return np.stack([receivers, senders], axis=1).astype(np.int32)
+    return np.stack(fully_connected_edges(num_nodes), axis=1)
 
 
 def knn_edges(positions: np.ndarray, k: int) -> np.ndarray:

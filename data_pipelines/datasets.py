@@ -1,7 +1,5 @@
 """tf.data input pipelines over the native dataset of `data_pipelines.storage`.
 
-  `Normaliser`     the training split's min/max scaling to [-1, 1] (and back), for numpy
-                   arrays and tensors of shape [..., dims]
   `make_dataset`   read (sharded by file across input pipelines), shuffle (seeded), batch,
                    parse, normalise, prefetch: (trajectories [batch, nodes, frames, dims],
                    edges [batch, nodes * (nodes - 1)])
@@ -10,73 +8,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
-from data_pipelines.storage import DatasetMetadata, decode_records, read_metadata, shard_paths
+from data_pipelines.normalisation import Normaliser
+from data_pipelines.storage.reader import decode_records, read_metadata, shard_paths
 
 # Records held by the shuffle buffer at most; splits up to this size are shuffled uniformly
 # (the reference shuffles the whole training set every epoch), larger ones approximately.
 MAX_SHUFFLE_BUFFER = 200_000
 # Shard files read at once when shuffling.
 READ_CYCLE_LENGTH = 4
-
-
-class Normaliser:
-    """Per-dim scaling to [-1, 1] with training-split statistics, as the reference does:
-
-        x_norm = (x - min) * 2 / (max - min) - 1,    x = (x_norm + 1) * (max - min) / 2 + min
-
-    A dim with max == min (a constant feature) maps to -1 and back to min.
-
-    Attributes:
-      min, max: [dims] float32.
-    """
-
-    def __init__(self, minimum, maximum):
-        self.min = np.asarray(minimum, dtype=np.float32)
-        self.max = np.asarray(maximum, dtype=np.float32)
-        if self.min.ndim != 1 or self.min.shape != self.max.shape:
-            raise ValueError(f"min and max must both be [dims], got shapes {self.min.shape} and {self.max.shape}")
-        if np.any(self.max < self.min):
-            raise ValueError("normalisation max is below min for some dims")
-        span = self.max - self.min
-        self._span = np.where(span > 0, span, np.float32(1)).astype(np.float32)
-
-    @classmethod
-    def from_metadata(cls, metadata: DatasetMetadata) -> "Normaliser":
-        """The normaliser of a dataset (statistics of its training split)."""
-        return cls(metadata.normalisation.min, metadata.normalisation.max)
-
-    @property
-    def dims(self) -> int:
-        return len(self.min)
-
-    def _constants(self, x):
-        """(min, span) in x's dtype: tensors for tensors, arrays for arrays."""
-        if tf.is_tensor(x):
-            return tf.constant(self.min, x.dtype), tf.constant(self._span, x.dtype)
-        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
-        return self.min.astype(dtype), self._span.astype(dtype)
-
-    def _checked(self, x):
-        if not tf.is_tensor(x):
-            x = np.asarray(x)
-        if x.shape[-1] != self.dims:
-            raise ValueError(f"expected [..., {self.dims}] values, got shape {tuple(x.shape)}")
-        return x
-
-    def normalise(self, x):
-        """[..., dims] raw values (numpy or tensor) -> the same shape and kind, scaled."""
-        x = self._checked(x)
-        minimum, span = self._constants(x)
-        return (x - minimum) * 2 / span - 1
-
-    def denormalise(self, x):
-        """Inverse of `normalise`: [..., dims] scaled values -> raw units."""
-        x = self._checked(x)
-        minimum, span = self._constants(x)
-        return (x + 1) * span / 2 + minimum
 
 
 def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | None = None,
@@ -107,7 +48,7 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, shuffle: bool | 
       edges [batch, nodes * (nodes - 1)] int32 labels, receiver-major).
     Raises:
       DatasetError for a missing or invalid dataset, split or shard (see
-      `storage.shard_paths`); ValueError for a non-positive ``batch_size``.
+      `data_pipelines.storage.reader.shard_paths`); ValueError for a non-positive ``batch_size``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")

@@ -16,6 +16,7 @@ Building blocks:
   `umask`                the process's umask, read without changing it
   `apply_umask`          chmod to what open()/mkdir() would have given (0666/0777 & ~umask)
   `write_text_atomic`    replace a file so that readers see the old or the new text, never half
+  `write_json_atomic`, `read_json`   the same for strict JSON objects (run files, caches)
   `staging_directory`    a fresh hidden sibling to build into, stale ones removed first
   `remove_stale`         remove the staging directories of NAME that dead processes left
   `interrupt_on_sigterm` SIGTERM raises KeyboardInterrupt like Ctrl-C, so cleanup code runs
@@ -23,12 +24,15 @@ Building blocks:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import socket
 import tempfile
+
+from data_pipelines.errors import UserError
 
 STAGING_KINDS = ("partial", "old")
 
@@ -120,3 +124,32 @@ def interrupt_on_sigterm() -> None:
     the main thread as Ctrl-C does, so that staging directories are removed and `finally`
     blocks run instead of the process vanishing mid-write. For command-line mains."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def write_json_atomic(path: str, payload: dict) -> None:
+    """Writes ``payload`` as strict JSON (no NaN) so that readers see the old file or the
+    new one, never half, with the umask's permissions (`write_text_atomic`).
+
+    Raises:
+      UserError naming the path when it cannot be written (disk full, permissions).
+    """
+    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    try:
+        write_text_atomic(path, text)
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def read_json(path: str) -> dict:
+    """A JSON object from ``path``; UserError naming the file if it is missing,
+    unreadable or not a JSON object."""
+    try:
+        with open(path) as stream:
+            payload = json.load(stream)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} is unreadable ({error})") from None
+    if not isinstance(payload, dict):
+        raise UserError(f"{path} does not hold a JSON object")
+    return payload

@@ -16,7 +16,7 @@ Building blocks:
                      stepping interface (MLPDecoder, `nri_tf.physics.SimulationDecoder`)
   RecurrentDecoder   the same for a step with a hidden state: burn-in on ground truth,
                      then open loop (RNNDecoder, `nri_tf.baselines.lstm.LSTMPredictor`)
-  decoder_from_config
+  (`nri_tf.builders.decoder_from_config` builds the one a config asks for)
 
 Every decoder exposes the same stepping interface, used for prediction beyond the data:
   state = decoder.burn_in(context, edge_weights)     # after the context's last frame
@@ -37,7 +37,6 @@ import keras
 import tensorflow as tf
 
 from nri_tf import graph
-from nri_tf.config import NRIConfig
 
 MESSAGE_ACTIVATIONS = ("relu", "tanh")
 
@@ -449,19 +448,3 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
     def _initial_hidden(self, frames):
         shape = tf.shape(frames)
         return tf.zeros([shape[0], shape[1], self.hidden], dtype=frames.dtype)
-
-
-def decoder_from_config(config: NRIConfig, name: str = "decoder") -> StepDecoder:
-    """The decoder ``config.decoder`` names, with the config's sizes."""
-    common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.decoder_hidden,
-                  dropout=config.decoder_dropout, skip_first=config.skip_first,
-                  precision=config.precision, name=name)
-    if config.decoder == "mlp":
-        return MLPDecoder(**common)
-    if config.decoder == "rnn":
-        return RNNDecoder(**common)
-    if config.decoder == "sim":
-        from nri_tf.physics import SimulationDecoder  # physics builds on this module
-
-        return SimulationDecoder(config.edge_types, name=name, **config.simulator)
-    raise ValueError(f"unknown decoder {config.decoder!r}; expected one of mlp, rnn, sim")

@@ -6,7 +6,7 @@ Building blocks:
                        graph) or without an edge->node->edge round
   CNNEncoder           paper Fig. 14: a ConvAttentionBlock per edge over time, then the
                        same factor-graph tail; works for any frame count >= 14
-  encoder_from_config  the encoder an `NRIConfig` asks for
+(`nri_tf.builders.encoder_from_config` builds the one a config asks for.)
 
 Edges are in the receiver-major order of `nri_tf.graph`; the node count is read from the
 input, so an encoder built on 5 nodes runs on 10. Edge->node aggregation sums the incoming
@@ -19,7 +19,6 @@ import keras
 import tensorflow as tf
 
 from nri_tf import graph
-from nri_tf.config import NRIConfig
 from nri_tf.layers import BIAS_INIT, ConvAttentionBlock, MLPBlock
 
 
@@ -199,15 +198,3 @@ class CNNEncoder(_Encoder):
         if self.factor:
             x = self._factor_round(x, self.mlp2, self.mlp3, training)
         return self._logits(x)
-
-
-def encoder_from_config(config: NRIConfig, name: str = "encoder") -> _Encoder:
-    """The encoder ``config.encoder`` names, with the config's sizes."""
-    common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.encoder_hidden,
-                  dropout=config.encoder_dropout, factor=config.factor,
-                  symmetric=config.symmetric, name=name)
-    if config.encoder == "mlp":
-        return MLPEncoder(frames=config.frames, **common)
-    if config.encoder == "cnn":
-        return CNNEncoder(**common)
-    raise ValueError(f"unknown encoder {config.encoder!r}; expected 'mlp' or 'cnn'")

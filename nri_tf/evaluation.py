@@ -19,7 +19,6 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipelines.datasets import first_frames
-from data_pipelines.storage import has_edge_labels  # noqa: F401 (used as evaluation.has_edge_labels)
 from nri_tf.metrics import mse_per_step
 
 PAPER_HORIZON = 20

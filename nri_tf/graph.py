@@ -1,13 +1,12 @@
-"""The fully connected directed graph that NRI reasons over, and message passing on it.
+"""Message passing on the fully connected directed graph that NRI reasons over.
 
-Edge order (SPEC.md): the N*(N-1) off-diagonal entries of an N x N matrix in row-major
-order, edge e = (i, j) with i != j, i the *receiver* and j the *sender*. This matches the
-reference implementation, which builds its receiver/sender matrices from
-``np.where(ones - eye)``. Every encoder, decoder, dataset and export uses this one order.
+The edge order is the receiver-major one of the data contract
+(`data_pipelines.contract`: edge e = (i, j), i the receiver, j the sender, row-major
+off-diagonal entries of an N x N matrix); its numpy index arrays and label <-> matrix
+helpers live there, the tensor operations along it here.
 
 Building blocks:
-  fully_connected_edges, edge_indices       (receivers, senders) index arrays (numpy / TF)
-  edge_labels_from_matrix, edge_matrix_from_labels   [..., N, N] <-> [..., edges] labels
+  edge_indices                              (receivers, senders) index tensors, N static or not
   broadcast_receiver_nodes_to_edges,
   broadcast_sender_nodes_to_edges           [batch, nodes, ...] -> [batch, edges, ...]
   node_to_edge                              v->e: [receiver, sender] features per edge
@@ -23,42 +22,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-
-def fully_connected_edges(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Receiver and sender node index of every directed edge, receiver-major.
-
-    Args:
-      num_nodes: N >= 2.
-    Returns:
-      (receivers, senders): two int32 arrays of shape [N*(N-1)].
-    """
-    if num_nodes < 2:
-        raise ValueError(f"a graph needs at least 2 nodes, got {num_nodes}")
-    receivers, senders = np.where(~np.eye(num_nodes, dtype=bool))
-    return receivers.astype(np.int32), senders.astype(np.int32)
-
-
-def edge_labels_from_matrix(matrix: np.ndarray) -> np.ndarray:
-    """Flattens per-pair matrices to per-edge vectors in the receiver-major edge order.
-
-    Args:
-      matrix: [..., N, N], entry [i, j] describing the edge from sender j to receiver i.
-    Returns:
-      [..., N*(N-1)] with the diagonal dropped.
-    """
-    receivers, senders = fully_connected_edges(matrix.shape[-1])
-    return matrix[..., receivers, senders]
-
-
-def edge_matrix_from_labels(labels: np.ndarray, num_nodes: int, diagonal=0) -> np.ndarray:
-    """Inverse of `edge_labels_from_matrix`: [..., N*(N-1)] -> [..., N, N].
-
-    The diagonal (self edges, which NRI never models) is filled with ``diagonal``.
-    """
-    receivers, senders = fully_connected_edges(num_nodes)
-    matrix = np.full(labels.shape[:-1] + (num_nodes, num_nodes), diagonal, dtype=labels.dtype)
-    matrix[..., receivers, senders] = labels
-    return matrix
+from data_pipelines.contract import fully_connected_edges, num_nodes_from_edges
 
 
 # --- Message passing on batched tensors -------------------------------------------------
@@ -74,14 +38,6 @@ def edge_matrix_from_labels(labels: np.ndarray, num_nodes: int, diagonal=0) -> n
 # a broadcast + reshape (forward+backward on [32, 31, 256]: 9.6 ms vs 83 ms for `tf.gather`);
 # senders a `tf.gather` (which beats broadcasting to [N, N] and slicing off the diagonal
 # without XLA: 14 ms vs 50 ms for both halves on [128, 5, 5, 256]).
-
-
-def num_nodes_from_edges(num_edges: int) -> int:
-    """N such that N*(N-1) == num_edges; ValueError if there is none."""
-    num_nodes = int(round((1 + np.sqrt(1 + 4 * num_edges)) / 2))
-    if num_nodes < 2 or num_nodes * (num_nodes - 1) != num_edges:
-        raise ValueError(f"{num_edges} is not the edge count N*(N-1) of a fully connected graph")
-    return num_nodes
 
 
 def num_nodes_of_edge_tensor(edge_values: tf.Tensor) -> tf.Tensor | int:

@@ -38,9 +38,10 @@ import numpy as np
 import tensorflow as tf
 
 from nri_tf import graph, losses, metrics, sampling
+from nri_tf.builders import decoder_from_config, encoder_from_config
 from nri_tf.config import NRIConfig
-from nri_tf.decoders import MarkovianDecoder, StepDecoder, decoder_from_config
-from nri_tf.encoders import check_trajectories, encoder_from_config
+from nri_tf.decoders import MarkovianDecoder, StepDecoder
+from nri_tf.encoders import check_trajectories
 
 GRAPH_SOURCES = ("learned", "full", "true", "none")
 

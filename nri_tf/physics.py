@@ -33,7 +33,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from data_pipelines.datasets import Normaliser
+from data_pipelines.normalisation import Normaliser
+from data_pipelines.simulations import get_simulation
+from data_pipelines.simulations.charged import CHARGE_PRODUCT_VALUES
+from data_pipelines.simulations.springs import SPRING_TYPE_VALUES
 from nri_tf import graph
 from nri_tf.decoders import MarkovianDecoder
 
@@ -52,7 +55,7 @@ def simulator_settings(metadata, steps_per_frame: int | None = None,
     """The keyword arguments of `SimulationDecoder` for a simulated dataset.
 
     Args:
-      metadata: a `data_pipelines.storage.DatasetMetadata` of a springs or charged dataset.
+      metadata: a `data_pipelines.storage.metadata.DatasetMetadata` of a springs or charged dataset.
       steps_per_frame: leapfrog steps per frame; default `PAPER_STEPS_PER_FRAME`.
       clip: force clipping, one of `CLIP_MODES`; default `DEFAULT_CLIP`.
     Returns:
@@ -60,10 +63,6 @@ def simulator_settings(metadata, steps_per_frame: int | None = None,
     Raises:
       ValueError: for other data (there is no simulator to differentiate).
     """
-    from data_pipelines.simulations import get_simulation
-    from data_pipelines.simulations.charged import CHARGE_PRODUCT_VALUES
-    from data_pipelines.simulations.springs import SPRING_TYPE_VALUES
-
     if metadata.source not in SIMULATIONS:
         raise ValueError(f"the simulation decoder needs springs or charged data, got "
                          f"{metadata.source!r} data")

@@ -24,7 +24,7 @@ whole context. The graph is inferred once per request (static graph).
 
 Inside the graph, requests are validated before anything else runs (`tf.debugging.Assert`,
 so TF Serving answers INVALID_ARGUMENT with the message) and scaled with the training
-split's statistics (`data_pipelines.datasets.Normaliser`); predictions are scaled back.
+split's statistics (`data_pipelines.normalisation.Normaliser`); predictions are scaled back.
 Values that, scaled, lie beyond `SERVING_MAX_SCALED` (a million times the training
 data's range) are refused, and so is an answer that is not finite (NaN or Inf edge
 probabilities or predictions): the server never returns NaN as if it were a result.
@@ -67,7 +67,7 @@ class ServingModule(tf.Module):
       model: a built `nri_tf.model.NRI` with the weights to serve. Its encoder and
         decoder are tracked (saving this module saves their variables); its optimizer,
         metrics and sampling seed are not part of the servable.
-      normaliser: the training dataset's `data_pipelines.datasets.Normaliser` ([dims]
+      normaliser: the training dataset's `data_pipelines.normalisation.Normaliser` ([dims]
         min/max); its statistics become constants of the graph.
       assets: {attribute name: file path} saved with the model as `tf.saved_model.Asset`s
         (copied into the SavedModel's ``assets/`` folder), e.g. the run's config.json.

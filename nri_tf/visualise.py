@@ -33,6 +33,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from data_pipelines.contract import fully_connected_edges
+from data_pipelines.normalisation import Normaliser
+from data_pipelines.simulations import SIMULATION_NAMES, get_simulation
+from nri_tf.metrics import best_permutation
+
+
 def inferred_edge_types(model, trajectories) -> np.ndarray:
     """The most likely edge type of every edge (the encoder's argmax, evaluation mode).
 
@@ -60,8 +66,6 @@ def aligned_edge_types(inferred: np.ndarray, labels: np.ndarray, edge_types: int
     Returns:
       [systems, edges] the inferred types, relabelled.
     """
-    from nri_tf.metrics import best_permutation
-
     return best_permutation(inferred, labels, edge_types, skip_first)[inferred]
 
 
@@ -73,8 +77,6 @@ def shown_edge_types(edge_types: int, skip_first: bool) -> list:
 def _label_type_zero_is_no_edge(metadata) -> bool:
     """Whether label 0 of this (labelled) data means no interaction (its simulator says so;
     True for labelled data of other sources)."""
-    from data_pipelines.simulations import SIMULATION_NAMES, get_simulation
-
     if metadata.source in SIMULATION_NAMES:
         return get_simulation(metadata.source).type_zero_is_no_interaction
     return True
@@ -89,17 +91,15 @@ def graph_figures(model, trajectories, labels, metadata, normaliser=None, *, fir
       trajectories: [systems, nodes, frames, dims] normalised by ``normaliser``, frames
         >= ``config.frames``.
       labels: [systems, edges] true edge types, or None for data without a true graph.
-      metadata: the dataset's `data_pipelines.storage.DatasetMetadata` (bones, feature names).
-      normaliser: the `data_pipelines.datasets.Normaliser` that scaled ``trajectories``
+      metadata: the dataset's `data_pipelines.storage.metadata.DatasetMetadata` (bones, feature names).
+      normaliser: the `data_pipelines.normalisation.Normaliser` that scaled ``trajectories``
         (default: the dataset's own), to draw raw units.
       first_system, split: the systems' index in their split and its name, for the titles.
     Returns:
       [`matplotlib.figure.Figure`]: skeleton data, one figure of the first system; other
       data, one figure per system.
     """
-    from data_pipelines.datasets import Normaliser
-    from nri_tf import figures
-    from nri_tf.graph import fully_connected_edges
+    from nri_tf import figures   # matplotlib: loaded only when a picture is drawn
 
     trajectories = np.asarray(trajectories, dtype=np.float32)
     if trajectories.ndim != 4:

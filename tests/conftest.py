@@ -18,7 +18,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from nri_tf import graph
+from data_pipelines import contract
 
 SPRINGS_NODES = 5
 SPRINGS_SIM_STEPS = 5000          # 49 frames at the reference's sampling rate
@@ -57,7 +57,7 @@ def simulate_springs(train: int, held_out: int, seed: int = 0) -> dict:
     result = get_simulation("springs").sample(train + held_out, SPRINGS_NODES,
                                               num_steps=SPRINGS_SIM_STEPS, seed=seed)
     raw = np.asarray(result.trajectories, dtype=np.float32)
-    labels = graph.edge_labels_from_matrix(np.asarray(result.edges)).astype(np.int32)
+    labels = contract.edge_labels_from_matrix(np.asarray(result.edges)).astype(np.int32)
     x = normalise_springs(raw, raw[:train])
     return {"x_train": x[:train], "y_train": labels[:train],
             "x_test": x[train:], "y_test": labels[train:]}
@@ -82,7 +82,7 @@ def edge_permutation(node_permutation: np.ndarray) -> np.ndarray:
       [edges] int: entry e_new is the old index of the edge that becomes e_new.
     """
     num_nodes = len(node_permutation)
-    receivers, senders = graph.fully_connected_edges(num_nodes)
+    receivers, senders = contract.fully_connected_edges(num_nodes)
     old_index = np.full((num_nodes, num_nodes), -1)
     old_index[receivers, senders] = np.arange(len(receivers))
     return old_index[node_permutation[receivers], node_permutation[senders]]
@@ -113,9 +113,11 @@ def rewrite_system(data_dir: str, split: str, system: int, edit) -> str:
     returns the shard's path."""
     import json
 
-    from data_pipelines import storage
+    from data_pipelines.storage.metadata import METADATA_FILE, file_sha256
+    from data_pipelines.storage.reader import decode_records, read_metadata
+    from data_pipelines.storage.writer import _serialize
 
-    metadata = storage.read_metadata(data_dir)
+    metadata = read_metadata(data_dir)
     first = 0
     for shard in metadata.shards[split]:
         if system < first + shard.records:
@@ -124,19 +126,19 @@ def rewrite_system(data_dir: str, split: str, system: int, edit) -> str:
     path = os.path.join(data_dir, shard.file)
 
     def replace(records):
-        x, e = storage.decode_records(records[system - first:system - first + 1], metadata.nodes,
+        x, e = decode_records(records[system - first:system - first + 1], metadata.nodes,
                                       metadata.frames[split], metadata.dims)
         x, e = edit(x[0].numpy().copy(), e[0].numpy().copy())
-        records[system - first] = storage._serialize(np.asarray(x, "<f4"), np.asarray(e, "<i4"))
+        records[system - first] = _serialize(np.asarray(x, "<f4"), np.asarray(e, "<i4"))
         return records
 
     rewrite_records(path, replace)
-    metadata_path = os.path.join(data_dir, storage.METADATA_FILE)
+    metadata_path = os.path.join(data_dir, METADATA_FILE)
     with open(metadata_path) as stream:
         values = json.load(stream)
     for info in values["shards"][split]:
         if info["file"] == shard.file:
-            info["sha256"] = storage.file_sha256(path)
+            info["sha256"] = file_sha256(path)
     with open(metadata_path, "w") as stream:
         json.dump(values, stream)
     return path

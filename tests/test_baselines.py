@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data_pipelines.contract import edge_labels_from_matrix
 from nri_tf.baselines.correlation import best_threshold, correlation_scores, fit_threshold_rule
 from nri_tf.baselines.lstm import LSTMPredictor
 from nri_tf.baselines.predictors import static_prediction
 from nri_tf.config import NRIConfig
-from nri_tf.graph import edge_labels_from_matrix
 from nri_tf.model import NRI
 
 NODES, FRAMES, DIMS = 5, 49, 4

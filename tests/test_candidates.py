@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from data_pipelines import candidates
+from data_pipelines.contract import fully_connected_edges
 from data_pipelines.candidates import (CandidateParameterError, DuplicateEdgeError, EdgeLists,
                                        IsolatedNodeError, NodeIndexError, SelfLoopError,
                                        candidate_labels, candidate_recall, complete_edges,
@@ -17,11 +18,9 @@ LINE = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [6.0, 0.0]])[:, None]
 """[nodes=4, frames=1, 2]: nodes on the x axis at 0, 1, 3, 6."""
 
 
-def test_complete_edges_match_the_graph_module_order():
-    from nri_tf import graph
-
+def test_complete_edges_are_the_contract_order():
     for num_nodes in (2, 3, 5, 7):
-        receivers, senders = graph.fully_connected_edges(num_nodes)
+        receivers, senders = fully_connected_edges(num_nodes)
         np.testing.assert_array_equal(complete_edges(num_nodes), np.stack([receivers, senders], 1))
         assert complete_edges(num_nodes).dtype == np.int32
 

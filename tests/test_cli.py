@@ -9,9 +9,8 @@ import sys
 
 import pytest
 
-from data_pipelines import generate
-from nri_tf import cli
-from nri_tf import evaluate as evaluate_cli
+from data_pipelines import tf_startup
+from nri_tf.cli import common, evaluate as evaluate_cli, generate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,8 +35,7 @@ def test_evaluate_dynamic_graph_defaults_to_the_run():
 def test_help_of_every_command_needs_no_tensorflow():
     script = """
 import contextlib, io, sys
-from data_pipelines import generate
-from nri_tf import evaluate, experiments, export, train
+from nri_tf.cli import evaluate, experiments, export, generate, train
 for parse in (train.parse_args, evaluate.parse_args, export.parse_args, experiments.parse_args,
               generate.build_parser().parse_args):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
@@ -56,17 +54,17 @@ def test_known_start_up_noise_is_recognised_and_nothing_else():
         "E0000 00:00:1796304755.873491    4274 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
         "Failed call to cuInit: UNKNOWN ERROR (303)",
     ]
-    assert all(cli.is_noise(line) for line in noise)
-    assert not cli.is_noise("W0000 00:00:1796304755.873491 4274 op_kernel.cc:1840] OP_REQUIRES failed")
-    assert not cli.is_noise("Traceback (most recent call last):")
+    assert all(tf_startup.is_noise(line) for line in noise)
+    assert not tf_startup.is_noise("W0000 00:00:1796304755.873491 4274 op_kernel.cc:1840] OP_REQUIRES failed")
+    assert not tf_startup.is_noise("Traceback (most recent call last):")
 
 
 @pytest.mark.slow
 def test_tensorflow_starts_quietly():
     """A fresh process: TensorFlow's own start-up lines are filtered, other stderr output is kept."""
-    script = ("import sys; from nri_tf.cli import import_tensorflow; tf = import_tensorflow(); "
+    script = ("import sys; from data_pipelines.tf_startup import import_tensorflow; tf = import_tensorflow(); "
               "print('after', file=sys.stderr); tf.zeros([1])")
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", cli.SHOW_STARTUP_ENV)}
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", tf_startup.SHOW_STARTUP_ENV)}
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "after", done.stderr
@@ -75,8 +73,8 @@ def test_tensorflow_starts_quietly():
 @pytest.mark.parametrize("tty, expected", [(True, 1), (False, 2)])
 def test_progress_output_is_one_line_per_epoch_off_a_terminal(monkeypatch, tty, expected):
     monkeypatch.setattr(sys, "stdout", type("Stream", (), {"isatty": lambda self: tty})())
-    assert cli.keras_verbose("auto") == expected
-    assert cli.keras_verbose("0") == 0 and cli.keras_verbose(1) == 1
+    assert common.keras_verbose("auto") == expected
+    assert common.keras_verbose("0") == 0 and common.keras_verbose(1) == 1
 
 
 def test_generate_help_has_examples_and_sportvu_segments_have_their_own_flag():
@@ -95,3 +93,58 @@ def test_console_scripts_name_existing_entry_points():
     for target in scripts.values():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function)), target
+
+
+# --- Error policy: only known user errors become one line -------------------------------
+
+def run_python(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "export", "experiments", "generate"])
+def test_an_internal_value_error_keeps_its_traceback(command):
+    """A bug raised as ValueError deep inside a command is no user error: it must not be
+    shortened to ``error: ...`` but end the process with its traceback."""
+    work = {"train": "run", "evaluate": "evaluate_run", "export": "export_run",
+            "experiments": "_run", "generate": "_generate"}[command]
+    argv = {"train": [], "evaluate": ["--run", "r"], "export": ["--run", "r"],
+            "experiments": ["table1"], "generate": []}[command]
+    script = f"""
+import sys
+from nri_tf.cli import {command} as cli
+def bug(*args, **kwargs):
+    raise ValueError("an internal bug")
+setattr(cli, {work!r}, bug)
+cli.import_tensorflow = lambda: None
+sys.exit(cli.main({argv!r}))
+"""
+    done = run_python(script)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback (most recent call last)" in done.stderr and "ValueError: an internal bug" in done.stderr
+    assert not done.stderr.startswith("error: ")
+
+
+def test_known_user_errors_are_one_line_without_traceback(tmp_path):
+    for module, argv, message in [
+            ("nri_tf.export", ["--run", str(tmp_path / "missing")], "missing"),
+            ("nri_tf.export", ["--run", str(tmp_path), "--name", "bad name"], "model name 'bad name'"),
+            ("data_pipelines.generate", ["--num-nodes", "1", "--output", str(tmp_path / "d")],
+             "num_nodes must be at least 2")]:
+        done = subprocess.run([sys.executable, "-m", module, *argv], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_report_known_errors_lets_other_exceptions_through():
+    from data_pipelines.errors import DatasetError
+
+    def raise_(error):
+        raise error
+
+    assert common.report_known_errors(lambda: raise_(DatasetError("bad data")), "x") == 2
+    assert common.report_known_errors(lambda: raise_(FloatingPointError("diverged")), "x") == 2
+    with pytest.raises(ValueError, match="a bug"):
+        common.report_known_errors(lambda: raise_(ValueError("a bug")), "x")
+    with pytest.raises(KeyError):
+        common.report_known_errors(lambda: raise_(KeyError("k")), "x")

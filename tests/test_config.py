@@ -4,8 +4,9 @@ import argparse
 
 import pytest
 
-from nri_tf.config import (ConfigError, NRIConfig, add_config_arguments, build_config,
-                           config_overrides, reference_prior)
+from nri_tf.config import ConfigError, NRIConfig
+from nri_tf.flags import add_config_arguments, config_overrides
+from nri_tf.presets import build_config, reference_prior
 
 
 def parse(*argv):
@@ -71,7 +72,7 @@ def test_json_round_trip_and_unknown_keys(tmp_path):
 
 
 def test_presets_build_valid_configs_and_paper_is_the_dataclass():
-    from nri_tf.config import DEFAULT_PRESET, PRESETS
+    from nri_tf.presets import DEFAULT_PRESET, PRESETS
 
     for name, preset in PRESETS.items():
         config = build_config(preset.config, {}, {"dims": 4, "frames": 49})
@@ -83,7 +84,7 @@ def test_presets_build_valid_configs_and_paper_is_the_dataclass():
 
 
 def test_preset_values_sit_under_flags():
-    from nri_tf.config import PRESETS
+    from nri_tf.presets import PRESETS
 
     fast = PRESETS["fast"].config
     config = build_config(fast, config_overrides(parse("--batch-size", "64")), {"dims": 4, "frames": 49})
@@ -92,7 +93,8 @@ def test_preset_values_sit_under_flags():
 
 def metadata_of(source: str, edge_types: int = 2, labelled: bool = True):
     """A DatasetMetadata of ``source`` data (only what the settings read is realistic)."""
-    from data_pipelines.storage import DatasetMetadata, Normalisation
+    from data_pipelines.normalisation import Normalisation
+    from data_pipelines.storage.metadata import DatasetMetadata
 
     return DatasetMetadata(
         source=source, parameters={} if labelled else {"edge_labels": "none"}, nodes=5, dims=4,
@@ -102,7 +104,7 @@ def metadata_of(source: str, edge_types: int = 2, labelled: bool = True):
 
 
 def preset_config(preset: str, source: str, *argv, **metadata):
-    from nri_tf.config import PRESETS, config_for_dataset
+    from nri_tf.presets import PRESETS, config_for_dataset
 
     chosen = PRESETS[preset]
     return config_for_dataset(chosen.config, config_overrides(parse(*argv)), metadata_of(source, **metadata),
@@ -147,7 +149,7 @@ def test_edge_types_come_from_labelled_data():
 
 
 def test_start_up_description_marks_where_each_setting_comes_from():
-    from nri_tf.config import PRESETS, describe_config, setting_origins
+    from nri_tf.presets import PRESETS, describe_config, setting_origins
 
     fast = PRESETS["fast"]
     overrides = config_overrides(parse("--batch-size", "16"))

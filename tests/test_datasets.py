@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import storage
-from data_pipelines.datasets import Normaliser, make_dataset
-from data_pipelines.storage import DatasetError
+from data_pipelines.datasets import make_dataset
+from data_pipelines.errors import DatasetError
+from data_pipelines.normalisation import Normaliser
+from data_pipelines.storage.reader import read_metadata, read_split
+from data_pipelines.storage.writer import write_dataset
 
 NODES, FRAMES, DIMS = 3, 5, 4
 
@@ -26,7 +28,7 @@ def data_dir(tmp_path_factory):
             trajectories *= 50
         splits[split] = (trajectories, rng.integers(0, 2, (size, NODES * (NODES - 1))).astype(np.int32))
     path = str(tmp_path_factory.mktemp("datasets") / "d")
-    storage.write_dataset(path, splits, source="springs", parameters={}, edge_types=2,
+    write_dataset(path, splits, source="springs", parameters={}, edge_types=2,
                           feature_names=["x", "y", "vx", "vy"], normalisation_groups=[[0, 1], [2, 3]],
                           shard_size=6)
     return path
@@ -41,7 +43,7 @@ def record_ids(dataset) -> list[int]:
 
 
 def test_shapes_dtypes_and_normalised_range(data_dir):
-    metadata = storage.read_metadata(data_dir)
+    metadata = read_metadata(data_dir)
     dataset = make_dataset(data_dir, "train", 8, drop_remainder=True)
     assert dataset.element_spec == (tf.TensorSpec([8, NODES, FRAMES, DIMS], tf.float32),
                                     tf.TensorSpec([8, NODES * (NODES - 1)], tf.int32))
@@ -55,8 +57,8 @@ def test_shapes_dtypes_and_normalised_range(data_dir):
 
 
 def test_unshuffled_order_and_values_match_storage(data_dir):
-    trajectories, edges = storage.read_split(data_dir, "valid")
-    normaliser = Normaliser.from_metadata(storage.read_metadata(data_dir))
+    trajectories, edges = read_split(data_dir, "valid")
+    normaliser = Normaliser.from_metadata(read_metadata(data_dir))
     batches = list(make_dataset(data_dir, "valid", 4))
     assert [len(x) for x, _ in batches] == [4, 2]
     np.testing.assert_allclose(np.concatenate([x for x, _ in batches]), normaliser.normalise(trajectories),
@@ -108,7 +110,7 @@ def test_input_context_splits_records_without_overlap(data_dir, pipelines):
     assert all(parts)
     assert sorted(sum(parts, [])) == list(range(23))
     if pipelines <= 4:  # by file: pipeline p reads exactly shards p, p + pipelines, ...
-        starts = np.cumsum([0] + [shard.records for shard in storage.read_metadata(data_dir).shards["train"]])
+        starts = np.cumsum([0] + [shard.records for shard in read_metadata(data_dir).shards["train"]])
         for pipeline, part in enumerate(parts):
             shards = range(pipeline, len(starts) - 1, pipelines)
             assert sorted(part) == [i for k in shards for i in range(starts[k], starts[k + 1])]

@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 from nri_tf import graph
+from nri_tf.builders import decoder_from_config
 from nri_tf.config import NRIConfig
-from nri_tf.decoders import EdgeTypeMessages, MLPDecoder, RNNDecoder, decoder_from_config
+from nri_tf.decoders import EdgeTypeMessages, MLPDecoder, RNNDecoder
 
 DIMS, NODES, FRAMES, EDGE_TYPES = 4, 5, 12, 3
 EDGES = NODES * (NODES - 1)

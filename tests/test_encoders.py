@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nri_tf.builders import encoder_from_config
 from nri_tf.config import NRIConfig
-from nri_tf.encoders import CNNEncoder, MLPEncoder, encoder_from_config
+from nri_tf.encoders import CNNEncoder, MLPEncoder
 
 FRAMES = 16
 

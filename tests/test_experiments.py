@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import main_here
-from data_pipelines import generate
-from nri_tf import experiments
+from nri_tf.cli import experiment_models, experiments, generate, paper_results, tables
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,19 +42,19 @@ def test_smoke_tables_are_complete(smoke_tables, table):
     assert done[table].returncode == 0, done[table].stderr[-3000:]
     result = json.loads((output / f"{table}.json").read_text())
     rows = {row["key"]: row for row in result["rows"]}
-    assert list(rows) == list(experiments.TABLE_ROWS[table])
+    assert list(rows) == list(paper_results.TABLE_ROWS[table])
     markdown = (output / f"{table}.md").read_text()
     assert markdown in done[table].stdout
     for key, row in rows.items():
-        assert experiments.ROW_NAMES[key] in markdown
+        assert paper_results.ROW_NAMES[key] in markdown
         ours = row["ours"]
         if table == "table1":
             assert 0 <= ours["mean"] <= 100 and ours["values"] == [ours["mean"]]
-            assert row["paper"] == experiments.PAPER_TABLE1["springs"][key][0]
+            assert row["paper"] == paper_results.PAPER_TABLE1["springs"][key][0]
         else:
             assert list(ours) == ["1", "10", "20"]
             assert all(math.isfinite(s["mean"]) and s["mean"] >= 0 for s in ours.values())
-            assert row["paper"] == dict(zip(["1", "10", "20"], experiments.PAPER_TABLE2["springs"][key]))
+            assert row["paper"] == dict(zip(["1", "10", "20"], paper_results.PAPER_TABLE2["springs"][key]))
     assert result["budget"] == "smoke" and result["seeds"] == [42] and result["source"] == "springs"
     assert result["machine"].endswith(f"{len(os.sched_getaffinity(0))} CPU cores")
 
@@ -74,14 +73,14 @@ def test_tables_share_nri_learned_and_a_rerun_reuses_every_model(smoke_tables):
 
 
 def test_summary_and_markdown_of_hand_made_records():
-    summary = experiments.summarise([1.0, 2.0, 3.0])
+    summary = tables.summarise([1.0, 2.0, 3.0])
     assert summary["mean"] == 2.0 and summary["stderr"] == pytest.approx(1 / math.sqrt(3))
-    assert experiments.summarise([0.5])["stderr"] is None
+    assert tables.summarise([0.5])["stderr"] is None
     records = {row: [{"seconds": 1.0, "edge_accuracy": 0.5}, {"seconds": 2.0, "edge_accuracy": 0.7}]
-               for row in experiments.TABLE_ROWS["table1"]}
+               for row in paper_results.TABLE_ROWS["table1"]}
     records["nri_sim"] = [{"seconds": 0.0, "not_applicable": "no differentiable simulator for kuramoto"}] * 2
-    rows = experiments.table_rows("table1", records, "kuramoto", 10)
-    markdown = experiments.markdown_table("table1", rows, "heading")
+    rows = tables.table_rows("table1", records, "kuramoto", 10)
+    markdown = tables.markdown_table("table1", rows, "heading")
     assert "| Corr. (path) | 60.0 ± 10.0 | 59.3 |" in markdown
     assert "| NRI (sim.) | no differentiable simulator for kuramoto | – |" in markdown
 
@@ -90,9 +89,9 @@ def test_nri_sim_is_not_applicable_without_a_simulator():
     class Metadata:
         source = "kuramoto"
 
-    experiment = experiments.Experiment("unused", Metadata(), None, "unused")
-    with pytest.raises(experiments.NotApplicable, match="kuramoto"):
-        experiments.run_nri_sim(experiment, 42)
+    experiment = experiment_models.Experiment("unused", Metadata(), None, "unused")
+    with pytest.raises(experiment_models.NotApplicable, match="kuramoto"):
+        experiment_models.run_nri_sim(experiment, 42)
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):

@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import generate
-from data_pipelines.datasets import Normaliser
-from data_pipelines.storage import read_metadata, read_split
-from nri_tf import export, serving
-from nri_tf import train as train_cli
+from data_pipelines.normalisation import Normaliser
+from data_pipelines.storage.reader import read_metadata, read_split
+from nri_tf import serving
+from nri_tf.cli import export, generate
+from nri_tf.cli import train as train_cli
 from nri_tf.config import NRIConfig
 from trainers import run_directory
 
@@ -479,7 +479,7 @@ def test_version_deleted_during_an_export_is_not_reused_and_a_full_disk_publishe
 
 
 def test_export_refuses_data_other_than_the_runs_and_a_bad_step_cap(mlp_run, tmp_path, capsys):
-    from data_pipelines.generate import generate_dataset
+    from data_pipelines.generation import generate_dataset
 
     other = str(tmp_path / "other")
     generate_dataset(other, num_train=16, num_valid=8, num_test=8, length=1000, length_test=3000,

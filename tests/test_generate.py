@@ -11,10 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from data_pipelines import storage
-from data_pipelines.generate import ProgressBar, generate_dataset, split_seed
+from data_pipelines.contract import SPLITS, edge_labels_from_matrix
+from data_pipelines.generation import ProgressBar, generate_dataset, split_seed
 from data_pipelines.simulations import get_simulation
-from nri_tf.graph import edge_labels_from_matrix
+from data_pipelines.storage.reader import read_split
+from data_pipelines.storage.reference import export_reference, import_reference
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Tiny particle datasets: 2 frames for train/valid, 4 for test.
@@ -36,19 +37,19 @@ def test_generated_splits_are_the_simulators_output(tmp_path):
     assert (metadata.source, metadata.nodes, metadata.dims, metadata.edge_types) == ("springs", 4, 4, 2)
     assert metadata.parameters["num_steps"] == {"train": 300, "valid": 300, "test": 500}
     assert metadata.reference_edges == {"label_values": [0.0, 1.0], "diagonal": 0.0}
-    seeds = {split: split_seed(5, split) for split in storage.SPLITS}
+    seeds = {split: split_seed(5, split) for split in SPLITS}
     assert len(set(seeds.values())) == 3
     for split, size in metadata.splits.items():
         result = get_simulation("springs").sample(size, 4, num_steps=metadata.parameters["num_steps"][split],
                                                   seed=seeds[split])
-        trajectories, labels = storage.read_split(str(tmp_path / "d"), split)
+        trajectories, labels = read_split(str(tmp_path / "d"), split)
         np.testing.assert_array_equal(trajectories, result.trajectories)
         np.testing.assert_array_equal(labels, edge_labels_from_matrix(result.edges))
 
 
 def test_native_export_equals_direct_reference_generation(tmp_path):
     generate_dataset(str(tmp_path / "native"), simulation="charged", seed=1, **TINY)
-    exported = storage.export_reference(str(tmp_path / "native"), str(tmp_path / "exported"))
+    exported = export_reference(str(tmp_path / "native"), str(tmp_path / "exported"))
     generate_dataset(str(tmp_path / "direct"), simulation="charged", seed=1, format="reference", **TINY)
     assert sorted(os.listdir(tmp_path / "direct")) == exported
     for name in exported:  # including the charged q_i q_j diagonal
@@ -58,14 +59,14 @@ def test_native_export_equals_direct_reference_generation(tmp_path):
 def test_kuramoto_native_reference_native_round_trip(tmp_path):
     metadata = generate_dataset(str(tmp_path / "native"), simulation="kuramoto", num_nodes=3, num_train=4,
                                 num_valid=2, num_test=2, length=50, length_test=100, progress=False)
-    names = storage.export_reference(str(tmp_path / "native"), str(tmp_path / "ref"))
+    names = export_reference(str(tmp_path / "native"), str(tmp_path / "ref"))
     assert "feat_test_kuramoto3.npy" in names
     assert np.load(tmp_path / "ref" / "feat_test_kuramoto3.npy").shape == (2, 3, metadata.frames["test"], 3)
-    imported = storage.import_reference(str(tmp_path / "ref"), str(tmp_path / "back"), simulation="kuramoto")
+    imported = import_reference(str(tmp_path / "ref"), str(tmp_path / "back"), simulation="kuramoto")
     assert imported.normalisation == metadata.normalisation
-    for split in storage.SPLITS:
-        for original, back in zip(storage.read_split(str(tmp_path / "native"), split),
-                                  storage.read_split(str(tmp_path / "back"), split)):
+    for split in SPLITS:
+        for original, back in zip(read_split(str(tmp_path / "native"), split),
+                                  read_split(str(tmp_path / "back"), split)):
             np.testing.assert_array_equal(original, back)
 
 
@@ -103,10 +104,10 @@ def test_cli_reference_format(tmp_path):
     assert "wrote data/springs4 (reference)" in completed.stdout
     files = sorted(os.listdir(tmp_path / "data" / "springs4"))
     assert files == sorted(f"{kind}_{split}_springs4.npy" for kind in ("loc", "vel", "edges")
-                           for split in storage.SPLITS)
+                           for split in SPLITS)
     assert np.load(tmp_path / "data" / "springs4" / "loc_test_springs4.npy").shape == (3, 4, 2, 4)
     assert np.load(tmp_path / "data" / "springs4" / "edges_train_springs4.npy").shape == (6, 4, 4)
-    assert [line.split()[0] for line in completed.stderr.splitlines()[-3:]] == list(storage.SPLITS)
+    assert [line.split()[0] for line in completed.stderr.splitlines()[-3:]] == list(SPLITS)
 
 
 def bad_inputs(tmp_path):
@@ -117,9 +118,9 @@ def bad_inputs(tmp_path):
     (existing / "keep.txt").write_text("")
     return [
         (["--simulation", "magnets"], "invalid choice: 'magnets'"),
-        (["--num-nodes", "1"], "num_nodes must be an integer >= 2"),
-        (["--num-train", "0"], "num_train must be an integer >= 1"),
-        (["--num-test", "-5"], "num_test must be an integer >= 1"),
+        (["--num-nodes", "1"], "num_nodes must be at least 2"),
+        (["--num-train", "0"], "num_train must be a positive integer"),
+        (["--num-test", "-5"], "num_test must be a positive integer"),
         (["--edge-types", "3", "--simulation", "charged"], "edge_types 2"),
         (["--length", "100"], "gives no frame"),
         (["--output", str(blocker / "d")], "a_file is not a directory"),

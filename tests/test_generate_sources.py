@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_pipelines import generate, mocap, sportvu
-from data_pipelines.storage import read_metadata, read_split
+from data_pipelines import generation
+from data_pipelines.mocap.cmu import build_cmu_dataset
+from data_pipelines.sportvu.nba import build_sportvu_dataset
+from data_pipelines.storage.reader import read_metadata, read_split
+from nri_tf.cli import generate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -73,7 +76,7 @@ def test_cmu_source_on_the_real_trial_from_the_command_line(tmp_path):
     assert (metadata.parameters["unit"], metadata.parameters["fps"]) == ("m", 120.0)
     assert len(metadata.extra["bones"]) == 30 and metadata.extra["joint_names"][0] == "root"
     direct = tmp_path / "direct"
-    mocap.build_cmu_dataset(asf, [amc], str(direct))
+    build_cmu_dataset(asf, [amc], str(direct))
     assert_same_splits(str(output), str(direct))
 
 
@@ -112,7 +115,7 @@ def test_sportvu_source_with_fixed_entities(tmp_path, capsys):
     assert metadata.parameters["split_seed"] == 3 and metadata.parameters["edge_labels"] == "none"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sportvu.build_sportvu_dataset(GAME, tmp_path / "direct", entities=[int(e) for e in ENTITIES],
+        build_sportvu_dataset(GAME, tmp_path / "direct", entities=[int(e) for e in ENTITIES],
                                       frames=4, seed=3)
     assert_same_splits(str(output), str(tmp_path / "direct"))
 
@@ -183,10 +186,10 @@ def test_source_flag_errors_come_before_tensorflow_is_imported():
 # --------------------------------------------------------------------------- reference .npy
 
 def test_reference_npy_files_convert_with_one_command(tmp_path, capsys):
-    from data_pipelines.storage import import_reference
+    from data_pipelines.storage.reference import import_reference
 
     reference = tmp_path / "ref"
-    generate.generate_dataset(str(reference), simulation="springs", num_nodes=4, num_train=6, num_valid=3,
+    generation.generate_dataset(str(reference), simulation="springs", num_nodes=4, num_train=6, num_valid=3,
                               num_test=3, length=1000, length_test=2000, edge_types=3, format="reference",
                               progress=False)
     code, out, err = run_main(["--source", "reference", "--input", reference, "--output", tmp_path / "native"],
@@ -198,7 +201,7 @@ def test_reference_npy_files_convert_with_one_command(tmp_path, capsys):
     import_reference(str(reference), str(tmp_path / "direct"), simulation="springs")
     assert_same_splits(str(tmp_path / "native"), str(tmp_path / "direct"))
     # train --data on the .npy directory names the command.
-    from data_pipelines.storage import DatasetError
+    from data_pipelines.errors import DatasetError
 
     with pytest.raises(DatasetError, match=f"--source reference --input {reference} --output NEW_DIR"):
         read_metadata(str(reference))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data_pipelines import contract
 from nri_tf import graph
 
 # 3 nodes, receiver-major edges (receiver, sender): (0,1) (0,2) (1,0) (1,2) (2,0) (2,1).
@@ -29,7 +30,7 @@ def test_edge_to_node_by_hand():
 def test_edge_to_node_equals_segment_sum_over_receivers():
     rng = np.random.default_rng(0)
     values = rng.normal(size=(3, 12, 2, 5)).astype(np.float32)     # 4 nodes, extra axes
-    receivers, _ = graph.fully_connected_edges(4)
+    receivers, _ = contract.fully_connected_edges(4)
     expected = np.stack([tf.math.unsorted_segment_sum(v, receivers, 4).numpy() for v in values])
     np.testing.assert_allclose(graph.edge_to_node(tf.constant(values)).numpy(), expected, rtol=1e-6)
 
@@ -37,7 +38,7 @@ def test_edge_to_node_equals_segment_sum_over_receivers():
 def test_node_to_edge_with_trailing_axes_matches_numpy():
     rng = np.random.default_rng(1)
     nodes = rng.normal(size=(2, 4, 3, 5)).astype(np.float32)
-    receivers, senders = graph.fully_connected_edges(4)
+    receivers, senders = contract.fully_connected_edges(4)
     expected = np.concatenate([nodes[:, receivers], nodes[:, senders]], axis=-1)
     np.testing.assert_array_equal(graph.node_to_edge(tf.constant(nodes)).numpy(), expected)
 
@@ -45,7 +46,7 @@ def test_node_to_edge_with_trailing_axes_matches_numpy():
 @pytest.mark.parametrize("num_nodes", [2, 3, 5, 7])
 def test_tf_edge_indices_match_numpy_for_dynamic_counts(num_nodes):
     receivers, senders = graph.edge_indices(tf.constant(num_nodes))
-    np_receivers, np_senders = graph.fully_connected_edges(num_nodes)
+    np_receivers, np_senders = contract.fully_connected_edges(num_nodes)
     np.testing.assert_array_equal(receivers.numpy(), np_receivers)
     np.testing.assert_array_equal(senders.numpy(), np_senders)
 
@@ -58,7 +59,7 @@ def test_ops_work_with_unknown_node_count():
     rng = np.random.default_rng(2)
     for num_nodes in (3, 6):
         nodes = rng.normal(size=(2, num_nodes, 3)).astype(np.float32)
-        receivers, senders = graph.fully_connected_edges(num_nodes)
+        receivers, senders = contract.fully_connected_edges(num_nodes)
         pairs = np.concatenate([nodes[:, receivers], nodes[:, senders]], -1)
         expected = np.stack([np.stack([pairs[b, receivers == i].sum(0) for i in range(num_nodes)])
                              for b in range(2)]) / num_nodes
@@ -66,10 +67,10 @@ def test_ops_work_with_unknown_node_count():
 
 
 def test_num_nodes_from_edges():
-    assert graph.num_nodes_from_edges(20) == 5
-    assert graph.num_nodes_from_edges(90) == 10
+    assert contract.num_nodes_from_edges(20) == 5
+    assert contract.num_nodes_from_edges(90) == 10
     with pytest.raises(ValueError, match="not the edge count"):
-        graph.num_nodes_from_edges(7)
+        contract.num_nodes_from_edges(7)
 
 
 def test_pair_sum_by_hand():

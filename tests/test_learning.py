@@ -15,10 +15,10 @@ import pytest
 import tensorflow as tf
 
 from nri_tf import metrics
-from nri_tf.config import NRIConfig, reference_prior
-from nri_tf.decoders import decoder_from_config
-from nri_tf.encoders import encoder_from_config
+from nri_tf.builders import decoder_from_config, encoder_from_config
+from nri_tf.config import NRIConfig
 from nri_tf.model import NRI
+from nri_tf.presets import reference_prior
 
 NODES, FRAMES, DIMS = 5, 49, 4
 EDGES = NODES * (NODES - 1)

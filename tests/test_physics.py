@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines.datasets import Normaliser
+from data_pipelines import contract
+from data_pipelines.normalisation import Normaliser
 from data_pipelines.simulations import integrate_charged, integrate_springs
-from nri_tf import graph
-from nri_tf.config import ConfigError, config_for_dataset
+from nri_tf.config import ConfigError
 from nri_tf.physics import SimulationDecoder, simulator_settings, soft_clip
+from nri_tf.presets import config_for_dataset
 
 NODES, FRAMES = 5, 10
 NORM_MIN, NORM_MAX = [-4.0, -3.0, -0.8, -0.7], [4.5, 3.5, 0.9, 0.6]
@@ -42,7 +43,7 @@ def _springs_case(seed=0):
     upper = np.triu(rng.integers(0, 2, (3, NODES, NODES)), 1)
     adjacency = upper + upper.transpose(0, 2, 1)
     raw = integrate_springs(positions, velocities, 0.1 * adjacency, num_steps=100 * (FRAMES + 1))
-    return raw, graph.edge_labels_from_matrix(adjacency)
+    return raw, contract.edge_labels_from_matrix(adjacency)
 
 
 def test_springs_decoder_reproduces_the_simulated_trajectory():
@@ -83,7 +84,7 @@ def test_charged_decoder_reproduces_the_simulated_trajectory():
     charges = 2.0 * rng.integers(0, 2, (3, NODES)) - 1.0
     products = charges[:, :, None] * charges[:, None, :]
     raw = integrate_charged(positions, velocities, products, num_steps=100 * (FRAMES + 1))
-    labels = graph.edge_labels_from_matrix((products > 0).astype(np.int32))
+    labels = contract.edge_labels_from_matrix((products > 0).astype(np.int32))
     hard = _one_step_predictions(_decoder("charged", [-1.0, 1.0], 1.0, "hard"), raw, labels, np.float64)
     np.testing.assert_allclose(hard, raw[:, :, 1:], atol=1e-6)   # the 1e-10 in |r|^3 + eps
     # Soft clipping departs from the data's hard clipping only near the bound (close encounters).

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from data_pipelines import files
+from data_pipelines.errors import UserError
 from nri_tf.config import NRIConfig
 from trainers import run_directory
 from trainers.run_directory import RunDirectoryError
@@ -66,8 +68,8 @@ def test_foreign_non_empty_directory_is_refused(tmp_path):
 
 def test_atomic_json_leaves_no_temporary_files(tmp_path):
     path = str(tmp_path / "results.json")
-    run_directory.write_json_atomic(path, {"a": 1})
-    run_directory.write_json_atomic(path, {"a": 2})
+    files.write_json_atomic(path, {"a": 1})
+    files.write_json_atomic(path, {"a": 2})
     assert json.load(open(path)) == {"a": 2}
     assert os.listdir(tmp_path) == ["results.json"]
 
@@ -146,7 +148,7 @@ def test_damaged_run_files_are_named(tmp_path, name, content, message):
         os.remove(os.path.join(run, name))
     else:
         open(os.path.join(run, name), "w").write(content)
-    with pytest.raises(RunDirectoryError, match=message) as error:
+    with pytest.raises(UserError, match=message) as error:
         run_directory.prepare(run, NRIConfig(), DATASET)
     assert "\n" not in str(error.value)
 
@@ -154,10 +156,10 @@ def test_damaged_run_files_are_named(tmp_path, name, content, message):
 def test_json_is_strict_honours_the_umask_and_a_full_disk_is_named(tmp_path, monkeypatch):
     path = str(tmp_path / "results.json")
     with pytest.raises(ValueError, match="Out of range float values"):
-        run_directory.write_json_atomic(path, {"nll": float("nan")})
+        files.write_json_atomic(path, {"nll": float("nan")})
     previous = os.umask(0o002)
     try:
-        run_directory.write_json_atomic(path, {"a": 1})
+        files.write_json_atomic(path, {"a": 1})
     finally:
         os.umask(previous)
     assert os.stat(path).st_mode & 0o777 == 0o664
@@ -166,6 +168,6 @@ def test_json_is_strict_honours_the_umask_and_a_full_disk_is_named(tmp_path, mon
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace", full)
-    with pytest.raises(RunDirectoryError, match=f"cannot write {path}: No space left on device"):
-        run_directory.write_json_atomic(path, {"a": 2})
+    with pytest.raises(UserError, match=f"cannot write {path}: No space left on device"):
+        files.write_json_atomic(path, {"a": 2})
     assert json.load(open(path)) == {"a": 1} and os.listdir(tmp_path) == ["results.json"]

@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_pipelines import sportvu
-from data_pipelines.storage import DatasetError, read_metadata, read_split
+from data_pipelines.errors import DatasetError
+from data_pipelines.sportvu import games, nba
+from data_pipelines.sportvu.tracks import entity_tracks, event_segments, track_segments
+from data_pipelines.storage.reader import read_metadata, read_split
 
 GAME = Path(__file__).resolve().parent / "data" / "sportvu_game.json"
-ENTITIES = [sportvu.BALL, 101, 103, 201, 203]
+ENTITIES = [games.BALL, 101, 103, 201, 203]
 SLOTS = np.array([0, 1, 3, 6, 8])          # where those entities sit in each moment's list
 
 
@@ -37,12 +39,12 @@ def expected_positions(ks) -> np.ndarray:
 def read_quietly(path=GAME):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return sportvu.read_game(path)
+        return games.read_game(path)
 
 
 def test_game_log_parses_to_expected_moments():
     with pytest.warns(UserWarning, match=r"event 2: skipped 1 malformed moments \(1 not a list of 6"):
-        game = sportvu.read_game(GAME)
+        game = games.read_game(GAME)
     assert game.game_id == "0021500999" and game.game_date == "2016-01-01"
     assert [(e.event_id, len(e.moments)) for e in game.events] == [("1", 12), ("2", 11), ("3", 8)]
     first = game.event("1").moments[0]
@@ -55,7 +57,7 @@ def test_game_log_parses_to_expected_moments():
 
 
 def test_tracks_hold_the_chosen_entities_in_order():
-    tracks = sportvu.entity_tracks(read_quietly().event("1"), ENTITIES)
+    tracks = entity_tracks(read_quietly().event("1"), ENTITIES)
     assert len(tracks) == 1
     track = tracks[0]
     assert track.positions.shape == (12, 5, 2)
@@ -67,27 +69,27 @@ def test_tracks_hold_the_chosen_entities_in_order():
 def test_malformed_moments_warn_and_are_skipped():
     event = read_quietly().event("2")
     with pytest.warns(UserWarning, match=r"skipped 2 moments \(1 missing entities, 1 duplicated timestamp\)"):
-        tracks = sportvu.entity_tracks(event, ENTITIES)
+        tracks = entity_tracks(event, ENTITIES)
     # k = 25 is missing player 103: the 80 ms gap splits the event into two runs.
     assert [t.num_frames for t in tracks] == [5, 4]
     np.testing.assert_allclose(tracks[0].positions, expected_positions(range(20, 25)))
     np.testing.assert_allclose(tracks[1].positions, expected_positions(range(26, 30)))
     # Without player 103 among the entities, k = 25 is usable and only the duplicate goes.
     with pytest.warns(UserWarning, match=r"skipped 1 moments \(1 duplicated timestamp\)"):
-        tracks = sportvu.entity_tracks(event, [sportvu.BALL, 101, 102, 201, 202])
+        tracks = entity_tracks(event, [games.BALL, 101, 102, 201, 202])
     assert [t.num_frames for t in tracks] == [10]
 
 
 def test_segments_have_positions_and_velocities():
-    track = sportvu.entity_tracks(read_quietly().event("1"), ENTITIES)[0]
-    segments = sportvu.track_segments(track, frames=4)
+    track = entity_tracks(read_quietly().event("1"), ENTITIES)[0]
+    segments = track_segments(track, frames=4)
     assert segments.shape == (3, 5, 4, 4) and segments.dtype == np.float32
     positions = expected_positions(range(12)).reshape(3, 4, 5, 2).transpose(0, 2, 1, 3)
     np.testing.assert_allclose(segments[..., :2], positions, rtol=1e-6)
     np.testing.assert_allclose(segments[..., 2], 12.5, rtol=1e-6)     # 0.5 ft / 0.04 s
     np.testing.assert_allclose(segments[..., 3], -6.25, rtol=1e-6)
     # Every 2nd moment: 6 frames, 0.08 s apart; velocities unchanged.
-    strided = sportvu.track_segments(track, frames=3, frame_step=2)
+    strided = track_segments(track, frames=3, frame_step=2)
     assert strided.shape == (2, 5, 3, 4)
     np.testing.assert_allclose(strided[0, 0, :, 0], [10.0, 11.0, 12.0])
     np.testing.assert_allclose(strided[..., 2], 12.5, rtol=1e-6)
@@ -103,19 +105,19 @@ def test_gzip_logs_read_like_plain_json(tmp_path):
 
 def test_read_errors_are_one_line(tmp_path):
     with pytest.raises(DatasetError, match="SportVU file not found"):
-        sportvu.read_game(tmp_path / "missing.json")
+        games.read_game(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DatasetError, match="not a JSON game log"):
-        sportvu.read_game(tmp_path / "bad.json")
+        games.read_game(tmp_path / "bad.json")
     (tmp_path / "other.json").write_text(json.dumps({"gameid": "1"}))
     with pytest.raises(DatasetError, match="no 'events' list"):
-        sportvu.read_game(tmp_path / "other.json")
+        games.read_game(tmp_path / "other.json")
 
 
 def test_build_dataset_with_fixed_entities(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        metadata = sportvu.build_sportvu_dataset(GAME, tmp_path / "nba", entities=ENTITIES, frames=4)
+        metadata = nba.build_sportvu_dataset(GAME, tmp_path / "nba", entities=ENTITIES, frames=4)
     # Segments: event 1 -> 3, event 2 -> 2 (runs of 5 and 4), event 3 -> 2; split by event.
     assert sum(metadata.splits.values()) == 7 and all(n > 0 for n in metadata.splits.values())
     assert metadata.nodes == 5 and metadata.dims == 4
@@ -136,7 +138,7 @@ def test_build_dataset_from_event_list(tmp_path):
     ]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        metadata = sportvu.build_sportvu_dataset(GAME, tmp_path / "nba", events=events, frames=4)
+        metadata = nba.build_sportvu_dataset(GAME, tmp_path / "nba", events=events, frames=4)
     # One segment from game clock 719.9 (k = 3..6), 3 from the whole of event 1, 2 from event 3.
     assert sum(metadata.splits.values()) == 6
     assert metadata.parameters["entities"] == "per event"
@@ -144,24 +146,24 @@ def test_build_dataset_from_event_list(tmp_path):
 
 def test_event_segment_at_a_game_clock():
     event = read_quietly().event("1")
-    one = sportvu.event_segments(event, ENTITIES, frames=4, game_clock=719.9)
+    one = event_segments(event, ENTITIES, frames=4, game_clock=719.9)
     assert one.shape == (1, 5, 4, 4)
     positions = expected_positions(range(3, 7)).transpose(1, 0, 2)          # [5, 4, 2]
     velocities = np.broadcast_to([12.5, -6.25], (5, 4, 2))
     np.testing.assert_allclose(one[0], np.concatenate([positions, velocities], -1), rtol=1e-6)
     # Game clock 719.7 is k = 8: only 4 frames are left (k = 8..11), so 5 do not fit.
     with pytest.warns(UserWarning, match="no 5 consecutive usable frames from game clock 719.7"):
-        late = sportvu.event_segments(event, ENTITIES, frames=5, game_clock=719.7)
+        late = event_segments(event, ENTITIES, frames=5, game_clock=719.7)
     assert late.shape == (0, 5, 5, 4)
 
 
 def test_build_dataset_errors(tmp_path):
     with pytest.raises(DatasetError, match="exactly one of entities="):
-        sportvu.build_sportvu_dataset(GAME, tmp_path / "a")
+        nba.build_sportvu_dataset(GAME, tmp_path / "a")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(DatasetError, match="not among the files given"):
-            sportvu.build_sportvu_dataset(GAME, tmp_path / "b", events=[
+            nba.build_sportvu_dataset(GAME, tmp_path / "b", events=[
                 {"game_id": "123", "event_id": "1", "entities": ENTITIES}])
         with pytest.raises(DatasetError, match="need at least 3"):
-            sportvu.build_sportvu_dataset(GAME, tmp_path / "c", entities=ENTITIES, frames=25)
+            nba.build_sportvu_dataset(GAME, tmp_path / "c", entities=ENTITIES, frames=25)

@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 from conftest import rewrite_records, rewrite_system, tree_contents
-from data_pipelines import storage
-from data_pipelines.storage import DatasetError
+from data_pipelines.contract import SPLITS
+from data_pipelines.errors import DatasetError
+from data_pipelines.normalisation import compute_normalisation
+from data_pipelines.storage.metadata import FORMAT_VERSION, DatasetMetadata
+from data_pipelines.storage.reader import check_split, read_metadata, read_split, shard_paths
+from data_pipelines.storage.reference import (export_reference, import_reference,
+                                              merge_reference_edge_encodings, reference_edge_encoding,
+                                              write_reference)
+from data_pipelines.storage.staging import check_output_dir
+from data_pipelines.storage import writer as storage_writer
+from data_pipelines.storage.writer import DatasetWriter, _serialize, _shard_bounds, write_dataset
 
 FEATURES = ("x", "y", "vx", "vy")
 GROUPS = ((0, 1), (2, 3))
@@ -22,19 +31,19 @@ def make_splits(seed: int = 0, sizes=(10, 4, 5), frames=(6, 6, 11)) -> dict:
     """split -> (trajectories [S, 3, T, 4] float32, labels [S, 6] int32); valid values x100."""
     rng = np.random.default_rng(seed)
     splits = {}
-    for split, size, length in zip(storage.SPLITS, sizes, frames):
+    for split, size, length in zip(SPLITS, sizes, frames):
         scale = 100.0 if split == "valid" else 1.0
         trajectories = (rng.standard_normal((size, NODES, length, 4)) * scale).astype(np.float32)
         splits[split] = (trajectories, rng.integers(0, 2, (size, NODES * (NODES - 1))).astype(np.int32))
     return splits
 
 
-def write(path, splits=None, **overrides) -> storage.DatasetMetadata:
+def write(path, splits=None, **overrides) -> DatasetMetadata:
     arguments = dict(source="springs", parameters={"test": True}, edge_types=2,
                      feature_names=FEATURES, normalisation_groups=GROUPS, seed=7, shard_size=3,
                      reference_edges={"label_values": [0.0, 1.0], "diagonal": 0.0})
     arguments.update(overrides)
-    return storage.write_dataset(str(path), make_splits() if splits is None else splits, **arguments)
+    return write_dataset(str(path), make_splits() if splits is None else splits, **arguments)
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -58,26 +67,26 @@ def test_write_read_round_trip(dataset):
     path, metadata = dataset
     splits = make_splits()
     for split, (trajectories, labels) in splits.items():
-        read_trajectories, read_labels = storage.read_split(str(path), split)
+        read_trajectories, read_labels = read_split(str(path), split)
         assert read_trajectories.dtype == np.float32 and read_labels.dtype == np.int32
         np.testing.assert_array_equal(read_trajectories, trajectories)
         np.testing.assert_array_equal(read_labels, labels)
-    assert storage.read_metadata(str(path)) == metadata
+    assert read_metadata(str(path)) == metadata
     assert metadata.splits == {"train": 10, "valid": 4, "test": 5}
     assert metadata.frames == {"train": 6, "valid": 6, "test": 11}
     assert (metadata.nodes, metadata.dims, metadata.edges) == (3, 4, 6)
-    assert metadata.format_version == storage.FORMAT_VERSION and metadata.seed == 7
+    assert metadata.format_version == FORMAT_VERSION and metadata.seed == 7
     assert sorted(os.listdir(path)) == sorted(
         ["metadata.json"] + [shard.file for shards in metadata.shards.values() for shard in shards])
 
 
 def test_shards_split_evenly_with_at_least_two_per_split(tmp_path):
-    assert storage._shard_bounds(10, 3) == [(0, 2), (2, 5), (5, 8), (8, 10)]
-    assert storage._shard_bounds(2, 4096) == [(0, 1), (1, 2)]
-    assert storage._shard_bounds(1, 4096) == [(0, 1)]
+    assert _shard_bounds(10, 3) == [(0, 2), (2, 5), (5, 8), (8, 10)]
+    assert _shard_bounds(2, 4096) == [(0, 1), (1, 2)]
+    assert _shard_bounds(1, 4096) == [(0, 1)]
     metadata = write(tmp_path / "d", shard_size=1000)
-    assert [len(metadata.shards[s]) for s in storage.SPLITS] == [2, 2, 2]
-    assert storage.shard_paths(str(tmp_path / "d"), "train") == [
+    assert [len(metadata.shards[s]) for s in SPLITS] == [2, 2, 2]
+    assert shard_paths(str(tmp_path / "d"), "train") == [
         str(tmp_path / "d" / "train-00000-of-00002.tfrecord"),
         str(tmp_path / "d" / "train-00001-of-00002.tfrecord")]
 
@@ -96,10 +105,10 @@ def test_normalisation_uses_training_split_only(dataset):
 
 def test_maxabs_normalisation_is_symmetric():
     trajectories = np.array([-3.0, 1.0, 2.0, -0.5], np.float32).reshape(1, 1, 1, 4)
-    norm = storage.compute_normalisation(trajectories, [[0, 1], [2], [3]], "maxabs")
+    norm = compute_normalisation(trajectories, [[0, 1], [2], [3]], "maxabs")
     assert norm.min == [-3.0, -3.0, -2.0, -0.5] and norm.max == [3.0, 3.0, 2.0, 0.5]
     with pytest.raises(DatasetError, match="cover dims"):
-        storage.compute_normalisation(trajectories, [[0, 1], [2]])
+        compute_normalisation(trajectories, [[0, 1], [2]])
 
 
 def test_refuses_to_overwrite_unless_asked(tmp_path):
@@ -110,7 +119,7 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     assert str(path) in one_line(error)
     splits = make_splits(seed=1)
     write(path, splits, overwrite=True)
-    np.testing.assert_array_equal(storage.read_split(str(path), "train")[0], splits["train"][0])
+    np.testing.assert_array_equal(read_split(str(path), "train")[0], splits["train"][0])
     assert no_partial_siblings(path)
 
 
@@ -118,17 +127,17 @@ def test_unwritable_path_fails_before_writing(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     with pytest.raises(DatasetError, match="cannot write dataset") as error:
-        storage.DatasetWriter(str(blocker / "sub" / "d"), source="s", parameters={}, edge_types=2,
+        DatasetWriter(str(blocker / "sub" / "d"), source="s", parameters={}, edge_types=2,
                               feature_names=FEATURES, normalisation_groups=GROUPS)
     assert str(blocker / "sub" / "d") in one_line(error)
     with pytest.raises(DatasetError):
-        storage.check_output_dir(str(blocker / "d"))
+        check_output_dir(str(blocker / "d"))
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     calls = []
-    serialize = storage._serialize
+    serialize = _serialize
 
     def failing(*args):
         calls.append(1)
@@ -136,7 +145,7 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return serialize(*args)
 
-    monkeypatch.setattr(storage, "_serialize", failing)
+    monkeypatch.setattr(storage_writer, "_serialize", failing)
     path = tmp_path / "new" / "d"
     with pytest.raises(KeyboardInterrupt):
         write(path)
@@ -147,7 +156,7 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
         splits = make_splits()
         splits["test"][0][2, 0, 0, 0] = np.nan
         write(tmp_path / "d", splits, overwrite=True)
-    assert storage.read_metadata(str(tmp_path / "d")).splits["train"] == 10  # old one intact
+    assert read_metadata(str(tmp_path / "d")).splits["train"] == 10  # old one intact
     assert no_partial_siblings(tmp_path / "d")
 
 
@@ -178,22 +187,22 @@ def copy_dataset(source, target):
 
 def test_missing_metadata_and_future_version(dataset, tmp_path):
     with pytest.raises(DatasetError, match="metadata.json not found") as error:
-        storage.read_metadata(str(tmp_path))
+        read_metadata(str(tmp_path))
     one_line(error)
     with pytest.raises(DatasetError, match="metadata.json is a file; pass the dataset directory"):
-        storage.read_metadata(str(dataset[0] / "metadata.json"))
+        read_metadata(str(dataset[0] / "metadata.json"))
     path = copy_dataset(dataset[0], tmp_path / "d")
     values = json.loads((path / "metadata.json").read_text())
-    values["format_version"] = storage.FORMAT_VERSION + 1
+    values["format_version"] = FORMAT_VERSION + 1
     (path / "metadata.json").write_text(json.dumps(values))
     with pytest.raises(DatasetError, match="newer than this code") as error:
-        storage.read_metadata(str(path))
+        read_metadata(str(path))
     assert str(path / "metadata.json") in one_line(error)
     del values["nodes"]
-    values["format_version"] = storage.FORMAT_VERSION
+    values["format_version"] = FORMAT_VERSION
     (path / "metadata.json").write_text(json.dumps(values))
     with pytest.raises(DatasetError, match="missing field.*nodes"):
-        storage.read_metadata(str(path))
+        read_metadata(str(path))
 
 
 def test_missing_truncated_and_corrupt_shards(dataset, tmp_path):
@@ -202,33 +211,33 @@ def test_missing_truncated_and_corrupt_shards(dataset, tmp_path):
     data = shard.read_bytes()
 
     shard.unlink()
-    for read in (storage.shard_paths, storage.read_split):
+    for read in (shard_paths, read_split):
         with pytest.raises(DatasetError, match="shard missing") as error:
             read(str(path), "train")
         assert str(shard) in one_line(error)
 
     shard.write_bytes(data[:len(data) // 2])
     with pytest.raises(DatasetError, match="truncated or altered") as error:
-        storage.read_split(str(path), "train")
+        read_split(str(path), "train")
     assert str(shard) in one_line(error)
 
     corrupt = bytearray(data)
     corrupt[len(data) // 2] ^= 0xFF  # same size, bad CRC
     shard.write_bytes(bytes(corrupt))
-    assert storage.shard_paths(str(path), "train")  # size checks pass
+    assert shard_paths(str(path), "train")  # size checks pass
     with pytest.raises(DatasetError, match="corrupt shard") as error:
-        storage.read_split(str(path), "train")
+        read_split(str(path), "train")
     assert str(shard) in one_line(error)
 
     with pytest.raises(DatasetError, match="no 'extra' split"):
-        storage.shard_paths(str(path), "extra")
+        shard_paths(str(path), "extra")
 
 
 def test_reference_layout_names_and_shapes(dataset, tmp_path):
     path, metadata = dataset
-    names = storage.export_reference(str(path), str(tmp_path / "ref"))
+    names = export_reference(str(path), str(tmp_path / "ref"))
     assert names == sorted(f"{kind}_{split}_springs3.npy" for kind in ("loc", "vel", "edges")
-                           for split in storage.SPLITS)
+                           for split in SPLITS)
     train, labels = make_splits()["train"]
     loc = np.load(tmp_path / "ref" / "loc_train_springs3.npy")
     vel = np.load(tmp_path / "ref" / "vel_train_springs3.npy")
@@ -244,44 +253,44 @@ def test_reference_layout_names_and_shapes(dataset, tmp_path):
 
 def test_native_reference_native_round_trip(dataset, tmp_path):
     path, metadata = dataset
-    storage.export_reference(str(path), str(tmp_path / "ref"))
-    imported = storage.import_reference(str(tmp_path / "ref"), str(tmp_path / "back"),
+    export_reference(str(path), str(tmp_path / "ref"))
+    imported = import_reference(str(tmp_path / "ref"), str(tmp_path / "back"),
                                         simulation="springs", shard_size=3)
-    for split in storage.SPLITS:
-        for original, back in zip(storage.read_split(str(path), split),
-                                  storage.read_split(str(tmp_path / "back"), split)):
+    for split in SPLITS:
+        for original, back in zip(read_split(str(path), split),
+                                  read_split(str(tmp_path / "back"), split)):
             np.testing.assert_array_equal(original, back)
     assert imported.normalisation == metadata.normalisation
     assert imported.reference_edges == metadata.reference_edges
     assert (imported.edge_types, imported.splits, imported.frames) == (2, metadata.splits, metadata.frames)
     assert imported.parameters["suffix"] == "_springs3"
-    storage.export_reference(str(tmp_path / "back"), str(tmp_path / "ref2"))
+    export_reference(str(tmp_path / "back"), str(tmp_path / "ref2"))
     for name in os.listdir(tmp_path / "ref"):
         np.testing.assert_array_equal(np.load(tmp_path / "ref" / name), np.load(tmp_path / "ref2" / name))
 
 
 def test_import_reference_errors(tmp_path):
     with pytest.raises(DatasetError, match="no loc_train_springs<N>.npy") as error:
-        storage.import_reference(str(tmp_path), str(tmp_path / "out"), simulation="springs")
+        import_reference(str(tmp_path), str(tmp_path / "out"), simulation="springs")
     one_line(error)
     np.save(tmp_path / "loc_train_springs3.npy", np.zeros((2, 4, 2, 3), np.float32))
     np.save(tmp_path / "vel_train_springs3.npy", np.zeros((2, 4, 2, 3), np.float32))
     np.save(tmp_path / "edges_train_springs3.npy", np.full((2, 3, 3), 0.25, np.float32))
     with pytest.raises(DatasetError, match="edges_train_springs3.npy") as error:
-        storage.import_reference(str(tmp_path), str(tmp_path / "out"), simulation="springs")
+        import_reference(str(tmp_path), str(tmp_path / "out"), simulation="springs")
     one_line(error)
     np.save(tmp_path / "vel_train_springs3.npy", np.zeros((2, 4, 2, 2), np.float32))
     with pytest.raises(DatasetError, match=r"loc/vel must both be \[systems, frames, 2, nodes\]"):
-        storage.import_reference(str(tmp_path), str(tmp_path / "out"), simulation="springs")
+        import_reference(str(tmp_path), str(tmp_path / "out"), simulation="springs")
     with pytest.raises(DatasetError, match="unknown simulation .cmu."):
-        storage.import_reference(str(tmp_path), str(tmp_path / "out"), simulation="cmu")
+        import_reference(str(tmp_path), str(tmp_path / "out"), simulation="cmu")
     assert not os.path.exists(tmp_path / "out")
 
 
 def test_kuramoto_reference_layout(tmp_path):
     trajectories = np.random.default_rng(0).standard_normal((3, 4, 5, 3)).astype(np.float32)
     couplings = np.ones((3, 4, 4), np.float32)
-    names = storage.write_reference(str(tmp_path / "ref"), {"train": (trajectories, couplings)},
+    names = write_reference(str(tmp_path / "ref"), {"train": (trajectories, couplings)},
                                     source="kuramoto")
     assert names == ["edges_train_kuramoto4.npy", "feat_train_kuramoto4.npy"]
     np.testing.assert_array_equal(np.load(tmp_path / "ref" / "feat_train_kuramoto4.npy"), trajectories)
@@ -290,10 +299,10 @@ def test_kuramoto_reference_layout(tmp_path):
 def test_reference_edge_encoding():
     labels = np.array([[[0, 1], [0, 0]]])
     charged = np.array([[[1.0, 1.0], [-1.0, 1.0]]])   # q_i q_j with the diagonal q_i^2 = 1
-    assert storage.reference_edge_encoding(labels, charged) == {"label_values": [-1.0, 1.0], "diagonal": 1.0}
+    assert reference_edge_encoding(labels, charged) == {"label_values": [-1.0, 1.0], "diagonal": 1.0}
     continuous = np.array([[[0.0, 0.5], [0.7, 0.0]]])   # label 0 has two values: not reproducible
-    assert storage.reference_edge_encoding(np.zeros_like(labels), continuous) is None
-    merged = storage.merge_reference_edge_encodings([{"label_values": [0.0], "diagonal": 0.0},
+    assert reference_edge_encoding(np.zeros_like(labels), continuous) is None
+    merged = merge_reference_edge_encodings([{"label_values": [0.0], "diagonal": 0.0},
                                                      {"label_values": [0.0, None, 1.0], "diagonal": 0.0}])
     assert merged == {"label_values": [0.0, None, 1.0], "diagonal": 0.0}
 
@@ -321,8 +330,8 @@ def test_overwrite_replaces_only_dataset_directories(tmp_path):
     write(dataset_dir, make_splits(seed=1), overwrite=True)   # ours only: replaced
     names = ["loc_train_springs3.npy", "vel_train_springs3.npy", "edges_train_springs3.npy"]
     reference = tmp_path / "ref"
-    storage.export_reference(str(dataset_dir), str(reference))
-    storage.export_reference(str(dataset_dir), str(reference), overwrite=True)
+    export_reference(str(dataset_dir), str(reference))
+    export_reference(str(dataset_dir), str(reference), overwrite=True)
     assert set(names) <= set(os.listdir(reference))
 
 
@@ -337,7 +346,7 @@ def test_bad_values_are_named_by_file_split_and_system(dataset, tmp_path, split,
     path = copy_dataset(dataset[0], tmp_path / "d")
     shard = rewrite_system(str(path), split, system, edit)
     with pytest.raises(DatasetError, match=message) as error:
-        storage.check_split(str(path), split)
+        check_split(str(path), split)
     assert one_line(error).startswith(shard)
 
 
@@ -354,7 +363,7 @@ def test_corrupt_content_with_valid_crcs_and_wrong_node_count_name_the_shard(dat
     rewrite_records(shard, flip)
     assert os.path.getsize(shard) == size
     with pytest.raises(DatasetError, match="contents differ from the checksum in metadata.json") as error:
-        storage.check_split(str(path), "train")
+        check_split(str(path), "train")
     assert one_line(error).startswith(shard)
 
     other = copy_dataset(dataset[0], tmp_path / "nodes")
@@ -362,7 +371,7 @@ def test_corrupt_content_with_valid_crcs_and_wrong_node_count_name_the_shard(dat
     values["nodes"] = 4
     (other / "metadata.json").write_text(json.dumps(values))
     with pytest.raises(DatasetError, match="records unreadable as 4 nodes x 6 frames x 4 dims") as error:
-        storage.check_split(str(other), "train")
+        check_split(str(other), "train")
     assert one_line(error).startswith(str(other / "train-00000-of-00004.tfrecord"))
 
 
@@ -372,7 +381,7 @@ def test_shard_names_in_metadata_cannot_point_outside_the_dataset(dataset, tmp_p
     values["shards"]["train"][0]["file"] = "../../etc/passwd"
     (path / "metadata.json").write_text(json.dumps(values))
     with pytest.raises(DatasetError, match="'../../etc/passwd' of split 'train' is not a shard name"):
-        storage.read_metadata(str(path))
+        read_metadata(str(path))
 
 
 def write_reference_files(directory, splits, suffix="_springs3", diagonal=0.0):
@@ -390,23 +399,23 @@ def write_reference_files(directory, splits, suffix="_springs3", diagonal=0.0):
 def test_import_reference_refuses_a_partial_split_and_another_simulations_files(tmp_path):
     source = tmp_path / "ref"
     source.mkdir()
-    write_reference_files(source, storage.SPLITS)
+    write_reference_files(source, SPLITS)
     (source / "edges_valid_springs3.npy").unlink()
     with pytest.raises(DatasetError, match="edges_valid_springs3.npy: file missing, but other valid files") as error:
-        storage.import_reference(str(source), str(tmp_path / "out"), simulation="springs")
+        import_reference(str(source), str(tmp_path / "out"), simulation="springs")
     one_line(error)
 
     renamed = tmp_path / "renamed"   # springs files (0 on the diagonal) named as charged
     renamed.mkdir()
     write_reference_files(renamed, ["train"], suffix="_charged3")
     with pytest.raises(DatasetError, match="not charged interactions") as error:
-        storage.import_reference(str(renamed), str(tmp_path / "out"), simulation="charged")
+        import_reference(str(renamed), str(tmp_path / "out"), simulation="charged")
     one_line(error)
     charged = tmp_path / "charged"   # and charged files (q_i^2 = 1 on the diagonal) as springs
     charged.mkdir()
     write_reference_files(charged, ["train"], diagonal=1.0)
     with pytest.raises(DatasetError, match="not springs interactions") as error:
-        storage.import_reference(str(charged), str(tmp_path / "out"), simulation="springs")
+        import_reference(str(charged), str(tmp_path / "out"), simulation="springs")
     assert not os.path.exists(tmp_path / "out")
 
 

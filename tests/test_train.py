@@ -24,8 +24,7 @@ import numpy as np
 import pytest
 
 from conftest import rewrite_records, rewrite_system, tree_contents
-from nri_tf import evaluate as evaluate_cli
-from nri_tf import train as train_cli
+from nri_tf.cli import evaluate as evaluate_cli, train as train_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL = ["--encoder-hidden", "8", "--decoder-hidden", "8", "--batch-size", "16", "--verbose", "0"]
@@ -46,7 +45,7 @@ def last_line(text: str) -> str:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """A springs5 dataset: 256/64/64 systems, 9 training frames, 29 test frames."""
-    from data_pipelines.generate import generate_dataset
+    from data_pipelines.generation import generate_dataset
 
     path = str(tmp_path_factory.mktemp("data") / "springs5")
     generate_dataset(path, simulation="springs", num_nodes=5, num_train=256, num_valid=64,
@@ -281,7 +280,7 @@ def test_unknown_flag_value_is_rejected(tmp_path, capsys):
 
 
 def test_resume_on_dataset_with_other_node_count_is_refused(tiny_run, tmp_path):
-    from data_pipelines.generate import generate_dataset
+    from data_pipelines.generation import generate_dataset
 
     other = str(tmp_path / "springs4")
     generate_dataset(other, num_nodes=4, num_train=32, num_valid=16, num_test=16, length=1000,
@@ -328,7 +327,7 @@ def test_default_run_directory_does_not_depend_on_epochs():
 
 
 def test_evaluate_on_ten_nodes(tiny_run, tiny_data, tmp_path, capsys):
-    from data_pipelines.generate import generate_dataset
+    from data_pipelines.generation import generate_dataset
 
     ten = str(tmp_path / "springs10")
     generate_dataset(ten, num_nodes=10, num_train=16, num_valid=16, num_test=16, length=1000,
@@ -348,8 +347,8 @@ def test_evaluate_on_ten_nodes(tiny_run, tiny_data, tmp_path, capsys):
 
 
 def test_evaluation_normaliser_holds_the_chosen_statistics(tiny_data, tmp_path):
-    from data_pipelines.generate import generate_dataset
-    from data_pipelines.storage import read_metadata
+    from data_pipelines.generation import generate_dataset
+    from data_pipelines.storage.reader import read_metadata
 
     other = str(tmp_path / "charged5")
     generate_dataset(other, simulation="charged", num_train=16, num_valid=16, num_test=16, length=1000,
@@ -418,14 +417,14 @@ def test_bad_data_is_a_one_line_error_before_anything_is_written(tiny_data, tmp_
 
 
 def test_missing_split_and_too_few_frames_fail_before_the_first_step(tmp_path, capsys):
-    from data_pipelines import storage
-    from data_pipelines.generate import generate_dataset
+    from data_pipelines.storage.writer import write_dataset
+    from data_pipelines.generation import generate_dataset
 
     rng = np.random.default_rng(0)
     splits = {split: (rng.standard_normal((32, 3, 9, 4)).astype(np.float32), np.zeros((32, 6), np.int32))
               for split in ("train", "valid")}
     no_test = str(tmp_path / "no-test")
-    storage.write_dataset(no_test, splits, source="springs", parameters={}, edge_types=2,
+    write_dataset(no_test, splits, source="springs", parameters={}, edge_types=2,
                           feature_names=["x", "y", "vx", "vy"], normalisation_groups=None)
     two_frames = str(tmp_path / "two-frames")
     generate_dataset(two_frames, num_nodes=3, num_train=32, num_valid=16, num_test=16, length=300,
@@ -439,7 +438,7 @@ def test_missing_split_and_too_few_frames_fail_before_the_first_step(tmp_path, c
 
 
 def test_rerun_on_other_data_of_the_same_shape_changes_nothing(tiny_run, tmp_path, capsys):
-    from data_pipelines.generate import generate_dataset
+    from data_pipelines.generation import generate_dataset
 
     other = str(tmp_path / "other")
     generate_dataset(other, num_train=32, num_valid=16, num_test=16, length=1000, length_test=3000,
@@ -529,7 +528,7 @@ def test_evaluate_never_replaces_the_evaluation_of_other_data(tiny_run, tmp_path
 
 def test_evaluate_refuses_a_zero_batch_size_instead_of_using_the_runs(tiny_run, tmp_path, capsys):
     assert evaluate_cli.main(["--run", tiny_run, "--batch-size", "0", "--output", str(tmp_path / "e.json")]) == 2
-    assert "batch_size must be a positive integer, got 0" in last_line(capsys.readouterr().err)
+    assert "--batch-size must be a positive integer, got 0" in last_line(capsys.readouterr().err)
     assert not (tmp_path / "e.json").exists()
 
 

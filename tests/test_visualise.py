@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_pipelines.datasets import Normaliser
-from data_pipelines.storage import DatasetMetadata, Normalisation
+from data_pipelines.contract import fully_connected_edges
+from data_pipelines.normalisation import Normalisation, Normaliser
+from data_pipelines.storage.metadata import DatasetMetadata
 from nri_tf import figures, visualise
 from nri_tf.config import NRIConfig
-from nri_tf.graph import fully_connected_edges
 from nri_tf.model import NRI
 
 NODES, FRAMES = 4, 6
@@ -183,7 +183,7 @@ def test_bad_input_is_refused():
 
 
 def test_has_edge_labels_reads_the_metadata():
-    from nri_tf.evaluation import has_edge_labels
+    from data_pipelines.contract import has_edge_labels
 
     assert not has_edge_labels(metadata(labelled=False))
     assert has_edge_labels(metadata())

@@ -13,6 +13,7 @@ Keras writes its epoch scalars):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import json
 import math
@@ -157,9 +158,7 @@ def log_hparams(log_dir: str, config, data_dir: str, run_name: str) -> None:
     TensorBoard's hparams plugin, so that runs under one ``--logdir`` compare side by side
     in the HPARAMS tab against their metrics (which the plugin finds in train/ and
     validation/). No experiment-wide config is written: each run only describes itself."""
-    import dataclasses
-
-    from tensorboard.plugins.hparams import api as hp
+    from tensorboard.plugins.hparams import api as hp   # TensorBoard's plugin: only runs that log
 
     values = {"data": os.path.abspath(data_dir)}
     for field in dataclasses.fields(config):
@@ -337,7 +336,7 @@ class GraphImages(keras.callbacks.Callback):
       log_dir: the run's TensorBoard directory.
       trajectories: [systems, nodes, frames, dims] normalised validation systems.
       labels: [systems, edges] their true edge types, or None for data without a true
-        graph (`nri_tf.evaluation.has_edge_labels`).
+        graph (`data_pipelines.contract.has_edge_labels`).
       metadata: the dataset's `DatasetMetadata` (skeleton bones, normalisation).
     """
 
@@ -349,6 +348,7 @@ class GraphImages(keras.callbacks.Callback):
         self.metadata = metadata
 
     def on_epoch_end(self, epoch, logs=None):
+        # matplotlib, loaded only by runs that draw graph images.
         from nri_tf.figures import figure_image
         from nri_tf.visualise import graph_figures
 

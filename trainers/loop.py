@@ -15,13 +15,14 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from data_pipelines.contract import SPLITS, has_edge_labels
 from data_pipelines.datasets import first_frames, make_dataset
-from data_pipelines.storage import SPLITS, DatasetError, check_split, metadata_fingerprint, read_metadata
+from data_pipelines.errors import DatasetError
+from data_pipelines.storage.reader import check_split, metadata_fingerprint, read_metadata
 from nri_tf import evaluation
-from nri_tf.config import NRIConfig
+from nri_tf.config import ConfigError, NRIConfig
 from nri_tf.model import NRI
-from trainers import callbacks as run_callbacks
-from trainers import run_directory
+from trainers import callbacks as run_callbacks, run_directory
 from trainers.strategy import is_chief
 
 # The validation metric that picks the best checkpoint (lower is better). It uses no
@@ -44,7 +45,7 @@ class TrainingOptions:
 
 def dataset_description(data_dir: str, frames: int | None = None) -> dict:
     """{"path", "nodes", "dims", "frames", "edge_types", "splits", "fingerprint"} of a
-    dataset directory (`storage.metadata_fingerprint`)."""
+    dataset directory (`data_pipelines.storage.reader.metadata_fingerprint`)."""
     metadata = read_metadata(data_dir)
     return {"path": os.path.abspath(data_dir), "nodes": metadata.nodes, "dims": metadata.dims,
             "frames": frames or metadata.frames["train"], "edge_types": metadata.edge_types,
@@ -54,10 +55,10 @@ def dataset_description(data_dir: str, frames: int | None = None) -> dict:
 def check_training_data(config: NRIConfig, data_dir: str, metadata) -> None:
     """Checks, before anything is written or trained, everything a run will read: the
     train, valid (best epoch) and test (results) splits with enough frames, and every
-    record of them (`storage.check_split`: CRCs, shapes, finite values, edge labels).
+    record of them (`data_pipelines.storage.reader.check_split`: CRCs, shapes, finite values, edge labels).
 
     Raises:
-      DatasetError or ValueError naming the split, file or system at fault.
+      DatasetError naming the split, file or system at fault.
     """
     missing = [split for split in SPLITS if split not in metadata.splits]
     if missing:
@@ -70,9 +71,18 @@ def check_training_data(config: NRIConfig, data_dir: str, metadata) -> None:
     if split_frames["valid"] < split_frames["train"]:
         raise DatasetError(f"{data_dir}: validation systems have {split_frames['valid']} frames, fewer than "
                            f"the {split_frames['train']} of the training systems")
-    evaluation.prediction_horizon(split_frames["test"], config.frames)
+    check_test_frames(data_dir, split_frames["test"], config.frames)
     for split in SPLITS:
         check_split(data_dir, split, metadata)
+
+
+def check_test_frames(data_dir: str, test_frames: int, context_frames: int) -> None:
+    """DatasetError unless the test systems have frames to predict after the
+    ``context_frames`` the encoder sees (`nri_tf.evaluation.prediction_horizon`)."""
+    try:
+        evaluation.prediction_horizon(test_frames, context_frames)
+    except ValueError as error:
+        raise DatasetError(f"{data_dir}: {error}") from None
 
 
 def learning_rate_schedule(config: NRIConfig, steps_per_epoch: int):
@@ -141,15 +151,15 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
     strategy = strategy or tf.distribute.get_strategy()
     dataset = dataset_description(data_dir, config.frames)
     metadata = read_metadata(data_dir)
-    labelled = evaluation.has_edge_labels(metadata)
+    labelled = has_edge_labels(metadata)
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
-        raise ValueError(f"batch size {config.batch_size} is not divisible by the {replicas} replicas")
+        raise ConfigError(f"batch size {config.batch_size} is not divisible by the {replicas} replicas")
     steps_per_epoch = dataset["splits"]["train"] // config.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"batch size {config.batch_size} is larger than the training split "
-                         f"({dataset['splits']['train']} systems)")
+        raise ConfigError(f"batch size {config.batch_size} is larger than the training split "
+                          f"({dataset['splits']['train']} systems)")
     check_training_data(config, data_dir, metadata)
     # Only the chief writes into the run directory; it holds the lock while it does.
     with run_directory.claimed(run_dir) if chief else contextlib.nullcontext():

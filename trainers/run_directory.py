@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 
-from data_pipelines import files
+from data_pipelines.errors import UserError
+from data_pipelines.files import read_json, write_json_atomic
 from nri_tf.config import NRIConfig
 
 CONFIG_FILE = "config.json"
@@ -47,41 +47,12 @@ DATASET_SHAPE_KEYS = ("nodes", "dims", "frames")
 # Best weights of an epoch whose checkpoint may not be saved yet (`stage_best_weights`).
 _PENDING_BEST = re.compile(r"\.best-epoch-(\d+)\.weights\.h5")
 # Hidden files of this module that do not make a directory a run (a kill can leave them
-# before config.json exists): the lock, temporaries of `write_json_atomic`, pending weights.
+# before config.json exists): the lock, temporaries of `files.write_json_atomic`, pending weights.
 _OWN_LEFTOVER = re.compile(rf"{re.escape(LOCK_FILE)}|\.tmp-.*|{_PENDING_BEST.pattern}")
 
 
-class RunDirectoryError(ValueError):
+class RunDirectoryError(UserError):
     """The run directory cannot be used as asked; the message says why and what to do."""
-
-
-def write_json_atomic(path: str, payload: dict) -> None:
-    """Writes ``payload`` as strict JSON (no NaN) so that readers see the old file or the
-    new one, never half, with the umask's permissions (`data_pipelines.files`).
-
-    Raises:
-      RunDirectoryError naming the path when it cannot be written (disk full, permissions).
-    """
-    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    try:
-        files.write_text_atomic(path, text)
-    except OSError as error:
-        raise RunDirectoryError(f"cannot write {path}: {error.strerror or error}") from None
-
-
-def read_json(path: str) -> dict:
-    """A JSON object from ``path``; RunDirectoryError naming the file if it is missing,
-    unreadable or not a JSON object."""
-    try:
-        with open(path) as stream:
-            payload = json.load(stream)
-    except FileNotFoundError:
-        raise RunDirectoryError(f"{path} is missing; the run directory is incomplete") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunDirectoryError(f"{path} is unreadable ({error})") from None
-    if not isinstance(payload, dict):
-        raise RunDirectoryError(f"{path} does not hold a JSON object")
-    return payload
 
 
 def _holds_a_run(run_dir: str) -> bool:
@@ -258,6 +229,7 @@ def load_best_model(run_dir: str, nodes: int):
     Raises:
       RunDirectoryError: not a run directory, or no epoch has completed yet.
     """
+    # TensorFlow and the model only here: the checks above run without loading them.
     import tensorflow as tf
 
     from nri_tf.model import NRI

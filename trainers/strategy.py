@@ -17,6 +17,8 @@ import json
 import os
 from typing import TYPE_CHECKING
 
+from data_pipelines.errors import UserError
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -30,10 +32,10 @@ def split_cpu(logical_cpus: int) -> None:
 
     Must run before TensorFlow initialises its devices (before the first op).
     """
-    import tensorflow as tf
+    import tensorflow as tf   # inside: --help lists STRATEGIES without loading it
 
     if logical_cpus < 1:
-        raise ValueError(f"logical_cpus must be >= 1, got {logical_cpus}")
+        raise UserError(f"logical_cpus must be >= 1, got {logical_cpus}")
     if logical_cpus == 1:
         return
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -48,10 +50,10 @@ def split_cpu(logical_cpus: int) -> None:
 
 def make_strategy(name: str = "default", logical_cpus: int = 1) -> tf.distribute.Strategy:
     """Returns the distribution strategy called ``name`` (one of `STRATEGIES`)."""
-    import tensorflow as tf
+    import tensorflow as tf   # inside: --help lists STRATEGIES without loading it
 
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+        raise UserError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -60,12 +62,12 @@ def make_strategy(name: str = "default", logical_cpus: int = 1) -> tf.distribute
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices)
     if "TF_CONFIG" not in os.environ:
-        raise ValueError("the multi-worker strategy needs the TF_CONFIG environment variable "
-                         "(cluster and task of this worker)")
+        raise UserError("the multi-worker strategy needs the TF_CONFIG environment variable "
+                        "(cluster and task of this worker)")
     try:
         json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
+        raise UserError(f"TF_CONFIG is not valid JSON: {error}") from error
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 

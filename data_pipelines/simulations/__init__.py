@@ -24,6 +24,7 @@ not in `SIMULATION_NAMES` until storage and generate write sparse data.
 
 from __future__ import annotations
 
+from data_pipelines.errors import UserError
 from data_pipelines.simulations.base import CHUNK_SIMS, Simulation, SimulationResult, num_frames
 from data_pipelines.simulations.charged import ChargedSimulation, charged_forces, integrate_charged
 from data_pipelines.simulations.kuramoto import (KuramotoSimulation, integrate_kuramoto,
@@ -43,13 +44,13 @@ def get_simulation(name: str) -> Simulation:
     """The simulation registered as ``name``, one of `SIMULATION_NAMES`.
 
     Raises:
-      ValueError: for an unknown name.
+      UserError: for an unknown name.
     """
     try:
         return _SIMULATIONS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown simulation {name!r}; choose one of "
-                         f"{', '.join(SIMULATION_NAMES)}") from None
+        raise UserError(f"unknown simulation {name!r}; choose one of "
+                        f"{', '.join(SIMULATION_NAMES)}") from None
 
 
 __all__ = [

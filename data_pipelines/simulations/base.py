@@ -6,6 +6,8 @@ Building blocks:
                         [sims, nodes, nodes] of one batch of simulated systems
   Simulation            base class of the three physics; `sample` draws random systems
   num_frames            frames kept from a trajectory: num_steps // sample_every - 1
+  check_positive_int, Simulation.check_arguments   the argument checks (UserError), shared
+                        with `data_pipelines.generation`
   CHUNK_SIMS            systems per random stream and per unit of parallel work
   check_batch_shapes, compute_dtype, to_batch_last, random_pair_types,
   labels_from_values    helpers of the integrators and samplers
@@ -36,6 +38,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from data_pipelines.errors import UserError
+
 CHUNK_SIMS = 1024
 """Systems per chunk. Part of the mapping seed -> data: changing it changes every data set."""
 
@@ -65,20 +69,21 @@ def num_frames(num_steps: int, sample_every: int) -> int:
     frames (5000 steps every 100 -> 49 frames; 10000 -> 99).
 
     Raises:
-      ValueError: if the sizes are not positive integers or give no frame.
+      UserError: if the sizes are not positive integers or give no frame.
     """
-    _check_positive_int("num_steps", num_steps)
-    _check_positive_int("sample_every", sample_every)
+    check_positive_int("num_steps", num_steps)
+    check_positive_int("sample_every", sample_every)
     frames = num_steps // sample_every - 1
     if frames < 1:
-        raise ValueError(f"num_steps={num_steps} with sample_every={sample_every} gives no frame: "
-                         f"need num_steps >= 2 * sample_every")
+        raise UserError(f"num_steps={num_steps} with sample_every={sample_every} gives no frame: "
+                        f"need num_steps >= 2 * sample_every")
     return frames
 
 
-def _check_positive_int(name: str, value) -> None:
+def check_positive_int(name: str, value) -> None:
+    """UserError unless ``value`` is an integer >= 1 (a bool is not)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise UserError(f"{name} must be a positive integer, got {value!r}")
 
 
 def check_batch_shapes(**arrays: tuple[np.ndarray, str]) -> tuple[int, int]:
@@ -166,6 +171,22 @@ class Simulation(abc.ABC):
     type_zero_is_no_interaction: bool
     parameters: Mapping[str, float]
 
+    def check_arguments(self, *, num_nodes, edge_types, noise, seed, workers) -> None:
+        """The checks of `sample`'s arguments other than the sizes: UserError naming the
+        first bad one (num_nodes >= 2, edge_types one of `edge_types_choices`, noise a
+        finite value >= 0, seed an integer >= 0, workers >= 1)."""
+        check_positive_int("num_nodes", num_nodes)
+        if num_nodes < 2:
+            raise UserError(f"num_nodes must be at least 2, got {num_nodes}")
+        if edge_types not in self.edge_types_choices:
+            choices = " or ".join(map(str, self.edge_types_choices))
+            raise UserError(f"{self.name} simulations have edge_types {choices}, got {edge_types!r}")
+        if not (isinstance(noise, numbers.Real) and np.isfinite(noise) and noise >= 0):
+            raise UserError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise UserError(f"seed must be a non-negative integer, got {seed!r}")
+        check_positive_int("workers", workers)
+
     def sample(self, num_sims: int, num_nodes: int, *, num_steps: int | None = None,
                sample_every: int | None = None, edge_types: int = 2, noise: float = 0.0,
                interacting: bool = True, seed: int = 0, workers: int = 2,
@@ -188,23 +209,14 @@ class Simulation(abc.ABC):
           SimulationResult with trajectories [num_sims, num_nodes, frames, dims],
           frames = num_steps // sample_every - 1.
         Raises:
-          ValueError: naming the bad argument.
+          UserError: naming the bad argument.
         """
         num_steps = self.default_num_steps if num_steps is None else num_steps
         sample_every = self.default_sample_every if sample_every is None else sample_every
-        _check_positive_int("num_sims", num_sims)
-        _check_positive_int("num_nodes", num_nodes)
-        if num_nodes < 2:
-            raise ValueError(f"num_nodes must be at least 2, got {num_nodes}")
+        check_positive_int("num_sims", num_sims)
+        self.check_arguments(num_nodes=num_nodes, edge_types=edge_types, noise=noise, seed=seed,
+                             workers=workers)
         frames = num_frames(num_steps, sample_every)
-        if edge_types not in self.edge_types_choices:
-            choices = " or ".join(map(str, self.edge_types_choices))
-            raise ValueError(f"{self.name} simulations have edge_types {choices}, got {edge_types!r}")
-        if not (isinstance(noise, numbers.Real) and np.isfinite(noise) and noise >= 0):
-            raise ValueError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        _check_positive_int("workers", workers)
 
         trajectories = np.empty((num_sims, num_nodes, frames, self.dims), np.float32)
         edges = np.empty((num_sims, num_nodes, num_nodes), np.int32)

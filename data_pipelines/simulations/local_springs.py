@@ -237,7 +237,7 @@ class LocalSpringsSimulation:
         num_steps = self.default_num_steps if num_steps is None else num_steps
         sample_every = self.default_sample_every if sample_every is None else sample_every
         for name, value in (("num_sims", num_sims), ("num_nodes", num_nodes), ("workers", workers)):
-            base._check_positive_int(name, value)
+            base.check_positive_int(name, value)
         if num_nodes < 2:
             raise ValueError(f"num_nodes must be at least 2, got {num_nodes}")
         frames = base.num_frames(num_steps, sample_every)

@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from nri_tf.graph import edge_labels_from_matrix
+from data_pipelines.contract import edge_labels_from_matrix
 
 
 def correlation_scores(features: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ import dataclasses
 
 import keras
 
+from nri_tf.builders import encoder_from_config
 from nri_tf.config import NRIConfig
-from nri_tf.encoders import encoder_from_config
 
 SUPERVISED_DROPOUT = 0.5
 ACCURACY_METRIC = "accuracy"

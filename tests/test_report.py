@@ -1,4 +1,4 @@
-"""`python -m nri_tf.experiments report`: the results page from finished tables."""
+"""`python -m nri_tf.experiments report` (`nri_tf.cli.report`): the results page from finished tables."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nri_tf import experiments, experiments_report
+from nri_tf.cli import experiments, paper_results, report, tables
 
 
 def _table(source: str, nodes: int, table: str, rows: dict, seeds=(42, 43)) -> dict:
@@ -14,12 +14,12 @@ def _table(source: str, nodes: int, table: str, rows: dict, seeds=(42, 43)) -> d
     return {"table": table, "source": source, "nodes": nodes, "budget": "cpu", "seeds": list(seeds),
             "budget_settings": {"data": {"num_train": 10, "num_valid": 2, "num_test": 2},
                                 "nri": {"epochs": 3}},
-            "rows": experiments.table_rows(table, rows, source, nodes)}
+            "rows": tables.table_rows(table, rows, source, nodes)}
 
 
 def _write_setting(root, source: str, nodes: int, accuracy: tuple, history=None):
     records = {key: [{"seconds": 60.0 * (i + 1), "edge_accuracy": a} for i, a in enumerate(accuracy)]
-               for key in experiments.TABLE_ROWS["table1"]}
+               for key in paper_results.TABLE_ROWS["table1"]}
     directory = root / f"{source}{nodes}"
     directory.mkdir()
     (directory / "table1.json").write_text(json.dumps(_table(source, nodes, "table1", records)))
@@ -33,14 +33,14 @@ def _write_setting(root, source: str, nodes: int, accuracy: tuple, history=None)
 def test_table1_puts_settings_side_by_side_with_paper_and_nri_mpm(tmp_path):
     springs = _write_setting(tmp_path, "springs", 5, (0.9, 0.8))
     charged = _write_setting(tmp_path, "charged", 10, (0.5, 0.7))
-    settings = [experiments_report.read_tables(d) for d in (springs, charged)]
-    markdown = experiments_report.table1_markdown(settings)
+    settings = [report.read_tables(d) for d in (springs, charged)]
+    markdown = report.table1_markdown(settings)
     lines = markdown.splitlines()
     assert lines[0] == "| model | springs5 | charged10 |"
     assert "| NRI (learned) | 85.0 ± 5.0 (99.9) | 60.0 ± 10.0 (70.8) |" in lines
     assert "| NRI-MPM (Chen et al. 2021, published) | – | 81.6 |" in lines
     # Minutes per seed: (60 + 120) s over 2 seeds = 1.5 min.
-    assert "| Corr. (path) | 1.5 | 1.5 |" in experiments_report.wall_time_markdown(settings).splitlines()
+    assert "| Corr. (path) | 1.5 | 1.5 |" in report.wall_time_markdown(settings).splitlines()
 
 
 def test_report_writes_page_copies_and_curves(tmp_path):
@@ -56,7 +56,7 @@ def test_report_writes_page_copies_and_curves(tmp_path):
     for png in ("accuracy_over_time.png", "recipes.png"):
         assert (output / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((output / "results" / "springs5" / "table1.json").read_text())["source"] == "springs"
-    curve = experiments_report.training_curve(run)
+    curve = report.training_curve(run)
     assert [(p.epoch, p.seconds) for p in curve] == [(1, 30.0), (2, 60.0), (3, 90.0)]
 
 

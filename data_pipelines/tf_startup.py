@@ -1,11 +1,8 @@
-"""What the command-line entry points share: a quiet TensorFlow start-up, progress output
-that suits the terminal or a log file, and the one-line messages for known user errors.
+"""A quiet TensorFlow start-up, for the commands and for library code that loads
+TensorFlow only once its (numpy-only) checks have passed.
 
 Building blocks:
   `import_tensorflow`   import TensorFlow with its known start-up noise filtered out
-  `keras_verbose`       the Keras ``verbose`` for "auto": a progress bar on a terminal,
-                        one line per epoch otherwise
-  `log_to_stderr`       progress messages of a command
 
 TensorFlow writes start-up lines from C++ straight to file descriptor 2 before Python can
 configure anything: "All log messages before absl::InitializeLog() ...", the oneDNN notice,
@@ -50,7 +47,7 @@ def import_tensorflow():
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if "tensorflow" in sys.modules or os.environ.get(SHOW_STARTUP_ENV):
-        import tensorflow as tf
+        import tensorflow as tf   # the one job of this function: import it, when asked
 
         return tf
     sys.stderr.flush()
@@ -58,7 +55,7 @@ def import_tensorflow():
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
+            import tensorflow as tf   # with descriptor 2 captured
 
             tf.config.list_physical_devices()
         finally:
@@ -71,16 +68,3 @@ def import_tensorflow():
             sys.stderr.write("".join(kept))
             sys.stderr.flush()
     return tf
-
-
-def keras_verbose(verbose: int | str) -> int:
-    """Keras' ``verbose`` for a command's ``--verbose``: "auto" is 1 (a progress bar
-    redrawn in place) when stdout is a terminal and 2 (one line per epoch) when it is a
-    file or a pipe, where the bar's carriage returns would fill the log."""
-    if verbose == "auto":
-        return 1 if sys.stdout.isatty() else 2
-    return int(verbose)
-
-
-def log_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

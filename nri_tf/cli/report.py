@@ -30,14 +30,14 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 
-from nri_tf import experiments, figures
-from trainers import run_directory
+from data_pipelines.files import read_json
+from nri_tf import figures
+from nri_tf.cli.common import report_known_errors
+from nri_tf.cli.paper_results import NRI_MPM_TABLE1, ROW_NAMES, TABLE_ROWS
+from nri_tf.cli.tables import format_summary, markdown_table
+from trainers.run_directory import HISTORY_FILE
 
-# NRI-MPM (Chen et al., AAAI 2021), Table 1 edge accuracy in % (5 nodes, 10 nodes), as
-# quoted in issue 14; springs is not quoted there.
-NRI_MPM_TABLE1 = {"charged": (93.3, 81.6), "kuramoto": (97.3, 80.3)}
 TABLE_FILES = ("table1.json", "table1.md", "table2.json", "table2.md")
 FIGURES_DIR = "results"
 
@@ -56,9 +56,9 @@ def training_curve(run_dir: str) -> list:
     Raises:
       FileNotFoundError: naming the run directory when it has no history yet.
     """
-    path = os.path.join(run_dir, run_directory.HISTORY_FILE)
+    path = os.path.join(run_dir, HISTORY_FILE)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{run_dir} has no {run_directory.HISTORY_FILE}: not a started training run")
+        raise FileNotFoundError(f"{run_dir} has no {HISTORY_FILE}: not a started training run")
     elapsed, curve = 0.0, []
     with open(path) as stream:
         for line in stream:
@@ -72,7 +72,7 @@ def training_curve(run_dir: str) -> list:
 class Setting:
     """The tables of one experiments directory.
 
-    tables: "table1" / "table2" -> the JSON `experiments.run_table` wrote.
+    tables: "table1" / "table2" -> the JSON `nri_tf.cli.tables.run_table` wrote.
     """
     directory: str
     tables: dict
@@ -98,7 +98,7 @@ class Setting:
         """Run directories of the NRI (learned) model, one per seed that has started."""
         seeds = self.first["seeds"]
         runs = [os.path.join(self.directory, "runs", f"nri_learned-seed{seed}") for seed in seeds]
-        return [run for run in runs if os.path.exists(os.path.join(run, run_directory.HISTORY_FILE))]
+        return [run for run in runs if os.path.exists(os.path.join(run, HISTORY_FILE))]
 
 
 def read_tables(directory: str) -> Setting:
@@ -108,10 +108,10 @@ def read_tables(directory: str) -> Setting:
       FileNotFoundError: when it holds neither (naming the command that writes them).
     """
     tables = {}
-    for table in experiments.TABLE_ROWS:
+    for table in TABLE_ROWS:
         path = os.path.join(directory, f"{table}.json")
         if os.path.exists(path):
-            tables[table] = run_directory.read_json(path)
+            tables[table] = read_json(path)
     if not tables:
         raise FileNotFoundError(f"{directory} holds no table1.json or table2.json; write them with "
                                 "`python -m nri_tf.experiments table1|table2 --output DIR`")
@@ -127,7 +127,7 @@ def _accuracy_cell(row: dict | None) -> str:
         return "not run"
     if "not_applicable" in row:
         return "n/a"
-    ours = experiments.format_summary(row["ours"], ".1f")
+    ours = format_summary(row["ours"], ".1f")
     return ours + ("" if row["paper"] is None else f" ({row['paper']:.1f})")
 
 
@@ -150,9 +150,9 @@ def table1_markdown(settings: list) -> str:
     published NRI-type row under it."""
     settings = [s for s in settings if "table1" in s.tables]
     lines = _header(settings)
-    for key in experiments.TABLE_ROWS["table1"]:
+    for key in TABLE_ROWS["table1"]:
         cells = [_accuracy_cell(_row(s.tables["table1"], key)) for s in settings]
-        lines.append(f"| {experiments.ROW_NAMES[key]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {ROW_NAMES[key]} | " + " | ".join(cells) + " |")
     lines.append(_published_row("NRI-MPM (Chen et al. 2021, published)", NRI_MPM_TABLE1, settings))
     return "\n".join(lines) + "\n"
 
@@ -160,14 +160,14 @@ def table1_markdown(settings: list) -> str:
 def wall_time_markdown(settings: list) -> str:
     """Training minutes per seed of every model of every setting (both tables' rows)."""
     lines = _header(settings)
-    keys = [k for table in experiments.TABLE_ROWS.values() for k in table]
+    keys = [k for table in TABLE_ROWS.values() for k in table]
     for key in dict.fromkeys(keys):
         cells = []
         for setting in settings:
             row = next((r for t in setting.tables.values() if (r := _row(t, key))), None)
             seeds = len(setting.first["seeds"])
             cells.append("–" if row is None or "not_applicable" in row else f"{row['seconds'] / 60 / seeds:.1f}")
-        lines.append(f"| {experiments.ROW_NAMES[key]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {ROW_NAMES[key]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -242,7 +242,7 @@ def write_report(directories: list, output: str, extra_curves: dict | None = Non
         if "table2" in setting.tables:
             table = setting.tables["table2"]
             lines += ["", f"## Table 2: {setting.name}", "",
-                      experiments.markdown_table("table2", table["rows"],
+                      markdown_table("table2", table["rows"],
                                                  "MSE of the predicted frames (normalised units)")]
     lines += ["", "## Training time per model (minutes per seed)", "", wall_time_markdown(settings)]
 
@@ -294,10 +294,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        page = write_report(args.directories, args.output, dict(args.curve))
-    except (FileNotFoundError, NotADirectoryError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {page}")
-    return 0
+
+    def write() -> int:
+        print(f"wrote {write_report(args.directories, args.output, dict(args.curve))}")
+        return 0
+
+    return report_known_errors(write, "run the same command again")

@@ -1,0 +1,45 @@
+"""The encoder and decoder an `NRIConfig` asks for.
+
+Kept apart from `nri_tf.encoders`, `nri_tf.decoders` and `nri_tf.physics` so that those
+depend on nothing but layers and graph operations, and the config on nothing at all:
+config -> builders -> {encoders, decoders, physics}, no cycle.
+
+  `encoder_from_config`   trajectories [batch, nodes, frames, dims] -> edge logits
+                          [batch, edges, edge_types]
+  `decoder_from_config`   the step decoder (MLP, RNN or the differentiable simulator)
+"""
+
+from __future__ import annotations
+
+import keras
+
+from nri_tf.config import NRIConfig
+from nri_tf.decoders import MLPDecoder, RNNDecoder, StepDecoder
+from nri_tf.encoders import CNNEncoder, MLPEncoder
+from nri_tf.physics import SimulationDecoder
+
+
+def encoder_from_config(config: NRIConfig, name: str = "encoder") -> keras.layers.Layer:
+    """The encoder ``config.encoder`` names (an `MLPEncoder` or `CNNEncoder`), with the config's sizes."""
+    common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.encoder_hidden,
+                  dropout=config.encoder_dropout, factor=config.factor,
+                  symmetric=config.symmetric, name=name)
+    if config.encoder == "mlp":
+        return MLPEncoder(frames=config.frames, **common)
+    if config.encoder == "cnn":
+        return CNNEncoder(**common)
+    raise ValueError(f"unknown encoder {config.encoder!r}; expected 'mlp' or 'cnn'")
+
+
+def decoder_from_config(config: NRIConfig, name: str = "decoder") -> StepDecoder:
+    """The decoder ``config.decoder`` names, with the config's sizes."""
+    common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.decoder_hidden,
+                  dropout=config.decoder_dropout, skip_first=config.skip_first,
+                  precision=config.precision, name=name)
+    if config.decoder == "mlp":
+        return MLPDecoder(**common)
+    if config.decoder == "rnn":
+        return RNNDecoder(**common)
+    if config.decoder == "sim":
+        return SimulationDecoder(config.edge_types, name=name, **config.simulator)
+    raise ValueError(f"unknown decoder {config.decoder!r}; expected one of mlp, rnn, sim")

@@ -1,0 +1,60 @@
+"""How much data and training one experiment table gets: the budgets of
+`python -m nri_tf.experiments` (numpy-free to import, so that ``--help`` lists them fast).
+
+  `Budget`    split sizes, NRI settings, LSTM baseline settings, per-source rules
+  `budgets`   name -> `Budget`: smoke (CI), cpu (about an hour), paper
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from nri_tf.presets import PAPER_DATA, PRESETS
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much data and training one table gets.
+
+    data: split sizes of the simulated dataset.
+    nri: NRIConfig values of every NRI-type model (learned, sim., full / true graph) and
+      of the supervised encoder.
+    baseline: "hidden", "epochs", "batch_size", "lr" of the LSTM baselines.
+    corr_lstm_epochs: Corr. (LSTM)'s training epochs (10 in the paper).
+    by_source: NRIConfig values per dataset source over ``nri`` (`nri_tf.presets.Preset.by_source`:
+      e.g. type 0 = no edge where the simulator has a no-interaction type).
+    """
+    help: str
+    data: dict
+    nri: dict
+    baseline: dict
+    corr_lstm_epochs: int
+    by_source: dict
+
+
+def budgets() -> dict:
+    """name -> `Budget` of every budget."""
+    def sizes(data):
+        return {k: data[k] for k in ("num_train", "num_valid", "num_test")}
+
+    fast = PRESETS["fast"]
+    return {
+        "smoke": Budget("minutes, for CI: 200 training systems, hidden 16, 2 epochs",
+                        data={"num_train": 200, "num_valid": 50, "num_test": 50},
+                        nri={"encoder_hidden": 16, "decoder_hidden": 16, "batch_size": 25, "lr": 1e-3,
+                             "epochs": 2},
+                        baseline={"hidden": 16, "epochs": 2, "batch_size": 25, "lr": 1e-3},
+                        corr_lstm_epochs=1, by_source=fast.by_source),
+        "cpu": Budget("about an hour on 2 CPU cores for springs5: the default training preset "
+                      "('fast': 10k systems, hidden 64, 30 epochs) for the NRI models and the "
+                      "supervised encoder, 10 epochs at hidden 64 for the LSTM baselines",
+                      data=sizes(fast.data), nri=dict(fast.config),
+                      baseline={"hidden": 64, "epochs": 10, "batch_size": 32, "lr": 1e-3},
+                      corr_lstm_epochs=10, by_source=fast.by_source),
+        "paper": Budget("the paper's data sizes (50k/10k/10k) and settings (hidden 256, 500 "
+                        "epochs): days on a CPU",
+                        data=sizes(PAPER_DATA), nri={},
+                        baseline={"hidden": 256, "epochs": 500, "batch_size": 128, "lr": 5e-4},
+                        corr_lstm_epochs=10, by_source=PRESETS["paper"].by_source),
+    }
+

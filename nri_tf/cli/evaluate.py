@@ -1,0 +1,206 @@
+"""`python -m nri_tf.evaluate`: re-evaluate a trained run on any compatible dataset.
+
+    python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d
+    python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d --data data/springs10
+    python -m nri_tf.evaluate --run runs/mocap --dynamic-graph --image mocap_edges.png
+    python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d --image graph.png --system 3 --plots plots
+
+Writes the same JSON as training's results.json (edge accuracy when the data has labels,
+NLL, KL, MSE per predicted step 1..20) to RUN/evaluations/<dataset>.json, or --output;
+a file there that holds the evaluation of other data (another dataset of the same name)
+is never replaced: that is an error. The test split is checked record by record first.
+The dataset must have the run's dims and at least its context frames; the node count may
+differ (the model is node-count agnostic). Data without a true graph (metadata
+``edge_labels: "none"``: motion capture, basketball) gets no edge accuracy.
+
+The test systems are scaled to [-1, 1] with the run's training statistics, as its
+SavedModel does (`nri_tf.serving`): the model sees other data in the units it learned,
+and the MSE is in the run's normalised units. ``--normalisation data`` scales by the
+evaluated dataset's own training split instead (the reference code's habit, which gives a
+different result on data of another range, e.g. springs10 for a
+springs5 run). The summary and the JSON (``normalisation``) say which was used.
+
+--image PATH also writes a PNG of the graph inferred for test system --system N (default
+0): for skeleton data its first frame with the learned edges of each edge type, one panel
+per type; otherwise the true graph (left) and the inferred one (right, with its share of
+edges right in the title, missed and spurious edges marked) over the system's trajectories,
+or the inferred one alone without labels (`nri_tf.visualise.graph_figures`, the same
+drawing as the TensorBoard images). --plots DIR writes the run's edge accuracy over its
+epochs (DIR/accuracy.png) and this evaluation's MSE over the predicted frames (DIR/mse.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from data_pipelines.contract import has_edge_labels
+from data_pipelines.errors import DatasetError, UserError
+from data_pipelines.files import read_json, write_json_atomic
+from data_pipelines.normalisation import Normaliser
+from data_pipelines.storage.reader import check_split, read_metadata
+from data_pipelines.tf_startup import import_tensorflow
+from nri_tf.cli.common import report_known_errors
+from nri_tf.cli.train import format_summary
+from trainers import run_directory
+
+NORMALISATIONS = ("run", "data")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m nri_tf.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="run directory written by nri_tf.train")
+    parser.add_argument("--data", help="dataset directory (default: the run's own dataset)")
+    parser.add_argument("--dynamic-graph", action=argparse.BooleanOptionalAction,
+                        help="re-infer the graph on a sliding window while predicting (RNN decoder; "
+                             "default: the run's --dynamic-graph setting)")
+    parser.add_argument("--batch-size", type=int,
+                        help="test batch size (default: the run's; results depend on it only through "
+                             "the order of the edge samples)")
+    parser.add_argument("--normalisation", choices=NORMALISATIONS, default="run",
+                        help="statistics that scale the test systems to [-1, 1]: run, those of the "
+                             "run's training data (what the model learned and what its SavedModel "
+                             "applies); data, those of --data's own training split (default: run)")
+    parser.add_argument("--output", help="JSON file to write (default: RUN/evaluations/<dataset>.json)")
+    parser.add_argument("--image", metavar="PATH",
+                        help="also write a PNG of the graph inferred for test system --system")
+    parser.add_argument("--system", type=int, default=0,
+                        help="the test system --image draws, from 0 (default: %(default)s)")
+    parser.add_argument("--plots", metavar="DIR",
+                        help="also write DIR/accuracy.png (edge accuracy over the run's epochs; the "
+                             "validation nll for data without a true graph) and DIR/mse.png (MSE over "
+                             "the predicted frames)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import_tensorflow()
+    return report_known_errors(lambda: evaluate_run(args), "nothing was written")
+
+
+def evaluate_run(args: argparse.Namespace) -> int:
+    """Evaluates as ``args`` say, writes the JSON and prints the summary; returns 0."""
+    # Imported here: they import TensorFlow, which --help must not wait for.
+    from data_pipelines.datasets import make_dataset
+    from nri_tf import evaluation
+    from trainers.loop import check_test_frames, dataset_description
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.image:
+        check_image_path(args.image)
+    if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
+        raise UserError(f"--plots {args.plots} is a file; give a directory")
+    config = run_directory.load_config(args.run)
+    run_data = read_json(os.path.join(args.run, run_directory.DATASET_FILE))["path"]
+    data_dir = args.data or run_data
+    dataset = dataset_description(data_dir, config.frames)
+    run_directory.check_dataset(args.run, dataset, same_nodes=False)
+    dynamic_graph = config.dynamic_graph if args.dynamic_graph is None else args.dynamic_graph
+    name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if dynamic_graph else "")
+    output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
+    check_output(output, dataset["path"])
+    if dynamic_graph and config.decoder != "rnn":
+        raise UserError("--dynamic-graph needs a run with the rnn decoder")
+    metadata = read_metadata(data_dir)
+    if not 0 <= args.system < metadata.splits["test"]:
+        raise UserError(f"--system {args.system}: the test split of {data_dir} has "
+                        f"{metadata.splits['test']} systems (0..{metadata.splits['test'] - 1})")
+    check_test_frames(data_dir, metadata.frames["test"], config.frames)
+    check_split(data_dir, "test", metadata)
+    model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
+    labelled = has_edge_labels(metadata)
+    normaliser, normalised_by = evaluation_normaliser(args.normalisation, run_data, data_dir)
+    batch_size = config.batch_size if args.batch_size is None else args.batch_size
+    test_data = make_dataset(data_dir, "test", batch_size, shuffle=False, normaliser=normaliser)
+    if not labelled:
+        test_data = evaluation.trajectories_only(test_data)
+    results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph)
+    if args.image:
+        write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system)
+    if args.plots:
+        write_plots(args.plots, args.run, results, os.path.basename(os.path.normpath(data_dir)))
+    results_path = os.path.join(args.run, run_directory.RESULTS_FILE)
+    state = read_json(results_path) if os.path.exists(results_path) else {}
+    results.update(best_epoch=state.get("best_epoch"), epochs=state.get("epochs"),
+                   data=dataset["path"], dynamic_graph=dynamic_graph,
+                   normalisation={"statistics": args.normalisation, "dataset": os.path.abspath(normalised_by)})
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    write_json_atomic(output, results)
+    print(format_summary(results, args.run, output))
+    print(f"normalisation: the training statistics of {normalised_by}"
+          + (" (the run's)" if args.normalisation == "run" else " (--normalisation data)"))
+    if args.plots:
+        print(f"plots: {os.path.join(args.plots, 'accuracy.png')}, {os.path.join(args.plots, 'mse.png')}")
+    if args.image:
+        print(f"image: {args.image}")
+    return 0
+
+
+def evaluation_normaliser(choice: str, run_data: str, data_dir: str):
+    """(the `Normaliser` for the test systems, the dataset whose statistics it holds).
+
+    ``choice`` "run": the statistics of the run's training dataset ``run_data``; "data":
+    those of ``data_dir`` itself. UserError when the run's dataset is gone.
+    """
+    source = run_data if choice == "run" else data_dir
+    try:
+        return Normaliser.from_metadata(read_metadata(source)), source
+    except DatasetError as error:
+        raise UserError(f"the run's training dataset holds the normalisation statistics but cannot "
+                        f"be read ({error}); restore it, or pass --normalisation data to scale "
+                        f"{data_dir} by its own") from None
+
+
+def check_output(path: str, data_path: str) -> None:
+    """UserError if ``path`` holds the evaluation of other data (say, another dataset of
+    the same name): an earlier result is never replaced by one of something else."""
+    if os.path.exists(path):
+        earlier = read_json(path).get("data")
+        if earlier is not None and earlier != data_path:
+            raise UserError(f"{path} holds the evaluation of {earlier}; pass --output for {data_path}")
+
+
+def check_image_path(path: str) -> None:
+    """UserError, before any work, when a PNG cannot be written at ``path``: it is a
+    directory, or its nearest existing ancestor is not a writable directory."""
+    if os.path.isdir(path):
+        raise UserError(f"--image {path} is a directory; give a file name such as {os.path.join(path, 'graph.png')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise UserError(f"--image {path} cannot be written: {parent} is not a writable directory")
+
+
+def write_image(path: str, model, data_dir: str, metadata, labelled: bool, normaliser, system: int) -> None:
+    """Writes the `nri_tf.visualise.graph_figures` picture of test system ``system`` to ``path``.
+
+    Raises OSError naming the path when it cannot be written.
+    """
+    # Imported here: tf.data imports TensorFlow, the figures matplotlib.
+    from data_pipelines.datasets import make_dataset
+    from nri_tf.figures import save_figure
+    from nri_tf.visualise import graph_figures
+
+    test = make_dataset(data_dir, "test", 1, shuffle=False, normaliser=normaliser)
+    trajectories, labels = next(iter(test.skip(system)))
+    figure, = graph_figures(model, trajectories.numpy(), labels.numpy() if labelled else None, metadata,
+                            normaliser, first_system=system)[:1]
+    save_figure(figure, path)
+
+
+def write_plots(directory: str, run_dir: str, results: dict, data_name: str) -> None:
+    """DIR/accuracy.png from the run's history.jsonl and DIR/mse.png from ``results``."""
+    from nri_tf.figures import history_figure, horizon_figure, save_figure   # matplotlib: only when asked
+
+    with open(os.path.join(run_dir, run_directory.HISTORY_FILE)) as stream:
+        history = [json.loads(line) for line in stream if line.strip()]
+    run_name = os.path.basename(os.path.normpath(run_dir))
+    save_figure(history_figure(history, title=f"run {run_name}"), os.path.join(directory, "accuracy.png"))
+    save_figure(horizon_figure({data_name: results["mse_per_step"]},
+                               title=f"prediction error of run {run_name} on {data_name} (test)"),
+                os.path.join(directory, "mse.png"))

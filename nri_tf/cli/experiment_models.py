@@ -1,0 +1,277 @@
+"""The models of the paper's Tables 1 and 2, each trained and scored on one dataset.
+
+Every runner is ``run_<model>(experiment, seed) -> test metrics`` (a JSON-able dict):
+edge accuracy for Table 1, ``mse_per_step`` for Table 2, or `NotApplicable`.
+Definitions: paper appendix D.1.1 and `nri_tf.baselines`.
+
+Building blocks:
+  `Experiment`     one table's setting: dataset, budget, output directory, NRI overrides
+  `RUNNERS`        model key (`nri_tf.cli.paper_results.ROW_NAMES`) -> runner
+  `NotApplicable`  a model that does not exist for this data
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data_pipelines.contract import has_edge_labels
+from data_pipelines.datasets import first_frames, make_dataset
+from data_pipelines.errors import UserError
+from data_pipelines.normalisation import Normaliser
+from data_pipelines.storage.reader import read_split
+from nri_tf.baselines.correlation import correlation_scores, fit_threshold_rule
+from nri_tf.baselines.lstm import LSTMPredictor
+from nri_tf.baselines.predictors import static_prediction
+from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
+from nri_tf.cli.budgets import Budget
+from nri_tf.evaluation import prediction_horizon, prediction_mse
+from nri_tf.model import NRI
+from nri_tf.physics import SIMULATIONS as SIMULATED
+from nri_tf.presets import config_for_dataset
+from trainers import loop
+
+
+class NotApplicable(Exception):
+    """A model that does not exist for this data (NRI (sim.) without a simulator)."""
+
+
+@dataclasses.dataclass
+class Experiment:
+    """One table's setting: the dataset, the budget and where results go.
+
+    nri_overrides: NRIConfig values on top of ``budget.nri`` (command-line flags).
+    """
+    data_dir: str
+    metadata: object            # data_pipelines.storage.metadata.DatasetMetadata
+    budget: Budget
+    root: str
+    verbose: int = 0
+    log: Callable[[str], None] = print
+    nri_overrides: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def baseline(self) -> dict:
+        """The budget's LSTM settings, with a command-line batch size."""
+        return {**self.budget.baseline, **{k: v for k, v in self.nri_overrides.items() if k == "batch_size"}}
+
+    def require_labels(self) -> None:
+        """NotApplicable unless the data has a true graph."""
+
+        if not has_edge_labels(self.metadata):
+            raise NotApplicable(f"no true graph in {self.metadata.source} data")
+
+    @property
+    def frames(self) -> int:
+        """Frames the models see (the training systems' length, 49 for the simulations)."""
+        return self.metadata.frames["train"]
+
+    def nri_config(self, seed: int, **changes):
+        # Flags (and the model's own changes) win over the data's settings and the budget's.
+        return config_for_dataset({**self.budget.nri, "seed": seed}, {**self.nri_overrides, **changes},
+                                  self.metadata, self.budget.by_source)
+
+    def path(self, *parts: str) -> str:
+        path = os.path.join(self.root, *parts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    def split(self, split: str, batch_size: int, *, training: bool = False, seed: int = 0,
+              frames: int | None = None):
+        """(trajectories, edges) batches of a split, normalised; training: shuffled, repeated."""
+        dataset = make_dataset(self.data_dir, split, batch_size, shuffle=training, seed=seed,
+                               drop_remainder=training, repeat=training, cache=True)
+        return dataset if frames is None else first_frames(dataset, frames)
+
+    def arrays(self, split: str):
+        """A whole split as normalised numpy arrays ([systems, nodes, frames, dims], edges)."""
+
+        trajectories, edges = read_split(self.data_dir, split)
+        return Normaliser.from_metadata(self.metadata).normalise(trajectories), edges
+
+    def horizon(self) -> int:
+        return prediction_horizon(self.metadata.frames["test"], self.frames)
+
+
+def _fit_best(experiment: Experiment, model, name: str, *, epochs: int, batch_size: int,
+              seed: int, monitor: str, mode: str = "min") -> None:
+    """Trains the compiled ``model`` on the training split and restores its best epoch on
+    validation (``monitor``, lower is better unless ``mode="max"``)."""
+
+    steps_per_epoch = experiment.metadata.splits["train"] // batch_size
+    if steps_per_epoch == 0:
+        raise UserError(f"batch size {batch_size} is larger than the training split")
+    weights = experiment.path("weights", f"{name}.weights.h5")
+    checkpoint = keras.callbacks.ModelCheckpoint(weights, monitor=monitor, mode=mode,
+                                                 save_best_only=True, save_weights_only=True)
+    model.fit(experiment.split("train", batch_size, training=True, seed=seed, frames=experiment.frames),
+              validation_data=experiment.split("valid", batch_size, frames=experiment.frames),
+              epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=[checkpoint], shuffle=False,
+              verbose=experiment.verbose)
+    model.load_weights(weights)
+
+
+def _trajectory_predictor(experiment: Experiment, predictor, graph: str, config, learning_rate):
+    """A built `NRI` on the fixed graph source ``graph`` with ``predictor`` as decoder (None:
+    the config's), compiled with Adam(``learning_rate``)."""
+    model = NRI(config, graph_source=graph, decoder=predictor)
+    model.build((None, experiment.metadata.nodes, experiment.frames, config.dims))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    return model
+
+
+def _prediction_results(experiment: Experiment, predict) -> dict:
+    test = experiment.split("test", 128)
+    return {"mse_per_step": prediction_mse(predict, test, experiment.frames, experiment.horizon())["mse_per_step"]}
+
+
+def _correlation_accuracy(scores) -> dict:
+    """Fits the threshold rule on training + validation, scores it on test.
+
+    Args:
+      scores: ``scores(split) -> (correlations [systems, edges], labels [systems, edges])``.
+    """
+
+
+    fit = [scores(split) for split in ("train", "valid")]
+    rule = fit_threshold_rule(np.concatenate([f[0] for f in fit]), np.concatenate([f[1] for f in fit]))
+    return {"edge_accuracy": rule.accuracy(*scores("test")), "rule": dataclasses.asdict(rule)}
+
+
+def run_corr_path(experiment: Experiment, seed: int) -> dict:
+    """Correlations of the flattened trajectories (the first ``frames`` frames)."""
+    experiment.require_labels()
+
+    def scores(split):
+        trajectories, edges = experiment.arrays(split)
+        trajectories = trajectories[:, :, :experiment.frames]
+        return correlation_scores(trajectories.reshape(*trajectories.shape[:2], -1)), edges
+
+    return _correlation_accuracy(scores)
+
+
+def run_corr_lstm(experiment: Experiment, seed: int) -> dict:
+    """An LSTM (single) trained with ground truth at every step; correlations of its last output."""
+
+
+    experiment.require_labels()
+    keras.utils.set_random_seed(seed)
+    baseline = experiment.baseline
+    config = experiment.nri_config(seed, prediction_steps=1)
+    predictor = LSTMPredictor(config.dims, baseline["hidden"])
+    model = _trajectory_predictor(experiment, predictor, "none", config, baseline["lr"])
+    batch = baseline["batch_size"]
+    model.fit(experiment.split("train", batch, training=True, seed=seed, frames=experiment.frames),
+              epochs=experiment.budget.corr_lstm_epochs,
+              steps_per_epoch=max(1, experiment.metadata.splits["train"] // batch), shuffle=False,
+              verbose=experiment.verbose)
+
+    def scores(split):
+        features, labels = [], []
+        for trajectories, edges in experiment.split(split, 256, frames=experiment.frames):
+            features.append(predictor.final_features(trajectories).numpy())
+            labels.append(edges.numpy())
+        return correlation_scores(np.concatenate(features)), np.concatenate(labels)
+
+    return _correlation_accuracy(scores)
+
+
+def _run_nri(experiment: Experiment, seed: int, name: str, **changes) -> dict:
+    config = experiment.nri_config(seed, **changes)
+    run_dir = os.path.join(experiment.root, "runs", f"{name}-seed{seed}")
+    results = loop.train(config, experiment.data_dir, run_dir,
+                         options=loop.TrainingOptions(verbose=experiment.verbose, graph_images=0),
+                         log=experiment.log)
+    return {"edge_accuracy": results.get("edge_accuracy"), "mse_per_step": results["mse_per_step"],
+            "run": run_dir}
+
+
+def run_nri_learned(experiment: Experiment, seed: int) -> dict:
+    return _run_nri(experiment, seed, "nri_learned")
+
+
+def run_nri_sim(experiment: Experiment, seed: int) -> dict:
+    """The encoder trained through the ground-truth simulator (`nri_tf.physics`)."""
+
+    if experiment.metadata.source not in SIMULATED:
+        raise NotApplicable(f"no differentiable simulator for {experiment.metadata.source}")
+    return _run_nri(experiment, seed, "nri_sim", decoder="sim", skip_first=False)
+
+
+def run_supervised(experiment: Experiment, seed: int) -> dict:
+    """The encoder alone on the true edges, with the NRI (learned) model's training settings."""
+
+
+    experiment.require_labels()
+    keras.utils.set_random_seed(seed)
+    config = experiment.nri_config(seed)
+    schedule = loop.learning_rate_schedule(config, experiment.metadata.splits["train"] // config.batch_size)
+    model = supervised_encoder(config, experiment.metadata.nodes, schedule)
+    _fit_best(experiment, model, f"supervised-seed{seed}", epochs=config.epochs,
+              batch_size=config.batch_size, seed=seed, monitor="val_" + ACCURACY_METRIC, mode="max")
+    test = experiment.split("test", 256, frames=experiment.frames)
+    return {"edge_accuracy": float(model.evaluate(test, return_dict=True, verbose=0)[ACCURACY_METRIC])}
+
+
+def run_static(experiment: Experiment, seed: int) -> dict:
+    steps = experiment.horizon()
+    return _prediction_results(experiment, lambda context, labels: static_prediction(context, steps))
+
+
+def _run_lstm(experiment: Experiment, seed: int, joint: bool) -> dict:
+    keras.utils.set_random_seed(seed)
+    baseline = experiment.baseline
+    config = experiment.nri_config(seed)
+    predictor = LSTMPredictor(config.dims, baseline["hidden"], joint=joint, nodes=experiment.metadata.nodes)
+    model = _trajectory_predictor(experiment, predictor, "none", config, baseline["lr"])
+    _fit_best(experiment, model, f"lstm_{'joint' if joint else 'single'}-seed{seed}",
+              epochs=baseline["epochs"], batch_size=baseline["batch_size"], seed=seed, monitor="val_nll")
+    steps = experiment.horizon()
+    return _prediction_results(experiment, lambda context, labels: model.predict_future(context, steps))
+
+
+def run_lstm_single(experiment: Experiment, seed: int) -> dict:
+    return _run_lstm(experiment, seed, joint=False)
+
+
+def run_lstm_joint(experiment: Experiment, seed: int) -> dict:
+    return _run_lstm(experiment, seed, joint=True)
+
+
+def _run_fixed_graph(experiment: Experiment, seed: int, graph: str) -> dict:
+    """The NRI decoder trained on a given graph with the NRI (learned) model's settings."""
+
+
+    keras.utils.set_random_seed(seed)
+    # Both edge types carry messages, as in the paper (type 0 is a real type of the true graph).
+    config = experiment.nri_config(seed, skip_first=False)
+    schedule = loop.learning_rate_schedule(config, experiment.metadata.splits["train"] // config.batch_size)
+    model = _trajectory_predictor(experiment, None, graph, config, schedule)
+    _fit_best(experiment, model, f"nri_{graph}_graph-seed{seed}", epochs=config.epochs,
+              batch_size=config.batch_size, seed=seed, monitor="val_nll")
+    steps = experiment.horizon()
+    return _prediction_results(
+        experiment, lambda context, labels: model.predict_future(context, steps, edge_labels=labels))
+
+
+def run_nri_full_graph(experiment: Experiment, seed: int) -> dict:
+    return _run_fixed_graph(experiment, seed, "full")
+
+
+def run_nri_true_graph(experiment: Experiment, seed: int) -> dict:
+    experiment.require_labels()
+    return _run_fixed_graph(experiment, seed, "true")
+
+
+RUNNERS = {
+    "corr_path": run_corr_path, "corr_lstm": run_corr_lstm, "nri_sim": run_nri_sim,
+    "nri_learned": run_nri_learned, "supervised": run_supervised, "static": run_static,
+    "lstm_single": run_lstm_single, "lstm_joint": run_lstm_joint,
+    "nri_full_graph": run_nri_full_graph, "nri_true_graph": run_nri_true_graph,
+}
+

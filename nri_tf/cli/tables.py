@@ -1,0 +1,164 @@
+"""The experiment tables: every model for every seed (cached per model), statistics over
+the seeds, and the Markdown and JSON next to the paper's numbers.
+
+Building blocks:
+  `run_model`       one model and seed: from its cache file, or trained now
+  `summarise`       mean and standard error over seeds
+  `table_rows`, `markdown_table`, `format_summary`   ours next to the paper's
+  `machine_description`   the CPU a table ran on (recorded in its JSON)
+  `run_table`       all of it for one table; writes TABLE.md and TABLE.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import time
+
+from data_pipelines.files import read_json, write_json_atomic
+from nri_tf.cli.experiment_models import RUNNERS, Experiment, NotApplicable
+from nri_tf.cli.paper_results import PAPER_TABLE1, PAPER_TABLE2, ROW_NAMES, TABLE2_STEPS, TABLE_ROWS
+
+
+def run_model(experiment: Experiment, row: str, seed: int) -> dict:
+    """The test metrics of one model and seed: from its cache file, or trained now."""
+
+    cache = experiment.path("models", f"{row}-seed{seed}.json")
+    if os.path.exists(cache):
+        return read_json(cache)
+    started = time.perf_counter()
+    try:
+        metrics = RUNNERS[row](experiment, seed)
+    except NotApplicable as reason:
+        metrics = {"not_applicable": str(reason)}
+    record = {"model": row, "seed": seed, "seconds": time.perf_counter() - started, **metrics}
+    write_json_atomic(cache, record)
+    return record
+
+
+def summarise(values: list) -> dict:
+    """{"mean", "stderr" (None for one value), "values"} of finite floats."""
+    n = len(values)
+    mean = sum(values) / n
+    stderr = (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)) if n > 1 else None
+    return {"mean": mean, "stderr": stderr, "values": values}
+
+
+def table_rows(table: str, records: dict, source: str, nodes: int) -> list:
+    """One dict per row: the model's name, our summary over seeds and the paper's number(s).
+
+    Args:
+      records: row -> list of `run_model` records (one per seed).
+    """
+    rows = []
+    for row in TABLE_ROWS[table]:
+        runs = records[row]
+        entry = {"model": ROW_NAMES[row], "key": row, "seconds": sum(r["seconds"] for r in runs)}
+        if "not_applicable" in runs[0]:
+            entry["not_applicable"] = runs[0]["not_applicable"]
+        elif table == "table1" and runs[0].get("edge_accuracy") is None:
+            entry["not_applicable"] = "no true graph to score"
+        elif table == "table1":
+            entry["ours"] = summarise([100 * r["edge_accuracy"] for r in runs])
+        else:
+            entry["ours"] = {str(step): summarise([r["mse_per_step"][step - 1] for r in runs])
+                             for step in TABLE2_STEPS if step <= len(runs[0]["mse_per_step"])}
+        entry["paper"] = _paper_value(table, row, source, nodes)
+        rows.append(entry)
+    return rows
+
+
+def _paper_value(table: str, row: str, source: str, nodes: int):
+    if table == "table1":
+        pair = PAPER_TABLE1.get(source, {}).get(row)
+        return pair[(5, 10).index(nodes)] if pair and nodes in (5, 10) else None
+    values = PAPER_TABLE2.get(source, {}).get(row)
+    return dict(zip(map(str, TABLE2_STEPS), values)) if values and nodes == 5 else None
+
+
+def format_summary(summary: dict | None, number: str) -> str:
+    """"mean ± stderr" of a `summarise` dict in ``number`` format ("–" for None)."""
+    if summary is None:
+        return "–"
+    text = format(summary["mean"], number)
+    return text + (f" ± {format(summary['stderr'], number)}" if summary["stderr"] is not None else "")
+
+
+def markdown_table(table: str, rows: list, heading: str) -> str:
+    """The table as Markdown, ours next to the paper's numbers."""
+    lines = [heading, ""]
+    if table == "table1":
+        lines += ["| model | ours | paper |", "|---|---|---|"]
+        for row in rows:
+            ours = row.get("not_applicable") or format_summary(row.get("ours"), ".1f")
+            paper = "–" if row["paper"] is None else f"{row['paper']:.1f}"
+            lines.append(f"| {row['model']} | {ours} | {paper} |")
+    else:
+        steps = [str(s) for s in TABLE2_STEPS]
+        lines += ["| model | " + " | ".join(f"ours, {s} step{'s' if s != '1' else ''}" for s in steps)
+                  + " | paper: " + " / ".join(steps) + " |",
+                  "|---|" + "---|" * (len(steps) + 1)]
+        for row in rows:
+            if "not_applicable" in row:
+                ours = [row["not_applicable"]] + ["–"] * (len(steps) - 1)
+            else:
+                ours = [format_summary(row["ours"].get(s), ".3g") for s in steps]
+            paper = "–" if row["paper"] is None else " / ".join(f"{row['paper'][s]:.3g}" for s in steps)
+            lines.append(f"| {row['model']} | " + " | ".join(ours) + f" | {paper} |")
+    return "\n".join(lines) + "\n"
+
+
+def machine_description() -> str:
+    """The CPU model (from /proc/cpuinfo where there is one) and the cores this process may use."""
+    model = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    return f"{model}, {len(os.sched_getaffinity(0))} CPU cores"
+
+
+def run_table(table: str, experiment: Experiment, source: str, seeds: list,
+              budget_name: str) -> dict:
+    """Trains (or reuses) every model of ``table`` for every seed; writes the .md and .json."""
+
+    started = time.perf_counter()
+    records = {}
+    rows = TABLE_ROWS[table]
+    for index, row in enumerate(rows, 1):
+        records[row] = []
+        for seed in seeds:
+            experiment.log(f"[{index}/{len(rows)}] {ROW_NAMES[row]}, seed {seed}")
+            record = run_model(experiment, row, seed)
+            experiment.log(f"    {_describe(record)} ({record['seconds']:.0f} s)")
+            records[row].append(record)
+    nodes = experiment.metadata.nodes
+    summary_rows = table_rows(table, records, source, nodes)
+    what = "edge accuracy (%)" if table == "table1" else "MSE of predicted frames (normalised units)"
+    heading = (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {source} with {nodes} "
+               f"nodes, budget '{budget_name}', {len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
+    result = {"table": table, "source": source, "nodes": nodes, "budget": budget_name,
+              "budget_settings": dataclasses.asdict(experiment.budget), "seeds": seeds,
+              "data": os.path.abspath(experiment.data_dir), "rows": summary_rows,
+              "machine": machine_description(), "seconds": time.perf_counter() - started,
+              "training_seconds": sum(r["seconds"] for runs in records.values() for r in runs)}
+    markdown = markdown_table(table, summary_rows, heading)
+    write_json_atomic(os.path.join(experiment.root, f"{table}.json"), result)
+    with open(os.path.join(experiment.root, f"{table}.md"), "w") as handle:
+        handle.write(markdown)
+    result["markdown"] = markdown
+    return result
+
+
+def _describe(record: dict) -> str:
+    if "not_applicable" in record:
+        return "not applicable: " + record["not_applicable"]
+    parts = []
+    if record.get("edge_accuracy") is not None:
+        parts.append(f"edge accuracy {100 * record['edge_accuracy']:.1f}%")
+    if "mse_per_step" in record:
+        mse = record["mse_per_step"]
+        parts.append("mse " + " / ".join(f"{mse[s - 1]:.3g}" for s in TABLE2_STEPS if s <= len(mse)))
+    return ", ".join(parts)
+

@@ -1,0 +1,179 @@
+"""Presets and the data's say: how a run's `NRIConfig` is put together.
+
+Dataclass defaults <- preset <- the data's settings <- the dataset's fields <- flags
+(`build_config`). Presets are named bundles of settings applied under the command-line
+flags; `data_settings` are the values that follow from a dataset (its edge types, the
+preset's per-source rules); `config_for_dataset` fills in ``dims``, ``frames`` and the
+simulation decoder's settings from the dataset metadata.
+
+Building blocks:
+  `Preset`, `PRESETS`, `DEFAULT_PRESET`, `PAPER_DATA`   the named starting points
+  `config_for_dataset`, `build_config`, `data_settings`  the config of a run on a dataset
+  `setting_origins`, `describe_config`   where each value comes from, for the run's log
+  `reference_prior`    the reference's sparsity prior for K edge types
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from data_pipelines.contract import has_edge_labels
+from data_pipelines.simulations import SIMULATION_NAMES, get_simulation
+from nri_tf.config import ConfigError, NRIConfig
+
+# The reference implementation's sparsity prior for 4 edge types with type 0 = no edge;
+# `--prior` given without values uses its first entry and spreads the rest evenly.
+REFERENCE_PRIOR_NO_EDGE = 0.91
+
+
+def reference_prior(edge_types: int) -> list:
+    """[0.91, 0.09/(K-1), ...]: the reference's sparsity prior generalised to K types."""
+    rest = (1.0 - REFERENCE_PRIOR_NO_EDGE) / (edge_types - 1)
+    return [REFERENCE_PRIOR_NO_EDGE] + [rest] * (edge_types - 1)
+
+
+# Fields the data decides whenever it can, under any preset (`data_settings`).
+DATA_DECIDED = {"edge_types": "the edge types of a simulated dataset's labels"}
+
+
+def data_settings(metadata, by_source: dict | None = None) -> dict:
+    """NRIConfig values that follow from the data unless a flag says otherwise.
+
+    Args:
+      metadata: the dataset's `data_pipelines.storage.metadata.DatasetMetadata`.
+      by_source: source name -> NRIConfig values for data of that source (a preset's
+        `Preset.by_source`, e.g. ``skip_first`` where the simulator's edge type 0 means
+        "no interaction").
+    Returns:
+      ``edge_types`` of data with a true graph (the number of label types, e.g. 3 for
+      3-type springs) and the ``by_source`` values of ``metadata.source``.
+    """
+    settings = dict((by_source or {}).get(metadata.source, {}))
+    if has_edge_labels(metadata):
+        settings["edge_types"] = metadata.edge_types
+    return settings
+
+
+def build_config(preset: dict, overrides: dict, data_fields: dict, data_defaults: dict | None = None) -> NRIConfig:
+    """Dataclass defaults <- preset <- the data's defaults <- the dataset's fields <-
+    command-line overrides.
+
+    ``data_defaults`` (`data_settings`) are the settings the data suggests;
+    ``data_fields`` (from `config_for_dataset`) always set ``dims`` (and ``simulator``);
+    their ``frames`` (the training systems' length) is the default and the upper bound of
+    the encoder's frames. An empty ``prior`` given on the command line means the
+    reference's sparsity prior.
+    """
+    values = {**preset, **(data_defaults or {}), **data_fields, **overrides}
+    values.update({k: v for k, v in data_fields.items() if k != "frames"})
+    if values["frames"] > data_fields["frames"]:
+        raise ConfigError(f"frames {values['frames']} is more than the {data_fields['frames']} "
+                          "frames of the training systems")
+    if "prior" in overrides and not overrides["prior"]:
+        values["prior"] = reference_prior(values.get("edge_types", NRIConfig.edge_types))
+    return NRIConfig(**values).validate()
+
+
+def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict | None = None) -> NRIConfig:
+    """`build_config` with the data fields and `data_settings` of a dataset.
+
+    Args:
+      preset, overrides: NRIConfig values, the later winning.
+      metadata: the dataset's `data_pipelines.storage.metadata.DatasetMetadata`.
+      by_source: the preset's per-source settings (`Preset.by_source`).
+    Raises:
+      ConfigError: for bad settings, or the sim decoder on data it cannot simulate.
+    """
+    data_defaults = data_settings(metadata, by_source)
+    data_fields = {"dims": metadata.dims, "frames": metadata.frames["train"]}
+    if {**preset, **data_defaults, **overrides}.get("decoder") == "sim":
+        # Imported here: physics imports TensorFlow, which `--help` must not wait for.
+        from nri_tf.physics import simulator_settings
+
+        try:
+            data_fields["simulator"] = simulator_settings(metadata)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    return build_config(preset, overrides, data_fields, data_defaults)
+
+
+def setting_origins(preset: dict, overrides: dict, metadata, by_source: dict | None = None) -> dict:
+    """Where each NRIConfig value of `config_for_dataset` comes from: field -> "flag",
+    "data" (the dataset, or the preset's rule for its source), "preset" or "default"."""
+    data = {**data_settings(metadata, by_source), "dims": None, "frames": None, "simulator": None}
+    origins = {}
+    for field in dataclasses.fields(NRIConfig):
+        name = field.name
+        origins[name] = ("flag" if name in overrides else "data" if name in data
+                         else "preset" if name in preset else "default")
+    return origins
+
+
+def describe_config(config: NRIConfig, origins: dict) -> str:
+    """Every CLI setting of ``config`` on a few lines, marked where it is not the
+    dataclass (paper) default: ``skip_first=True [data]``, ``lr=0.001 [preset]``."""
+    items = []
+    for field in dataclasses.fields(NRIConfig):
+        if not field.metadata.get("cli", True):
+            continue
+        origin = origins.get(field.name, "default")
+        items.append(f"{field.name}={getattr(config, field.name)!r}"
+                     + ("" if origin == "default" else f" [{origin}]"))
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + len(item) > 96:
+            lines.append(line.rstrip(", "))
+            line = ""
+        line += item + ", "
+    return "\n".join("  " + text for text in lines + [line.rstrip(", ")])
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named starting point for `python -m nri_tf.train`.
+
+    config: NRIConfig values that differ from the dataclass (paper) defaults.
+    data: the built-in dataset used when no ``--data`` is given (simulation, nodes and
+      split sizes, as accepted by `data_pipelines.generation.generate_dataset`).
+    by_source: dataset source -> NRIConfig values for data of that source, applied over
+      ``config`` (`data_settings`); a flag still wins.
+    """
+    help: str
+    config: dict
+    data: dict
+    by_source: dict = dataclasses.field(default_factory=dict)
+
+
+def _no_edge_where_the_simulator_has_one() -> dict:
+    """source -> {"skip_first": type 0 means no interaction} for every simulation:
+    springs and Kuramoto True, charged particles (every pair interacts) False."""
+    return {name: {"skip_first": get_simulation(name).type_zero_is_no_interaction}
+            for name in SIMULATION_NAMES}
+
+
+PAPER_DATA = {"simulation": "springs", "num_nodes": 5, "num_train": 50000, "num_valid": 10000,
+              "num_test": 10000, "seed": 42}
+
+
+PRESETS = {
+    "fast": Preset(
+        help="the default: springs5 to >= 95%% edge accuracy in about 10 minutes on 2 CPU cores "
+             "(hidden 64, batch 32, lr 1e-3 halved every 10 epochs, 10k systems; type 0 = no "
+             "edge where the simulator has a no-interaction type: springs, Kuramoto)",
+        config={"encoder_hidden": 64, "decoder_hidden": 64, "batch_size": 32, "lr": 1e-3,
+                "lr_decay": 10, "gamma": 0.5, "epochs": 30},
+        data={"simulation": "springs", "num_nodes": 5, "num_train": 10000, "num_valid": 1000,
+              "num_test": 1000, "seed": 42},
+        by_source=_no_edge_where_the_simulator_has_one()),
+    "paper": Preset(
+        help="the paper's setting: hidden 256, batch 128, 500 epochs, 50k springs5 systems "
+             "(days on a 2-core CPU); CNN encoder for charged and Kuramoto, type 0 = no edge "
+             "for Kuramoto (appendix D.1)",
+        config={},
+        data=PAPER_DATA,
+        by_source={"charged": {"encoder": "cnn"}, "kuramoto": {"encoder": "cnn", "skip_first": True}}),
+}
+
+
+DEFAULT_PRESET = "fast"
+
