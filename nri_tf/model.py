@@ -100,8 +100,9 @@ class NRI(keras.Model):
         XLA; here it does for the MLP encoder + MLP decoder and not for the others
         (benchmarks/train_step.py on a 2-core AMD EPYC, samples/s without / with XLA: MLP/MLP
         at the default preset's sizes 790 / 1040-1180, at paper sizes 105-119 / 100-125;
-        CNN/MLP 60.5 / 56.4; MLP/RNN 62.8 / 65.5; CNN/RNN 25.0 / 15.6). Elsewhere "auto" is
-        left to Keras. True/False are honoured as given.
+        CNN/MLP 60.5 / 56.4; MLP/RNN 62.8 / 65.5; CNN/RNN 25.0 / 15.6), and only in float32:
+        with ``precision="bfloat16"`` XLA is slower (MLP/MLP at paper sizes 200.3 / 111.7).
+        Elsewhere "auto" is left to Keras. True/False are honoured as given.
         """
         if jit_compile == "auto" and self._xla_measured_faster():
             jit_compile = True
@@ -118,7 +119,7 @@ class NRI(keras.Model):
         distributed = tf.distribute.has_strategy()
         config = self.nri_config
         return (cpu_only and not distributed and self.learned and config.encoder == "mlp"
-                and config.decoder == "mlp")
+                and config.decoder == "mlp" and config.precision == "float32")
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Skips Keras' symbolic build when model and optimizer are already built.

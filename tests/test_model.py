@@ -182,6 +182,9 @@ def test_auto_jit_compile_follows_the_cpu_measurements():
     slower_with_xla = NRI(_config(decoder="rnn"))
     slower_with_xla.compile(optimizer="adam")
     assert not slower_with_xla.jit_compile
+    bfloat16 = NRI(_config(precision="bfloat16"))
+    bfloat16.compile(optimizer="adam")
+    assert not bfloat16.jit_compile
     explicit = NRI(_config())
     explicit.compile(optimizer="adam", jit_compile=False)
     assert explicit.jit_compile is False
