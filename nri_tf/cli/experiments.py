@@ -83,6 +83,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if argv[:1] == ["report"]:
+        import_tensorflow()
         # Imported here: the report reads the tables module, which imports TensorFlow.
         from nri_tf.cli import report
 
