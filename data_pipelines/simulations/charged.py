@@ -79,13 +79,8 @@ def charged_forces(positions: np.ndarray, charge_products: np.ndarray,
     Returns:
       [batch, nodes, 2] forces, in the inputs' floating dtype (at least float32).
     """
-    base.check_batch_shapes(positions=(positions, "2"), charge_products=(charge_products, "n"))
-    dtype = base.compute_dtype(positions, charge_products)
-    positions = base.to_batch_last(positions, dtype)
-    forces = np.empty_like(positions)
-    force_law = _charged_force_law(base.to_batch_last(charge_products, dtype), strength, max_force)
-    force_law(positions, forces)
-    return np.ascontiguousarray(np.moveaxis(forces, -1, 0))
+    return particles.forces_of_couplings(lambda c: _charged_force_law(c, strength, max_force),
+                                         positions, charge_products, "charge_products")
 
 
 def integrate_charged(positions: np.ndarray, velocities: np.ndarray,
@@ -110,13 +105,9 @@ def integrate_charged(positions: np.ndarray, velocities: np.ndarray,
       [batch, nodes, frames, 4] trajectories (x, y, vx, vy) in the inputs' floating dtype
       (at least float32): frame k is the state after step (k + 1) * sample_every.
     """
-    base.check_batch_shapes(positions=(positions, "2"), velocities=(velocities, "2"),
-                            charge_products=(charge_products, "n"))
-    dtype = base.compute_dtype(positions, velocities, charge_products)
-    force_law = _charged_force_law(base.to_batch_last(charge_products, dtype), strength, max_force)
-    return particles.integrate_leapfrog(base.to_batch_last(positions, dtype),
-                                        base.to_batch_last(velocities, dtype), force_law,
-                                        num_steps, sample_every, dt, box_size)
+    return particles.integrate_couplings(lambda c: _charged_force_law(c, strength, max_force),
+                                         positions, velocities, charge_products, "charge_products",
+                                         num_steps, sample_every, dt, box_size)
 
 
 class ChargedSimulation(particles.ParticleSimulation):

@@ -72,6 +72,39 @@ def _reflect_at_walls(positions: np.ndarray, velocities: np.ndarray, box_size: f
                          f"2 * box_size in one step")
 
 
+def forces_of_couplings(force_law_of: Callable[[np.ndarray], ForceLaw], positions: np.ndarray,
+                        couplings: np.ndarray, couplings_name: str) -> np.ndarray:
+    """The force on every node of batch-first systems, from a force law built on their couplings.
+
+    Args:
+      force_law_of: batch-last couplings [nodes, nodes, batch] -> `ForceLaw`.
+      positions: [batch, nodes, 2].
+      couplings: [batch, nodes, nodes] (spring constants, charge products).
+      couplings_name: the argument's name in shape errors.
+    Returns:
+      [batch, nodes, 2] forces, in the inputs' floating dtype (at least float32).
+    """
+    base.check_batch_shapes(positions=(positions, "2"), **{couplings_name: (couplings, "n")})
+    dtype = base.compute_dtype(positions, couplings)
+    positions = base.to_batch_last(positions, dtype)
+    forces = np.empty_like(positions)
+    force_law_of(base.to_batch_last(couplings, dtype))(positions, forces)
+    return np.ascontiguousarray(np.moveaxis(forces, -1, 0))
+
+
+def integrate_couplings(force_law_of: Callable[[np.ndarray], ForceLaw], positions: np.ndarray,
+                        velocities: np.ndarray, couplings: np.ndarray, couplings_name: str,
+                        num_steps: int, sample_every: int, dt: float, box_size: float) -> np.ndarray:
+    """`integrate_leapfrog` of batch-first systems [batch, nodes, 2] with couplings
+    [batch, nodes, nodes] (see `forces_of_couplings`) -> [batch, nodes, frames, 4]."""
+    base.check_batch_shapes(positions=(positions, "2"), velocities=(velocities, "2"),
+                            **{couplings_name: (couplings, "n")})
+    dtype = base.compute_dtype(positions, velocities, couplings)
+    return integrate_leapfrog(base.to_batch_last(positions, dtype), base.to_batch_last(velocities, dtype),
+                              force_law_of(base.to_batch_last(couplings, dtype)),
+                              num_steps, sample_every, dt, box_size)
+
+
 def integrate_leapfrog(positions: np.ndarray, velocities: np.ndarray, force_law: ForceLaw,
                        num_steps: int, sample_every: int, dt: float,
                        box_size: float) -> np.ndarray:

@@ -56,12 +56,8 @@ def spring_forces(positions: np.ndarray, spring_constants: np.ndarray,
     Returns:
       [batch, nodes, 2] forces, in the inputs' floating dtype (at least float32).
     """
-    base.check_batch_shapes(positions=(positions, "2"), spring_constants=(spring_constants, "n"))
-    dtype = base.compute_dtype(positions, spring_constants)
-    positions = base.to_batch_last(positions, dtype)
-    forces = np.empty_like(positions)
-    _spring_force_law(base.to_batch_last(spring_constants, dtype), max_force)(positions, forces)
-    return np.ascontiguousarray(np.moveaxis(forces, -1, 0))
+    return particles.forces_of_couplings(lambda k: _spring_force_law(k, max_force),
+                                         positions, spring_constants, "spring_constants")
 
 
 def integrate_springs(positions: np.ndarray, velocities: np.ndarray,
@@ -84,13 +80,9 @@ def integrate_springs(positions: np.ndarray, velocities: np.ndarray,
       [batch, nodes, frames, 4] trajectories (x, y, vx, vy) in the inputs' floating dtype
       (at least float32): frame k is the state after step (k + 1) * sample_every.
     """
-    base.check_batch_shapes(positions=(positions, "2"), velocities=(velocities, "2"),
-                            spring_constants=(spring_constants, "n"))
-    dtype = base.compute_dtype(positions, velocities, spring_constants)
-    force_law = _spring_force_law(base.to_batch_last(spring_constants, dtype), max_force)
-    return particles.integrate_leapfrog(base.to_batch_last(positions, dtype),
-                                        base.to_batch_last(velocities, dtype), force_law,
-                                        num_steps, sample_every, dt, box_size)
+    return particles.integrate_couplings(lambda k: _spring_force_law(k, max_force),
+                                         positions, velocities, spring_constants, "spring_constants",
+                                         num_steps, sample_every, dt, box_size)
 
 
 class SpringsSimulation(particles.ParticleSimulation):
