@@ -6,7 +6,7 @@ anything built in a temporary place and renamed into view gets `apply_umask` fir
 Serving process or a colleague running as another user can then read it as it could read
 any other file this process writes.
 
-A staging directory is a hidden sibling named ``.NAME.KIND-HOST-PID-XXXXXXXX`` (KIND is
+A staging directory is a hidden sibling named ``.NAME.KIND-HOST-PID-SUFFIX`` (KIND is
 "partial" or "old"). A process killed outright (SIGKILL, a lost machine) cannot remove its
 own (SIGTERM is made an interrupt, `interrupt_on_sigterm`, so cleanup code runs); the next
 `staging_directory` for the same NAME removes those whose process no longer runs on this
@@ -79,8 +79,8 @@ def _host() -> str:
 
 
 def staging_directory(parent: str, name: str, kind: str = "partial") -> str:
-    """Creates and returns ``parent/.NAME.KIND-HOST-PID-XXXXXXXX`` (mode 0700 until
-    `apply_umask`), after removing the staging directories of ``name`` that processes no
+    """Creates and returns ``parent/.NAME.KIND-HOST-PID-SUFFIX`` (SUFFIX: mkdtemp's random
+    letters; mode 0700 until `apply_umask`), after removing the staging directories of ``name`` that processes no
     longer running left (`remove_stale`). Raises OSError when ``parent`` is unwritable."""
     remove_stale(parent, name)
     return tempfile.mkdtemp(prefix=f".{name}.{kind}-{_host()}-{os.getpid()}-", dir=parent)
