@@ -33,7 +33,7 @@ def _close(a, b, tol=1e-5):
 
 @pytest.mark.parametrize("skip_first", [False, True])
 @pytest.mark.parametrize("average_types", [False, True])
-def test_batched_messages_equal_a_loop_over_edge_types(skip_first, average_types):
+def test_messages_equal_the_per_type_formula(skip_first, average_types):
     layer = EdgeTypeMessages(EDGE_TYPES, 8, "tanh", skip_first=skip_first, average_types=average_types)
     nodes = tf.random.stateless_normal([2, NODES, 3, 6], seed=[3, 3])     # extra axis of 3
     weights = tf.nn.softmax(tf.random.stateless_normal([2, EDGES, EDGE_TYPES], seed=[3, 4]))
@@ -55,8 +55,8 @@ def test_both_evaluation_orders_of_the_first_message_layer_agree(features):
     layer = EdgeTypeMessages(EDGE_TYPES, 8, skip_first=True)
     nodes = tf.random.stateless_normal([2, NODES, 3, features], seed=[6, features])
     layer.build(nodes.shape)
-    gathered_first = layer.first_layer(nodes, project_nodes_first=False)
-    projected_first = layer.first_layer(nodes, project_nodes_first=True)
+    gathered_first = tf.stack(layer.first_layer(nodes, project_nodes_first=False))
+    projected_first = tf.stack(layer.first_layer(nodes, project_nodes_first=True))
     assert gathered_first.shape == (EDGE_TYPES - 1, 2 * EDGES * 3, 8)
     _close(projected_first, gathered_first)
 
