@@ -97,12 +97,14 @@ class NRI(keras.Model):
         """`keras.Model.compile`; ``jit_compile="auto"`` picks XLA where it measured faster.
 
         On a CPU-only machine without a distribution strategy, Keras' "auto" never uses
-        XLA; here it does for the MLP encoder + MLP decoder and not for the others
-        (benchmarks/train_step.py on a 2-core AMD EPYC, samples/s without / with XLA: MLP/MLP
-        at the default preset's sizes 790 / 1040-1180, at paper sizes 105-119 / 100-125;
-        CNN/MLP 60.5 / 56.4; MLP/RNN 62.8 / 65.5; CNN/RNN 25.0 / 15.6), and only in float32:
-        with ``precision="bfloat16"`` XLA is slower (MLP/MLP at paper sizes 200.3 / 111.7).
-        Elsewhere "auto" is left to Keras. True/False are honoured as given.
+        XLA; here it does for the MLP encoder with the MLP or RNN decoder in float32, where
+        XLA was faster or level on both 2-core machines measured (benchmarks/train_step.py
+        --pairs all at paper sizes, samples/s without / with XLA; AMD EPYC: MLP/MLP 105-119 /
+        100-125, MLP/RNN 62.8 / 65.5; Intel Xeon with AMX: MLP/MLP 199.8 / 204.1, MLP/RNN
+        87.5 / 94.3). Not for the CNN encoder, where the machines disagree (CNN/MLP 60.5 /
+        56.4 and 75.1 / 83.4, CNN/RNN 25.0 / 15.6 and 57.7 / 56.5), nor with
+        ``precision="bfloat16"``, where XLA is slower on both (MLP/MLP 200.3 / 111.7 and
+        254.8 / 175.0). Elsewhere "auto" is left to Keras. True/False are honoured as given.
         """
         if jit_compile == "auto" and self._xla_measured_faster():
             jit_compile = True
@@ -119,7 +121,7 @@ class NRI(keras.Model):
         distributed = tf.distribute.has_strategy()
         config = self.nri_config
         return (cpu_only and not distributed and self.learned and config.encoder == "mlp"
-                and config.decoder == "mlp" and config.precision == "float32")
+                and config.decoder in ("mlp", "rnn") and config.precision == "float32")
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Skips Keras' symbolic build when model and optimizer are already built.

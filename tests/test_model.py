@@ -179,7 +179,10 @@ def test_auto_jit_compile_follows_the_cpu_measurements():
     fast_with_xla = NRI(_config())
     fast_with_xla.compile(optimizer="adam")
     assert fast_with_xla.jit_compile is True
-    slower_with_xla = NRI(_config(decoder="rnn"))
+    rnn_decoder = NRI(_config(decoder="rnn"))
+    rnn_decoder.compile(optimizer="adam")
+    assert rnn_decoder.jit_compile is True
+    slower_with_xla = NRI(_config(encoder="cnn"))
     slower_with_xla.compile(optimizer="adam")
     assert not slower_with_xla.jit_compile
     bfloat16 = NRI(_config(precision="bfloat16"))
