@@ -420,6 +420,19 @@ def test_missing_split_and_too_few_frames_fail_before_the_first_step(tmp_path, c
         assert not run_dir.exists()
 
 
+def test_prediction_horizon_is_capped_and_too_short_test_systems_are_a_dataset_error():
+    from data_pipelines.errors import DatasetError
+    from nri_tf.evaluation import prediction_horizon
+
+    assert prediction_horizon(69, 49) == 20 and prediction_horizon(29, 9, 5) == 5
+    assert prediction_horizon(20, 9) == 11
+    with pytest.raises(DatasetError, match=r"^data/short: test systems have 9 frames; prediction needs "
+                                           r"more than the 9 context frames the encoder sees$"):
+        prediction_horizon(9, 9, data_dir="data/short")
+    with pytest.raises(DatasetError, match=r"^test systems have 8 frames"):
+        prediction_horizon(8, 9)
+
+
 def test_rerun_on_other_data_of_the_same_shape_changes_nothing(tiny_run, tmp_path, capsys):
     from data_pipelines.generation import generate_dataset
 

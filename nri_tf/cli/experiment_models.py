@@ -95,7 +95,7 @@ class Experiment:
         return Normaliser.from_metadata(self.metadata).normalise(trajectories), edges
 
     def horizon(self) -> int:
-        return prediction_horizon(self.metadata.frames["test"], self.frames)
+        return prediction_horizon(self.metadata.frames["test"], self.frames, data_dir=self.data_dir)
 
 
 def _fit_best(experiment: Experiment, model, name: str, *, epochs: int, batch_size: int,
