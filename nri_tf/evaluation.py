@@ -77,7 +77,7 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
         results.pop("edge_accuracy", None)
 
     mse = prediction_mse(
-        lambda context, labels: model.predict_future(context, steps, dynamic_graph=dynamic_graph),
+        lambda context, edge_labels: model.predict_future(context, steps, dynamic_graph=dynamic_graph),
         dataset, frames, steps)
     results.update(mse)
     not_finite = [name for name, value in results.items()
@@ -93,7 +93,7 @@ def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -
 
     Args:
       predict: ``predict(context [batch, nodes, frames, dims], edge_labels [batch, edges] or
-        None) -> [batch, nodes, steps, dims]`` (labels are for predictors given the true
+        None) -> [batch, nodes, steps, dims]`` (edge labels are for predictors given the true
         graph; others ignore them).
       dataset: yields (trajectories, edge_labels) or trajectories alone, with at least
         ``frames + steps`` frames.
