@@ -166,7 +166,9 @@ def test_tensorboard_server_serves_the_scalars(tiny_run):
 def test_killed_run_resumes_without_retraining_epochs(tiny_data, tiny_run, tmp_path, capsys):
     """The kill comes after epoch 2 of 3; the straight run to compare with is `tiny_run`
     (the same command, uninterrupted)."""
-    args = ["--data", tiny_data, "--epochs", str(TINY_EPOCHS), *TINY_MODEL]
+    # No XLA (a run option, not in config.json): the compilations were a third of the test's
+    # time, and what is tested is which epochs the files record, not the compiled steps.
+    args = ["--data", tiny_data, "--epochs", str(TINY_EPOCHS), *TINY_MODEL, "--jit-compile", "off"]
     # Only the kill needs a process of its own; resuming trains in here.
     killed = str(tmp_path / "killed")
     process = subprocess.Popen([sys.executable, "-m", "nri_tf.train", *args, "--logdir", killed],
@@ -291,7 +293,8 @@ def test_finished_run_is_extended_by_more_epochs(tiny_run, tiny_data, tmp_path, 
 
     run_dir = str(tmp_path / "extended")
     shutil.copytree(tiny_run, run_dir)
-    assert train_cli.main(["--data", tiny_data, "--logdir", run_dir, "--epochs", "4", *TINY_MODEL]) == 0
+    assert train_cli.main(["--data", tiny_data, "--logdir", run_dir, "--epochs", "4", *TINY_MODEL,
+                           "--jit-compile", "off"]) == 0          # no XLA compile wait for one epoch
     assert f"resuming {run_dir} after epoch 3 of 4" in capsys.readouterr().err
     history = [json.loads(line) for line in open(os.path.join(run_dir, "history.jsonl"))]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]                 # epochs 1-3 kept, one more trained
