@@ -334,7 +334,7 @@ class RecurrentDecoder(StepDecoder):
 
     Subclasses implement ``_predict(inputs [batch, nodes, dims], hidden, edge_weights,
     training) -> (prediction [batch, nodes, dims], new hidden)`` and
-    ``_initial_hidden(frames)`` (any nest of tensors); this class runs them over a
+    ``_initial_hidden(trajectories)`` (any nest of tensors); this class runs them over a
     trajectory with a ground-truth burn-in and provides the stepping interface.
     State for `step`: (current frame [batch, nodes, dims], hidden).
     """
@@ -450,6 +450,6 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
         prediction = inputs + self.out3(self.drop(x, training=training))
         return prediction, hidden
 
-    def _initial_hidden(self, frames):
-        shape = tf.shape(frames)
-        return tf.zeros([shape[0], shape[1], self.hidden], dtype=frames.dtype)
+    def _initial_hidden(self, trajectories):
+        shape = tf.shape(trajectories)
+        return tf.zeros([shape[0], shape[1], self.hidden], dtype=trajectories.dtype)

@@ -92,8 +92,8 @@ class _Encoder(keras.layers.Layer):
         return edge_mlp.on_node_pairs(node_features, edge_features, training=training)
 
     def compute_output_shape(self, input_shape):
-        nodes = input_shape[1]
-        return (input_shape[0], None if nodes is None else nodes * (nodes - 1), self.edge_types)
+        num_nodes = input_shape[1]
+        return (input_shape[0], None if num_nodes is None else num_nodes * (num_nodes - 1), self.edge_types)
 
     def get_config(self):
         return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipelines.datasets import first_frames
+from data_pipelines.errors import DatasetError
 from nri_tf.metrics import mse_per_step
 
 PAPER_HORIZON = 20
@@ -29,12 +30,19 @@ def trajectories_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.map(lambda trajectories, edge_labels: trajectories)
 
 
-def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAPER_HORIZON) -> int:
-    """How many frames can be scored after the context; ValueError if none can."""
+def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAPER_HORIZON, *,
+                       data_dir: str | None = None) -> int:
+    """How many frames can be scored after the context.
+
+    Raises:
+      DatasetError if none can: the test systems of ``data_dir`` (named in the message when
+      given) are too short for the ``context_frames`` the encoder sees.
+    """
     available = test_frames - context_frames
     if available < 1:
-        raise ValueError(f"test systems have {test_frames} frames; prediction needs more than the "
-                         f"{context_frames} context frames the encoder sees")
+        where = f"{data_dir}: " if data_dir else ""
+        raise DatasetError(f"{where}test systems have {test_frames} frames; prediction needs more than "
+                           f"the {context_frames} context frames the encoder sees")
     return min(horizon, available)
 
 
@@ -69,7 +77,7 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
         results.pop("edge_accuracy", None)
 
     mse = prediction_mse(
-        lambda context, labels: model.predict_future(context, steps, dynamic_graph=dynamic_graph),
+        lambda context, edge_labels: model.predict_future(context, steps, dynamic_graph=dynamic_graph),
         dataset, frames, steps)
     results.update(mse)
     not_finite = [name for name, value in results.items()
@@ -85,7 +93,7 @@ def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -
 
     Args:
       predict: ``predict(context [batch, nodes, frames, dims], edge_labels [batch, edges] or
-        None) -> [batch, nodes, steps, dims]`` (labels are for predictors given the true
+        None) -> [batch, nodes, steps, dims]`` (edge labels are for predictors given the true
         graph; others ignore them).
       dataset: yields (trajectories, edge_labels) or trajectories alone, with at least
         ``frames + steps`` frames.

@@ -83,9 +83,9 @@ def _draw_trajectories(ax, trajectories_xy: np.ndarray) -> None:
         ax.plot(path[:, 0], path[:, 1], color=NODE_COLOUR, alpha=TRAJECTORY_ALPHA, linewidth=1, zorder=1)
 
 
-def circle_layout(nodes: int) -> np.ndarray:
+def circle_layout(num_nodes: int) -> np.ndarray:
     """[nodes, 2] positions on the unit circle, node 0 at the top, clockwise."""
-    angles = np.pi / 2 - 2 * np.pi * np.arange(nodes) / nodes
+    angles = np.pi / 2 - 2 * np.pi * np.arange(num_nodes) / num_nodes
     return np.stack([np.cos(angles), np.sin(angles)], axis=-1)
 
 
@@ -109,8 +109,8 @@ def graph_figure(pairs: np.ndarray, inferred: np.ndarray, shown_types, *, true: 
       gives the share of edges right when ``true`` is given), a legend of the edge types
       and the edge styles.
     """
-    nodes = int(pairs.max()) + 1
-    node_xy = circle_layout(nodes) if node_xy is None else np.asarray(node_xy, np.float64)
+    num_nodes = int(pairs.max()) + 1
+    node_xy = circle_layout(num_nodes) if node_xy is None else np.asarray(node_xy, np.float64)
     shown = set(int(k) for k in shown_types)
     panels = 1 if true is None else 2
     rows = 2 if series is not None else 1
@@ -160,7 +160,7 @@ def graph_figure(pairs: np.ndarray, inferred: np.ndarray, shown_types, *, true: 
             ax.plot(values, linewidth=1, label=str(node))
         ax.set_xlabel("frame")
         ax.set_ylabel(series_name)
-        ax.legend(title="node", fontsize=7, ncol=min(nodes, 10), loc="upper right")
+        ax.legend(title="node", fontsize=7, ncol=min(num_nodes, 10), loc="upper right")
     figure.suptitle(title)
     figure.subplots_adjust(right=1 - (LEGEND_INCHES - 0.1) / figure.get_figwidth(),
                            top=0.86 if rows == 1 else 0.9)

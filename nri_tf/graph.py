@@ -27,6 +27,9 @@ from data_pipelines.contract import fully_connected_edges, num_nodes_from_edges
 
 # --- Message passing on batched tensors -------------------------------------------------
 #
+# Names: ``nodes`` is a node tensor [batch, nodes, ...], ``num_nodes`` the node count N (an
+# int, or a scalar tensor when N is only known at run time), as everywhere in nri_tf.
+#
 # Node tensors are [batch, nodes, ...] and edge tensors [batch, edges, ...], any number of
 # trailing axes (time, chunks, features) in between the node/edge axis and the end. The
 # node count is read from the tensor at call time, so one model serves any N.

@@ -42,8 +42,8 @@ def nll_gaussian(predictions: tf.Tensor, target: tf.Tensor, variance: float,
 
 def _per_batch_and_node(total: tf.Tensor, edge_tensor: tf.Tensor) -> tf.Tensor:
     batch = tf.shape(edge_tensor)[0]
-    nodes = graph.num_nodes_of_edge_tensor(edge_tensor)
-    return total / tf.cast(batch * nodes, total.dtype)
+    num_nodes = graph.num_nodes_of_edge_tensor(edge_tensor)
+    return total / tf.cast(batch * num_nodes, total.dtype)
 
 
 def kl_categorical_uniform(probs: tf.Tensor, add_const: bool = False) -> tf.Tensor:

@@ -37,18 +37,18 @@ def type_permutations(edge_types: int, skip_first: bool = False) -> np.ndarray:
     return np.asarray(rows, dtype=np.int32)
 
 
-def edge_confusion(logits: tf.Tensor, labels: tf.Tensor, edge_types: int) -> tf.Tensor:
+def edge_confusion(logits: tf.Tensor, edge_labels: tf.Tensor, edge_types: int) -> tf.Tensor:
     """Counts of (inferred, true) edge-type pairs.
 
     Args:
       logits: [batch, edges, edge_types] (logits or probabilities; argmax is taken).
-      labels: [batch, edges] integer true types; values outside [0, edge_types) count
+      edge_labels: [batch, edges] integer true types; values outside [0, edge_types) count
         as wrong under every permutation.
     Returns:
       float32 [edge_types (inferred), edge_types (true)].
     """
     inferred = tf.one_hot(tf.argmax(logits, axis=-1), edge_types, dtype=tf.float32)
-    truth = tf.one_hot(tf.cast(labels, tf.int32), edge_types, dtype=tf.float32)
+    truth = tf.one_hot(tf.cast(edge_labels, tf.int32), edge_types, dtype=tf.float32)
     return tf.einsum("bep,bel->pl", inferred, truth)
 
 
@@ -90,25 +90,25 @@ def best_permutation(inferred, edge_labels, edge_types: int, skip_first: bool = 
     return type_permutations(edge_types, skip_first)[int(tf.argmax(correct))]
 
 
-def edge_accuracy(logits: tf.Tensor, labels: tf.Tensor, skip_first: bool = False) -> tf.Tensor:
+def edge_accuracy(logits: tf.Tensor, edge_labels: tf.Tensor, skip_first: bool = False) -> tf.Tensor:
     """Edge accuracy of one batch under its best permutation of edge types.
 
     Args:
       logits: [batch, edges, edge_types].
-      labels: [batch, edges] integer true types.
+      edge_labels: [batch, edges] integer true types.
       skip_first: edge type 0 is not exchangeable.
     Returns:
       scalar float32.
     """
-    confusion = edge_confusion(logits, labels, logits.shape[-1])
-    return best_permutation_accuracy(confusion, tf.size(labels), skip_first)
+    confusion = edge_confusion(logits, edge_labels, logits.shape[-1])
+    return best_permutation_accuracy(confusion, tf.size(edge_labels), skip_first)
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")
 class EdgeAccuracy(keras.metrics.Metric):
     """Edge accuracy over everything seen since the last reset, best permutation overall.
 
-    ``update_state(logits [batch, edges, edge_types], labels [batch, edges])``. The
+    ``update_state(logits [batch, edges, edge_types], edge_labels [batch, edges])``. The
     permutation is chosen from the accumulated counts, so one relabelling applies to the
     whole epoch (a per-batch choice would flatter a model that labels inconsistently).
     With ``exchangeable=False`` inferred type k must be label k (no permutation).
@@ -124,11 +124,11 @@ class EdgeAccuracy(keras.metrics.Metric):
                                            initializer="zeros", aggregation="sum", name="confusion")
         self.total = self.add_variable(shape=(), initializer="zeros", aggregation="sum", name="total")
 
-    def update_state(self, logits, labels, sample_weight=None):
+    def update_state(self, logits, edge_labels, sample_weight=None):
         if sample_weight is not None:
             raise ValueError("EdgeAccuracy does not support sample weights")
-        self.confusion.assign_add(edge_confusion(logits, labels, self.edge_types))
-        self.total.assign_add(tf.cast(tf.size(labels), self.total.dtype))
+        self.confusion.assign_add(edge_confusion(logits, edge_labels, self.edge_types))
+        self.total.assign_add(tf.cast(tf.size(edge_labels), self.total.dtype))
 
     def result(self):
         if not self.exchangeable:

@@ -212,8 +212,8 @@ class NRI(keras.Model):
             if edge_labels is None:
                 raise ValueError("the true-graph model needs the edge labels")
             return tf.one_hot(tf.cast(edge_labels, tf.int32), edge_types, dtype=trajectories.dtype)
-        nodes = tf.shape(trajectories)[1]
-        last_type = tf.fill([tf.shape(trajectories)[0], nodes * (nodes - 1)], edge_types - 1)
+        num_nodes = tf.shape(trajectories)[1]
+        last_type = tf.fill([tf.shape(trajectories)[0], num_nodes * (num_nodes - 1)], edge_types - 1)
         return tf.one_hot(last_type, edge_types, dtype=trajectories.dtype)
 
     def encode(self, trajectories):

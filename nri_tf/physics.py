@@ -189,12 +189,12 @@ class SimulationDecoder(MarkovianDecoder):
             return soft_clip(forces, self.max_force)
         return forces
 
-    def _predict(self, frames, edge_weights, training=False):
+    def _predict(self, inputs, edge_weights, training=False):
         """One frame interval on normalised [batch, nodes, ..., 4] -> the same shape."""
-        raw = self._normaliser.denormalise(frames)
-        values = tf.constant(self.type_values, frames.dtype)
+        raw = self._normaliser.denormalise(inputs)
+        values = tf.constant(self.type_values, inputs.dtype)
         strengths = self.interaction_strength * tf.tensordot(
-            tf.cast(edge_weights, frames.dtype), values, [[2], [0]])          # [batch, edges]
+            tf.cast(edge_weights, inputs.dtype), values, [[2], [0]])          # [batch, edges]
         dt = self.frame_interval / self.steps_per_frame
 
         def leapfrog_step(step, positions, velocities):

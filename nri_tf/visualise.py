@@ -54,19 +54,19 @@ def inferred_edge_types(model, trajectories) -> np.ndarray:
     return np.argmax(np.asarray(logits), axis=-1)
 
 
-def aligned_edge_types(inferred: np.ndarray, labels: np.ndarray, edge_types: int,
+def aligned_edge_types(inferred: np.ndarray, edge_labels: np.ndarray, edge_types: int,
                        skip_first: bool) -> np.ndarray:
     """Relabels inferred edge types by the exchangeable-type permutation that best matches
-    ``labels`` (the one edge accuracy is scored under).
+    ``edge_labels`` (the one edge accuracy is scored under).
 
     Args:
-      inferred, labels: [systems, edges] integer edge types.
+      inferred, edge_labels: [systems, edges] integer edge types.
       edge_types: K of the model.
       skip_first: type 0 is "no edge" and keeps its label.
     Returns:
       [systems, edges] the inferred types, relabelled.
     """
-    return best_permutation(inferred, labels, edge_types, skip_first)[inferred]
+    return best_permutation(inferred, edge_labels, edge_types, skip_first)[inferred]
 
 
 def shown_edge_types(edge_types: int, skip_first: bool) -> list:
@@ -82,7 +82,7 @@ def _label_type_zero_is_no_edge(metadata) -> bool:
     return True
 
 
-def graph_figures(model, trajectories, labels, metadata, normaliser=None, *, first_system: int = 0,
+def graph_figures(model, trajectories, edge_labels, metadata, normaliser=None, *, first_system: int = 0,
                   split: str = "test") -> list:
     """Draws the graph ``model`` infers for ``trajectories`` (see the module docstring).
 
@@ -90,7 +90,7 @@ def graph_figures(model, trajectories, labels, metadata, normaliser=None, *, fir
       model: an `nri_tf.model.NRI`.
       trajectories: [systems, nodes, frames, dims] normalised by ``normaliser``, frames
         >= ``config.frames``.
-      labels: [systems, edges] true edge types, or None for data without a true graph.
+      edge_labels: [systems, edges] true edge types, or None for data without a true graph.
       metadata: the dataset's `data_pipelines.storage.metadata.DatasetMetadata` (bones, feature names).
       normaliser: the `data_pipelines.normalisation.Normaliser` that scaled ``trajectories``
         (default: the dataset's own), to draw raw units.
@@ -105,8 +105,8 @@ def graph_figures(model, trajectories, labels, metadata, normaliser=None, *, fir
     if trajectories.ndim != 4:
         raise ValueError(f"trajectories must be [systems, nodes, frames, dims], got shape {trajectories.shape}")
     config = model.nri_config
-    nodes, frames = trajectories.shape[1], config.frames
-    pairs = np.stack(fully_connected_edges(nodes), axis=-1)      # [edges, 2] (receiver, sender)
+    num_nodes, frames = trajectories.shape[1], config.frames
+    pairs = np.stack(fully_connected_edges(num_nodes), axis=-1)      # [edges, 2] (receiver, sender)
     raw = (normaliser or Normaliser.from_metadata(metadata)).denormalise(trajectories)
     inferred = inferred_edge_types(model, trajectories)
     names = list(metadata.feature_names)
@@ -119,7 +119,7 @@ def graph_figures(model, trajectories, labels, metadata, normaliser=None, *, fir
             raw[0, :, 0, :2], bones, pairs, inferred[0], shown_edge_types(config.edge_types, config.skip_first),
             title=f"{split} system {first_system}: learned edges on its first frame (bones in grey)")]
 
-    if labels is not None:
+    if edge_labels is not None:
         no_edge = _label_type_zero_is_no_edge(metadata)
         shown = [k for k in range(max(config.edge_types, metadata.edge_types)) if k > 0 or not no_edge]
     else:
@@ -128,10 +128,10 @@ def graph_figures(model, trajectories, labels, metadata, normaliser=None, *, fir
     series_dim = names.index("sin_phi") if "sin_phi" in names else 0
     result = []
     for index in range(len(trajectories)):
-        true = None if labels is None else np.asarray(labels[index])
+        true = None if edge_labels is None else np.asarray(edge_labels[index])
         guess = inferred[index] if true is None else aligned_edge_types(
             inferred[index:index + 1], true[None], config.edge_types, config.skip_first)[0]
-        title = f"{split} system {first_system + index} ({metadata.source}, {nodes} nodes)"
+        title = f"{split} system {first_system + index} ({metadata.source}, {num_nodes} nodes)"
         if spatial:
             result.append(figures.graph_figure(
                 pairs, guess, shown, true=true, node_xy=raw[index, :, frames - 1, :2],

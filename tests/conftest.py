@@ -63,6 +63,37 @@ def simulate_springs(train: int, held_out: int, seed: int = 0) -> dict:
             "x_test": x[train:], "y_test": labels[train:]}
 
 
+# A tiny `python -m nri_tf.train` run (hidden 8, 3 epochs), trained once per session and
+# shared by the train, evaluate, resume and export tests.
+TINY_MODEL = ["--encoder-hidden", "8", "--decoder-hidden", "8", "--batch-size", "16", "--verbose", "0"]
+TINY_EPOCHS = 3
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A springs5 dataset: 256/64/64 systems, 9 training frames, 29 test frames."""
+    from data_pipelines.generation import generate_dataset
+
+    path = str(tmp_path_factory.mktemp("data") / "springs5")
+    generate_dataset(path, simulation="springs", num_nodes=5, num_train=256, num_valid=64,
+                     num_test=64, length=1000, length_test=3000, seed=1, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory):
+    """The run directory of `python -m nri_tf.train --data tiny_data --epochs 3 TINY_MODEL`
+    (trained in this process). Tests may read it or rerun the same command on it, which
+    changes nothing; anything else works on a copy."""
+    from nri_tf.cli import train as train_cli
+
+    run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
+    status = train_cli.main(["--data", tiny_data, "--logdir", run_dir, "--epochs", str(TINY_EPOCHS),
+                             *TINY_MODEL])
+    assert status == 0
+    return run_dir
+
+
 @pytest.fixture(scope="session")
 def springs5():
     """2000 training and 200 held-out springs systems with 5 nodes."""

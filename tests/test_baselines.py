@@ -61,7 +61,7 @@ def test_static_prediction_repeats_the_last_frame():
 @pytest.mark.parametrize("joint", [False, True])
 def test_lstm_predictor_shapes_and_burn_in(joint):
     keras.utils.set_random_seed(0)
-    predictor = LSTMPredictor(DIMS, 8, joint=joint, nodes=NODES)
+    predictor = LSTMPredictor(DIMS, 8, joint=joint, num_nodes=NODES)
     trajectories = tf.random.normal([3, NODES, 12, DIMS])
     predictions = predictor(trajectories, None, prediction_steps=4)
     assert predictions.shape == (3, NODES, 11, DIMS)
@@ -96,7 +96,7 @@ def test_baseline_predictors_learn(springs5_small, kind):
     keras.utils.set_random_seed(0)
     config = NRIConfig(decoder_hidden=32, edge_types=2, prediction_steps=10)
     if kind.startswith("lstm"):
-        predictor, graph = LSTMPredictor(DIMS, 32, joint=kind == "lstm_joint", nodes=NODES), "none"
+        predictor, graph = LSTMPredictor(DIMS, 32, joint=kind == "lstm_joint", num_nodes=NODES), "none"
     else:
         predictor, graph = None, kind.split("_")[0]
     model = NRI(config, graph_source=graph, decoder=predictor)
@@ -134,3 +134,12 @@ def test_a_fixed_graph_model_with_its_own_decoder_survives_a_config_round_trip()
     clone = NRI.from_config(model.get_config())
     assert clone.graph_source == "none" and isinstance(clone.decoder, LSTMPredictor)
     assert clone.decoder.hidden == 8
+
+
+def test_lstm_joint_config_round_trip_keeps_the_node_count_also_under_its_old_key():
+    config = LSTMPredictor(DIMS, 8, joint=True, num_nodes=NODES).get_config()
+    assert config["num_nodes"] == NODES and "nodes" not in config
+    assert LSTMPredictor.from_config(config).num_nodes == NODES
+    old = {key: value for key, value in config.items() if key != "num_nodes"}
+    restored = LSTMPredictor.from_config({**old, "nodes": NODES})   # saved before the rename
+    assert restored.num_nodes == NODES and restored.units == 8 * NODES and restored.joint

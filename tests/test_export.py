@@ -1,9 +1,10 @@
 """Acceptance tests of `python -m nri_tf.export` and the served signatures (`nri_tf.serving`).
 
-Fixtures build, once per module: a tiny springs dataset (`python -m data_pipelines.generate`),
-a one-epoch MLP-encoder run trained on it (`python -m nri_tf.train`, hidden size 8) and a
-CNN-encoder / RNN-decoder run written by hand with the run-directory helpers (random
-weights; the CNN needs >= 14 frames, more than the tiny dataset's 9 training frames).
+Fixtures: the session's tiny springs dataset and the MLP-encoder run trained on it
+(`conftest.tiny_data`, `conftest.tiny_run`: `python -m nri_tf.train`, hidden size 8) and,
+once per module, a CNN-encoder / RNN-decoder run written by hand with the run-directory
+helpers (random weights; the CNN needs >= 14 frames, more than the tiny dataset's 9
+training frames).
 
 The SavedModels are called by `CLIENT_SCRIPT` in a separate Python process that imports
 only TensorFlow, as TF Serving would run them: every request goes through one process,
@@ -26,7 +27,8 @@ import tensorflow as tf
 from data_pipelines.normalisation import Normaliser
 from data_pipelines.storage.reader import read_metadata, read_split
 from nri_tf import serving
-from nri_tf.cli import export, generate
+from conftest import main_here
+from nri_tf.cli import export
 from nri_tf.cli import train as train_cli
 from nri_tf.config import NRIConfig
 from trainers import run_directory
@@ -39,6 +41,7 @@ MLP_FRAMES = 9            # training frames of the tiny dataset (--length 1000)
 CONTEXT_FRAMES = 12       # a `predict` context longer than the MLP encoder's window
 STEPS = 6
 CNN_FRAMES = 20           # the hand-made CNN run's config.frames
+MLP_NAME = "tiny"         # the export's model name: the basename of `conftest.tiny_run`
 
 # Run in a fresh interpreter: loads SavedModels and calls their signatures with only
 # TensorFlow imported. argv[1]: requests.json, a list of {"id", "model", "signature",
@@ -78,15 +81,6 @@ with open(os.path.join(out_dir, "results.json"), "w") as stream:
 '''
 
 
-def run_cli(*args, timeout=600) -> subprocess.CompletedProcess:
-    """Runs ``python -m <args>`` from the repository root; fails the test on a non-zero exit."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([PYTHON, "-m", *args], cwd=root, capture_output=True, text=True,
-                            timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(args[:1])} failed:\n{result.stderr[-3000:]}"
-    return result
-
-
 def digest(path: str) -> str:
     """SHA-1 over every file under ``path`` (names and contents)."""
     sha = hashlib.sha1()
@@ -101,16 +95,13 @@ def digest(path: str) -> str:
 # --- fixtures -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("export") / "springs5")
-    assert generate.main(["--num-train", "64", "--num-valid", "16", "--num-test", "16",
-                          "--length", "1000", "--length-test", "3000", "--output", path]) == 0
-    return path
+def dataset_dir(tiny_data):
+    return tiny_data
 
 
 @pytest.fixture(scope="module")
 def raw_test(dataset_dir):
-    """The test split in raw units: [16, 5, 29, 4] float32."""
+    """The test split in raw units: [64, 5, 29, 4] float32."""
     trajectories, _ = read_split(dataset_dir, "test")
     return trajectories
 
@@ -121,14 +112,9 @@ def normaliser(dataset_dir):
 
 
 @pytest.fixture(scope="module")
-def mlp_run(dataset_dir, tmp_path_factory):
-    """A one-epoch MLP encoder / MLP decoder run trained by the CLI's main (in this process;
-    `mlp_export` runs a CLI in its own)."""
-    path = str(tmp_path_factory.mktemp("runs") / "tiny-mlp")
-    assert train_cli.main(["--data", dataset_dir, "--logdir", path, "--epochs", "1",
-                           "--encoder-hidden", "8", "--decoder-hidden", "8", "--batch-size", "16",
-                           "--verbose", "0"]) == 0
-    return path
+def mlp_run(tiny_run):
+    """The session's tiny MLP encoder / MLP decoder run (`conftest.tiny_run`)."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -154,10 +140,12 @@ def export_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mlp_export(mlp_run, export_root):
-    """Version 1 of the MLP run, exported through the real entry point."""
-    result = run_cli("nri_tf.export", "--run", mlp_run, "--output", export_root)
+    """Version 1 of the MLP run, exported by the entry point's main (in this process: the
+    exit status and output a shell would see; `test_cli` runs it as a process)."""
+    result = main_here(export.main, "--run", mlp_run, "--output", export_root)
+    assert result.returncode == 0, result.stderr[-3000:]
     path = result.stdout.strip().splitlines()[-1]
-    assert path == os.path.join(export_root, "tiny-mlp", "1")
+    assert path == os.path.join(export_root, MLP_NAME, "1")
     return path
 
 
@@ -373,7 +361,7 @@ def test_grpc_predict_request_round_trips(mlp_export, raw_test):
     assert input_names == [serving.INPUT_STEPS, serving.INPUT_TRAJECTORIES]
     values = {serving.INPUT_TRAJECTORIES: raw_test[:2, :, :CONTEXT_FRAMES], serving.INPUT_STEPS: np.int32(STEPS)}
     request = predict_pb2.PredictRequest()
-    request.model_spec.name = "tiny-mlp"
+    request.model_spec.name = MLP_NAME
     request.model_spec.signature_name = serving.SIGNATURE_PREDICT
     for name in input_names:
         request.inputs[name].CopyFrom(tf.make_tensor_proto(values[name]))

@@ -44,7 +44,9 @@ def test_call_returns_logits_probabilities_and_predictions(model):
     assert model.encode(x).shape == (8, 20, 2)
 
 
-def test_fit_and_evaluate_report_the_named_metrics(model):
+def test_fit_and_evaluate_report_the_named_metrics_and_saving_gives_identical_outputs(model, tmp_path):
+    """One trained model (training traces the model, the slow part) for both: fit/evaluate
+    metrics, then the saved model, weights file and checkpoint reproduce its outputs."""
     x, labels = _data()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
     labelled = tf.data.Dataset.from_tensor_slices((x, labels)).batch(BATCH)
@@ -57,6 +59,27 @@ def test_fit_and_evaluate_report_the_named_metrics(model):
     assert sorted(history) == ["kl", "loss", "mse", "nll"]
     results = model.evaluate(unlabelled, return_dict=True, verbose=0)
     assert results["loss"] == pytest.approx(results["nll"] + results["kl"], rel=1e-4)
+
+    # Saving the trained model: .keras file, weights file, tf.train.Checkpoint.
+    path = str(tmp_path / "nri.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, NRI) and restored.nri_config == model.nri_config
+    assert restored.compiled and restored.jit_compile is False
+    _assert_same_outputs(model, restored, x)
+
+    weights = str(tmp_path / "nri.weights.h5")
+    model.save_weights(weights)
+    fresh = NRI(model.nri_config)
+    fresh(x)
+    fresh.load_weights(weights)
+    _assert_same_outputs(model, fresh, x)
+
+    checkpoint = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    fresh = NRI(model.nri_config)
+    fresh(x)
+    tf.train.Checkpoint(model=fresh).restore(checkpoint).expect_partial()
+    _assert_same_outputs(model, fresh, x)
 
 
 def test_jit_compiled_training_runs():
@@ -146,33 +169,6 @@ def _assert_same_outputs(model, restored, x):
     expected, got = model(x), restored(x)
     for key, value in expected.items():
         np.testing.assert_array_equal(value.numpy(), got[key].numpy())
-
-
-def test_saving_and_weight_checkpoints_give_identical_outputs(model, tmp_path):
-    x, labels = _data()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
-    model.fit(tf.data.Dataset.from_tensor_slices((x, labels)).batch(BATCH), epochs=1, shuffle=False,
-              verbose=0)
-
-    path = str(tmp_path / "nri.keras")
-    model.save(path)
-    restored = keras.models.load_model(path)
-    assert isinstance(restored, NRI) and restored.nri_config == model.nri_config
-    assert restored.compiled and restored.jit_compile is False
-    _assert_same_outputs(model, restored, x)
-
-    weights = str(tmp_path / "nri.weights.h5")
-    model.save_weights(weights)
-    fresh = NRI(model.nri_config)
-    fresh(x)
-    fresh.load_weights(weights)
-    _assert_same_outputs(model, fresh, x)
-
-    checkpoint = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
-    fresh = NRI(model.nri_config)
-    fresh(x)
-    tf.train.Checkpoint(model=fresh).restore(checkpoint).expect_partial()
-    _assert_same_outputs(model, fresh, x)
 
 
 def test_auto_jit_compile_follows_the_cpu_measurements():

@@ -18,8 +18,6 @@ import glob
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +30,6 @@ from nri_tf import train as train_cli
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_CMU = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmu"
 REAL_ASF, REAL_AMC = SHARED_CMU / "35.asf", SHARED_CMU / "35_01.amc"
 MOCAP_TRAIN = ["--encoder", "mlp", "--decoder", "rnn", "--edge-types", "4", "--skip-first", "--prior",
@@ -45,11 +42,6 @@ SPORTVU_TRAIN = ["--encoder", "cnn", "--frames", "17", "--decoder", "rnn", "--ed
 # the inferred graph alone 6.2 x 4.2 (one panel and the legend).
 SKELETON_PICTURE = (420, 3 * 320, 3)         # edge types 1, 2, 3 (type 0 is "no edge")
 INFERRED_PICTURE = (420, 620, 3)
-
-
-def run_module(module: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def last_line(text: str) -> str:
@@ -148,8 +140,8 @@ def test_mocap_evaluate_image_to_an_unwritable_path_is_one_line(mocap_run, tmp_p
     _, run_dir, _ = mocap_run
     blocker = tmp_path / "file"
     blocker.write_text("")
-    evaluated = run_module("nri_tf.evaluate", "--run", run_dir, "--image", blocker / "x.png",
-                           "--output", tmp_path / "r.json")
+    evaluated = main_here(evaluate_cli.main, "--run", run_dir, "--image", blocker / "x.png",
+                          "--output", tmp_path / "r.json")
     assert evaluated.returncode == 2
     assert last_line(evaluated.stderr) == (f"error: --image {blocker / 'x.png'} cannot be written: "
                                            f"{blocker} is not a writable directory")
@@ -248,8 +240,8 @@ def test_sportvu_run_evaluates_on_longer_segments_with_an_image(sportvu_run, tmp
 
 def test_sportvu_encoder_frames_beyond_the_training_systems_are_one_line(sportvu_run, tmp_path):
     datasets, _, _ = sportvu_run
-    trained = run_module("nri_tf.train", "--data", datasets[25], "--logdir", tmp_path / "run",
-                         *SPORTVU_TRAIN, "--frames", "30")
+    trained = main_here(train_cli.main, "--data", datasets[25], "--logdir", tmp_path / "run",
+                        *SPORTVU_TRAIN, "--frames", "30")
     assert trained.returncode == 2
     assert last_line(trained.stderr) == "error: frames 30 is more than the 25 frames of the training systems"
     assert not (tmp_path / "run").exists()

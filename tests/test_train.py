@@ -1,8 +1,9 @@
 """End-to-end tests of `python -m nri_tf.train` and `python -m nri_tf.evaluate`.
 
-One tiny run (hidden 8, 3 epochs, a few hundred short springs systems) is trained once per
-session and inspected by several tests; resume and distribution tests start their own
-processes. Everything here runs on 2 CPU cores in about two minutes.
+One tiny run (`conftest.tiny_run`: hidden 8, 3 epochs, a few hundred short springs systems)
+is trained once per session and inspected by several tests, and by test_export; it is also
+the uninterrupted run a killed-and-resumed one is compared with. Resume and distribution
+tests start their own processes. Everything here runs on 2 CPU cores in about two minutes.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import rewrite_records, rewrite_system, tree_contents
+from conftest import TINY_EPOCHS, TINY_MODEL, rewrite_records, rewrite_system, tree_contents
 from nri_tf.cli import evaluate as evaluate_cli, train as train_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_MODEL = ["--encoder-hidden", "8", "--decoder-hidden", "8", "--batch-size", "16", "--verbose", "0"]
 VALIDATION_TAGS = {"epoch_loss", "epoch_nll", "epoch_kl", "epoch_mse", "epoch_edge_accuracy"}
 TRAIN_TAGS = VALIDATION_TAGS | {"epoch_learning_rate"}
 SPLIT_TAGS = {"train": TRAIN_TAGS, "validation": VALIDATION_TAGS}
@@ -40,25 +40,6 @@ def run_module(module: str, *args: str, env=None, **kwargs) -> subprocess.Comple
 
 def last_line(text: str) -> str:
     return [line for line in text.strip().splitlines() if line.strip()][-1]
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
-    """A springs5 dataset: 256/64/64 systems, 9 training frames, 29 test frames."""
-    from data_pipelines.generation import generate_dataset
-
-    path = str(tmp_path_factory.mktemp("data") / "springs5")
-    generate_dataset(path, simulation="springs", num_nodes=5, num_train=256, num_valid=64,
-                     num_test=64, length=1000, length_test=3000, seed=1, progress=False)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tiny_data, tmp_path_factory):
-    run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
-    status = train_cli.main(["--data", tiny_data, "--logdir", run_dir, "--epochs", "3", *TINY_MODEL])
-    assert status == 0
-    return run_dir
 
 
 def event_tags(directory: str) -> dict:
@@ -182,9 +163,13 @@ def test_tensorboard_server_serves_the_scalars(tiny_run):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_without_retraining_epochs(tiny_data, tmp_path, capsys):
-    args = ["--data", tiny_data, "--epochs", "6", *TINY_MODEL]
-    # Only the kill needs a process of its own; resuming and the straight run train in here.
+def test_killed_run_resumes_without_retraining_epochs(tiny_data, tiny_run, tmp_path, capsys):
+    """The kill comes after epoch 2 of 3; the straight run to compare with is `tiny_run`
+    (the same command, uninterrupted)."""
+    # No XLA (a run option, not in config.json): the compilations were a third of the test's
+    # time, and what is tested is which epochs the files record, not the compiled steps.
+    args = ["--data", tiny_data, "--epochs", str(TINY_EPOCHS), *TINY_MODEL, "--jit-compile", "off"]
+    # Only the kill needs a process of its own; resuming trains in here.
     killed = str(tmp_path / "killed")
     process = subprocess.Popen([sys.executable, "-m", "nri_tf.train", *args, "--logdir", killed],
                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -193,24 +178,24 @@ def test_killed_run_resumes_without_retraining_epochs(tiny_data, tmp_path, capsy
     while time.monotonic() < deadline and process.poll() is None:
         if os.path.exists(history) and len(open(history).read().splitlines()) >= 2:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert process.poll() is None, "training finished before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
     completed_before_kill = len(open(history).read().splitlines())
-    assert 2 <= completed_before_kill < 6
+    assert 2 <= completed_before_kill < TINY_EPOCHS
 
     capsys.readouterr()
     assert train_cli.main([*args, "--logdir", killed]) == 0
     assert "resuming" in capsys.readouterr().err
     epochs = [json.loads(line)["epoch"] for line in open(history)]
-    assert epochs == [1, 2, 3, 4, 5, 6]  # each epoch once
+    assert epochs == list(range(1, TINY_EPOCHS + 1))  # each epoch once
 
-    straight = str(tmp_path / "straight")
-    assert train_cli.main([*args, "--logdir", straight]) == 0
     killed_results = json.load(open(os.path.join(killed, "results.json")))
-    straight_results = json.load(open(os.path.join(straight, "results.json")))
-    assert killed_results["epochs"] == straight_results["epochs"] == 6
+    straight_results = json.load(open(os.path.join(tiny_run, "results.json")))
+    assert json.load(open(os.path.join(tiny_run, "config.json"))) == \
+        json.load(open(os.path.join(killed, "config.json")))      # the same run, uninterrupted
+    assert killed_results["epochs"] == straight_results["epochs"] == TINY_EPOCHS
     assert killed_results["nll"] == pytest.approx(straight_results["nll"], rel=0.5)
 
 
@@ -308,7 +293,8 @@ def test_finished_run_is_extended_by_more_epochs(tiny_run, tiny_data, tmp_path, 
 
     run_dir = str(tmp_path / "extended")
     shutil.copytree(tiny_run, run_dir)
-    assert train_cli.main(["--data", tiny_data, "--logdir", run_dir, "--epochs", "4", *TINY_MODEL]) == 0
+    assert train_cli.main(["--data", tiny_data, "--logdir", run_dir, "--epochs", "4", *TINY_MODEL,
+                           "--jit-compile", "off"]) == 0          # no XLA compile wait for one epoch
     assert f"resuming {run_dir} after epoch 3 of 4" in capsys.readouterr().err
     history = [json.loads(line) for line in open(os.path.join(run_dir, "history.jsonl"))]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]                 # epochs 1-3 kept, one more trained
@@ -437,6 +423,19 @@ def test_missing_split_and_too_few_frames_fail_before_the_first_step(tmp_path, c
         assert not run_dir.exists()
 
 
+def test_prediction_horizon_is_capped_and_too_short_test_systems_are_a_dataset_error():
+    from data_pipelines.errors import DatasetError
+    from nri_tf.evaluation import prediction_horizon
+
+    assert prediction_horizon(69, 49) == 20 and prediction_horizon(29, 9, 5) == 5
+    assert prediction_horizon(20, 9) == 11
+    with pytest.raises(DatasetError, match=r"^data/short: test systems have 9 frames; prediction needs "
+                                           r"more than the 9 context frames the encoder sees$"):
+        prediction_horizon(9, 9, data_dir="data/short")
+    with pytest.raises(DatasetError, match=r"^test systems have 8 frames"):
+        prediction_horizon(8, 9)
+
+
 def test_rerun_on_other_data_of_the_same_shape_changes_nothing(tiny_run, tmp_path, capsys):
     from data_pipelines.generation import generate_dataset
 
@@ -490,7 +489,10 @@ def test_kill_between_best_weights_and_checkpoint_resumes_each_epoch_once(tiny_d
         return save_checkpoint(manager, checkpoint_number=checkpoint_number, **kwargs)
 
     run_dir = str(tmp_path / "run")
-    args = ["--data", tiny_data, "--logdir", run_dir, "--epochs", "2", *TINY_MODEL, "--batch-size", "64"]
+    # No XLA: what is tested is the order of the files written, not the compiled steps
+    # (the XLA compilations of both runs took half the test's time).
+    args = ["--data", tiny_data, "--logdir", run_dir, "--epochs", "2", *TINY_MODEL, "--batch-size", "64",
+            "--jit-compile", "off"]
     monkeypatch.setattr(callbacks.RunState, "save_epoch", every_epoch_a_new_best)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", killed_at_epoch_2)
     monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", flushed_at_epoch_end)

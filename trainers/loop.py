@@ -71,18 +71,9 @@ def check_training_data(config: NRIConfig, data_dir: str, metadata) -> None:
     if split_frames["valid"] < split_frames["train"]:
         raise DatasetError(f"{data_dir}: validation systems have {split_frames['valid']} frames, fewer than "
                            f"the {split_frames['train']} of the training systems")
-    check_test_frames(data_dir, split_frames["test"], config.frames)
+    evaluation.prediction_horizon(split_frames["test"], config.frames, data_dir=data_dir)
     for split in SPLITS:
         check_split(data_dir, split, metadata)
-
-
-def check_test_frames(data_dir: str, test_frames: int, context_frames: int) -> None:
-    """DatasetError unless the test systems have frames to predict after the
-    ``context_frames`` the encoder sees (`nri_tf.evaluation.prediction_horizon`)."""
-    try:
-        evaluation.prediction_horizon(test_frames, context_frames)
-    except ValueError as error:
-        raise DatasetError(f"{data_dir}: {error}") from None
 
 
 def learning_rate_schedule(config: NRIConfig, steps_per_epoch: int):
@@ -95,13 +86,13 @@ def learning_rate_schedule(config: NRIConfig, steps_per_epoch: int):
         staircase=True)
 
 
-def build_model(config: NRIConfig, nodes: int, steps_per_epoch: int,
+def build_model(config: NRIConfig, num_nodes: int, steps_per_epoch: int,
                 jit_compile: bool | str = "auto") -> NRI:
-    """An NRI model with its Adam optimizer (`learning_rate_schedule`), built for ``nodes`` nodes."""
+    """An NRI model with its Adam optimizer (`learning_rate_schedule`), built for ``num_nodes`` nodes."""
     model = NRI(config)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch)),
                   jit_compile=jit_compile)
-    model(tf.zeros([1, nodes, config.frames, config.dims]))
+    model(tf.zeros([1, num_nodes, config.frames, config.dims]))
     model.optimizer.build(model.trainable_variables)
     return model
 

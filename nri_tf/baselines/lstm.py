@@ -6,7 +6,7 @@ layer) that predicts the change of the state, x_{t+1} = x_t + delta.
 
   single   one LSTM with shared weights runs on every node separately (any node count)
   joint    the nodes' input representations are concatenated and fed to one LSTM with
-           ``nodes`` times the hidden units; its output is split back into one vector per
+           ``num_nodes`` times the hidden units; its output is split back into one vector per
            node for the output MLP (a fixed node count)
 
 Both are `nri_tf.decoders.RecurrentDecoder`s, so they train with the recurrent decoder's
@@ -32,18 +32,18 @@ class LSTMPredictor(RecurrentDecoder):
       dims: features per node and frame.
       hidden: units of the MLPs, and of the LSTM per node.
       joint: one LSTM over all nodes together (LSTM (joint)) instead of one per node.
-      nodes: the node count; required (and fixed) when ``joint``.
+      num_nodes: the node count; required (and fixed) when ``joint``.
     State for `step`: (current frame [batch, nodes, dims], ((h, c) per LSTM layer)).
     """
 
-    def __init__(self, dims: int, hidden: int, joint: bool = False, nodes: int | None = None,
+    def __init__(self, dims: int, hidden: int, joint: bool = False, num_nodes: int | None = None,
                  **kwargs):
         super().__init__(**kwargs)
-        if joint and not nodes:
-            raise ValueError("LSTM (joint) needs the node count (nodes=...)")
+        if joint and not num_nodes:
+            raise ValueError("LSTM (joint) needs the node count (num_nodes=...)")
         self.dims, self.hidden, self.joint = int(dims), int(hidden), bool(joint)
-        self.nodes = int(nodes) if nodes else None
-        self.units = self.hidden * self.nodes if self.joint else self.hidden
+        self.num_nodes = int(num_nodes) if num_nodes else None
+        self.units = self.hidden * self.num_nodes if self.joint else self.hidden
         self.input1 = keras.layers.Dense(hidden, "relu", name="input1")
         self.input2 = keras.layers.Dense(hidden, "relu", name="input2")
         self.cells = [keras.layers.LSTMCell(self.units, name=f"lstm{layer + 1}")
@@ -59,15 +59,15 @@ class LSTMPredictor(RecurrentDecoder):
         self.out1.build((None, self.hidden))
         self.out2.build((None, self.hidden))
 
-    def _rows(self, frames):
-        """LSTM batch rows: [batch * nodes] (single) or [batch] (joint)."""
-        shape = tf.shape(frames)
+    def _rows(self, inputs):
+        """LSTM batch rows of [batch, nodes, ...] ``inputs``: batch * nodes (single) or batch (joint)."""
+        shape = tf.shape(inputs)
         return shape[0] if self.joint else shape[0] * shape[1]
 
-    def _initial_hidden(self, frames):
-        if self.joint and frames.shape[1] is not None and frames.shape[1] != self.nodes:
-            raise ValueError(f"LSTM (joint) was built for {self.nodes} nodes, got {frames.shape[1]}")
-        zeros = tf.zeros([self._rows(frames), self.units], frames.dtype)
+    def _initial_hidden(self, trajectories):
+        if self.joint and trajectories.shape[1] is not None and trajectories.shape[1] != self.num_nodes:
+            raise ValueError(f"LSTM (joint) was built for {self.num_nodes} nodes, got {trajectories.shape[1]}")
+        zeros = tf.zeros([self._rows(trajectories), self.units], trajectories.dtype)
         return tuple((zeros, zeros) for _ in self.cells)
 
     def _predict(self, inputs, hidden, edge_weights, training):
@@ -94,4 +94,11 @@ class LSTMPredictor(RecurrentDecoder):
 
     def get_config(self):
         return {**super().get_config(), "dims": self.dims, "hidden": self.hidden,
-                "joint": self.joint, "nodes": self.nodes}
+                "joint": self.joint, "num_nodes": self.num_nodes}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "nodes" in config:        # the key's name in configs saved before it was num_nodes
+            config["num_nodes"] = config.pop("nodes")
+        return cls(**config)

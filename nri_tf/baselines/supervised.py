@@ -19,17 +19,17 @@ SUPERVISED_DROPOUT = 0.5
 ACCURACY_METRIC = "accuracy"
 
 
-def supervised_encoder(config: NRIConfig, nodes: int, learning_rate) -> keras.Model:
+def supervised_encoder(config: NRIConfig, num_nodes: int, learning_rate) -> keras.Model:
     """A compiled encoder [batch, nodes, frames, dims] -> logits [batch, edges, edge_types].
 
     Args:
       config: encoder architecture and sizes (its dropout is replaced by 0.5).
-      nodes: node count the model is built for (the weights do not depend on it).
+      num_nodes: node count the model is built for (the weights do not depend on it).
       learning_rate: Adam's learning rate or schedule.
     Metrics: ``accuracy`` (edge accuracy against the labels).
     """
     config = dataclasses.replace(config, encoder_dropout=SUPERVISED_DROPOUT).validate()
-    model = keras.Sequential([keras.Input((nodes, config.frames, config.dims)),
+    model = keras.Sequential([keras.Input((num_nodes, config.frames, config.dims)),
                               encoder_from_config(config)], name="supervised_encoder")
     model.compile(keras.optimizers.Adam(learning_rate),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -86,7 +86,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     # Imported here: they import TensorFlow, which --help must not wait for.
     from data_pipelines.datasets import make_dataset
     from nri_tf import evaluation
-    from trainers.loop import check_test_frames, dataset_description
+    from trainers.loop import dataset_description
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
@@ -109,7 +109,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     if not 0 <= args.system < metadata.splits["test"]:
         raise UserError(f"--system {args.system}: the test split of {data_dir} has "
                         f"{metadata.splits['test']} systems (0..{metadata.splits['test'] - 1})")
-    check_test_frames(data_dir, metadata.frames["test"], config.frames)
+    evaluation.prediction_horizon(metadata.frames["test"], config.frames, data_dir=data_dir)
     check_split(data_dir, "test", metadata)
     model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
     labelled = has_edge_labels(metadata)

@@ -95,7 +95,7 @@ class Experiment:
         return Normaliser.from_metadata(self.metadata).normalise(trajectories), edges
 
     def horizon(self) -> int:
-        return prediction_horizon(self.metadata.frames["test"], self.frames)
+        return prediction_horizon(self.metadata.frames["test"], self.frames, data_dir=self.data_dir)
 
 
 def _fit_best(experiment: Experiment, model, name: str, *, epochs: int, batch_size: int,
@@ -227,7 +227,7 @@ def _run_lstm(experiment: Experiment, seed: int, joint: bool) -> dict:
     keras.utils.set_random_seed(seed)
     baseline = experiment.baseline
     config = experiment.nri_config(seed)
-    predictor = LSTMPredictor(config.dims, baseline["hidden"], joint=joint, nodes=experiment.metadata.nodes)
+    predictor = LSTMPredictor(config.dims, baseline["hidden"], joint=joint, num_nodes=experiment.metadata.nodes)
     model = _trajectory_predictor(experiment, predictor, "none", config, baseline["lr"])
     _fit_best(experiment, model, f"lstm_{'joint' if joint else 'single'}-seed{seed}",
               epochs=baseline["epochs"], batch_size=baseline["batch_size"], seed=seed, monitor="val_nll")

@@ -39,6 +39,7 @@ import argparse
 import os
 import sys
 
+from data_pipelines.simulations import SIMULATION_NAMES
 from data_pipelines.storage.reader import read_metadata
 from data_pipelines.tf_startup import import_tensorflow
 from nri_tf.cli.budgets import budgets
@@ -46,9 +47,6 @@ from nri_tf.cli.common import log_to_stderr, report_known_errors
 from nri_tf.cli.paper_results import TABLE_ROWS
 from nri_tf.cli.train import ensure_default_data
 from nri_tf.flags import add_config_arguments, config_overrides
-
-SIMULATIONS = ("springs", "charged", "kuramoto")
-
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
     """(the command's own arguments, NRIConfig overrides from `python -m nri_tf.train` flags)."""
@@ -59,7 +57,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
                         help="table1: edge accuracy of the graph-inference models; table2: MSE of "
                              "future-state prediction after 1, 10 and 20 frames (and `report DIR...`: "
                              "the results page from finished tables, see `report --help`)")
-    parser.add_argument("--simulation", choices=SIMULATIONS, default="springs",
+    parser.add_argument("--simulation", choices=SIMULATION_NAMES, default="springs",
                         help="the simulated dataset to build (default: %(default)s; ignored with --data)")
     parser.add_argument("--num-nodes", type=int, default=5,
                         help="nodes of the simulated dataset (default: %(default)s; ignored with --data)")
@@ -98,14 +96,14 @@ def _run(args: argparse.Namespace, nri_overrides: dict) -> int:
     # Imported here: the models import TensorFlow, which --help must not wait for.
     from nri_tf.cli.experiment_models import Experiment
     from nri_tf.cli.tables import run_table
-    from trainers.loop import check_test_frames
+    from nri_tf.evaluation import prediction_horizon
 
     budget = budgets()[args.budget]
     data_dir = args.data or ensure_default_data(
         {"simulation": args.simulation, "num_nodes": args.num_nodes, **budget.data, "seed": 42},
         log_to_stderr)
     metadata = read_metadata(data_dir)
-    check_test_frames(data_dir, metadata.frames["test"], metadata.frames["train"])
+    prediction_horizon(metadata.frames["test"], metadata.frames["train"], data_dir=data_dir)
     root = args.output or os.path.join("experiments", f"{metadata.source}{metadata.nodes}-{args.budget}")
     experiment = Experiment(data_dir, metadata, budget, root, args.verbose, log_to_stderr, nri_overrides)
     experiment.nri_config(42)       # bad flags fail here, before anything is written

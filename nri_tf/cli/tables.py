@@ -46,7 +46,7 @@ def summarise(values: list) -> dict:
     return {"mean": mean, "stderr": stderr, "values": values}
 
 
-def table_rows(table: str, records: dict, source: str, nodes: int) -> list:
+def table_rows(table: str, records: dict, source: str, num_nodes: int) -> list:
     """One dict per row: the model's name, our summary over seeds and the paper's number(s).
 
     Args:
@@ -65,17 +65,17 @@ def table_rows(table: str, records: dict, source: str, nodes: int) -> list:
         else:
             entry["ours"] = {str(step): summarise([r["mse_per_step"][step - 1] for r in runs])
                              for step in TABLE2_STEPS if step <= len(runs[0]["mse_per_step"])}
-        entry["paper"] = _paper_value(table, row, source, nodes)
+        entry["paper"] = _paper_value(table, row, source, num_nodes)
         rows.append(entry)
     return rows
 
 
-def _paper_value(table: str, row: str, source: str, nodes: int):
+def _paper_value(table: str, row: str, source: str, num_nodes: int):
     if table == "table1":
         pair = PAPER_TABLE1.get(source, {}).get(row)
-        return pair[(5, 10).index(nodes)] if pair and nodes in (5, 10) else None
+        return pair[(5, 10).index(num_nodes)] if pair and num_nodes in (5, 10) else None
     values = PAPER_TABLE2.get(source, {}).get(row)
-    return dict(zip(map(str, TABLE2_STEPS), values)) if values and nodes == 5 else None
+    return dict(zip(map(str, TABLE2_STEPS), values)) if values and num_nodes == 5 else None
 
 
 def format_summary(summary: dict | None, number: str) -> str:
@@ -133,12 +133,12 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
             record = run_model(experiment, row, seed)
             experiment.log(f"    {_describe(record)} ({record['seconds']:.0f} s)")
             records[row].append(record)
-    nodes = experiment.metadata.nodes
-    summary_rows = table_rows(table, records, source, nodes)
+    num_nodes = experiment.metadata.nodes
+    summary_rows = table_rows(table, records, source, num_nodes)
     what = "edge accuracy (%)" if table == "table1" else "MSE of predicted frames (normalised units)"
-    heading = (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {source} with {nodes} "
+    heading = (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {source} with {num_nodes} "
                f"nodes, budget '{budget_name}', {len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
-    result = {"table": table, "source": source, "nodes": nodes, "budget": budget_name,
+    result = {"table": table, "source": source, "nodes": num_nodes, "budget": budget_name,
               "budget_settings": dataclasses.asdict(experiment.budget), "seeds": seeds,
               "data": os.path.abspath(experiment.data_dir), "rows": summary_rows,
               "machine": machine_description(), "seconds": time.perf_counter() - started,
