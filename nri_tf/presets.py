@@ -33,7 +33,8 @@ def reference_prior(edge_types: int) -> list:
 
 
 # Fields the data decides whenever it can, under any preset (`data_settings`).
-DATA_DECIDED = {"edge_types": "the edge types of a simulated dataset's labels"}
+DATA_DECIDED = {"edge_types": "the edge types of a simulated dataset's labels",
+                "candidate_edges": "given for data stored with candidate edge lists"}
 
 
 def data_settings(metadata, by_source: dict | None = None) -> dict:
@@ -46,11 +47,15 @@ def data_settings(metadata, by_source: dict | None = None) -> dict:
         "no interaction").
     Returns:
       ``edge_types`` of data with a true graph (the number of label types, e.g. 3 for
-      3-type springs) and the ``by_source`` values of ``metadata.source``.
+      3-type springs), ``candidate_edges`` "given" for data stored with edge lists (large
+      systems: its edges and their labels are all it has) and the ``by_source`` values of
+      ``metadata.source``.
     """
     settings = dict((by_source or {}).get(metadata.source, {}))
     if has_edge_labels(metadata):
         settings["edge_types"] = metadata.edge_types
+    if getattr(metadata, "edge_lists", None):
+        settings["candidate_edges"] = "given"
     return settings
 
 
