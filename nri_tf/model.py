@@ -97,6 +97,18 @@ class NRI(keras.Model):
 
     # --- Keras plumbing -------------------------------------------------------------
 
+    # Nodes of the dummy system a model with candidate edges is built on (`build_for_nodes`).
+    CANDIDATE_BUILD_NODES = 8
+
+    def build_for_nodes(self, nodes: int) -> None:
+        """Creates all weights by calling the model on a zero batch of ``nodes`` nodes (at most
+        `CANDIDATE_BUILD_NODES` with candidate edges: the weights do not depend on the node
+        count, and the complete graph of a large system would not fit in memory)."""
+        config = self.nri_config
+        if config.candidate_edges != "complete":
+            nodes = min(nodes, self.CANDIDATE_BUILD_NODES)
+        self(tf.zeros([1, nodes, config.frames, config.dims]))
+
     def build(self, input_shape):
         """Creates all weights; they do not depend on the node count or (CNN) frame count."""
         if self.learned:

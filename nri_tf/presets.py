@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 from data_pipelines.contract import has_edge_labels
-from data_pipelines.simulations import SIMULATION_NAMES, get_simulation
+from data_pipelines.simulations import ALL_SIMULATION_NAMES, get_simulation
 from nri_tf.config import ConfigError, NRIConfig
 
 # The reference implementation's sparsity prior for 4 edge types with type 0 = no edge;
@@ -153,7 +153,7 @@ def _no_edge_where_the_simulator_has_one() -> dict:
     """source -> {"skip_first": type 0 means no interaction} for every simulation:
     springs and Kuramoto True, charged particles (every pair interacts) False."""
     return {name: {"skip_first": get_simulation(name).type_zero_is_no_interaction}
-            for name in SIMULATION_NAMES}
+            for name in ALL_SIMULATION_NAMES}
 
 
 PAPER_DATA = {"simulation": "springs", "num_nodes": 5, "num_train": 50000, "num_valid": 10000,
