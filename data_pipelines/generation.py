@@ -29,7 +29,7 @@ import numpy as np
 from data_pipelines.contract import SPLITS, edge_labels_from_matrix
 from data_pipelines.errors import UserError
 from data_pipelines.normalisation import compute_normalisation
-from data_pipelines.simulations import get_simulation, num_frames
+from data_pipelines.simulations import EDGE_LIST_SIMULATION_NAMES, get_simulation, num_frames
 from data_pipelines.simulations.base import check_positive_int
 from data_pipelines.storage.metadata import DatasetMetadata
 from data_pipelines.storage.reference import (merge_reference_edge_encodings, reference_edge_encoding,
@@ -101,7 +101,9 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
     Args:
       output: dataset directory (default ``data/<simulation><num_nodes>``); refused if it
         exists and is not empty, unless ``overwrite``.
-      simulation: one of `SIMULATION_NAMES`.
+      simulation: one of `ALL_SIMULATION_NAMES`; "local-springs" (large systems) writes
+        edge lists (each system's pairs within the cutoff and their labels) instead of
+        N*(N-1) labels, and only in the native format.
       num_nodes: nodes per system, >= 2.
       num_train, num_valid, num_test: systems per split, >= 1.
       length, length_test: integration steps of train/valid and of test systems (default:
@@ -140,6 +142,10 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
     check_positive_int("shard_size", shard_size)
     if format not in FORMATS:
         raise UserError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    edge_lists = simulation in EDGE_LIST_SIMULATION_NAMES
+    if edge_lists and format == "reference":
+        raise UserError(f"--format reference stores N x N edge matrices; {simulation} data is "
+                        "stored as edge lists in the native format only (leave out --format)")
     output = output or os.path.join("data", f"{simulation}{num_nodes}")
     log = log or (lambda message: None)
     stream = None if progress is False else (sys.stderr if progress is True else progress)
@@ -148,6 +154,9 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
     seeds = {split: split_seed(seed, split) for split in sizes}
     parameters = {"num_steps": steps, "sample_every": sample_freq, "edge_types": edge_types,
                   "noise": float(noise), "interacting": bool(interacting), "split_seeds": seeds}
+    if edge_lists:
+        parameters.update({name: sim.parameters[name]
+                           for name in ("density", "cutoff", "spring_probability")})
 
     def simulate(split):
         bar = ProgressBar(split, sizes[split], stream) if stream is not None else None
@@ -174,18 +183,23 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
     with DatasetWriter(output, source=simulation, parameters=parameters,
                        edge_types=edge_types, feature_names=sim.feature_names,
                        normalisation_groups=sim.normalisation_groups, seed=seed,
-                       shard_size=shard_size, overwrite=overwrite) as writer:
+                       shard_size=shard_size, overwrite=overwrite,
+                       edge_lists=sim.edge_list_description() if edge_lists else None) as writer:
         encodings = []
         for split in sizes:
             start = time.perf_counter()
             result = simulate(split)
             simulated = time.perf_counter()
-            encodings.append(reference_edge_encoding(result.edges, result.interactions))
-            shards = writer.write_split(split, result.trajectories,
-                                        edge_labels_from_matrix(result.edges).astype(np.int32))
+            if edge_lists:
+                shards = writer.write_split(split, result.trajectories, result.edge_labels,
+                                            edge_index=result.edges)
+            else:
+                encodings.append(reference_edge_encoding(result.edges, result.interactions))
+                shards = writer.write_split(split, result.trajectories,
+                                            edge_labels_from_matrix(result.edges).astype(np.int32))
             del result
             log(f"{split}: {sizes[split]} systems simulated in {simulated - start:.1f} s, "
                 f"{len(shards)} shards written in {time.perf_counter() - simulated:.1f} s")
-        writer.reference_edges = merge_reference_edge_encodings(encodings)
+        writer.reference_edges = merge_reference_edge_encodings(encodings) if encodings else None
     return writer.metadata
 

@@ -10,7 +10,8 @@ by hand; ``frames`` defaults to the training systems' length
 
 Defaults are the paper's (Kipf et al. 2018, appendix C/D; ``../shared/docs/SPEC.md``)
 unless a field's help says otherwise. A leaf module: the dataclass, its validation and
-its dict/JSON round trip; it imports nothing of the project but the error type.
+its dict/JSON round trip; it imports nothing of the project but the error type and the
+candidate-edge methods (`data_pipelines.candidates`, numpy only).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import dataclasses
 import json
 from typing import Any
 
+from data_pipelines.candidates import CANDIDATE_METHODS
 from data_pipelines.errors import UserError
 
 ENCODERS = ("mlp", "cnn")
@@ -87,6 +89,16 @@ class NRIConfig:
     var: float = _field(5e-5, "fixed output variance of the Gaussian likelihood")
     prediction_steps: int = _field(10, "MLP decoder: ground truth fed every M steps; RNN: steps predicted after burn-in")
     dynamic_graph: bool = _field(False, "RNN decoder at test time: re-infer the graph on a sliding window")
+    candidate_edges: str = _field(
+        "complete", "the edges the model reasons over, per system: complete (every ordered pair, "
+        "N*(N-1)), knn (each node receives from its --candidate-k nearest nodes on the first "
+        "frame), radius (nodes within --candidate-radius on the first frame, at most "
+        "--candidate-k per node, the nearest), given (the edge lists stored with the data)",
+        choices=CANDIDATE_METHODS)
+    candidate_k: int = _field(16, "knn: neighbours per node; radius: most candidates per node "
+                              "(clipped to N - 1)")
+    candidate_radius: float = _field(1.5, "radius candidates: distance on the first frame, in the "
+                                     "data's raw position units")
 
     # --- training ---
     epochs: int = _field(500, "training epochs")
@@ -106,15 +118,21 @@ class NRIConfig:
         if self.edge_types < min_types:
             raise ConfigError(f"edge_types must be >= {min_types}, got {self.edge_types}")
         for name in ("dims", "frames", "encoder_hidden", "decoder_hidden", "prediction_steps",
-                     "epochs", "batch_size", "lr_decay"):
+                     "epochs", "batch_size", "lr_decay", "candidate_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         for name in ("encoder_dropout", "decoder_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("temp", "var", "lr", "gamma"):
+        for name in ("temp", "var", "lr", "gamma", "candidate_radius"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.candidate_edges not in CANDIDATE_METHODS:
+            raise ConfigError(f"candidate_edges must be one of {CANDIDATE_METHODS}, "
+                              f"got {self.candidate_edges!r}")
+        if self.symmetric and self.candidate_edges != "complete":
+            raise ConfigError(f"--symmetric ties both directions of every node pair and needs "
+                              f"--candidate-edges complete, got {self.candidate_edges}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.decoder == "sim" and not self.simulator:

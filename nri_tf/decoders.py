@@ -1,6 +1,8 @@
 """NRI decoders: predict the next frames of [batch, nodes, frames, dims] given edge weights.
 
-Edge weights are [batch, edges, edge_types]: relaxed or one-hot samples of the edge types.
+Edge weights are [batch, edges, edge_types]: relaxed or one-hot samples of the edge types,
+on the complete graph or on the candidate edges passed as ``edges``
+(`nri_tf.graph.CandidateEdges`; every method takes it, None meaning the complete graph).
 
 Building blocks:
   EdgeTypeMessages   one two-layer message MLP per edge type on [receiver, sender] node
@@ -79,6 +81,7 @@ class EdgeTypeMessages(keras.layers.Layer):
     Call:
       nodes: [batch, nodes, ..., F] node features (any axes between nodes and features).
       edge_weights: [batch, edges, edge_types].
+      edges: `nri_tf.graph.CandidateEdges`, or None for the complete graph.
     Returns:
       [batch, edges, ..., H] summed messages on every edge.
     """
@@ -112,7 +115,7 @@ class EdgeTypeMessages(keras.layers.Layer):
         self.kernel2 = self.add_weight(shape=(types, h, h), initializer=init2, name="kernel2")
         self.bias2 = self.add_weight(shape=(types, 1, h), initializer=init2, name="bias2")
 
-    def first_layer(self, nodes, project_nodes_first: bool | None = None) -> list:
+    def first_layer(self, nodes, project_nodes_first: bool | None = None, edges=None) -> list:
         """W1_k [x_receiver, x_sender] for every edge, one tensor per message type k,
         before bias and activation.
 
@@ -126,6 +129,7 @@ class EdgeTypeMessages(keras.layers.Layer):
         Args:
           nodes: [batch, nodes, ..., F].
           project_nodes_first: force an order; default: by F (>= `PROJECT_FIRST_MIN_FEATURES`).
+          edges: `nri_tf.graph.CandidateEdges`, or None for the complete graph.
         Returns:
           K' tensors [rows, H], rows = batch * edges * (inner axes), in [batch, edges, ...] order.
         """
@@ -133,12 +137,12 @@ class EdgeTypeMessages(keras.layers.Layer):
         if project_nodes_first is None:
             project_nodes_first = features >= self.PROJECT_FIRST_MIN_FEATURES
         if not project_nodes_first:
-            pairs = tf.reshape(graph.node_to_edge(nodes), [-1, 2 * features])   # [r, 2F]
+            pairs = tf.reshape(graph.node_to_edge(nodes, edges), [-1, 2 * features])   # [r, 2F]
             return [tf.matmul(pairs, self.kernel1[k]) for k in range(self.message_types)]
-        pre = graph.node_pairs_matmul(nodes, self.kernel1)                     # [K', b, e, ..., H]
+        pre = graph.node_pairs_matmul(nodes, self.kernel1, edges)              # [K', b, e, ..., H]
         return tf.unstack(tf.reshape(pre, [self.message_types, -1, self.hidden]))
 
-    def call(self, nodes, edge_weights, training=False):
+    def call(self, nodes, edge_weights, training=False, edges=None):
         # One 2-D matmul + bias_add per type and layer rather than batched matmuls over the
         # type axis: oneDNN fuses matmul, bias and activation (and their gradients) only
         # for 2-D products, which measured 1.2x (float32) and up to 1.7x (bfloat16) faster
@@ -147,7 +151,7 @@ class EdgeTypeMessages(keras.layers.Layer):
         shape = tf.concat([nodes_shape[:1], tf.shape(edge_weights)[1:2], nodes_shape[2:-1]], 0)   # [b, e, ...]
         inner_axes = nodes.shape.rank - 3
         messages = None
-        for k, pre in enumerate(self.first_layer(nodes)):
+        for k, pre in enumerate(self.first_layer(nodes, edges=edges)):
             x = self._activation_fn(tf.nn.bias_add(pre, self.bias1[k, 0]))    # [r, H]
             x = self.drop(x, training=training)
             x = self._activation_fn(tf.nn.bias_add(tf.matmul(x, self.kernel2[k]), self.bias2[k, 0]))
@@ -181,7 +185,7 @@ class StepDecoder(keras.layers.Layer):
         return int(prediction_steps)
 
     def rollout(self, state, edge_weights, steps, training=False, infer_edge_weights=None,
-                history=None):
+                history=None, edges=None):
         """Predicts ``steps`` frames from ``state``, feeding back its own predictions.
 
         The one rollout of the code base (`NRI.predict_future`, the serving signature, the
@@ -197,6 +201,8 @@ class StepDecoder(keras.layers.Layer):
             edge_types]`` replaces ``edge_weights``.
           history: with ``infer_edge_weights``, the frames seen before the first
             prediction, [batch, nodes, frames, dims]; each prediction is appended to it.
+          edges: `nri_tf.graph.CandidateEdges` of ``edge_weights``, or None for the complete
+            graph.
         Returns:
           (predictions [batch, nodes, steps, dims], state after the last prediction).
         """
@@ -208,7 +214,7 @@ class StepDecoder(keras.layers.Layer):
 
         def body(step, state, history, predictions):
             weights = infer_edge_weights(history) if dynamic else edge_weights
-            prediction, state = self.step(state, weights, training=training)
+            prediction, state = self.step(state, weights, training=training, edges=edges)
             if dynamic:
                 history = tf.concat([history, prediction[:, :, None]], axis=2)
             return step + 1, state, history, predictions.write(step, prediction)
@@ -228,11 +234,11 @@ class MarkovianDecoder(StepDecoder):
     """A decoder whose next frame depends on the current frame only.
 
     Subclasses implement ``_predict(frames [batch, nodes, ..., dims], edge_weights,
-    training) -> next frames`` (same shape) and set ``self.dims``; this class turns it
+    training, edges) -> next frames`` (same shape) and set ``self.dims``; this class turns it
     into the multi-step training rollout and the stepping interface.
     """
 
-    def call(self, trajectories, edge_weights, prediction_steps: int = 1, training=False):
+    def call(self, trajectories, edge_weights, prediction_steps: int = 1, training=False, edges=None):
         """Predicts frames 1..T-1, feeding ground truth at frames 0, M, 2M, ... (paper sec. 3.4).
 
         Between ground-truth frames the decoder feeds back its own predictions. The chunks
@@ -256,19 +262,19 @@ class MarkovianDecoder(StepDecoder):
         predictions = []
         for step in range(m):
             # Chunks c with c*m + step + 1 <= frames - 1; a static count when frames is static.
-            x = self._predict(x[:, :, :(frames - 2 - step) // m + 1], edge_weights, training)
+            x = self._predict(x[:, :, :(frames - 2 - step) // m + 1], edge_weights, training, edges)
             predictions.append(tf.pad(x, [[0, 0], [0, 0], [0, chunks - tf.shape(x)[2]], [0, 0]]))
         x = tf.stack(predictions, axis=3)                       # [batch, nodes, chunks, m, dims]
         x = tf.reshape(x, [shape[0], shape[1], -1, self.dims])  # frame c*m + s + 1 at c*m + s
         return x[:, :, :frames - 1]
 
-    def burn_in(self, context, edge_weights, training=False):
+    def burn_in(self, context, edge_weights, training=False, edges=None):
         """State for predicting the frame after ``context`` [batch, nodes, frames, dims]."""
         return context[:, :, -1]
 
-    def step(self, state, edge_weights, training=False):
+    def step(self, state, edge_weights, training=False, edges=None):
         """(prediction [batch, nodes, dims], new state) from the current frame ``state``."""
-        prediction = self._predict(state, edge_weights, training)
+        prediction = self._predict(state, edge_weights, training, edges)
         return prediction, prediction
 
 
@@ -321,9 +327,10 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
         self.out2.build((None, self.hidden))
         self.out3.build((None, self.hidden))
 
-    def _predict(self, frames, edge_weights, training):
+    def _predict(self, frames, edge_weights, training, edges=None):
         """One Markovian step on [batch, nodes, ..., dims] -> same shape."""
-        aggregated = graph.edge_to_node(self.messages(frames, edge_weights, training=training))
+        aggregated = graph.edge_to_node(self.messages(frames, edge_weights, training=training,
+                                                      edges=edges), edges=edges)
         x = self.out1(tf.concat([frames, tf.cast(aggregated, frames.dtype)], axis=-1))
         x = self.out2(self.drop(x, training=training))
         return frames + self.out3(self.drop(x, training=training))
@@ -333,13 +340,13 @@ class RecurrentDecoder(StepDecoder):
     """A decoder with a hidden state carried from frame to frame.
 
     Subclasses implement ``_predict(inputs [batch, nodes, dims], hidden, edge_weights,
-    training) -> (prediction [batch, nodes, dims], new hidden)`` and
-    ``_initial_hidden(trajectories)`` (any nest of tensors); this class runs them over a
+    training, edges) -> (prediction [batch, nodes, dims], new hidden)`` and
+    ``_initial_hidden(frames)`` (any nest of tensors); this class runs them over a
     trajectory with a ground-truth burn-in and provides the stepping interface.
     State for `step`: (current frame [batch, nodes, dims], hidden).
     """
 
-    def _scan(self, trajectories, ground_truth_frames, edge_weights, training):
+    def _scan(self, trajectories, ground_truth_frames, edge_weights, training, edges=None):
         """Runs the recurrent step over inputs 0..T-2 as a symbolic loop (any T, small graphs).
 
         Input t is ground-truth frame t while t < ``ground_truth_frames``, else the
@@ -357,12 +364,12 @@ class RecurrentDecoder(StepDecoder):
             previous, hidden = carry
             frame, from_truth = elements
             inputs = tf.where(from_truth, frame, previous)
-            return self._predict(inputs, hidden, edge_weights, training)
+            return self._predict(inputs, hidden, edge_weights, training, edges)
 
         initial = (tf.zeros_like(trajectories[:, :, 0]), self._initial_hidden(trajectories))
         return tf.scan(body, (truth, use_truth), initializer=initial)
 
-    def call(self, trajectories, edge_weights, prediction_steps: int = 1, training=False):
+    def call(self, trajectories, edge_weights, prediction_steps: int = 1, training=False, edges=None):
         """Predicts frames 1..T-1 after a ground-truth burn-in of the first T - M frames.
 
         Inputs 0..T-M-1 are ground truth, later inputs are the decoder's own predictions,
@@ -378,10 +385,10 @@ class RecurrentDecoder(StepDecoder):
         """
         m = self._check_prediction_steps(prediction_steps)
         burn_in_frames = tf.maximum(1, tf.shape(trajectories)[2] - m)
-        predictions, _ = self._scan(trajectories, burn_in_frames, edge_weights, training)
+        predictions, _ = self._scan(trajectories, burn_in_frames, edge_weights, training, edges)
         return tf.transpose(predictions, [1, 2, 0, 3])
 
-    def burn_in(self, context, edge_weights, training=False):
+    def burn_in(self, context, edge_weights, training=False, edges=None):
         """Runs the recurrent step over ``context`` [batch, nodes, frames, dims].
 
         Returns:
@@ -390,13 +397,13 @@ class RecurrentDecoder(StepDecoder):
         """
         if context.shape[2] == 1:
             return context[:, :, -1], self._initial_hidden(context)
-        _, hidden = self._scan(context, tf.shape(context)[2], edge_weights, training)
+        _, hidden = self._scan(context, tf.shape(context)[2], edge_weights, training, edges)
         return context[:, :, -1], tf.nest.map_structure(lambda states: states[-1], hidden)
 
-    def step(self, state, edge_weights, training=False):
+    def step(self, state, edge_weights, training=False, edges=None):
         """(prediction [batch, nodes, dims], new state) from (frame, hidden)."""
         inputs, hidden = state
-        prediction, hidden = self._predict(inputs, hidden, edge_weights, training)
+        prediction, hidden = self._predict(inputs, hidden, edge_weights, training, edges)
         return prediction, (prediction, hidden)
 
 
@@ -436,10 +443,10 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
         for layer in (self.out1, self.out2, self.out3):
             layer.build((None, self.hidden))
 
-    def _predict(self, inputs, hidden, edge_weights, training):
+    def _predict(self, inputs, hidden, edge_weights, training, edges=None):
         """One recurrent step: ([b, n, dims], [b, n, H]) -> (prediction, new hidden)."""
-        messages = self.messages(hidden, edge_weights, training=training)
-        aggregated = graph.edge_to_node(messages, divide_by_nodes=True)
+        messages = self.messages(hidden, edge_weights, training=training, edges=edges)
+        aggregated = graph.edge_to_node(messages, divide_by_nodes=True, edges=edges)
         x_r, x_i, x_n = tf.split(self.input_gates(inputs), 3, axis=-1)
         a_r, a_i, a_n = tf.split(self.message_gates(aggregated), 3, axis=-1)
         reset = tf.sigmoid(x_r + a_r)

@@ -8,9 +8,11 @@ Building blocks:
                        same factor-graph tail; works for any frame count >= 14
 (`nri_tf.builders.encoder_from_config` builds the one a config asks for.)
 
-Edges are in the receiver-major order of `nri_tf.graph`; the node count is read from the
-input, so an encoder built on 5 nodes runs on 10. Edge->node aggregation sums the incoming
-edges and divides by N, as the reference does.
+Edges are in the receiver-major order of `nri_tf.graph`: the complete graph, or the
+candidate edges passed as ``edges`` (`nri_tf.graph.CandidateEdges`), with the same weights.
+The node count is read from the input, so an encoder built on 5 nodes runs on 10.
+Edge->node aggregation sums the incoming edges and divides by N, as the reference does (by
+incoming edges + 1 on candidates, which is N on the complete graph).
 """
 
 from __future__ import annotations
@@ -73,23 +75,27 @@ class _Encoder(keras.layers.Layer):
         self.symmetric = bool(symmetric)
         self.fc_out = _logits_layer(self.edge_types)
 
-    def _logits(self, edge_features):
+    def _logits(self, edge_features, edges=None):
         """Edge features [batch, edges, hidden] -> logits [batch, edges, edge_types];
-        ``symmetric``: each logit averaged with the reverse edge's."""
+        ``symmetric``: each logit averaged with the reverse edge's (complete graph only)."""
         logits = self.fc_out(edge_features)
+        if self.symmetric and edges is not None:
+            raise ValueError("a symmetric encoder averages both directions of every pair and "
+                             "needs the complete graph; candidate edges need not hold both")
         return graph.average_directions(logits) if self.symmetric else logits
 
     def _mlp(self, name: str) -> MLPBlock:
         return MLPBlock(self.hidden, dropout=self.dropout, name=name)
 
-    def _factor_round(self, edge_features, node_mlp: MLPBlock, edge_mlp: MLPBlock, training):
+    def _factor_round(self, edge_features, node_mlp: MLPBlock, edge_mlp: MLPBlock, training,
+                      edges=None):
         """e->v (sum / N), node MLP, v->e, concat the edge skip, edge MLP.
 
         [batch, edges, hidden] -> [batch, edges, hidden].
         """
-        node_features = node_mlp(graph.edge_to_node(edge_features, divide_by_nodes=True),
+        node_features = node_mlp(graph.edge_to_node(edge_features, divide_by_nodes=True, edges=edges),
                                  training=training)
-        return edge_mlp.on_node_pairs(node_features, edge_features, training=training)
+        return edge_mlp.on_node_pairs(node_features, edge_features, training=training, edges=edges)
 
     def compute_output_shape(self, input_shape):
         num_nodes = input_shape[1]
@@ -117,7 +123,8 @@ class MLPEncoder(_Encoder):
       dropout: dropout rate inside the MLPs.
       factor: use the factor-graph (edge->node->edge) round.
       symmetric: average the logits of edges (i, j) and (j, i) (undirected graph).
-    Input: [batch, nodes, frames, dims]. Output: logits [batch, edges, edge_types].
+    Input: [batch, nodes, frames, dims] and, optionally, ``edges`` (`CandidateEdges`).
+    Output: logits [batch, edges, edge_types].
     """
 
     def __init__(self, dims: int, frames: int, edge_types: int, hidden: int,
@@ -138,18 +145,19 @@ class MLPEncoder(_Encoder):
         self.mlp4.build((batch, None, 3 * h if self.factor else 2 * h))
         self.fc_out.build((batch, None, h))
 
-    def call(self, trajectories, training=False):
+    def call(self, trajectories, training=False, edges=None):
         check_trajectories(trajectories, self.dims, frames=self.frames)
         shape = tf.shape(trajectories)
         x = tf.reshape(trajectories, [shape[0], shape[1], self.frames * self.dims])
         x = self.mlp1(x, training=training)                              # [batch, nodes, h]
-        skip = self.mlp2.on_node_pairs(x, training=training)             # [batch, edges, h]
+        skip = self.mlp2.on_node_pairs(x, training=training, edges=edges)   # [batch, edges, h]
         if self.factor:
-            x = self._factor_round(skip, self.mlp3, self.mlp4, training)
+            x = self._factor_round(skip, self.mlp3, self.mlp4, training, edges)
         else:
-            x = self.mlp3(skip, training=training)
-            x = self.mlp4(tf.concat([x, skip], axis=-1), training=training)
-        return self._logits(x)
+            mask = graph.edge_mask(edges)
+            x = self.mlp3(skip, training=training, row_mask=mask)
+            x = self.mlp4(tf.concat([x, skip], axis=-1), training=training, row_mask=mask)
+        return self._logits(x, edges)
 
     def get_config(self):
         return {**super().get_config(), "frames": self.frames}
@@ -187,14 +195,16 @@ class CNNEncoder(_Encoder):
             self.mlp3.build((batch, None, 3 * h))
         self.fc_out.build((batch, None, h))
 
-    def call(self, trajectories, training=False):
+    def call(self, trajectories, training=False, edges=None):
         check_trajectories(trajectories, self.dims, min_frames=ConvAttentionBlock.MIN_FRAMES)
-        pairs = graph.node_to_edge(trajectories)                  # [batch, edges, frames, 2 dims]
+        pairs = graph.node_to_edge(trajectories, edges)           # [batch, edges, frames, 2 dims]
         shape = tf.shape(pairs)
         rows = tf.reshape(pairs, [shape[0] * shape[1], shape[2], 2 * self.dims])
-        x = self.cnn(rows, training=training)                     # [batch * edges, h]
+        mask = graph.edge_mask(edges)                             # [batch, edges] or None
+        x = self.cnn(rows, training=training,
+                     row_mask=None if mask is None else tf.reshape(mask, [-1]))   # [batch * edges, h]
         x = tf.reshape(x, [shape[0], shape[1], self.hidden])
-        x = self.mlp1(x, training=training)
+        x = self.mlp1(x, training=training, row_mask=mask)
         if self.factor:
-            x = self._factor_round(x, self.mlp2, self.mlp3, training)
-        return self._logits(x)
+            x = self._factor_round(x, self.mlp2, self.mlp3, training, edges)
+        return self._logits(x, edges)

@@ -26,8 +26,20 @@ PAPER_HORIZON = 20
 
 
 def trajectories_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """(trajectories, edge_labels) batches -> trajectories alone: no edge accuracy is computed."""
+    """(trajectories, edge_labels) batches -> trajectories alone, (trajectories, edge_labels,
+    candidates) -> (trajectories, candidates): no edge accuracy is computed."""
+    if len(dataset.element_spec) == 3:
+        return dataset.map(lambda trajectories, edge_labels, candidates: (trajectories, candidates))
     return dataset.map(lambda trajectories, edge_labels: trajectories)
+
+
+def _unpack(batch):
+    """(trajectories, edge_labels or None, candidates or None) of a dataset's batch."""
+    if not isinstance(batch, tuple):
+        return batch, None, None
+    candidates = batch[-1] if isinstance(batch[-1], dict) else None
+    rest = batch[1:-1] if candidates is not None else batch[1:]
+    return batch[0], (rest[0] if rest else None), candidates
 
 
 def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAPER_HORIZON, *,
@@ -54,12 +66,14 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
       model: a trained `nri_tf.model.NRI`.
       dataset: yields (trajectories [batch, nodes, test_frames, dims] normalised,
         edge_labels [batch, edges] int32), or trajectories alone for data without a true graph
-        (`trajectories_only`).
+        (`trajectories_only`), either followed by the batch's candidate edges.
       frames: context frames the encoder sees.
       horizon: frames to predict after the context (fewer if the data is shorter).
       dynamic_graph: re-infer the graph on a sliding window (recurrent decoders).
     Returns:
-      {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels),
+      {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels; over
+       the candidate edges if there are any), "candidate_recall" (labels and candidates
+       other than complete: the share of true interactions among the candidates),
        "mse_per_step": list of `horizon` floats, "systems": count} with plain Python floats.
     Raises:
       FloatingPointError naming the metrics that are NaN or Inf (nothing is reported then).
@@ -67,17 +81,20 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     # Test-time edges are hard samples from the categorical (as the paper's test): restart
     # the sampling stream so that an evaluation gives the same numbers in any process.
     model.sampling_seed.state.assign([model.nri_config.seed, 0])
-    labelled = isinstance(dataset.element_spec, tuple)
-    spec = dataset.element_spec[0] if labelled else dataset.element_spec
+    element = dataset.element_spec
+    labelled = isinstance(element, tuple) and not (len(element) == 2 and isinstance(element[1], dict))
+    spec = element[0] if isinstance(element, tuple) else element
     test_frames = int(spec.shape[2] or _first_frames(dataset))
     steps = prediction_horizon(test_frames, frames, horizon)
     results = {k: float(v) for k, v in
                model.evaluate(first_frames(dataset, frames), return_dict=True, verbose=0).items()}
     if not labelled:
         results.pop("edge_accuracy", None)
+        results.pop("candidate_recall", None)
 
     mse = prediction_mse(
-        lambda context, edge_labels: model.predict_future(context, steps, dynamic_graph=dynamic_graph),
+        lambda context, edge_labels, candidates=None: model.predict_future(
+            context, steps, dynamic_graph=dynamic_graph, candidates=candidates),
         dataset, frames, steps)
     results.update(mse)
     not_finite = [name for name, value in results.items()
@@ -94,9 +111,10 @@ def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -
     Args:
       predict: ``predict(context [batch, nodes, frames, dims], edge_labels [batch, edges] or
         None) -> [batch, nodes, steps, dims]`` (edge labels are for predictors given the true
-        graph; others ignore them).
+        graph; others ignore them); for a dataset with candidate edges called with them as
+        a third argument.
       dataset: yields (trajectories, edge_labels) or trajectories alone, with at least
-        ``frames + steps`` frames.
+        ``frames + steps`` frames, either followed by the batch's candidate edges.
       frames, steps: context length and prediction horizon.
     Returns:
       {"mse_per_step": list of ``steps`` floats (mean over systems, nodes and dims),
@@ -105,8 +123,11 @@ def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -
     squared_error_sum = np.zeros(steps, dtype=np.float64)
     systems = 0
     for batch in dataset:
-        trajectories, edge_labels = batch if isinstance(batch, tuple) else (batch, None)
-        predicted = predict(trajectories[:, :, :frames], edge_labels)
+        trajectories, edge_labels, candidates = _unpack(batch)
+        if candidates is None:
+            predicted = predict(trajectories[:, :, :frames], edge_labels)
+        else:
+            predicted = predict(trajectories[:, :, :frames], edge_labels, candidates)
         truth = trajectories[:, :, frames:frames + steps]
         squared_error_sum += tf.reduce_sum(mse_per_step(predicted, truth), axis=0).numpy()
         systems += int(trajectories.shape[0])

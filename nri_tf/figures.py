@@ -109,8 +109,11 @@ def graph_figure(pairs: np.ndarray, inferred: np.ndarray, shown_types, *, true: 
       gives the share of edges right when ``true`` is given), a legend of the edge types
       and the edge styles.
     """
-    num_nodes = int(pairs.max()) + 1
-    node_xy = circle_layout(num_nodes) if node_xy is None else np.asarray(node_xy, np.float64)
+    if node_xy is None:
+        num_nodes = int(series.shape[0]) if series is not None else int(pairs.max()) + 1
+        node_xy = circle_layout(num_nodes)
+    node_xy = np.asarray(node_xy, np.float64)
+    num_nodes = len(node_xy)
     shown = set(int(k) for k in shown_types)
     panels = 1 if true is None else 2
     rows = 2 if series is not None else 1

@@ -1,11 +1,23 @@
-"""Message passing on the fully connected directed graph that NRI reasons over.
+"""Message passing on the directed graph NRI reasons over: the complete graph, or candidate edges.
 
-The edge order is the receiver-major one of the data contract
-(`data_pipelines.contract`: edge e = (i, j), i the receiver, j the sender, row-major
-off-diagonal entries of an N x N matrix); its numpy index arrays and label <-> matrix
-helpers live there, the tensor operations along it here.
+Two edge layouts, both receiver-major (receiver i owns a contiguous block of edges):
+
+- the complete graph (``edges=None``, the default and the fast path): the N*(N-1) ordered
+  pairs in the order of the data contract (`data_pipelines.contract`: edge e = (i, j), i the
+  receiver, j the sender, row-major off-diagonal entries of an N x N matrix);
+- `CandidateEdges`: a fixed number of candidate edges per receiver, ``degree``, with the
+  senders given per system ([batch, nodes, degree]) and an optional mask for receivers that
+  have fewer real candidates than slots (radius, given lists). Edge i * degree + s of a
+  system is (i, senders[b, i, s]). The complete graph is the special case degree = N - 1 with
+  the contract's sender order (`complete_candidate_edges`), and every operation gives the
+  same numbers on it as on ``edges=None``.
+
+Every operation takes ``edges`` (None or `CandidateEdges`) and picks the layout itself, so
+layers pass the batch's edges through and never branch on them.
 
 Building blocks:
+  CandidateEdges                            fixed-degree candidate edges of a batch
+  complete_candidate_edges                  the complete graph as CandidateEdges
   edge_indices                              (receivers, senders) index tensors, N static or not
   broadcast_receiver_nodes_to_edges,
   broadcast_sender_nodes_to_edges           [batch, nodes, ...] -> [batch, edges, ...]
@@ -13,11 +25,15 @@ Building blocks:
   pair_sum                                  v->e: receiver features + sender features per edge
   node_pairs_matmul                         node_to_edge(nodes) @ kernel without building the pairs
   edge_to_node                              e->v: sum of each node's incoming edges
+  edge_mask                                 [batch, edges] 1 for real edges, None without padding
   reverse_edges                             index of edge (j, i) for every edge (i, j)
   average_directions, share_between_directions   undirected graphs: tie the two directions
+                                            (complete graph only)
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
@@ -43,8 +59,79 @@ from data_pipelines.contract import fully_connected_edges, num_nodes_from_edges
 # without XLA: 14 ms vs 50 ms for both halves on [128, 5, 5, 256]).
 
 
-def num_nodes_of_edge_tensor(edge_values: tf.Tensor) -> tf.Tensor | int:
+# Candidate edges: measured on the 2-core CPU at N = 1000, 16 candidates per node, batch 8,
+# 64 features, forward + backward of node_to_edge -> Dense -> edge_to_node
+# (benchmarks/edge_layout.py): this fixed-degree layout (receivers a broadcast, senders a
+# batched gather, incoming edges a reshape + sum) against a flat edge list of the whole batch
+# (gather of both ends, `tf.math.unsorted_segment_sum` over the receivers); see the README's
+# "Large systems" for the figures.
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateEdges:
+    """Candidate edges of a batch of systems with the same node count, ``degree`` per receiver.
+
+    Edge i * degree + s of system b is (receiver i, sender senders[b, i, s]): edge tensors
+    are [batch, nodes * degree, ...], receiver-major like the complete graph's.
+
+    Attributes:
+      senders: [batch, nodes, degree] int32 node indices in 0..nodes-1.
+      mask: [batch, nodes, degree] float, 1 for a real edge and 0 for a padding slot (a
+        receiver with fewer candidates than ``degree``), or None when every slot is an edge.
+        Padding slots carry values like any edge but `edge_to_node`, the losses and the
+        metrics leave them out.
+    """
+
+    senders: tf.Tensor
+    mask: tf.Tensor | None = None
+
+    @classmethod
+    def from_batch(cls, candidates: dict | None) -> "CandidateEdges | None":
+        """From a dataset batch's ``{"senders", ["mask"], ...}`` dict (`data_pipelines.datasets`),
+        None for None."""
+        if candidates is None:
+            return None
+        mask = candidates.get("mask")
+        return cls(tf.cast(candidates["senders"], tf.int32),
+                   None if mask is None else tf.cast(mask, tf.float32))
+
+    @property
+    def num_nodes(self) -> tf.Tensor | int:
+        return _static_or_dynamic(self.senders, 1)
+
+    @property
+    def degree(self) -> tf.Tensor | int:
+        return _static_or_dynamic(self.senders, 2)
+
+
+def complete_candidate_edges(batch: int, num_nodes: int) -> CandidateEdges:
+    """The complete graph as `CandidateEdges`: degree N - 1, the contract's sender order.
+
+    Returns:
+      CandidateEdges with senders [batch, N, N - 1] and no mask.
+    """
+    _, senders = fully_connected_edges(num_nodes)
+    return CandidateEdges(tf.tile(tf.constant(senders.reshape(1, num_nodes, num_nodes - 1)),
+                                  [batch, 1, 1]))
+
+
+def _static_or_dynamic(tensor: tf.Tensor, axis: int) -> tf.Tensor | int:
+    static = tensor.shape[axis]
+    return static if static is not None else tf.shape(tensor)[axis]
+
+
+def edge_mask(edges: CandidateEdges | None) -> tf.Tensor | None:
+    """[batch, edges] float mask of real edges, or None when every edge is real."""
+    if edges is None or edges.mask is None:
+        return None
+    shape = tf.shape(edges.mask)
+    return tf.reshape(edges.mask, [shape[0], shape[1] * shape[2]])
+
+
+def num_nodes_of_edge_tensor(edge_values: tf.Tensor, edges: CandidateEdges | None = None) -> tf.Tensor | int:
     """N of a [batch, edges, ...] tensor: a static int if the edge count is known, else a tensor."""
+    if edges is not None:
+        return edges.num_nodes
     static_num_edges = edge_values.shape[1]
     if static_num_edges is not None:
         return num_nodes_from_edges(static_num_edges)
@@ -54,8 +141,12 @@ def num_nodes_of_edge_tensor(edge_values: tf.Tensor) -> tf.Tensor | int:
 
 def _num_nodes(nodes: tf.Tensor) -> tf.Tensor | int:
     """The node count of a [batch, nodes, ...] tensor: static int if known, else a scalar tensor."""
-    static = nodes.shape[1]
-    return static if static is not None else tf.shape(nodes)[1]
+    return _static_or_dynamic(nodes, 1)
+
+
+def _degree(num_nodes, edges: CandidateEdges | None):
+    """Edges per receiver: N - 1 on the complete graph, else the candidates' degree."""
+    return num_nodes - 1 if edges is None else edges.degree
 
 
 def edge_indices(num_nodes) -> tuple[tf.Tensor, tf.Tensor]:
@@ -78,51 +169,64 @@ def edge_indices(num_nodes) -> tuple[tf.Tensor, tf.Tensor]:
     return receivers, senders
 
 
-def broadcast_receiver_nodes_to_edges(nodes: tf.Tensor) -> tf.Tensor:
+def broadcast_receiver_nodes_to_edges(nodes: tf.Tensor, edges: CandidateEdges | None = None) -> tf.Tensor:
     """Each edge's receiver features: [batch, nodes, ...] -> [batch, edges, ...].
 
-    Receiver i owns the contiguous edge block [i*(N-1), (i+1)*(N-1)), so this is a
-    broadcast to [batch, nodes, nodes-1, ...] and a reshape; its gradient is the fast
-    block sum of `edge_to_node` rather than the scatter of a gather's gradient.
+    Receiver i owns the contiguous edge block [i*d, (i+1)*d), d = N - 1 on the complete
+    graph or the candidates' degree, so this is a broadcast to [batch, nodes, d, ...] and a
+    reshape; its gradient is the fast block sum of `edge_to_node` rather than the scatter
+    of a gather's gradient.
     """
     shape = tf.shape(nodes)
     num_nodes = _num_nodes(nodes)
+    degree = _degree(num_nodes, edges)
     blocks = tf.broadcast_to(nodes[:, :, None],
-                             tf.concat([[shape[0], num_nodes, num_nodes - 1], shape[2:]], axis=0))
-    return tf.reshape(blocks, tf.concat([[shape[0], num_nodes * (num_nodes - 1)], shape[2:]], axis=0))
+                             tf.concat([[shape[0], num_nodes, degree], shape[2:]], axis=0))
+    return tf.reshape(blocks, tf.concat([[shape[0], num_nodes * degree], shape[2:]], axis=0))
 
 
-def broadcast_sender_nodes_to_edges(nodes: tf.Tensor) -> tf.Tensor:
-    """Each edge's sender features: [batch, nodes, ...] -> [batch, edges, ...]."""
-    _, senders = edge_indices(_num_nodes(nodes))
-    return tf.gather(nodes, senders, axis=1)
+def broadcast_sender_nodes_to_edges(nodes: tf.Tensor, edges: CandidateEdges | None = None) -> tf.Tensor:
+    """Each edge's sender features: [batch, nodes, ...] -> [batch, edges, ...].
+
+    The complete graph gathers with one index vector for the whole batch; candidates with
+    each system's own senders (a batched gather).
+    """
+    if edges is None:
+        _, senders = edge_indices(_num_nodes(nodes))
+        return tf.gather(nodes, senders, axis=1)
+    shape = tf.shape(edges.senders)
+    senders = tf.reshape(edges.senders, [shape[0], shape[1] * shape[2]])
+    return tf.gather(nodes, senders, axis=1, batch_dims=1)
 
 
-def node_to_edge(nodes: tf.Tensor) -> tf.Tensor:
+def node_to_edge(nodes: tf.Tensor, edges: CandidateEdges | None = None) -> tf.Tensor:
     """v->e: concatenates receiver and sender features on each edge (reference order).
 
     Args:
       nodes: [batch, nodes, ..., features].
+      edges: the candidate edges, or None for the complete graph.
     Returns:
       [batch, edges, ..., 2 * features]: [receiver features, sender features].
     """
-    return tf.concat([broadcast_receiver_nodes_to_edges(nodes),
-                      broadcast_sender_nodes_to_edges(nodes)], axis=-1)
+    return tf.concat([broadcast_receiver_nodes_to_edges(nodes, edges),
+                      broadcast_sender_nodes_to_edges(nodes, edges)], axis=-1)
 
 
-def pair_sum(receiver_features: tf.Tensor, sender_features: tf.Tensor) -> tf.Tensor:
+def pair_sum(receiver_features: tf.Tensor, sender_features: tf.Tensor,
+             edges: CandidateEdges | None = None) -> tf.Tensor:
     """v->e: each edge's receiver features plus its sender features.
 
     Args:
       receiver_features, sender_features: [batch, nodes, ...], the same shape.
+      edges: the candidate edges, or None for the complete graph.
     Returns:
       [batch, edges, ...]: receiver_features[:, i] + sender_features[:, j] on edge (i, j).
     """
-    return (broadcast_receiver_nodes_to_edges(receiver_features)
-            + broadcast_sender_nodes_to_edges(sender_features))
+    return (broadcast_receiver_nodes_to_edges(receiver_features, edges)
+            + broadcast_sender_nodes_to_edges(sender_features, edges))
 
 
-def node_pairs_matmul(nodes: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+def node_pairs_matmul(nodes: tf.Tensor, kernel: tf.Tensor, edges: CandidateEdges | None = None) -> tf.Tensor:
     """``node_to_edge(nodes) @ kernel``, multiplying per node before moving features to edges.
 
     [x_i, x_j] W = x_i W_receiver + x_j W_sender, so the product costs N node rows instead
@@ -133,6 +237,7 @@ def node_pairs_matmul(nodes: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
       nodes: [batch, nodes, ..., F].
       kernel: [2F, H], or [K, 2F, H] for K stacked kernels; receiver rows first (the
         column order of `node_to_edge`).
+      edges: the candidate edges, or None for the complete graph.
     Returns:
       [batch, edges, ..., H], or [K, batch, edges, ..., H] for stacked kernels.
     """
@@ -146,35 +251,52 @@ def node_pairs_matmul(nodes: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     per_node = tf.concat([[types * shape[0]], shape[1:-1], [hidden]], axis=0)
     receivers = tf.reshape(tf.matmul(flat, kernels[:, :features]), per_node)
     senders = tf.reshape(tf.matmul(flat, kernels[:, features:]), per_node)
-    edge_features = pair_sum(receivers, senders)                        # [K * batch, edges, ..., H]
+    if edges is not None and kernels.shape[0] != 1:
+        edges = CandidateEdges(tf.tile(edges.senders, [kernels.shape[0], 1, 1]))   # K copies
+    edge_features = pair_sum(receivers, senders, edges)                 # [K * batch, edges, ..., H]
     edge_features_shape = tf.shape(edge_features)
     if stacked:
         edge_features_shape = tf.concat([[types, shape[0]], edge_features_shape[1:]], axis=0)
     return tf.reshape(edge_features, edge_features_shape)
 
 
-def edge_to_node(edge_values: tf.Tensor, divide_by_nodes: bool = False) -> tf.Tensor:
+def edge_to_node(edge_values: tf.Tensor, divide_by_nodes: bool = False,
+                 edges: CandidateEdges | None = None) -> tf.Tensor:
     """e->v: sums the features of each node's incoming edges.
 
-    In the receiver-major edge order the N-1 incoming edges of receiver i are the
-    contiguous block [i*(N-1), (i+1)*(N-1)), so the sum over the receiver index is a
-    reshape to [batch, nodes, nodes-1, ...] and a reduction: O(edges), no scatter, no dense
-    [N, E] matmul (see the measurements above). Equal to
-    `tf.math.unsorted_segment_sum` over the receiver index.
+    In the receiver-major edge order the d incoming edges of receiver i are the contiguous
+    block [i*d, (i+1)*d) (d = N - 1 on the complete graph, the candidates' degree
+    otherwise), so the sum over the receiver index is a reshape to [batch, nodes, d, ...]
+    and a reduction: O(edges), no scatter, no dense [N, E] matmul (see the measurements
+    above). Equal to `tf.math.unsorted_segment_sum` over the receiver index. Padding slots
+    of candidates (mask 0) add nothing.
 
     Args:
       edge_values: [batch, edges, ...].
-      divide_by_nodes: divide the sum by N (not by the N-1 incoming edges), the
-        normalisation of the reference encoders and recurrent decoder.
+      divide_by_nodes: divide each node's sum by its incoming edges + 1: N on the complete
+        graph (the normalisation of the reference encoders and recurrent decoder, which
+        divide by N, not by the N-1 incoming edges), degree + 1 (real edges + 1 with a mask)
+        on candidates, so that the scale does not shrink with the system's size.
+      edges: the candidate edges, or None for the complete graph.
     Returns:
-      [batch, nodes, ...], nodes = N with N*(N-1) == edges.
+      [batch, nodes, ...], nodes = N (with N*(N-1) == edges on the complete graph).
     """
-    num_nodes = num_nodes_of_edge_tensor(edge_values)
+    num_nodes = num_nodes_of_edge_tensor(edge_values, edges)
+    degree = _degree(num_nodes, edges)
     shape = tf.shape(edge_values)
-    blocks = tf.reshape(edge_values, tf.concat([[shape[0], num_nodes, num_nodes - 1], shape[2:]], axis=0))
+    blocks = tf.reshape(edge_values, tf.concat([[shape[0], num_nodes, degree], shape[2:]], axis=0))
+    mask = None if edges is None else edges.mask
+    if mask is not None:
+        trailing = tf.ones([tf.rank(edge_values) - 2], tf.int32)
+        mask = tf.reshape(tf.cast(mask, edge_values.dtype),
+                          tf.concat([tf.shape(mask), trailing], axis=0))   # [batch, nodes, d, 1...]
+        blocks = blocks * mask
     incoming = tf.reduce_sum(blocks, axis=2)
     if divide_by_nodes:
-        incoming = incoming / tf.cast(num_nodes, incoming.dtype)
+        if mask is None:
+            incoming = incoming / tf.cast(degree + 1, incoming.dtype)
+        else:
+            incoming = incoming / (tf.reduce_sum(mask, axis=2) + 1.0)
     return incoming
 
 

@@ -48,6 +48,16 @@ def _batch_norm(name: str) -> keras.layers.BatchNormalization:
                                            epsilon=BATCH_NORM_EPSILON, synchronized=True, name=name)
 
 
+def masked_batch_norm(layer: keras.layers.BatchNormalization, x, training, mask=None):
+    """``layer(x)`` with batch statistics over the rows where ``mask`` (x's shape without the
+    feature axis) is 1; the result carries no Keras mask on to later layers."""
+    if mask is None:
+        return layer(x, training=training)
+    # A new tensor: Keras would otherwise attach the mask to the output and warn in every
+    # later layer that does not support masking.
+    return tf.identity(layer(x, training=training, mask=mask))
+
+
 @keras.saving.register_keras_serializable(package="nri_tf")
 class MLPBlock(keras.layers.Layer):
     """Two-layer ELU network with dropout and batch norm, applied on the last axis.
@@ -79,10 +89,12 @@ class MLPBlock(keras.layers.Layer):
         self.fc2.build(input_shape[:-1] + (self.hidden,))
         self.bn.build(input_shape[:-1] + (self.units,))
 
-    def call(self, inputs, training=False):
-        return self._after_first_layer(self.fc1(inputs), training)
+    def call(self, inputs, training=False, row_mask=None):
+        """[..., in_features] -> [..., units]; ``row_mask`` [...] (1 = real row) keeps padding
+        rows (candidate edges' padding slots) out of the batch statistics."""
+        return self._after_first_layer(self.fc1(inputs), training, row_mask)
 
-    def on_node_pairs(self, nodes, edge_features=None, training=False):
+    def on_node_pairs(self, nodes, edge_features=None, training=False, edges=None):
         """The block on [x_receiver, x_sender, edge_features] per edge, without the concat.
 
         Equal to ``self(concat([graph.node_to_edge(nodes), edge_features], -1))`` (the
@@ -92,21 +104,24 @@ class MLPBlock(keras.layers.Layer):
         Args:
           nodes: [batch, nodes, F].
           edge_features: [batch, edges, G] or None; the first layer has 2F (+ G) inputs.
+          edges: `nri_tf.graph.CandidateEdges`, or None for the complete graph; padding
+            slots stay out of the batch statistics.
         Returns:
           [batch, edges, units].
         """
         features = nodes.shape[-1]
         kernel = self.fc1.kernel
-        pre = graph.node_pairs_matmul(nodes, kernel[:2 * features])
+        pre = graph.node_pairs_matmul(nodes, kernel[:2 * features], edges)
         if edge_features is not None:
             pre += tf.tensordot(edge_features, kernel[2 * features:], axes=1)
-        return self._after_first_layer(keras.activations.elu(pre + self.fc1.bias), training)
+        return self._after_first_layer(keras.activations.elu(pre + self.fc1.bias), training,
+                                       graph.edge_mask(edges))
 
-    def _after_first_layer(self, x, training):
+    def _after_first_layer(self, x, training, row_mask=None):
         """dropout -> Dense -> ELU -> BatchNorm on the first layer's activations [..., hidden]."""
         x = self.drop(x, training=training)
         x = self.fc2(x)
-        return self.bn(x, training=training)
+        return masked_batch_norm(self.bn, x, training, row_mask)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)[:-1] + (self.units,)
@@ -160,17 +175,28 @@ class ConvAttentionBlock(keras.layers.Layer):
         self.conv_values.build(hidden_shape)
         self.conv_attention.build(hidden_shape)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, row_mask=None):
+        """[rows, frames, channels] -> [rows, units]; ``row_mask`` [rows] (1 = real row) keeps
+        padding rows (candidate edges' padding slots) out of the batch statistics."""
         frames = inputs.shape[1]
         if frames is not None and frames < self.MIN_FRAMES:
             raise ValueError(f"the convolutional encoder needs at least {self.MIN_FRAMES} frames, "
                              f"got {frames}")
-        x = self.bn1(self.conv1(inputs), training=training)
+        x = self.conv1(inputs)
+        x = masked_batch_norm(self.bn1, x, training, self._frame_mask(row_mask, x))
         x = self.pool(self.drop(x, training=training))
-        x = self.bn2(self.conv2(x), training=training)
+        x = self.conv2(x)
+        x = masked_batch_norm(self.bn2, x, training, self._frame_mask(row_mask, x))
         values = self.conv_values(x)                                      # [rows, t, units]
         attention = tf.nn.softmax(self.conv_attention(x), axis=1)         # [rows, t, 1]
         return tf.reduce_mean(values * attention, axis=1)
+
+    @staticmethod
+    def _frame_mask(row_mask, x):
+        """[rows] -> [rows, frames of x], or None."""
+        if row_mask is None:
+            return None
+        return tf.broadcast_to(tf.cast(row_mask, x.dtype)[:, None], tf.shape(x)[:2])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)

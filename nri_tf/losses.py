@@ -6,7 +6,9 @@ Building blocks:
   kl_categorical           KL(q(z|x) || prior) for a given prior over edge types
 
 Every term is a sum over all its elements divided by (batch * nodes), the reference's
-normalisation, so the numbers compare with the paper's code. Plain functions of tensors.
+normalisation, so the numbers compare with the paper's code. The KL terms take the edges
+(`nri_tf.graph.CandidateEdges`, None for the complete graph): padding slots of candidates
+count nothing. Plain functions of tensors.
 """
 
 from __future__ import annotations
@@ -40,13 +42,21 @@ def nll_gaussian(predictions: tf.Tensor, target: tf.Tensor, variance: float,
     return tf.reduce_sum(neg_log_p) / tf.cast(shape[0] * shape[1], predictions.dtype)
 
 
-def _per_batch_and_node(total: tf.Tensor, edge_tensor: tf.Tensor) -> tf.Tensor:
+def _per_batch_and_node(total: tf.Tensor, edge_tensor: tf.Tensor, edges=None) -> tf.Tensor:
     batch = tf.shape(edge_tensor)[0]
-    num_nodes = graph.num_nodes_of_edge_tensor(edge_tensor)
+    num_nodes = graph.num_nodes_of_edge_tensor(edge_tensor, edges)
     return total / tf.cast(batch * num_nodes, total.dtype)
 
 
-def kl_categorical_uniform(probs: tf.Tensor, add_const: bool = False) -> tf.Tensor:
+def _sum_over_edges(per_entry: tf.Tensor, edges) -> tf.Tensor:
+    """Sum of [batch, edges, edge_types] values over the real edges (all on the complete graph)."""
+    mask = graph.edge_mask(edges)
+    if mask is None:
+        return tf.reduce_sum(per_entry)
+    return tf.reduce_sum(per_entry * tf.cast(mask, per_entry.dtype)[..., None])
+
+
+def kl_categorical_uniform(probs: tf.Tensor, add_const: bool = False, edges=None) -> tf.Tensor:
     """KL divergence of the edge-type posterior from the uniform prior.
 
     Args:
@@ -54,25 +64,29 @@ def kl_categorical_uniform(probs: tf.Tensor, add_const: bool = False) -> tf.Tens
       add_const: add log(edge_types) per edge, making the value the true KL (>= 0). The
         reference leaves it out (its add_const adds it per *entry*, K times per edge);
         gradients are the same either way.
+      edges: `nri_tf.graph.CandidateEdges` of ``probs``, or None for the complete graph.
     Returns:
       scalar: sum(q log q [+ log K per edge]) / (batch * nodes).
     """
-    total = tf.reduce_sum(probs * tf.math.log(probs + KL_EPSILON))
+    total = _sum_over_edges(probs * tf.math.log(probs + KL_EPSILON), edges)
     if add_const:
-        edges_total = tf.cast(tf.reduce_prod(tf.shape(probs)[:-1]), probs.dtype)
+        mask = graph.edge_mask(edges)
+        edges_total = (tf.cast(tf.reduce_prod(tf.shape(probs)[:-1]), probs.dtype) if mask is None
+                       else tf.reduce_sum(tf.cast(mask, probs.dtype)))
         total += edges_total * tf.math.log(tf.cast(tf.shape(probs)[-1], probs.dtype))
-    return _per_batch_and_node(total, probs)
+    return _per_batch_and_node(total, probs, edges)
 
 
-def kl_categorical(probs: tf.Tensor, log_prior: tf.Tensor) -> tf.Tensor:
+def kl_categorical(probs: tf.Tensor, log_prior: tf.Tensor, edges=None) -> tf.Tensor:
     """KL divergence of the edge-type posterior from a fixed prior (e.g. a sparsity prior).
 
     Args:
       probs: [batch, edges, edge_types] posterior q(z|x).
       log_prior: [edge_types] log prior probabilities.
+      edges: `nri_tf.graph.CandidateEdges` of ``probs``, or None for the complete graph.
     Returns:
       scalar: sum(q (log q - log prior)) / (batch * nodes).
     """
     log_prior = tf.cast(log_prior, probs.dtype)
-    total = tf.reduce_sum(probs * (tf.math.log(probs + KL_EPSILON) - log_prior))
-    return _per_batch_and_node(total, probs)
+    total = _sum_over_edges(probs * (tf.math.log(probs + KL_EPSILON) - log_prior), edges)
+    return _per_batch_and_node(total, probs, edges)

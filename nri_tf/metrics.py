@@ -9,6 +9,11 @@ Building blocks:
                            the relabelling is chosen once for the whole data set
   mse_per_step             mean squared error of each predicted frame of each system
   best_permutation         the relabelling of inferred edge types that matches labels best
+  CandidateRecall          Keras metric: share of the true interactions (label > 0) that
+                           the candidate edges hold (the rest the model cannot find)
+
+On candidate edges (`nri_tf.graph.CandidateEdges`) accuracy counts the real candidates only
+(``mask``); what the candidates missed is `CandidateRecall`'s to report.
 
 Edge types are exchangeable (nothing tells the model which type the labels call 1), so
 accuracy is taken under the permutation of the inferred types that matches the labels
@@ -37,18 +42,22 @@ def type_permutations(edge_types: int, skip_first: bool = False) -> np.ndarray:
     return np.asarray(rows, dtype=np.int32)
 
 
-def edge_confusion(logits: tf.Tensor, edge_labels: tf.Tensor, edge_types: int) -> tf.Tensor:
+def edge_confusion(logits: tf.Tensor, edge_labels: tf.Tensor, edge_types: int,
+                   mask: tf.Tensor | None = None) -> tf.Tensor:
     """Counts of (inferred, true) edge-type pairs.
 
     Args:
       logits: [batch, edges, edge_types] (logits or probabilities; argmax is taken).
       edge_labels: [batch, edges] integer true types; values outside [0, edge_types) count
         as wrong under every permutation.
+      mask: [batch, edges] 1 for the edges to count (None: all).
     Returns:
       float32 [edge_types (inferred), edge_types (true)].
     """
     inferred = tf.one_hot(tf.argmax(logits, axis=-1), edge_types, dtype=tf.float32)
     truth = tf.one_hot(tf.cast(edge_labels, tf.int32), edge_types, dtype=tf.float32)
+    if mask is not None:
+        truth *= tf.cast(mask, tf.float32)[..., None]
     return tf.einsum("bep,bel->pl", inferred, truth)
 
 
@@ -108,7 +117,8 @@ def edge_accuracy(logits: tf.Tensor, edge_labels: tf.Tensor, skip_first: bool = 
 class EdgeAccuracy(keras.metrics.Metric):
     """Edge accuracy over everything seen since the last reset, best permutation overall.
 
-    ``update_state(logits [batch, edges, edge_types], edge_labels [batch, edges])``. The
+    ``update_state(logits [batch, edges, edge_types], edge_labels [batch, edges], mask=None)``
+    (mask [batch, edges]: 1 for the edges to count, the real candidates). The
     permutation is chosen from the accumulated counts, so one relabelling applies to the
     whole epoch (a per-batch choice would flatter a model that labels inconsistently).
     With ``exchangeable=False`` inferred type k must be label k (no permutation).
@@ -124,11 +134,13 @@ class EdgeAccuracy(keras.metrics.Metric):
                                            initializer="zeros", aggregation="sum", name="confusion")
         self.total = self.add_variable(shape=(), initializer="zeros", aggregation="sum", name="total")
 
-    def update_state(self, logits, edge_labels, sample_weight=None):
+    def update_state(self, logits, edge_labels, sample_weight=None, mask=None):
         if sample_weight is not None:
             raise ValueError("EdgeAccuracy does not support sample weights")
-        self.confusion.assign_add(edge_confusion(logits, edge_labels, self.edge_types))
-        self.total.assign_add(tf.cast(tf.size(edge_labels), self.total.dtype))
+        self.confusion.assign_add(edge_confusion(logits, edge_labels, self.edge_types, mask))
+        counted = (tf.cast(tf.size(edge_labels), self.total.dtype) if mask is None
+                   else tf.reduce_sum(tf.cast(mask, self.total.dtype)))
+        self.total.assign_add(counted)
 
     def result(self):
         if not self.exchangeable:
@@ -138,6 +150,37 @@ class EdgeAccuracy(keras.metrics.Metric):
     def get_config(self):
         return {**super().get_config(), "edge_types": self.edge_types, "skip_first": self.skip_first,
                 "exchangeable": self.exchangeable}
+
+
+@keras.saving.register_keras_serializable(package="nri_tf")
+class CandidateRecall(keras.metrics.Metric):
+    """Share of the true interactions that are among the candidate edges, over everything
+    seen since the last reset.
+
+    ``update_state(labels [batch, edges], interactions [batch], mask=None)``: ``labels`` are
+    the candidates' true types (> 0: an interaction), ``interactions`` each system's count of
+    true interactions over all node pairs, ``mask`` [batch, edges] the real candidates.
+    1.0 when nothing interacts (nothing was missed).
+    """
+
+    def __init__(self, name: str = "candidate_recall", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.found = self.add_variable(shape=(), initializer="zeros", aggregation="sum", name="found")
+        self.interactions = self.add_variable(shape=(), initializer="zeros", aggregation="sum",
+                                              name="interactions")
+
+    def update_state(self, labels, interactions, mask=None, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError("CandidateRecall does not support sample weights")
+        found = tf.cast(tf.cast(labels, tf.int32) > 0, self.found.dtype)
+        if mask is not None:
+            found *= tf.cast(mask, self.found.dtype)
+        self.found.assign_add(tf.reduce_sum(found))
+        self.interactions.assign_add(tf.reduce_sum(tf.cast(interactions, self.interactions.dtype)))
+
+    def result(self):
+        return tf.where(self.interactions > 0, tf.math.divide_no_nan(self.found, self.interactions),
+                        tf.ones_like(self.found))
 
 
 def mse_per_step(predictions: tf.Tensor, target: tf.Tensor) -> tf.Tensor:

@@ -1,10 +1,16 @@
 """The NRI model: encoder -> edge-type sample -> decoder, trained as a VAE (paper sec. 3).
 
 `NRI(config)` is a `keras.Model`: ``model.compile(optimizer=...)`` then ``model.fit(data)``
-where ``data`` yields ``(trajectories, edge_labels)`` or ``trajectories``:
+where ``data`` yields ``(trajectories, edge_labels)`` or ``trajectories``, each optionally
+followed by the batch's candidate edges:
   trajectories [batch, nodes, frames, dims] float32, normalised;
   edge_labels [batch, edges] int32 true edge types (only scored, never trained on, unless
-  the graph source is "true").
+  the graph source is "true");
+  candidates {"senders": [batch, nodes, degree] int32, optional "mask": [batch, nodes,
+  degree], optional "interactions": [batch] true interactions per system}
+  (`data_pipelines.datasets`, `nri_tf.graph.CandidateEdges`): the model then reasons over
+  those edges only, edges = nodes * degree; without it over the complete graph,
+  edges = nodes * (nodes - 1). The weights are the same either way.
 
 The graph the decoder runs on comes from ``graph_source`` (`GRAPH_SOURCES`):
   learned  the encoder infers it (NRI; the default)
@@ -27,7 +33,9 @@ open loop).
 
 Metrics: ``loss``, ``nll``, ``kl``, ``mse`` and, when labels are given, ``edge_accuracy``
 (best permutation of exchangeable edge types over the epoch; none for the simulation
-decoder, whose edge types mean what the labels mean). A fixed graph: ``loss`` (= ``nll``),
+decoder, whose edge types mean what the labels mean; on candidate edges, over the
+candidates) and, with candidates that count the true interactions, ``candidate_recall``
+(the share of true interactions among the candidates). A fixed graph: ``loss`` (= ``nll``),
 ``nll``, ``mse``.
 """
 
@@ -84,8 +92,22 @@ class NRI(keras.Model):
             self.edge_accuracy = metrics.EdgeAccuracy(config.edge_types, config.skip_first,
                                                       exchangeable=config.decoder != "sim",
                                                       name="edge_accuracy")
+        self.candidate_recall = (metrics.CandidateRecall(name="candidate_recall")
+                                 if self.learned and config.candidate_edges != "complete" else None)
 
     # --- Keras plumbing -------------------------------------------------------------
+
+    # Nodes of the dummy system a model with candidate edges is built on (`build_for_nodes`).
+    CANDIDATE_BUILD_NODES = 8
+
+    def build_for_nodes(self, nodes: int) -> None:
+        """Creates all weights by calling the model on a zero batch of ``nodes`` nodes (at most
+        `CANDIDATE_BUILD_NODES` with candidate edges: the weights do not depend on the node
+        count, and the complete graph of a large system would not fit in memory)."""
+        config = self.nri_config
+        if config.candidate_edges != "complete":
+            nodes = min(nodes, self.CANDIDATE_BUILD_NODES)
+        self(tf.zeros([1, nodes, config.frames, config.dims]))
 
     def build(self, input_shape):
         """Creates all weights; they do not depend on the node count or (CNN) frame count."""
@@ -137,7 +159,8 @@ class NRI(keras.Model):
 
     @property
     def metrics(self):
-        return self._trackers + ([self.edge_accuracy] if self.learned else [])
+        return (self._trackers + ([self.edge_accuracy] if self.learned else [])
+                + ([self.candidate_recall] if self.candidate_recall is not None else []))
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable, "config": self.nri_config.to_dict(),
@@ -160,7 +183,7 @@ class NRI(keras.Model):
         check_trajectories(trajectories, self.nri_config.dims, min_frames=min_frames, what=what)
 
     def call(self, trajectories, edge_labels=None, training=False,
-             prediction_steps: int | None = None):
+             prediction_steps: int | None = None, candidates=None):
         """Encodes the trajectories, samples edge types and reconstructs frames 1..T-1.
 
         Args:
@@ -172,18 +195,24 @@ class NRI(keras.Model):
             batch statistics; otherwise hard one-hot samples from the categorical.
           prediction_steps: M of the decoder's rollout (see the decoders); default
             ``config.prediction_steps``; 1 gives one-step predictions.
+          candidates: the batch's candidate edges (a dataset's dict or
+            `nri_tf.graph.CandidateEdges`), or None for the complete graph.
         Returns:
           dict(predictions=[batch, nodes, frames - 1, dims]) and, for the learned graph,
           logits=[batch, edges, edge_types] and edge_probs=softmax of the logits.
         """
         self._check_input(trajectories)
         config = self.nri_config
+        edges = _candidate_edges(candidates)
         steps = config.prediction_steps if prediction_steps is None else prediction_steps
         if not self.learned:
-            edge_weights = self.fixed_edge_weights(trajectories, edge_labels)
+            edge_weights = self.fixed_edge_weights(trajectories, edge_labels, edges)
             return {"predictions": self.decoder(trajectories, edge_weights, prediction_steps=steps,
-                                                training=training)}
-        logits = self.encoder(trajectories[:, :, :config.frames], training=training)
+                                                training=training, edges=edges)}
+        if config.symmetric and edges is not None:
+            raise ValueError("a symmetric model needs the complete graph: candidate edges need "
+                             "not hold both directions of a pair")
+        logits = self.encoder(trajectories[:, :, :config.frames], training=training, edges=edges)
         seed = self.sampling_seed.next()
         if training:
             edge_samples = sampling.sample_edges(logits, config.temp, config.hard, seed)
@@ -192,16 +221,17 @@ class NRI(keras.Model):
         if config.symmetric:
             edge_samples = graph.share_between_directions(edge_samples)
         predictions = self.decoder(trajectories, edge_samples, prediction_steps=steps,
-                                   training=training)
+                                   training=training, edges=edges)
         return {"logits": logits, "edge_probs": tf.nn.softmax(logits, axis=-1),
                 "predictions": predictions}
 
-    def fixed_edge_weights(self, trajectories, edge_labels=None):
+    def fixed_edge_weights(self, trajectories, edge_labels=None, edges=None):
         """The one-hot edge weights [batch, edges, edge_types] of a fixed graph source.
 
         Args:
           trajectories: [batch, nodes, frames, dims] (only its batch and node counts).
           edge_labels: [batch, edges] int true edge types ("true" only).
+          edges: `nri_tf.graph.CandidateEdges`, or None for the complete graph.
         Returns:
           "full": every edge the last edge type; "true": the labels; "none": None.
         """
@@ -213,15 +243,18 @@ class NRI(keras.Model):
                 raise ValueError("the true-graph model needs the edge labels")
             return tf.one_hot(tf.cast(edge_labels, tf.int32), edge_types, dtype=trajectories.dtype)
         num_nodes = tf.shape(trajectories)[1]
-        last_type = tf.fill([tf.shape(trajectories)[0], num_nodes * (num_nodes - 1)], edge_types - 1)
+        per_node = num_nodes - 1 if edges is None else tf.shape(edges.senders)[2]
+        last_type = tf.fill([tf.shape(trajectories)[0], num_nodes * per_node], edge_types - 1)
         return tf.one_hot(last_type, edge_types, dtype=trajectories.dtype)
 
-    def encode(self, trajectories):
-        """Edge logits [batch, edges, edge_types] of [batch, nodes, frames, dims] (eval mode)."""
+    def encode(self, trajectories, candidates=None):
+        """Edge logits [batch, edges, edge_types] of [batch, nodes, frames, dims] (eval mode)
+        on the complete graph or on ``candidates`` (see `call`)."""
         self._check_input(trajectories, min_frames=1)
-        return self.encoder(trajectories, training=False)
+        return self.encoder(trajectories, training=False, edges=_candidate_edges(candidates))
 
-    def predict_future(self, context, steps: int, dynamic_graph: bool = False, edge_labels=None):
+    def predict_future(self, context, steps: int, dynamic_graph: bool = False, edge_labels=None,
+                       candidates=None):
         """Predicts the ``steps`` frames after ``context``.
 
         The encoder infers the graph (argmax one-hot) from the last ``config.frames`` frames
@@ -238,6 +271,8 @@ class NRI(keras.Model):
             the reference slides the window over ground-truth frames instead). Learned
             graph only.
           edge_labels: [batch, edges] int true edge types, for the "true" graph source.
+          candidates: the candidate edges (a dataset batch's dict), or None for the complete
+            graph.
         Returns:
           [batch, nodes, steps, dims].
         """
@@ -253,50 +288,60 @@ class NRI(keras.Model):
         if int(steps) < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         context = tf.convert_to_tensor(context, dtype=self.compute_dtype)
-        return self._predict_future(context, int(steps), bool(dynamic_graph), edge_labels)
+        if isinstance(candidates, graph.CandidateEdges):
+            candidates = {"senders": candidates.senders,
+                          **({} if candidates.mask is None else {"mask": candidates.mask})}
+        return self._predict_future(context, int(steps), bool(dynamic_graph), edge_labels, candidates)
 
-    def _infer_edges(self, history):
+    def _infer_edges(self, history, edges=None):
         """Argmax one-hot edge types [batch, edges, edge_types] from the last
         ``config.frames`` frames of ``history`` [batch, nodes, frames, dims]."""
         return sampling.argmax_one_hot(self.encoder(history[:, :, -self.nri_config.frames:],
-                                                    training=False))
+                                                    training=False, edges=edges))
 
     @tf.function
-    def _predict_future(self, context, steps, dynamic_graph, edge_labels):
+    def _predict_future(self, context, steps, dynamic_graph, edge_labels, candidates):
+        # The candidates travel as a dict: tf.function traces nests of tensors, not objects.
+        edges = _candidate_edges(candidates)
         if self.learned:
-            edge_weights = self._infer_edges(context)
+            edge_weights = self._infer_edges(context, edges)
         else:
-            edge_weights = self.fixed_edge_weights(context, edge_labels)
-        state = self.decoder.burn_in(context, edge_weights)
-        predictions, _ = self.decoder.rollout(
-            state, edge_weights, steps, infer_edge_weights=self._infer_edges if dynamic_graph else None,
-            history=context)
+            edge_weights = self.fixed_edge_weights(context, edge_labels, edges)
+        state = self.decoder.burn_in(context, edge_weights, edges=edges)
+        infer = (lambda history: self._infer_edges(history, edges)) if dynamic_graph else None
+        predictions, _ = self.decoder.rollout(state, edge_weights, steps, infer_edge_weights=infer,
+                                              history=context, edges=edges)
         return predictions
 
     # --- Training and evaluation ----------------------------------------------------
 
     @staticmethod
     def _unpack(data):
-        if isinstance(data, (tuple, list)):
-            return data[0], (data[1] if len(data) > 1 else None)
-        return data, None
+        """(trajectories, edge_labels or None, candidates dict or None) of a batch:
+        trajectories, (trajectories, labels), (trajectories, candidates) or
+        (trajectories, labels, candidates)."""
+        if not isinstance(data, (tuple, list)):
+            return data, None, None
+        rest = list(data[1:])
+        candidates = rest.pop() if rest and isinstance(rest[-1], dict) else None
+        return data[0], (rest[0] if rest else None), candidates
 
-    def _loss_terms(self, trajectories, outputs):
+    def _loss_terms(self, trajectories, outputs, edges=None):
         """(nll, kl) of one batch, kl None for a fixed graph; see `nri_tf.losses`."""
         nll = losses.nll_gaussian(outputs["predictions"], trajectories[:, :, 1:], self.nri_config.var)
         if not self.learned:
             return nll, None
         if self._log_prior is None:
-            kl = losses.kl_categorical_uniform(outputs["edge_probs"])
+            kl = losses.kl_categorical_uniform(outputs["edge_probs"], edges=edges)
         else:
-            kl = losses.kl_categorical(outputs["edge_probs"], self._log_prior)
+            kl = losses.kl_categorical(outputs["edge_probs"], self._log_prior, edges=edges)
         return nll, kl
 
     @staticmethod
     def _total_loss(nll, kl):
         return nll if kl is None else nll + kl
 
-    def _update_metrics(self, trajectories, edge_labels, outputs, nll, kl):
+    def _update_metrics(self, trajectories, edge_labels, outputs, nll, kl, candidates=None):
         batch = tf.shape(trajectories)[0]
         target = tf.cast(trajectories[:, :, 1:], outputs["predictions"].dtype)
         mse = tf.reduce_mean(tf.square(outputs["predictions"] - target))
@@ -305,29 +350,42 @@ class NRI(keras.Model):
             tracker.update_state(values[tracker.name], sample_weight=batch)
         logs = {tracker.name: tracker.result() for tracker in self._trackers}
         if self.learned and edge_labels is not None:
-            self.edge_accuracy.update_state(outputs["logits"], edge_labels)
+            mask = graph.edge_mask(_candidate_edges(candidates))
+            self.edge_accuracy.update_state(outputs["logits"], edge_labels, mask=mask)
             logs["edge_accuracy"] = self.edge_accuracy.result()
+            if self.candidate_recall is not None and candidates is not None \
+                    and "interactions" in candidates:
+                self.candidate_recall.update_state(edge_labels, candidates["interactions"], mask)
+                logs["candidate_recall"] = self.candidate_recall.result()
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3 reduces each log over workers with `axis=0`, which fails on scalars.
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
     def train_step(self, data):
-        trajectories, edge_labels = self._unpack(data)
+        trajectories, edge_labels, candidates = self._unpack(data)
         with tf.GradientTape() as tape:
-            outputs = self(trajectories, edge_labels, training=True)
-            nll, kl = self._loss_terms(trajectories, outputs)
+            outputs = self(trajectories, edge_labels, training=True, candidates=candidates)
+            nll, kl = self._loss_terms(trajectories, outputs, _candidate_edges(candidates))
             # Gradients are summed over replicas: scale each replica's mean loss down.
             loss = self._total_loss(nll, kl) / tf.distribute.get_strategy().num_replicas_in_sync
             loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
-        return self._update_metrics(trajectories, edge_labels, outputs, nll, kl)
+        return self._update_metrics(trajectories, edge_labels, outputs, nll, kl, candidates)
 
     def test_step(self, data):
-        trajectories, edge_labels = self._unpack(data)
+        trajectories, edge_labels, candidates = self._unpack(data)
         markovian = isinstance(self.decoder, MarkovianDecoder)
         steps = 1 if markovian else self.nri_config.prediction_steps
-        outputs = self(trajectories, edge_labels, training=False, prediction_steps=steps)
-        nll, kl = self._loss_terms(trajectories, outputs)
-        return self._update_metrics(trajectories, edge_labels, outputs, nll, kl)
+        outputs = self(trajectories, edge_labels, training=False, prediction_steps=steps,
+                       candidates=candidates)
+        nll, kl = self._loss_terms(trajectories, outputs, _candidate_edges(candidates))
+        return self._update_metrics(trajectories, edge_labels, outputs, nll, kl, candidates)
+
+
+def _candidate_edges(candidates) -> graph.CandidateEdges | None:
+    """`nri_tf.graph.CandidateEdges` from a batch's candidates dict (or as given; None stays None)."""
+    if candidates is None or isinstance(candidates, graph.CandidateEdges):
+        return candidates
+    return graph.CandidateEdges.from_batch(candidates)

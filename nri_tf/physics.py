@@ -97,7 +97,7 @@ def _expand_to(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     return tf.reshape(values, tf.concat([tf.shape(values), tf.ones([like.shape.rank - 2], tf.int32)], 0))
 
 
-def pair_forces(positions: tf.Tensor, strengths: tf.Tensor, law: str) -> tf.Tensor:
+def pair_forces(positions: tf.Tensor, strengths: tf.Tensor, law: str, edges=None) -> tf.Tensor:
     """Force on every node from its pairwise interactions, summed over senders.
 
     Args:
@@ -106,11 +106,12 @@ def pair_forces(positions: tf.Tensor, strengths: tf.Tensor, law: str) -> tf.Tens
         constant k_ij for "springs", C q_i q_j for "charged".
       law: "springs": F_i = -sum_j k_ij (r_i - r_j);
         "charged": F_i = sum_j C q_i q_j (r_i - r_j) / |r_i - r_j|^3.
+      edges: `nri_tf.graph.CandidateEdges` of ``strengths``, or None for the complete graph.
     Returns:
       [batch, nodes, ..., 2] forces.
     """
-    offsets = (graph.broadcast_receiver_nodes_to_edges(positions)
-               - graph.broadcast_sender_nodes_to_edges(positions))            # [b, e, ..., 2]
+    offsets = (graph.broadcast_receiver_nodes_to_edges(positions, edges)
+               - graph.broadcast_sender_nodes_to_edges(positions, edges))     # [b, e, ..., 2]
     strengths = _expand_to(tf.cast(strengths, positions.dtype), offsets)
     if law == "springs":
         per_edge = -strengths * offsets
@@ -119,7 +120,7 @@ def pair_forces(positions: tf.Tensor, strengths: tf.Tensor, law: str) -> tf.Tens
         per_edge = strengths * offsets / (distance_cubed + DISTANCE_EPSILON)
     else:
         raise ValueError(f"unknown force law {law!r}; expected one of {', '.join(SIMULATIONS)}")
-    return graph.edge_to_node(per_edge)
+    return graph.edge_to_node(per_edge, edges=edges)
 
 
 def reflect_at_walls(positions: tf.Tensor, velocities: tf.Tensor, box_size: float):
@@ -189,7 +190,7 @@ class SimulationDecoder(MarkovianDecoder):
             return soft_clip(forces, self.max_force)
         return forces
 
-    def _predict(self, inputs, edge_weights, training=False):
+    def _predict(self, inputs, edge_weights, training=False, edges=None):
         """One frame interval on normalised [batch, nodes, ..., 4] -> the same shape."""
         raw = self._normaliser.denormalise(inputs)
         values = tf.constant(self.type_values, inputs.dtype)
@@ -198,7 +199,7 @@ class SimulationDecoder(MarkovianDecoder):
         dt = self.frame_interval / self.steps_per_frame
 
         def leapfrog_step(step, positions, velocities):
-            forces = self._clip(pair_forces(positions, strengths, self.simulation))
+            forces = self._clip(pair_forces(positions, strengths, self.simulation, edges))
             velocities = velocities + dt * forces
             positions = positions + dt * velocities
             return (step + 1,) + reflect_at_walls(positions, velocities, self.box_size)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 from data_pipelines.contract import has_edge_labels
-from data_pipelines.simulations import SIMULATION_NAMES, get_simulation
+from data_pipelines.simulations import ALL_SIMULATION_NAMES, get_simulation
 from nri_tf.config import ConfigError, NRIConfig
 
 # The reference implementation's sparsity prior for 4 edge types with type 0 = no edge;
@@ -33,7 +33,8 @@ def reference_prior(edge_types: int) -> list:
 
 
 # Fields the data decides whenever it can, under any preset (`data_settings`).
-DATA_DECIDED = {"edge_types": "the edge types of a simulated dataset's labels"}
+DATA_DECIDED = {"edge_types": "the edge types of a simulated dataset's labels",
+                "candidate_edges": "given for data stored with candidate edge lists"}
 
 
 def data_settings(metadata, by_source: dict | None = None) -> dict:
@@ -46,11 +47,15 @@ def data_settings(metadata, by_source: dict | None = None) -> dict:
         "no interaction").
     Returns:
       ``edge_types`` of data with a true graph (the number of label types, e.g. 3 for
-      3-type springs) and the ``by_source`` values of ``metadata.source``.
+      3-type springs), ``candidate_edges`` "given" for data stored with edge lists (large
+      systems: its edges and their labels are all it has) and the ``by_source`` values of
+      ``metadata.source``.
     """
     settings = dict((by_source or {}).get(metadata.source, {}))
     if has_edge_labels(metadata):
         settings["edge_types"] = metadata.edge_types
+    if getattr(metadata, "edge_lists", None):
+        settings["candidate_edges"] = "given"
     return settings
 
 
@@ -148,7 +153,7 @@ def _no_edge_where_the_simulator_has_one() -> dict:
     """source -> {"skip_first": type 0 means no interaction} for every simulation:
     springs and Kuramoto True, charged particles (every pair interacts) False."""
     return {name: {"skip_first": get_simulation(name).type_zero_is_no_interaction}
-            for name in SIMULATION_NAMES}
+            for name in ALL_SIMULATION_NAMES}
 
 
 PAPER_DATA = {"simulation": "springs", "num_nodes": 5, "num_train": 50000, "num_valid": 10000,

@@ -171,7 +171,7 @@ def test_help_shows_the_values_a_run_uses():
            "--preset paper: 256)" in text
     assert "--epochs EPOCHS training epochs (default: 30; --preset paper: 500)" in text
     assert "--skip-first, --no-skip-first" in text
-    assert ("(default: from the data: charged off, kuramoto on, springs on, other data off; "
+    assert ("(default: from the data: charged off, kuramoto on, local-springs on, springs on, other data off; "
             "--preset paper: from the data: kuramoto on, other data off)") in text
     assert "(default: the edge types of a simulated dataset's labels, else 2)" in text
     assert "--temp TEMP Gumbel-softmax temperature tau (default: 0.5)" in text

@@ -123,6 +123,7 @@ def bad_inputs(tmp_path):
         (["--num-test", "-5"], "num_test must be a positive integer"),
         (["--edge-types", "3", "--simulation", "charged"], "edge_types 2"),
         (["--length", "100"], "gives no frame"),
+        (["--simulation", "local-springs", "--format", "reference"], "stored as edge lists in the native format only"),
         (["--output", str(blocker / "d")], "a_file is not a directory"),
         (["--output", str(existing)], "already exists and is not empty"),
         # --overwrite replaces datasets only, never a folder of the user's.
@@ -140,3 +141,27 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
         assert message in completed.stderr, completed.stderr
         assert sorted(os.listdir(tmp_path)) == before
     assert os.listdir(tmp_path / "existing") == ["keep.txt"]
+
+
+def test_cli_local_springs_writes_edge_lists_that_hold_the_simulated_springs(tmp_path):
+    """python -m data_pipelines.generate --simulation local-springs: per-system edge lists and
+    labels (not N x N), the candidate method in the metadata, the simulator's bytes."""
+    from data_pipelines.simulations import LocalSpringsSimulation
+    from data_pipelines.storage.reader import read_metadata
+
+    completed = run_cli("--simulation", "local-springs", "--output", str(tmp_path / "large"),
+                        "--num-nodes", "30", "--num-train", "4", "--num-valid", "2", "--num-test", "2",
+                        "--length", "300", "--length-test", "500", "--shard-size", "2")
+    assert completed.returncode == 0, completed.stderr
+    assert "wrote " + str(tmp_path / "large") + " (tfrecord): local-springs, 30 nodes" in completed.stdout
+    metadata = read_metadata(str(tmp_path / "large"))
+    assert metadata.edge_lists["method"] == "radius" and metadata.edge_lists["radius"] == 1.5
+    assert metadata.parameters["density"] == 1.0 and metadata.format_version == 2
+    assert len(metadata.shards["train"]) == 2
+    result = LocalSpringsSimulation().sample(2, 30, num_steps=300, seed=split_seed(42, "valid"))
+    trajectories, stored = read_split(str(tmp_path / "large"), "valid")
+    np.testing.assert_array_equal(trajectories, result.trajectories)
+    np.testing.assert_array_equal(stored.edges.edges, result.edges.edges)
+    np.testing.assert_array_equal(stored.labels, result.edge_labels)
+    degrees = [np.bincount(result.edges[s][:, 0]).max() for s in range(2)]
+    assert metadata.edge_lists["max_degree"] >= max(degrees)

@@ -109,3 +109,58 @@ def test_both_directions_averaged_and_shared():
     # edges with receiver < sender: (0,1)=0, (0,2)=1, (1,2)=3 keep theirs; the others copy them
     np.testing.assert_array_equal(graph.share_between_directions(values).numpy()[0, :, 0],
                                   [0, 1, 0, 3, 1, 3])
+
+
+# --- Candidate edges (fixed degree per receiver) -----------------------------------------
+
+# 4 nodes, 2 candidates per receiver: (0,1) (0,3) (1,0) (1,2) (2,1) (2,3) (3,0) (3,2).
+SENDERS_4 = np.array([[[1, 3], [0, 2], [1, 3], [0, 2]]], dtype=np.int32)    # [1, 4, 2]
+NODES_4 = np.array([[[1.0], [10.0], [100.0], [1000.0]]], dtype=np.float32)  # [1, 4, 1]
+
+
+def test_candidate_node_to_edge_by_hand():
+    edges = graph.CandidateEdges(tf.constant(SENDERS_4))
+    got = graph.node_to_edge(tf.constant(NODES_4), edges).numpy()[0]
+    expected = [[1, 10], [1, 1000], [10, 1], [10, 100], [100, 10], [100, 1000], [1000, 1], [1000, 100]]
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_candidate_edge_to_node_by_hand_with_mask():
+    values = tf.constant([[[1.0], [2.0], [4.0], [8.0], [16.0], [32.0], [64.0], [128.0]]])
+    mask = np.ones((1, 4, 2), np.float32)
+    mask[0, 3, 1] = 0.0                                    # node 3 has one real candidate
+    edges = graph.CandidateEdges(tf.constant(SENDERS_4), tf.constant(mask))
+    np.testing.assert_array_equal(graph.edge_to_node(values, edges=edges).numpy()[0, :, 0],
+                                  [3, 12, 48, 64])
+    # divide by incoming edges + 1: 3, 3, 3 and 2 (one real edge); N on the complete graph.
+    np.testing.assert_allclose(graph.edge_to_node(values, True, edges).numpy()[0, :, 0],
+                               [1, 4, 16, 32])
+    np.testing.assert_array_equal(graph.edge_mask(edges).numpy(), mask.reshape(1, 8))
+
+
+def test_candidate_ops_on_the_complete_graph_equal_the_fast_path():
+    rng = np.random.default_rng(3)
+    nodes = tf.constant(rng.normal(size=(2, 5, 3, 4)).astype(np.float32))   # trailing axes too
+    complete = graph.complete_candidate_edges(2, 5)
+    for op in (graph.broadcast_receiver_nodes_to_edges, graph.broadcast_sender_nodes_to_edges,
+               graph.node_to_edge):
+        np.testing.assert_array_equal(op(nodes, complete).numpy(), op(nodes).numpy())
+    edge_values = graph.node_to_edge(nodes)
+    for divide in (False, True):
+        np.testing.assert_array_equal(graph.edge_to_node(edge_values, divide, complete).numpy(),
+                                      graph.edge_to_node(edge_values, divide).numpy())
+    kernel = tf.constant(rng.normal(size=(3, 8, 6)).astype(np.float32))     # 3 stacked kernels
+    np.testing.assert_allclose(graph.node_pairs_matmul(nodes, kernel, complete).numpy(),
+                               graph.node_pairs_matmul(nodes, kernel).numpy(), rtol=1e-6)
+
+
+def test_candidate_node_pairs_matmul_equals_pairs_times_kernel():
+    rng = np.random.default_rng(4)
+    senders = tf.constant(np.stack([SENDERS_4[0], SENDERS_4[0][:, ::-1]]))   # two systems
+    edges = graph.CandidateEdges(senders)
+    nodes = tf.constant(rng.normal(size=(2, 4, 3)).astype(np.float32))
+    kernel = tf.constant(rng.normal(size=(2, 6, 5)).astype(np.float32))
+    pairs = graph.node_to_edge(nodes, edges)                                  # [2, 8, 6]
+    expected = np.einsum("bef,kfh->kbeh", pairs.numpy(), kernel.numpy())
+    np.testing.assert_allclose(graph.node_pairs_matmul(nodes, kernel, edges).numpy(), expected,
+                               rtol=1e-5, atol=1e-5)

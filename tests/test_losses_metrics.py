@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nri_tf import losses, metrics, sampling
+from nri_tf import graph, losses, metrics, sampling
 
 
 # --- losses ---------------------------------------------------------------------------
@@ -137,3 +137,32 @@ def test_argmax_one_hot_and_sample_edges():
     soft = sampling.sample_edges(LOGITS, 0.5, hard=False, seed=3)
     hard = sampling.sample_edges(LOGITS, 0.5, hard=True, seed=3)
     np.testing.assert_array_equal(hard.numpy(), sampling.argmax_one_hot(soft).numpy())
+
+
+# --- candidate edges: padding slots count nothing --------------------------------------
+
+def test_losses_and_metrics_leave_candidate_padding_out():
+    # 1 system, 3 nodes, 2 slots per receiver; node 2's second slot is padding.
+    senders = tf.constant([[[1, 2], [0, 2], [0, 0]]])
+    mask = tf.constant([[[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]]])
+    edges = graph.CandidateEdges(senders, mask)
+    probs = tf.constant([[[0.25, 0.75], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5], [0.9, 0.1], [0.01, 0.99]]])
+    real = [[0.25, 0.75], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5], [0.9, 0.1]]
+    plogp = sum(p * math.log(p) for row in real for p in row)
+    assert losses.kl_categorical_uniform(probs, edges=edges).numpy() == pytest.approx(plogp / 3, rel=1e-6)
+    true_kl = (plogp + 5 * math.log(2)) / 3                       # 5 real edges, 3 nodes
+    assert losses.kl_categorical_uniform(probs, True, edges).numpy() == pytest.approx(true_kl, rel=1e-5)
+    prior = np.log([0.5, 0.5])
+    assert losses.kl_categorical(probs, prior, edges).numpy() == pytest.approx(true_kl, rel=1e-5)
+
+    labels = tf.constant([[1, 0, 0, 1, 0, 0]])
+    logits = _logits_for([[1, 0, 0, 0, 0, 1]], 2)                  # 4 of the 5 real edges right
+    metric = metrics.EdgeAccuracy(2, skip_first=True)
+    metric.update_state(logits, labels, mask=graph.edge_mask(edges))
+    assert metric.result().numpy() == pytest.approx(4 / 5)
+    recall = metrics.CandidateRecall()
+    recall.update_state(labels, tf.constant([3]), mask=graph.edge_mask(edges))   # 2 of 3 found
+    assert recall.result().numpy() == pytest.approx(2 / 3)
+    empty = metrics.CandidateRecall()
+    empty.update_state(tf.zeros([1, 6], tf.int32), tf.constant([0]))
+    assert empty.result().numpy() == 1.0

@@ -211,3 +211,76 @@ def test_bfloat16_decoder_trains_with_float32_weights_and_loss(jit_compile):
     assert {v.dtype for v in model.weights} == {"float32"}
     assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0]
     assert model(x[:1])["predictions"].dtype == tf.float32
+
+
+# --- candidate edges ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoder,decoder", [("mlp", "mlp"), ("cnn", "rnn"), ("mlp", "rnn")])
+def test_complete_candidates_give_the_complete_graph_numbers(encoder, decoder):
+    """The complete graph passed as candidate edges runs the candidate code path and gives
+    exactly the fast path's logits, predictions, losses and accuracy."""
+    x, labels = _data(systems=BATCH)
+    model = NRI(_config(encoder=encoder, decoder=decoder, skip_first=True))
+    model(x)
+    candidates = {"senders": graph.complete_candidate_edges(BATCH, 5).senders}
+    for training in (False, True):
+        model.sampling_seed.state.assign([7, 0])
+        dense = model(x, training=training)
+        model.sampling_seed.state.assign([7, 0])
+        sparse = model(x, training=training, candidates=candidates)
+        for name in ("logits", "predictions"):
+            np.testing.assert_array_equal(sparse[name].numpy(), dense[name].numpy())
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    model.sampling_seed.state.assign([7, 0])
+    dense = model.evaluate(tf.data.Dataset.from_tensors((x, labels)), return_dict=True, verbose=0)
+    model.sampling_seed.state.assign([7, 0])
+    sparse = model.evaluate(tf.data.Dataset.from_tensors((x, labels, candidates)), return_dict=True,
+                            verbose=0)
+    assert dense == sparse
+
+
+def test_padding_slots_change_nothing_but_the_edge_count():
+    """A candidate list padded with masked slots gives the unpadded list's logits on the
+    real edges, and the decoder the same predictions from the same edge weights."""
+    x, _ = _data(systems=BATCH)
+    model = NRI(_config(encoder="cnn", decoder="mlp", skip_first=True))
+    model(x)
+    senders = np.tile(np.array([[[(i + 1) % 5, (i + 3) % 5] for i in range(5)]], np.int32), [BATCH, 1, 1])
+    padded = np.concatenate([senders, np.zeros([BATCH, 5, 1], np.int32)], axis=2)
+    mask = np.concatenate([np.ones([BATCH, 5, 2]), np.zeros([BATCH, 5, 1])], axis=2).astype(np.float32)
+    for training in (False, True):
+        plain = model.encoder(x, training=training, edges=graph.CandidateEdges(tf.constant(senders)))
+        masked = model.encoder(x, training=training,
+                               edges=graph.CandidateEdges(tf.constant(padded), tf.constant(mask)))
+        np.testing.assert_allclose(masked.numpy().reshape(BATCH, 5, 3, 2)[:, :, :2],
+                                   plain.numpy().reshape(BATCH, 5, 2, 2), atol=1e-5)
+    weights = tf.one_hot(tf.random.stateless_uniform([BATCH, 5, 2], [1, 2], 0, 2, tf.int32), 2)
+    padded_weights = tf.concat([weights, tf.one_hot(tf.ones([BATCH, 5, 1], tf.int32), 2)], axis=2)
+    plain = model.decoder(x, tf.reshape(weights, [BATCH, 10, 2]), prediction_steps=4,
+                          edges=graph.CandidateEdges(tf.constant(senders)))
+    masked = model.decoder(x, tf.reshape(padded_weights, [BATCH, 15, 2]), prediction_steps=4,
+                           edges=graph.CandidateEdges(tf.constant(padded), tf.constant(mask)))
+    np.testing.assert_array_equal(masked.numpy(), plain.numpy())
+
+
+def test_candidate_model_trains_reports_recall_and_predicts():
+    x, _ = _data(nodes=6, systems=BATCH)
+    senders = np.tile(np.array([[[(i + 1) % 6, (i + 5) % 6] for i in range(6)]], np.int32), [BATCH, 1, 1])
+    labels = tf.cast(tf.random.stateless_uniform([BATCH, 12], [3, 4]) < 0.5, tf.int32)
+    interactions = tf.reduce_sum(labels, axis=1) + 2          # 2 true edges per system missed
+    candidates = {"senders": senders, "interactions": interactions}
+    model = NRI(_config(candidate_edges="knn", candidate_k=2, skip_first=True))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    data = tf.data.Dataset.from_tensors((x, labels, candidates))
+    history = model.fit(data, validation_data=data, epochs=2, verbose=0).history
+    found = float(tf.reduce_sum(labels))
+    assert history["candidate_recall"][-1] == pytest.approx(found / (found + 2 * BATCH))
+    assert np.isfinite(history["val_edge_accuracy"]).all()
+    assert model.encode(x, candidates).shape == (BATCH, 12, 2)
+    assert model.predict_future(x, 3, candidates=candidates).shape == (BATCH, 6, 3, 4)
+
+
+def test_symmetric_needs_the_complete_graph():
+    from nri_tf.config import ConfigError
+    with pytest.raises(ConfigError, match="--candidate-edges complete"):
+        _config(symmetric=True, candidate_edges="knn").validate()

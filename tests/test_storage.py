@@ -13,7 +13,7 @@ from conftest import rewrite_records, rewrite_system, tree_contents
 from data_pipelines.contract import SPLITS
 from data_pipelines.errors import DatasetError
 from data_pipelines.normalisation import compute_normalisation
-from data_pipelines.storage.metadata import FORMAT_VERSION, DatasetMetadata
+from data_pipelines.storage.metadata import DENSE_FORMAT_VERSION, FORMAT_VERSION, DatasetMetadata
 from data_pipelines.storage.reader import check_split, read_metadata, read_split, shard_paths
 from data_pipelines.storage.reference import (export_reference, import_reference,
                                               merge_reference_edge_encodings, reference_edge_encoding,
@@ -75,7 +75,7 @@ def test_write_read_round_trip(dataset):
     assert metadata.splits == {"train": 10, "valid": 4, "test": 5}
     assert metadata.frames == {"train": 6, "valid": 6, "test": 11}
     assert (metadata.nodes, metadata.dims, metadata.edges) == (3, 4, 6)
-    assert metadata.format_version == FORMAT_VERSION and metadata.seed == 7
+    assert metadata.format_version == DENSE_FORMAT_VERSION and metadata.seed == 7
     assert sorted(os.listdir(path)) == sorted(
         ["metadata.json"] + [shard.file for shards in metadata.shards.values() for shard in shards])
 
@@ -439,3 +439,77 @@ def test_datasets_honour_the_umask_and_killed_writes_are_cleaned(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "d").st_mode) == 0o755
     for name in os.listdir(tmp_path / "d"):
         assert stat.S_IMODE(os.stat(tmp_path / "d" / name).st_mode) == 0o644, name
+
+
+# --- datasets with edge lists (large systems, issue 15) -------------------------------------
+
+def _edge_list_split(systems: int, nodes: int = 6, seed: int = 0):
+    """(trajectories [systems, nodes, 5, 4], labels [total], EdgeLists): each node lists its
+    two successors (mod nodes), label 1 on the first."""
+    from data_pipelines.candidates import EdgeLists
+
+    rng = np.random.default_rng(seed)
+    pairs = np.array([[i, j] for i in range(nodes) for j in sorted({(i + 1) % nodes, (i + 2) % nodes})])
+    labels = np.tile(np.array([1, 0] * nodes, np.int32), systems)
+    return (rng.normal(size=(systems, nodes, 5, 4)).astype(np.float32), labels,
+            EdgeLists.from_list([pairs] * systems))
+
+
+def _write_edge_lists(path, **splits):
+    with DatasetWriter(str(path), source="test", parameters={}, edge_types=2,
+                       feature_names=["x", "y", "vx", "vy"], normalisation_groups=[[0, 1], [2, 3]],
+                       edge_lists={"method": "given"}) as writer:
+        for split, (trajectories, labels, pairs) in splits.items():
+            writer.write_split(split, trajectories, labels, edge_index=pairs)
+    return writer.metadata
+
+
+def test_edge_lists_round_trip_and_metadata(tmp_path):
+    splits = {"train": _edge_list_split(4), "valid": _edge_list_split(2, seed=1),
+              "test": _edge_list_split(3, seed=2)}
+    metadata = _write_edge_lists(tmp_path / "d", **splits)
+    assert metadata.format_version == FORMAT_VERSION and metadata.has_edge_lists
+    assert metadata.edge_lists == {"method": "given", "max_degree": 2}
+    assert read_metadata(str(tmp_path / "d")) == metadata
+    for split, (trajectories, labels, pairs) in splits.items():
+        check_split(str(tmp_path / "d"), split)
+        got_trajectories, got = read_split(str(tmp_path / "d"), split)
+        np.testing.assert_array_equal(got_trajectories, trajectories)
+        np.testing.assert_array_equal(got.edges.edges, pairs.edges)
+        np.testing.assert_array_equal(got.edges.row_splits, pairs.row_splits)
+        np.testing.assert_array_equal(got.labels, labels)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda pairs: pairs.__setitem__((3, 1), 6), r"system 0 has a pair naming a node outside 0\.\.5"),
+    (lambda pairs: pairs.__setitem__((3, 1), 1), "system 0 has a pair joining a node to itself"),
+    (lambda pairs: pairs.__setitem__((3, 1), 2), "system 0 has pairs out of receiver-major order or listed twice"),
+])
+def test_bad_edge_lists_are_refused_naming_the_system(tmp_path, edit, message):
+    from data_pipelines.candidates import EdgeLists
+
+    trajectories, labels, pairs = _edge_list_split(2)
+    edges = pairs.edges.copy()
+    edit(edges)
+    with pytest.raises(DatasetError, match=message):
+        _write_edge_lists(tmp_path / "d", train=(trajectories, labels, EdgeLists(edges, pairs.row_splits)))
+    assert not (tmp_path / "d").exists()
+
+
+def test_altered_edge_list_shard_is_caught_by_the_check(tmp_path):
+    from data_pipelines.storage.metadata import file_sha256
+
+    trajectories, labels, pairs = _edge_list_split(4)
+    _write_edge_lists(tmp_path / "d", train=(trajectories, labels, pairs))
+    values = json.loads((tmp_path / "d" / "metadata.json").read_text())
+    shard = values["shards"]["train"][0]
+    path = str(tmp_path / "d" / shard["file"])
+    bad = pairs[0].copy()
+    bad[0, 1] = 40                                      # a node outside 0..5, same byte size
+    rewrite_records(path, lambda records: [_serialize(trajectories[0], labels[:12].astype("<i4"),
+                                                      bad.astype("<i4"))] + records[1:])
+    shard["sha256"] = file_sha256(path)
+    (tmp_path / "d" / "metadata.json").write_text(json.dumps(values))
+    with pytest.raises(DatasetError, match=r"system 0 of split 'train' has candidate edge \[0, 40\] "
+                                           r"naming a node outside 0\.\.5"):
+        check_split(str(tmp_path / "d"), "train")

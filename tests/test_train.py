@@ -572,3 +572,56 @@ def test_evaluate_draws_the_chosen_system_and_the_run_plots(tiny_run, tmp_path, 
     assert f"plots: {os.path.join(plots, 'accuracy.png')}" in out and out.strip().endswith(f"image: {png}")
     assert evaluate_cli.main(["--run", tiny_run, "--image", png, "--system", "64"]) == 2
     assert "error: --system 64: the test split of " in capsys.readouterr().err
+
+
+# --- candidate edges on large-system data (issue 15) --------------------------------------
+
+@pytest.fixture(scope="session")
+def local_springs_data(tmp_path_factory):
+    """A local-springs dataset of 40 nodes stored with edge lists: 32/8/8 systems."""
+    from data_pipelines.generation import generate_dataset
+
+    path = str(tmp_path_factory.mktemp("data") / "local40")
+    generate_dataset(path, simulation="local-springs", num_nodes=40, num_train=32, num_valid=8,
+                     num_test=8, length=1000, length_test=3000, seed=1, progress=False)
+    return path
+
+
+def test_knn_candidates_train_evaluate_and_draw_end_to_end(local_springs_data, tmp_path, capsys):
+    run_dir = str(tmp_path / "knn")
+    flags = ["--data", local_springs_data, "--logdir", run_dir, "--candidate-edges", "knn",
+             "--candidate-k", "4", "--epochs", "2", "--encoder-hidden", "8", "--decoder-hidden", "8",
+             "--batch-size", "8", "--verbose", "0"]
+    assert train_cli.main(flags) == 0
+    summary = capsys.readouterr().out
+    assert "over the knn candidate edges" in summary and "candidate recall: " in summary
+    results = json.load(open(os.path.join(run_dir, "results.json")))
+    assert 0.0 < results["candidate_recall"] < 1.0     # 4 of ~7 pairs per node within the cutoff
+    assert 0.0 <= results["edge_accuracy"] <= 1.0 and results["systems"] == 8
+    history = [json.loads(line) for line in open(os.path.join(run_dir, "history.jsonl"))]
+    assert "val_candidate_recall" in history[-1]
+    images = event_tags(os.path.join(run_dir, "logs", "images"))
+    assert [step for step, _ in images["graphs"]] == [0, 1]
+    # Resume: the same command finds the finished run; evaluate reproduces its numbers.
+    assert train_cli.main(flags) == 0
+    output = str(tmp_path / "eval.json")
+    assert evaluate_cli.main(["--run", run_dir, "--output", output, "--image",
+                              str(tmp_path / "graph.png")]) == 0
+    again = json.load(open(output))
+    for key in ("edge_accuracy", "candidate_recall", "nll"):
+        assert again[key] == pytest.approx(results[key], rel=1e-5)
+    assert os.path.getsize(tmp_path / "graph.png") > 0
+
+
+def test_given_candidates_default_on_edge_list_data_and_are_refused_on_dense_data(
+        local_springs_data, tiny_data, tmp_path, capsys):
+    run_dir = str(tmp_path / "given")
+    assert train_cli.main(["--data", local_springs_data, "--logdir", run_dir, "--epochs", "1",
+                           *TINY_MODEL]) == 0
+    assert "candidate_edges='given' [data]" in capsys.readouterr().err
+    assert json.load(open(os.path.join(run_dir, "results.json")))["candidate_recall"] == 1.0
+    assert train_cli.main(["--data", tiny_data, "--logdir", str(tmp_path / "bad"), "--candidate-edges",
+                           "given", *TINY_MODEL]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: --candidate-edges given needs data stored with edge lists")
+    assert not os.path.exists(tmp_path / "bad")

@@ -187,3 +187,35 @@ def test_has_edge_labels_reads_the_metadata():
 
     assert not has_edge_labels(metadata(labelled=False))
     assert has_edge_labels(metadata())
+
+
+def test_large_system_on_candidate_edges_is_drawn_as_a_window():
+    """N = 100 on 2 candidate edges per node: only the 60 nodes nearest the centre, only the
+    real candidates among them (padding slots are not edges), scored on what is drawn."""
+    nodes, degree = 100, 3
+    grid = np.stack(np.meshgrid(np.arange(10.0), np.arange(10.0)), -1).reshape(nodes, 2)
+    x = np.zeros((1, nodes, FRAMES + 3, 4), np.float32)
+    x[..., :2] = (grid / 9.0 * 2 - 1)[:, None]                    # normalised positions, still
+    senders = np.stack([[(i + 1) % nodes, (i + 10) % nodes, i] for i in range(nodes)])[None]
+    mask = np.ones((1, nodes, degree), np.float32)
+    mask[..., 2] = 0                                              # the third slot is padding
+    labels = np.tile([1, 0, 0], nodes)[None]
+    model = NRI(NRIConfig(dims=4, frames=FRAMES, edge_types=2, skip_first=True, encoder_hidden=8,
+                          decoder_hidden=8, candidate_edges="knn"))
+    logits = np.eye(2, dtype=np.float32)[np.tile([1, 1, 1], nodes)] * 10.0      # (i, i+10) spurious
+    model.encode = lambda trajectories, candidates: logits[None]
+    data = metadata()
+    data.nodes = nodes
+    figure, = visualise.graph_figures(model, x, labels, data,
+                                      candidates={"senders": senders, "mask": mask})
+    true_panel, inferred_panel = figure.axes
+    assert figure.get_suptitle() == ("test system 0 (springs, 100 nodes): the 60 nodes around the "
+                                     "centre and the edges among them")
+    assert len(node_numbers(true_panel)) == 60
+    drawn = edge_gids(inferred_panel)
+    assert drawn and not any("-itself" in gid for gid in drawn)
+    right = sum(gid.startswith("edge-right") for gid in drawn)
+    spurious = sum(gid.startswith("edge-spurious") for gid in drawn)
+    assert right == len(edge_gids(true_panel)) and spurious > 0
+    assert inferred_panel.get_title().startswith(f"inferred graph: {right} of {right + spurious} edges right")
+    np.testing.assert_array_equal(visualise.drawn_nodes(grid[:50]), np.arange(50))

@@ -338,21 +338,27 @@ class GraphImages(keras.callbacks.Callback):
       labels: [systems, edges] their true edge types, or None for data without a true
         graph (`data_pipelines.contract.has_edge_labels`).
       metadata: the dataset's `DatasetMetadata` (skeleton bones, normalisation).
+      candidates: the systems' candidate edges ({"senders", ["mask"], ...}) with labels
+        over them, or None for the complete graph; large systems are drawn as a window
+        (`nri_tf.visualise.drawn_nodes`).
     """
 
-    def __init__(self, log_dir: str, trajectories, labels, metadata):
+    def __init__(self, log_dir: str, trajectories, labels, metadata, candidates=None):
         super().__init__()
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
         self.trajectories = np.asarray(trajectories)
         self.labels = None if labels is None else np.asarray(labels)
         self.metadata = metadata
+        self.candidates = None if candidates is None else {
+            name: np.asarray(value) for name, value in candidates.items() if name in ("senders", "mask")}
 
     def on_epoch_end(self, epoch, logs=None):
         # matplotlib, loaded only by runs that draw graph images.
         from nri_tf.figures import figure_image
         from nri_tf.visualise import graph_figures
 
-        drawn = graph_figures(self.model, self.trajectories, self.labels, self.metadata, split="validation")
+        drawn = graph_figures(self.model, self.trajectories, self.labels, self.metadata, split="validation",
+                              candidates=self.candidates)
         images = np.stack([figure_image(figure) for figure in drawn])
         with self.writer.as_default():
             tf.summary.image("graphs", images, step=epoch, max_outputs=len(images),

@@ -15,6 +15,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from data_pipelines.candidate_selection import CandidateSpec
 from data_pipelines.contract import SPLITS, has_edge_labels
 from data_pipelines.datasets import first_frames, make_dataset
 from data_pipelines.errors import DatasetError
@@ -52,14 +53,22 @@ def dataset_description(data_dir: str, frames: int | None = None) -> dict:
             "splits": dict(metadata.splits), "fingerprint": metadata_fingerprint(metadata)}
 
 
+def candidate_spec(config: NRIConfig) -> CandidateSpec:
+    """The candidate edges a config trains on (`NRIConfig.candidate_edges` and its parameters)."""
+    return CandidateSpec(config.candidate_edges, config.candidate_k, config.candidate_radius)
+
+
 def check_training_data(config: NRIConfig, data_dir: str, metadata) -> None:
     """Checks, before anything is written or trained, everything a run will read: the
-    train, valid (best epoch) and test (results) splits with enough frames, and every
-    record of them (`data_pipelines.storage.reader.check_split`: CRCs, shapes, finite values, edge labels).
+    candidate edges fit the data, the train, valid (best epoch) and test (results) splits
+    with enough frames, and every record of them (`data_pipelines.storage.reader.check_split`:
+    CRCs, shapes, finite values, edge labels, stored edge lists).
 
     Raises:
-      DatasetError naming the split, file or system at fault.
+      DatasetError naming the split, file or system at fault; CandidateSpecError for
+      candidate settings the data cannot give.
     """
+    candidate_spec(config).check(metadata)
     missing = [split for split in SPLITS if split not in metadata.splits]
     if missing:
         raise DatasetError(f"{data_dir}: no {' or '.join(missing)} split; training needs train, "
@@ -88,11 +97,12 @@ def learning_rate_schedule(config: NRIConfig, steps_per_epoch: int):
 
 def build_model(config: NRIConfig, num_nodes: int, steps_per_epoch: int,
                 jit_compile: bool | str = "auto") -> NRI:
-    """An NRI model with its Adam optimizer (`learning_rate_schedule`), built for ``num_nodes`` nodes."""
+    """An NRI model with its Adam optimizer (`learning_rate_schedule`), built for ``num_nodes``
+    nodes (`NRI.build_for_nodes`)."""
     model = NRI(config)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch)),
                   jit_compile=jit_compile)
-    model(tf.zeros([1, num_nodes, config.frames, config.dims]))
+    model.build_for_nodes(num_nodes)
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -111,7 +121,8 @@ def _split_dataset(data_dir: str, split: str, config: NRIConfig, *, training: bo
     # Training data repeats and `fit` counts the epoch's steps, so every epoch has the
     # same number of full batches on every replica.
     dataset = make_dataset(data_dir, split, config.batch_size, shuffle=training, seed=seed,
-                           drop_remainder=training, repeat=training, cache=True)
+                           drop_remainder=training, repeat=training, cache=True,
+                           candidates=candidate_spec(config))
     if frames is not None:
         dataset = first_frames(dataset, frames)
     return dataset if labelled else evaluation.trajectories_only(dataset)
@@ -182,10 +193,12 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
                 fit_callbacks.append(run_callbacks.EpochTensorBoard(logs, write_graph=False, profile_batch=0))
                 run_callbacks.log_hparams(logs, config, data_dir, os.path.basename(os.path.normpath(run_dir)))
                 if options.graph_images:
-                    shown = make_dataset(data_dir, "valid", options.graph_images, shuffle=False)
-                    trajectories, labels = next(iter(shown))
+                    shown = make_dataset(data_dir, "valid", options.graph_images, shuffle=False,
+                                         candidates=candidate_spec(config))
+                    trajectories, labels, *candidates = next(iter(shown))
                     fit_callbacks.append(run_callbacks.GraphImages(
-                        logs, trajectories[:, :, :config.frames], labels if labelled else None, metadata))
+                        logs, trajectories[:, :, :config.frames], labels if labelled else None, metadata,
+                        candidates[0] if candidates else None))
                 fit_callbacks.append(run_callbacks.EpochHistory(
                     os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch))
             fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, BEST_CHECKPOINT_METRIC))
@@ -196,7 +209,8 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
 
         best_epoch = state.restore_best()
         state.close()
-        test_data = make_dataset(data_dir, "test", config.batch_size, shuffle=False)
+        test_data = make_dataset(data_dir, "test", config.batch_size, shuffle=False,
+                                 candidates=candidate_spec(config))
         if not labelled:
             test_data = evaluation.trajectories_only(test_data)
         results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph)

@@ -229,15 +229,13 @@ def load_best_model(run_dir: str, nodes: int):
     Raises:
       RunDirectoryError: not a run directory, or no epoch has completed yet.
     """
-    # TensorFlow and the model only here: the checks above run without loading them.
-    import tensorflow as tf
-
+    # The model (and TensorFlow) only here: the checks above run without loading them.
     from nri_tf.model import NRI
 
     config = load_config(run_dir)
     model = NRI(config)
     model.compile()  # `evaluate` needs a compiled model; no optimizer state is loaded
-    model(tf.zeros([1, nodes, config.frames, config.dims]))
+    model.build_for_nodes(nodes)
     if not load_best_weights(run_dir, model):
         raise RunDirectoryError(f"run {run_dir} has no best weights yet: no epoch has completed, or "
                                 "training stopped while saving the first; re-run its train command")

@@ -15,8 +15,9 @@ of caller-given initial states (`integrate_springs`, `integrate_charged`,
 physics against other code.
 
 `LocalSpringsSimulation` ("local-springs", issue 15) samples large systems with springs
-between nearby nodes only and returns sparse ground truth (`SparseSimulationResult`); it is
-not in `SIMULATION_NAMES` until storage and generate write sparse data.
+between nearby nodes only and returns sparse ground truth (`SparseSimulationResult`): edge
+lists instead of N x N matrices, stored as such (`EDGE_LIST_SIMULATION_NAMES`; every name,
+`ALL_SIMULATION_NAMES`, is found by `get_simulation`).
 
     from data_pipelines.simulations import get_simulation
     result = get_simulation("springs").sample(1000, 5, seed=0)   # [1000, 5, 49, 4]
@@ -34,14 +35,19 @@ from data_pipelines.simulations.local_springs import (LocalSpringsSimulation, Sp
 from data_pipelines.simulations.springs import SpringsSimulation, integrate_springs, spring_forces
 
 SIMULATION_NAMES = ("springs", "charged", "kuramoto")
+"""Simulations with dense ground truth: N x N interaction matrices, N*(N-1) labels."""
+EDGE_LIST_SIMULATION_NAMES = ("local-springs",)
+"""Simulations of large systems whose ground truth is an edge list (`SparseSimulationResult`)."""
+ALL_SIMULATION_NAMES = SIMULATION_NAMES + EDGE_LIST_SIMULATION_NAMES
 
 _SIMULATIONS = {simulation.name: simulation
-                for simulation in (SpringsSimulation(), ChargedSimulation(), KuramotoSimulation())}
-assert tuple(_SIMULATIONS) == SIMULATION_NAMES
+                for simulation in (SpringsSimulation(), ChargedSimulation(), KuramotoSimulation(),
+                                   LocalSpringsSimulation())}
+assert tuple(_SIMULATIONS) == ALL_SIMULATION_NAMES
 
 
-def get_simulation(name: str) -> Simulation:
-    """The simulation registered as ``name``, one of `SIMULATION_NAMES`.
+def get_simulation(name: str) -> Simulation | LocalSpringsSimulation:
+    """The simulation registered as ``name``, one of `ALL_SIMULATION_NAMES`.
 
     Raises:
       UserError: for an unknown name.
@@ -50,11 +56,11 @@ def get_simulation(name: str) -> Simulation:
         return _SIMULATIONS[name]
     except (KeyError, TypeError):
         raise UserError(f"unknown simulation {name!r}; choose one of "
-                        f"{', '.join(SIMULATION_NAMES)}") from None
+                        f"{', '.join(ALL_SIMULATION_NAMES)}") from None
 
 
 __all__ = [
-    "CHUNK_SIMS", "SIMULATION_NAMES", "Simulation", "SimulationResult", "get_simulation",
+    "ALL_SIMULATION_NAMES", "CHUNK_SIMS", "EDGE_LIST_SIMULATION_NAMES", "SIMULATION_NAMES", "Simulation", "SimulationResult", "get_simulation",
     "num_frames", "charged_forces", "integrate_charged", "integrate_kuramoto",
     "integrate_springs", "kuramoto_phase_velocities", "spring_forces",
     "ChargedSimulation", "KuramotoSimulation", "SpringsSimulation",

@@ -211,6 +211,21 @@ class LocalSpringsSimulation:
             raise ValueError(f"spring_probability must be in [0, 1], got {spring_probability!r}")
         self.density, self.cutoff, self.spring_probability = density, cutoff, spring_probability
 
+    def check_arguments(self, *, num_nodes, edge_types, noise, seed, workers) -> None:
+        """UserError naming the first bad argument of `sample` other than the sizes (the
+        checks of `base.Simulation.check_arguments`)."""
+        base.Simulation.check_arguments(self, num_nodes=num_nodes, edge_types=edge_types,
+                                        noise=noise, seed=seed, workers=workers)
+
+    def edge_list_description(self) -> dict:
+        """How the stored edge lists are chosen (a dataset's ``edge_lists`` metadata, without
+        its ``max_degree``): every ordered pair within the cutoff at the initial positions,
+        which holds every spring; labels 1 spring, 0 none."""
+        return {"method": "radius", "radius": float(self.cutoff),
+                "positions": "initial state (the positions sample_every integration steps "
+                             "before the first stored frame)",
+                "labels": "1 spring, 0 no spring; every spring is listed"}
+
     @property
     def parameters(self):
         """Physical constants and random-system scales (the box half-width is

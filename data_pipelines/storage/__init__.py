@@ -12,6 +12,12 @@ Native layout (``format_version`` 1) of a dataset directory::
                                                  edges = nodes * (nodes - 1) in the receiver-major
                                                  order of `data_pipelines.contract`
 
+Datasets of large systems (``format_version`` 2, metadata ``edge_lists``: how the pairs were
+chosen and ``max_degree``) store edge lists instead: "edges" holds int32 labels of the listed
+pairs only and a third bytes feature "edge_index" the pairs, int32 [edges, 2] (receiver,
+sender), receiver-major; a pair not listed is type 0. Readers yield them as
+`reader.LabelledEdges`.
+
 Modules, one job each:
   `metadata`    the metadata schema and its validation
   `staging`     atomic output directories (a dataset appears complete or not at all)

@@ -6,6 +6,12 @@ Building blocks:
   `ShardInfo`         one TFRecord file: name, records, bytes, SHA-256
   `file_sha256`       the checksum recorded per shard
   `TRAJECTORIES_FEATURE`, `EDGES_FEATURE`   the two bytes features of every record
+  `EDGE_INDEX_FEATURE`  the third feature of records with edge lists (large systems)
+
+Two kinds of records: dense labels (every dataset of format_version 1) hold one label per
+ordered node pair, N*(N-1) of them; datasets with edge lists (``edge_lists`` set, written as
+format_version 2) hold per system a list of (receiver, sender) pairs, receiver-major, and
+one label per listed pair; a pair not listed is type 0 (no interaction).
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from data_pipelines.contract import SPLITS
 from data_pipelines.errors import DatasetError
 from data_pipelines.normalisation import NORMALISATION_METHODS, Normalisation
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest format this code reads; datasets with dense labels are still written as 1."""
+DENSE_FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 TRAJECTORIES_FEATURE = "trajectories"
 EDGES_FEATURE = "edges"
+EDGE_INDEX_FEATURE = "edge_index"
 SHARD_NAME = rf"({'|'.join(SPLITS)})-\d{{5,}}-of-\d{{5,}}\.tfrecord"
 
 
@@ -52,6 +61,10 @@ class DatasetMetadata:
     reference_edges: {"label_values": [value of label k in the reference edges_*.npy, or
       None if unseen], "diagonal": value on the diagonal} or None where labels are all there is.
     extra: free-form source data, e.g. a skeleton's bone graph.
+    edge_lists: None for dense labels; for records with edge lists, how the pairs were
+      chosen ("method" and its parameters, e.g. {"method": "radius", "radius": 1.5,
+      "positions": "initial state"}) and "max_degree", the most pairs any node receives in
+      any system of any split (the padded width of the given candidates).
     """
     source: str
     parameters: dict
@@ -66,15 +79,26 @@ class DatasetMetadata:
     seed: int | None = None
     reference_edges: dict | None = None
     extra: dict = dataclasses.field(default_factory=dict)
-    format_version: int = FORMAT_VERSION
+    edge_lists: dict | None = None
+    format_version: int = DENSE_FORMAT_VERSION
 
     @property
     def edges(self) -> int:
         """Directed edges per system: nodes * (nodes - 1)."""
         return self.nodes * (self.nodes - 1)
 
+    @property
+    def has_edge_lists(self) -> bool:
+        """Whether records hold edge lists (and labels per listed pair), not N*(N-1) labels."""
+        return self.edge_lists is not None
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The JSON object of metadata.json; without ``edge_lists`` for dense labels, so that
+        such datasets read as before (and keep their fingerprint)."""
+        values = dataclasses.asdict(self)
+        if values["edge_lists"] is None:
+            del values["edge_lists"]
+        return values
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], where: str = "metadata") -> "DatasetMetadata":
@@ -138,6 +162,14 @@ class DatasetMetadata:
                 fail(f"shards of split {split!r} hold a different number of records than its size {size}")
             if not isinstance(self.frames[split], int) or self.frames[split] < 1:
                 fail(f"frames of split {split!r} must be a positive integer")
+        if self.edge_lists is not None:
+            if not isinstance(self.edge_lists, dict) or not isinstance(self.edge_lists.get("method"), str):
+                fail("edge_lists must be an object naming its \"method\"")
+            degree = self.edge_lists.get("max_degree")
+            if not isinstance(degree, int) or not 0 <= degree <= self.nodes - 1:
+                fail(f"edge_lists max_degree must be an integer in 0..{self.nodes - 1}, got {degree!r}")
+            if self.format_version < FORMAT_VERSION:
+                fail(f"edge lists need format_version {FORMAT_VERSION}, got {self.format_version}")
         norm = self.normalisation
         if norm.method not in NORMALISATION_METHODS:
             fail(f"unknown normalisation method {norm.method!r}")

@@ -5,6 +5,10 @@ Building blocks:
   `metadata_fingerprint`           which data a directory holds (runs belong to it)
   `iter_split`, `check_split`, `read_split`   records, every one verified (values too)
   `decode_records`    serialized records -> tensors (the one parser, shared with tf.data)
+  `decode_edge_list_record`   the same for one record of a dataset with edge lists
+
+Datasets with edge lists (`DatasetMetadata.has_edge_lists`) come as (trajectories,
+`LabelledEdges`) instead of (trajectories, labels [systems, nodes * (nodes - 1)]).
 
 TensorFlow is imported only inside the functions that touch TFRecords, so that the
 command-line tools read metadata, and reject bad input, without loading it.
@@ -17,11 +21,37 @@ import hashlib
 import json
 import os
 
+import dataclasses
+
 import numpy as np
 
+from data_pipelines.candidates import EdgeLists
 from data_pipelines.errors import DatasetError
-from data_pipelines.storage.metadata import (EDGES_FEATURE, METADATA_FILE, TRAJECTORIES_FEATURE,
-                                             DatasetMetadata, ShardInfo, file_sha256)
+from data_pipelines.storage.metadata import (EDGE_INDEX_FEATURE, EDGES_FEATURE, METADATA_FILE,
+                                             TRAJECTORIES_FEATURE, DatasetMetadata, ShardInfo,
+                                             file_sha256)
+
+_EDGE_LIST_BATCH = 256
+"""Records per numpy batch when iterating a dataset with edge lists."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledEdges:
+    """The labelled pairs of a batch of systems of a dataset with edge lists.
+
+    Attributes:
+      edges: `EdgeLists`, each system's (receiver, sender) pairs, receiver-major.
+      labels: [total_edges] int32 edge type of each pair of ``edges.edges``.
+    """
+
+    edges: EdgeLists
+    labels: np.ndarray
+
+    @classmethod
+    def concatenate(cls, parts: list["LabelledEdges"]) -> "LabelledEdges":
+        """The systems of ``parts``, one after another."""
+        return cls(EdgeLists.from_list([part.edges[s] for part in parts for s in range(len(part.edges))]),
+                   np.concatenate([part.labels for part in parts]).astype(np.int32))
 
 
 def read_metadata(data_dir: str) -> DatasetMetadata:
@@ -97,13 +127,83 @@ def decode_records(serialized, nodes: int, frames: int, dims: int):
             tf.reshape(edges, [batch, nodes * (nodes - 1)]))
 
 
-def _shard_batches(path: str, metadata: DatasetMetadata, frames: int):
-    """(trajectories [b, nodes, frames, dims], edges [b, edges]) numpy batches of one shard."""
+def decode_edge_list_record(serialized, nodes: int, frames: int, dims: int):
+    """Parses one record of a dataset with edge lists (tf.data maps it over records).
+
+    Args:
+      serialized: scalar tf.string record.
+    Returns:
+      (trajectories [nodes, frames, dims] float32 raw units, pairs [edges, 2] int32
+       (receiver, sender), labels [edges] int32).
+    """
     import tensorflow as tf   # only where records are touched (module docstring)
 
-    batches = tf.data.TFRecordDataset(path).batch(4096).map(
-        lambda s: decode_records(s, metadata.nodes, frames, metadata.dims))
-    return batches.as_numpy_iterator()
+    spec = {name: tf.io.FixedLenFeature([], tf.string)
+            for name in (TRAJECTORIES_FEATURE, EDGES_FEATURE, EDGE_INDEX_FEATURE)}
+    features = tf.io.parse_single_example(serialized, spec)
+    trajectories = tf.io.decode_raw(features[TRAJECTORIES_FEATURE], tf.float32, little_endian=True)
+    labels = tf.io.decode_raw(features[EDGES_FEATURE], tf.int32, little_endian=True)
+    pairs = tf.io.decode_raw(features[EDGE_INDEX_FEATURE], tf.int32, little_endian=True)
+    return (tf.reshape(trajectories, [nodes, frames, dims]), tf.reshape(pairs, [tf.size(labels), 2]),
+            labels)
+
+
+def _shard_batches(path: str, metadata: DatasetMetadata, frames: int):
+    """(trajectories [b, nodes, frames, dims], edges [b, edges] or `LabelledEdges`) numpy
+    batches of one shard."""
+    import tensorflow as tf   # only where records are touched (module docstring)
+
+    if not metadata.has_edge_lists:
+        batches = tf.data.TFRecordDataset(path).batch(4096).map(
+            lambda s: decode_records(s, metadata.nodes, frames, metadata.dims))
+        return batches.as_numpy_iterator()
+    records = tf.data.TFRecordDataset(path).map(
+        lambda s: decode_edge_list_record(s, metadata.nodes, frames, metadata.dims)).as_numpy_iterator()
+    return _edge_list_batches(records)
+
+
+def _edge_list_batches(records):
+    batch = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == _EDGE_LIST_BATCH:
+            yield _stack_edge_list_records(batch)
+            batch = []
+    if batch:
+        yield _stack_edge_list_records(batch)
+
+
+def _stack_edge_list_records(records) -> tuple[np.ndarray, LabelledEdges]:
+    return (np.stack([trajectories for trajectories, _, _ in records]),
+            LabelledEdges(EdgeLists.from_list([pairs for _, pairs, _ in records]),
+                          np.concatenate([labels for _, _, labels in records]).astype(np.int32)))
+
+
+def _check_edge_lists(metadata: DatasetMetadata, edges: LabelledEdges, fail) -> None:
+    """``fail(bad_systems [batch] bool, problem)`` for pairs naming a node out of range, self
+    loops, pairs out of receiver-major order or repeated, more pairs per node than the
+    metadata's max_degree."""
+    nodes, pairs = metadata.nodes, edges.edges.edges.astype(np.int64)
+    if not len(pairs):
+        return
+    system = np.repeat(np.arange(len(edges.edges)), edges.edges.num_edges())
+
+    def check(bad_pairs, problem):
+        if bad_pairs.any():
+            fail(np.bincount(system[bad_pairs], minlength=len(edges.edges)) > 0, problem)
+
+    out_of_range = ((pairs < 0) | (pairs >= nodes)).any(axis=1)
+    check(out_of_range, f"has candidate edge {pairs[np.argmax(out_of_range)].tolist()} naming a node "
+                        f"outside 0..{nodes - 1}")
+    check(pairs[:, 0] == pairs[:, 1], "has an edge joining a node to itself")
+    keys = system * nodes * nodes + pairs[:, 0] * nodes + pairs[:, 1]
+    repeated = np.concatenate([[False], np.diff(keys) <= 0])
+    check(repeated, "has edges listed twice or out of receiver-major order")
+    degrees = np.bincount(system * nodes + pairs[:, 0], minlength=len(edges.edges) * nodes)
+    too_many = degrees.reshape(len(edges.edges), nodes).max(axis=1) > metadata.edge_lists["max_degree"]
+    if too_many.any():
+        fail(too_many, f"has a node with more edges than max_degree "
+                       f"{metadata.edge_lists['max_degree']} in {METADATA_FILE}")
 
 
 def _check_values(path: str, metadata: DatasetMetadata, split: str, first: int,
@@ -114,7 +214,8 @@ def _check_values(path: str, metadata: DatasetMetadata, split: str, first: int,
 
     Args:
       first: index in the split of the first system of the batch.
-      trajectories: [batch, nodes, frames, dims]; edges: [batch, edges].
+      trajectories: [batch, nodes, frames, dims]; edges: [batch, edges], or the
+        `LabelledEdges` of a dataset with edge lists (also checked by `_check_edge_lists`).
     """
     def fail(bad_systems: np.ndarray, problem: str):
         raise DatasetError(f"{path}: system {first + int(np.argmax(bad_systems))} of split {split!r} "
@@ -124,10 +225,21 @@ def _check_values(path: str, metadata: DatasetMetadata, split: str, first: int,
     finite = np.isfinite(flat).all(axis=(1, 2))
     if not finite.all():
         fail(~finite, "contains NaN or Inf")
-    out_of_range = (edges < 0) | (edges >= metadata.edge_types)
-    if out_of_range.any():
-        fail(out_of_range.any(axis=1), f"has edge label {int(edges[out_of_range][0])}, outside "
-                                       f"[0, {metadata.edge_types}) (metadata edge_types)")
+    if isinstance(edges, LabelledEdges):
+        _check_edge_lists(metadata, edges, fail)
+        per_system = np.split(edges.labels, edges.edges.row_splits[1:-1])
+        out_of_range = np.array([((labels < 0) | (labels >= metadata.edge_types)).any()
+                                 for labels in per_system])
+        if out_of_range.any():
+            labels = per_system[int(np.argmax(out_of_range))]
+            bad = labels[(labels < 0) | (labels >= metadata.edge_types)][0]
+            fail(out_of_range, f"has edge label {int(bad)}, outside [0, {metadata.edge_types}) "
+                               "(metadata edge_types)")
+    else:
+        out_of_range = (edges < 0) | (edges >= metadata.edge_types)
+        if out_of_range.any():
+            fail(out_of_range.any(axis=1), f"has edge label {int(edges[out_of_range][0])}, outside "
+                                           f"[0, {metadata.edge_types}) (metadata edge_types)")
     if split == "train":
         norm = metadata.normalisation
         inside = ((flat >= np.asarray(norm.min)) & (flat <= np.asarray(norm.max))).all(axis=(1, 2))
@@ -141,7 +253,8 @@ def iter_split(data_dir: str, split: str, metadata: DatasetMetadata | None = Non
 
     Yields:
       (trajectories [batch, nodes, frames, dims] float32 raw units,
-       edges [batch, nodes * (nodes - 1)] int32 labels, receiver-major).
+       edges [batch, nodes * (nodes - 1)] int32 labels, receiver-major, or for a dataset
+       with edge lists their `LabelledEdges`).
     Raises:
       DatasetError naming the file for a missing split, a missing, truncated or corrupt
       shard (contents that differ from the metadata's SHA-256, bad CRC, unparsable
@@ -188,8 +301,11 @@ def read_split(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
       (trajectories [systems, nodes, frames, dims] float32 raw units,
-       edges [systems, nodes * (nodes - 1)] int32 labels, receiver-major).
+       edges [systems, nodes * (nodes - 1)] int32 labels, receiver-major, or for a dataset
+       with edge lists their `LabelledEdges`).
     """
     batches = list(iter_split(data_dir, split))
-    return (np.concatenate([x for x, _ in batches]), np.concatenate([e for _, e in batches]))
+    edges = [e for _, e in batches]
+    return (np.concatenate([x for x, _ in batches]),
+            LabelledEdges.concatenate(edges) if isinstance(edges[0], LabelledEdges) else np.concatenate(edges))
 

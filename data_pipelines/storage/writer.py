@@ -6,6 +6,11 @@ Building blocks:
 
 Every split with at least 2 systems has at least 2 shards, so that two tf.distribute
 workers each get files of their own (`data_pipelines.datasets.make_dataset`).
+
+Large systems store edge lists instead of N*(N-1) labels: a writer made with
+``edge_lists={"method": ..., ...}`` takes per split the labelled pairs of every system
+(`data_pipelines.candidates.EdgeLists`, receiver-major, and one label per pair) and records
+the most pairs any node receives as ``max_degree``.
 TensorFlow is imported only inside the functions that write records, so that bad input is
 rejected without loading it.
 """
@@ -19,11 +24,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from data_pipelines.candidates import EdgeLists
 from data_pipelines.contract import SPLITS
 from data_pipelines.errors import DatasetError
 from data_pipelines.normalisation import (Normalisation, check_method, checked_groups,
                                           compute_normalisation)
-from data_pipelines.storage.metadata import (EDGES_FEATURE, METADATA_FILE, TRAJECTORIES_FEATURE,
+from data_pipelines.storage.metadata import (DENSE_FORMAT_VERSION, EDGE_INDEX_FEATURE, EDGES_FEATURE,
+                                             FORMAT_VERSION, METADATA_FILE, TRAJECTORIES_FEATURE,
                                              DatasetMetadata, ShardInfo, file_sha256)
 from data_pipelines.storage.staging import StagingDirectory
 
@@ -38,14 +45,18 @@ def _shard_bounds(records: int, shard_size: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
-def _serialize(trajectories: np.ndarray, edges: np.ndarray) -> bytes:
-    """One system as a serialized tf.train.Example (see the module docstring)."""
+def _serialize(trajectories: np.ndarray, edges: np.ndarray, edge_index: np.ndarray | None = None) -> bytes:
+    """One system as a serialized tf.train.Example (see the module docstring); with
+    ``edge_index`` [edges, 2] int32 the labelled pairs of an edge-list record."""
     import tensorflow as tf   # only where records are touched (module docstring)
 
-    return tf.train.Example(features=tf.train.Features(feature={
-        TRAJECTORIES_FEATURE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[trajectories.tobytes()])),
-        EDGES_FEATURE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[edges.tobytes()])),
-    })).SerializeToString()
+    def feature(array):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[array.tobytes()]))
+
+    features = {TRAJECTORIES_FEATURE: feature(trajectories), EDGES_FEATURE: feature(edges)}
+    if edge_index is not None:
+        features[EDGE_INDEX_FEATURE] = feature(edge_index)
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
 class DatasetWriter:
@@ -68,8 +79,11 @@ class DatasetWriter:
                  feature_names: Sequence[str], normalisation_groups: Sequence[Sequence[int]] | None,
                  normalisation_method: str = "minmax", seed: int | None = None,
                  extra: dict | None = None, reference_edges: dict | None = None,
-                 shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False):
+                 shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False,
+                 edge_lists: dict | None = None):
         check_method(normalisation_method)
+        if edge_lists is not None and not isinstance(edge_lists.get("method"), str):
+            raise DatasetError(f"edge_lists must name the \"method\" that chose the pairs, got {edge_lists!r}")
         if not isinstance(edge_types, (int, np.integer)) or edge_types < 1:
             raise DatasetError(f"edge_types must be a positive integer, got {edge_types!r}")
         if shard_size < 1:
@@ -80,6 +94,7 @@ class DatasetWriter:
         self.source, self.parameters, self.edge_types = source, dict(parameters), int(edge_types)
         self.method, self.seed, self.shard_size = normalisation_method, seed, shard_size
         self.extra, self.reference_edges = dict(extra or {}), reference_edges
+        self.edge_lists = None if edge_lists is None else {**edge_lists, "max_degree": 0}
         self.nodes: int | None = None
         self.frames: dict[str, int] = {}
         self.sizes: dict[str, int] = {}
@@ -97,19 +112,33 @@ class DatasetWriter:
         elif self.metadata is None:
             self.commit()
 
-    def write_split(self, split: str, trajectories: np.ndarray, edges: np.ndarray) -> list[ShardInfo]:
+    def write_split(self, split: str, trajectories: np.ndarray, edges: np.ndarray,
+                    edge_index: EdgeLists | None = None) -> list[ShardInfo]:
         """Validates one split and writes its shards.
 
         Args:
           split: one of `SPLITS`, each written once.
           trajectories: [systems, nodes, frames, dims] finite raw values (stored as float32).
-          edges: [systems, nodes * (nodes - 1)] int labels in [0, edge_types), receiver-major.
+          edges: [systems, nodes * (nodes - 1)] int labels in [0, edge_types), receiver-major;
+            for a writer with ``edge_lists``: [total_edges] labels of ``edge_index.edges``.
+          edge_index: for a writer with ``edge_lists`` only: the labelled (receiver, sender)
+            pairs of every system, receiver-major, no duplicates or self loops.
         Returns:
           The split's `ShardInfo` list.
         """
         import tensorflow as tf   # only where records are touched (module docstring)
 
-        trajectories, edges = self._validated(split, trajectories, edges)
+        if (edge_index is None) != (self.edge_lists is None):
+            raise DatasetError(f"{self.output_dir}, split {split!r}: "
+                               + ("this writer stores edge lists: pass edge_index" if edge_index is None
+                                  else "edge_index given to a writer without edge_lists"))
+        if edge_index is not None:
+            trajectories, _ = self._validated(split, trajectories, None)
+            edges, pairs = self._validated_edge_lists(split, trajectories.shape, edges, edge_index)
+            records = lambda i: _serialize(trajectories[i], edges[i], pairs[i])   # noqa: E731
+        else:
+            trajectories, edges = self._validated(split, trajectories, edges)
+            records = lambda i: _serialize(trajectories[i], edges[i])   # noqa: E731
         if split == "train":
             self.normalisation = compute_normalisation(trajectories, self.groups, self.method)
         shards = []
@@ -119,7 +148,7 @@ class DatasetWriter:
             try:
                 with tf.io.TFRecordWriter(path) as writer:
                     for i in range(start, stop):
-                        writer.write(_serialize(trajectories[i], edges[i]))
+                        writer.write(records(i))
             except (OSError, tf.errors.OpError) as error:
                 raise DatasetError(f"cannot write {path}: {getattr(error, 'message', error)}") from None
             shards.append(ShardInfo(file=name, records=stop - start, bytes=os.path.getsize(path),
@@ -134,7 +163,8 @@ class DatasetWriter:
             raise DatasetError(f"{where}: unknown split; splits are {', '.join(SPLITS)}")
         if split in self.sizes:
             raise DatasetError(f"{where}: written twice")
-        trajectories, edges = np.asarray(trajectories), np.asarray(edges)
+        trajectories = np.asarray(trajectories)
+        edges = None if edges is None else np.asarray(edges)
         if trajectories.ndim != 4:
             raise DatasetError(f"{where}: trajectories must be [systems, nodes, frames, dims], "
                                f"got shape {trajectories.shape}")
@@ -154,6 +184,9 @@ class DatasetWriter:
         if not finite.all():
             raise DatasetError(f"{where}: trajectories contain NaN or Inf (first in system "
                                f"{int(np.argmin(finite))})")
+        self.nodes = nodes
+        if edges is None:
+            return trajectories, None
         if edges.shape != (systems, nodes * (nodes - 1)):
             raise DatasetError(f"{where}: edges must be [{systems}, {nodes * (nodes - 1)}] labels "
                                f"(systems, nodes*(nodes-1)), got shape {edges.shape}")
@@ -162,8 +195,41 @@ class DatasetWriter:
         if edges.min() < 0 or edges.max() >= self.edge_types:
             raise DatasetError(f"{where}: edge labels must lie in [0, {self.edge_types}), "
                                f"got {edges.min()}..{edges.max()}")
-        self.nodes = nodes
         return trajectories, np.ascontiguousarray(edges, dtype="<i4")
+
+    def _validated_edge_lists(self, split, shape, labels, edge_index: EdgeLists):
+        """Per system (labels [edges_s] little-endian int32, pairs [edges_s, 2] int32) of a
+        split's edge lists, or a DatasetError naming the first bad system; raises
+        ``max_degree`` to the split's."""
+        where = f"{self.output_dir}, split {split!r}"
+        systems, nodes = shape[:2]
+        labels, pairs = np.asarray(labels), np.asarray(edge_index.edges)
+        if len(edge_index) != systems or labels.shape != (len(pairs),) or pairs.shape[1:] != (2,):
+            raise DatasetError(f"{where}: need edge lists of {systems} systems and one label per "
+                               f"pair, got {len(edge_index)} systems, {len(pairs)} pairs and "
+                               f"{labels.shape[0] if labels.ndim else 0} labels")
+        if not (np.issubdtype(labels.dtype, np.integer) and np.issubdtype(pairs.dtype, np.integer)):
+            raise DatasetError(f"{where}: edge labels and pairs must be integers")
+        system = np.repeat(np.arange(systems), edge_index.num_edges())
+
+        if len(pairs):
+            keys = (system.astype(np.int64) * nodes * nodes + pairs[:, 0].astype(np.int64) * nodes
+                    + pairs[:, 1])
+            for bad, problem in (
+                    (((pairs < 0) | (pairs >= nodes)).any(axis=1), f"has a pair naming a node outside 0..{nodes - 1}"),
+                    (pairs[:, 0] == pairs[:, 1], "has a pair joining a node to itself"),
+                    (np.concatenate([[False], np.diff(keys) <= 0]),
+                     "has pairs out of receiver-major order or listed twice"),
+                    ((labels < 0) | (labels >= self.edge_types), f"has an edge label outside [0, {self.edge_types})")):
+                if bad.any():
+                    raise DatasetError(f"{where}: system {int(system[np.argmax(bad)])} {problem}")
+            degrees = np.bincount(system * nodes + pairs[:, 0], minlength=systems * nodes)
+            self.edge_lists["max_degree"] = max(self.edge_lists["max_degree"], int(degrees.max()))
+        labels = np.ascontiguousarray(labels, dtype="<i4")
+        pairs = np.ascontiguousarray(pairs, dtype="<i4")
+        splits = edge_index.row_splits
+        return ([labels[splits[s]:splits[s + 1]] for s in range(systems)],
+                [pairs[splits[s]:splits[s + 1]] for s in range(systems)])
 
     def commit(self) -> DatasetMetadata:
         """Writes metadata.json and moves the dataset into place; returns its metadata."""
@@ -178,7 +244,9 @@ class DatasetWriter:
                 edge_types=self.edge_types, frames={s: self.frames[s] for s in order},
                 splits={s: self.sizes[s] for s in order}, normalisation=self.normalisation,
                 shards={s: self.shards[s] for s in order}, seed=self.seed,
-                reference_edges=self.reference_edges, extra=self.extra).validate(self.output_dir)
+                reference_edges=self.reference_edges, extra=self.extra, edge_lists=self.edge_lists,
+                format_version=DENSE_FORMAT_VERSION if self.edge_lists is None else FORMAT_VERSION,
+            ).validate(self.output_dir)
             try:
                 text = json.dumps(metadata.to_dict(), indent=2, allow_nan=False)
             except (TypeError, ValueError) as error:

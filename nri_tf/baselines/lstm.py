@@ -70,8 +70,9 @@ class LSTMPredictor(RecurrentDecoder):
         zeros = tf.zeros([self._rows(trajectories), self.units], trajectories.dtype)
         return tuple((zeros, zeros) for _ in self.cells)
 
-    def _predict(self, inputs, hidden, edge_weights, training):
-        """One step: ([batch, nodes, dims], LSTM states) -> (prediction, new states)."""
+    def _predict(self, inputs, hidden, edge_weights, training, edges=None):
+        """One step: ([batch, nodes, dims], LSTM states) -> (prediction, new states); no graph,
+        so ``edge_weights`` and ``edges`` are ignored."""
         shape = tf.shape(inputs)
         x = self.input2(self.input1(inputs))                          # [batch, nodes, hidden]
         x = tf.reshape(x, [self._rows(inputs), self.units])

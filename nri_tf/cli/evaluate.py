@@ -86,7 +86,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     # Imported here: they import TensorFlow, which --help must not wait for.
     from data_pipelines.datasets import make_dataset
     from nri_tf import evaluation
-    from trainers.loop import dataset_description
+    from trainers.loop import candidate_spec, dataset_description
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
@@ -110,17 +110,19 @@ def evaluate_run(args: argparse.Namespace) -> int:
         raise UserError(f"--system {args.system}: the test split of {data_dir} has "
                         f"{metadata.splits['test']} systems (0..{metadata.splits['test'] - 1})")
     evaluation.prediction_horizon(metadata.frames["test"], config.frames, data_dir=data_dir)
+    candidates = candidate_spec(config).check(metadata)
     check_split(data_dir, "test", metadata)
     model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
     labelled = has_edge_labels(metadata)
     normaliser, normalised_by = evaluation_normaliser(args.normalisation, run_data, data_dir)
     batch_size = config.batch_size if args.batch_size is None else args.batch_size
-    test_data = make_dataset(data_dir, "test", batch_size, shuffle=False, normaliser=normaliser)
+    test_data = make_dataset(data_dir, "test", batch_size, shuffle=False, normaliser=normaliser,
+                             candidates=candidates)
     if not labelled:
         test_data = evaluation.trajectories_only(test_data)
     results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph)
     if args.image:
-        write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system)
+        write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system, candidates)
     if args.plots:
         write_plots(args.plots, args.run, results, os.path.basename(os.path.normpath(data_dir)))
     results_path = os.path.join(args.run, run_directory.RESULTS_FILE)
@@ -176,8 +178,10 @@ def check_image_path(path: str) -> None:
         raise UserError(f"--image {path} cannot be written: {parent} is not a writable directory")
 
 
-def write_image(path: str, model, data_dir: str, metadata, labelled: bool, normaliser, system: int) -> None:
-    """Writes the `nri_tf.visualise.graph_figures` picture of test system ``system`` to ``path``.
+def write_image(path: str, model, data_dir: str, metadata, labelled: bool, normaliser, system: int,
+                candidates=None) -> None:
+    """Writes the `nri_tf.visualise.graph_figures` picture of test system ``system`` to ``path``
+    (on the run's candidate edges ``candidates``, a `CandidateSpec`, if any).
 
     Raises OSError naming the path when it cannot be written.
     """
@@ -186,10 +190,10 @@ def write_image(path: str, model, data_dir: str, metadata, labelled: bool, norma
     from nri_tf.figures import save_figure
     from nri_tf.visualise import graph_figures
 
-    test = make_dataset(data_dir, "test", 1, shuffle=False, normaliser=normaliser)
-    trajectories, labels = next(iter(test.skip(system)))
+    test = make_dataset(data_dir, "test", 1, shuffle=False, normaliser=normaliser, candidates=candidates)
+    trajectories, labels, *edges = next(iter(test.skip(system)))
     figure, = graph_figures(model, trajectories.numpy(), labels.numpy() if labelled else None, metadata,
-                            normaliser, first_system=system)[:1]
+                            normaliser, first_system=system, candidates=edges[0] if edges else None)[:1]
     save_figure(figure, path)
 
 

@@ -39,6 +39,7 @@ import argparse
 import os
 import sys
 
+from data_pipelines.errors import UserError
 from data_pipelines.simulations import SIMULATION_NAMES
 from data_pipelines.storage.reader import read_metadata
 from data_pipelines.tf_startup import import_tensorflow
@@ -103,6 +104,10 @@ def _run(args: argparse.Namespace, nri_overrides: dict) -> int:
         {"simulation": args.simulation, "num_nodes": args.num_nodes, **budget.data, "seed": 42},
         log_to_stderr)
     metadata = read_metadata(data_dir)
+    if metadata.has_edge_lists:
+        raise UserError(f"{data_dir} is stored with edge lists (large systems): the paper's tables "
+                        "compare models on the complete graph of densely labelled data; train on it "
+                        "with python -m nri_tf.train --data DIR --candidate-edges knn")
     prediction_horizon(metadata.frames["test"], metadata.frames["train"], data_dir=data_dir)
     root = args.output or os.path.join("experiments", f"{metadata.source}{metadata.nodes}-{args.budget}")
     experiment = Experiment(data_dir, metadata, budget, root, args.verbose, log_to_stderr, nri_overrides)

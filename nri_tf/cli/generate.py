@@ -40,7 +40,7 @@ from data_pipelines.errors import UserError
 from data_pipelines.generation import FORMATS, generate_dataset
 from data_pipelines.mocap.cmu import CMU_FPS, TEST_FRAMES, TRAIN_FRAMES, build_cmu_dataset
 from data_pipelines.mocap.skeleton import UNITS
-from data_pipelines.simulations import SIMULATION_NAMES
+from data_pipelines.simulations import ALL_SIMULATION_NAMES
 from data_pipelines.sportvu.nba import build_sportvu_dataset
 from data_pipelines.sportvu.tracks import SEGMENT_FRAMES
 from data_pipelines.storage.metadata import DatasetMetadata
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "event (default: 0)")
 
     sim = parser.add_argument_group("--source simulation (the default)")
-    sim.add_argument("--simulation", default="springs", choices=SIMULATION_NAMES,
+    sim.add_argument("--simulation", default="springs", choices=ALL_SIMULATION_NAMES,
                      help="which physics (default: %(default)s)")
     sim.add_argument("--num-nodes", type=int, default=5, help="nodes per system (default: %(default)s)")
     sim.add_argument("--num-train", type=int, default=50000,

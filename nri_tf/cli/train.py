@@ -87,10 +87,17 @@ def ensure_default_data(preset_data: dict, log) -> str:
     return data_dir
 
 
+CANDIDATE_FIELDS = ("candidate_edges", "candidate_k", "candidate_radius")
+
+
 def default_run_dir(data_dir: str, config) -> str:
     """runs/<dataset>-<hash of the config without epochs>: the same command resumes the
-    same run, and the same command with more --epochs extends it."""
+    same run, and the same command with more --epochs extends it. On the complete graph
+    the candidate settings are left out of the hash, so runs made before they existed keep
+    their directory."""
     settings = {k: v for k, v in config.to_dict().items() if k != "epochs"}
+    if config.candidate_edges == "complete":
+        settings = {k: v for k, v in settings.items() if k not in CANDIDATE_FIELDS}
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return os.path.join(DEFAULT_RUNS_ROOT, f"{os.path.basename(os.path.normpath(data_dir))}-{digest}")
 
@@ -108,8 +115,13 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
              "by validation nll)",
              f"test systems: {results['systems']}"]
     if "edge_accuracy" in results:
+        over = ("" if config.candidate_edges == "complete"
+                else f", over the {config.candidate_edges} candidate edges")
         lines.append(f"edge accuracy: {100 * results['edge_accuracy']:.1f}% (best permutation of "
-                     "the exchangeable edge types)")
+                     f"the exchangeable edge types{over})")
+    if "candidate_recall" in results:
+        lines.append(f"candidate recall: {100 * results['candidate_recall']:.2f}% of the true "
+                     f"interactions are among the candidates (the rest the model cannot find)")
     if config.decoder == "rnn":
         horizon = f"burn-in, then {config.prediction_steps} frames open loop, as in training"
     else:
