@@ -69,15 +69,22 @@ TINY_MODEL = ["--encoder-hidden", "8", "--decoder-hidden", "8", "--batch-size", 
 TINY_EPOCHS = 3
 
 
+def simulated_dataset(tmp_path_factory, name: str, **settings) -> str:
+    """A native dataset simulated into a fresh temporary folder (``settings``: those of
+    `data_pipelines.generation.generate_dataset`); returns its path."""
+    from data_pipelines.generation import generate_dataset
+
+    path = str(tmp_path_factory.mktemp("data") / name)
+    generate_dataset(path, progress=False, **settings)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """A springs5 dataset: 256/64/64 systems, 9 training frames, 29 test frames."""
-    from data_pipelines.generation import generate_dataset
-
-    path = str(tmp_path_factory.mktemp("data") / "springs5")
-    generate_dataset(path, simulation="springs", num_nodes=5, num_train=256, num_valid=64,
-                     num_test=64, length=1000, length_test=3000, seed=1, progress=False)
-    return path
+    return simulated_dataset(tmp_path_factory, "springs5", simulation="springs", num_nodes=5,
+                             num_train=256, num_valid=64, num_test=64, length=1000,
+                             length_test=3000, seed=1)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ from data_pipelines.datasets import make_dataset
 from data_pipelines.generation import generate_dataset
 from data_pipelines.storage.reader import read_metadata, read_split
 
+from conftest import simulated_dataset
+
 
 def _as_pairs(senders: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """[nodes, d] senders (+ mask) -> [edges, 2] (receiver, sender) of the real candidates."""
@@ -95,18 +97,14 @@ def test_labels_and_interactions_from_dense_and_edge_list_storage_agree():
 
 @pytest.fixture(scope="module")
 def local_springs(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("data") / "local")
-    generate_dataset(out, simulation="local-springs", num_nodes=40, num_train=6, num_valid=3,
-                     num_test=3, length=600, length_test=1100, progress=False)
-    return out
+    return simulated_dataset(tmp_path_factory, "local", simulation="local-springs", num_nodes=40,
+                             num_train=6, num_valid=3, num_test=3, length=600, length_test=1100)
 
 
 @pytest.fixture(scope="module")
 def dense_springs(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("data") / "dense")
-    generate_dataset(out, simulation="springs", num_nodes=6, num_train=6, num_valid=3,
-                     num_test=3, length=600, length_test=1100, progress=False)
-    return out
+    return simulated_dataset(tmp_path_factory, "dense", simulation="springs", num_nodes=6,
+                             num_train=6, num_valid=3, num_test=3, length=600, length_test=1100)
 
 
 def test_edge_list_data_yields_every_candidate_kind(local_springs):

@@ -24,7 +24,8 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import TINY_EPOCHS, TINY_MODEL, rewrite_records, rewrite_system, tree_contents
+from conftest import (TINY_EPOCHS, TINY_MODEL, rewrite_records, rewrite_system, simulated_dataset,
+                      tree_contents)
 from nri_tf.cli import evaluate as evaluate_cli, train as train_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -579,12 +580,9 @@ def test_evaluate_draws_the_chosen_system_and_the_run_plots(tiny_run, tmp_path, 
 @pytest.fixture(scope="session")
 def local_springs_data(tmp_path_factory):
     """A local-springs dataset of 40 nodes stored with edge lists: 32/8/8 systems."""
-    from data_pipelines.generation import generate_dataset
-
-    path = str(tmp_path_factory.mktemp("data") / "local40")
-    generate_dataset(path, simulation="local-springs", num_nodes=40, num_train=32, num_valid=8,
-                     num_test=8, length=1000, length_test=3000, seed=1, progress=False)
-    return path
+    return simulated_dataset(tmp_path_factory, "local40", simulation="local-springs", num_nodes=40,
+                             num_train=32, num_valid=8, num_test=8, length=1000,
+                             length_test=3000, seed=1)
 
 
 def test_knn_candidates_train_evaluate_and_draw_end_to_end(local_springs_data, tmp_path, capsys):
