@@ -58,6 +58,13 @@ def test_report_writes_page_copies_and_curves(tmp_path):
     assert json.loads((output / "results" / "springs5" / "table1.json").read_text())["source"] == "springs"
     curve = report.training_curve(run)
     assert [(p.epoch, p.seconds) for p in curve] == [(1, 30.0), (2, 60.0), (3, 90.0)]
+    # The copies hold the run's history too: the page is rebuilt from them in place.
+    copies = output / "results" / "springs5"
+    assert (copies / "runs" / "nri_learned-seed42" / "history.jsonl").read_text() == (run / "history.jsonl").read_text()
+    (output / "results" / "accuracy_over_time.png").unlink()
+    assert experiments.main(["report", str(copies), "--output", str(output)]) == 0
+    assert (output / "results" / "accuracy_over_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| NRI (learned) | 85.0 ± 5.0 (99.9) |" in (output / "results.md").read_text()
 
 
 def test_report_of_a_directory_without_tables_is_a_one_line_error(tmp_path, capsys):

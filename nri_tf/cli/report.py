@@ -10,7 +10,9 @@ Every argument is an output directory of `python -m nri_tf.experiments table1|ta
   <output>/results.md                        Table 1 (one column per setting), Table 2 per
                                              setting, the wall time of every model, the
                                              paper's and NRI-MPM's numbers beside ours
-  <output>/results/<setting>/table*.json|md  copies of the tables the page was built from
+  <output>/results/<setting>/table*.json|md  copies of the tables the page was built from, and
+  <output>/results/<setting>/runs/*/history.jsonl  of its NRI (learned) runs: the page can be
+                                             rebuilt from these copies once the runs are gone
   <output>/results/accuracy_over_time.png    NRI (learned): validation edge accuracy against
                                              training time, one colour per setting
   <output>/results/recipes.png               the ``--curve`` runs (recipe comparisons)
@@ -212,6 +214,20 @@ def _has_accuracy(curve: list) -> bool:
     return bool(curve) and "val_edge_accuracy" in curve[0].record
 
 
+def _copy_results(setting: Setting, copy_dir: str) -> None:
+    """Copies a setting's table files and its NRI (learned) histories into ``copy_dir`` in
+    the experiments directory's layout, so that the page can be rebuilt from the copies
+    alone (`report docs/results/<setting> ...`) once the runs are gone."""
+    files = [name for name in TABLE_FILES if os.path.exists(os.path.join(setting.directory, name))]
+    files += [os.path.join("runs", os.path.basename(run), HISTORY_FILE) for run in setting.learned_runs()]
+    for name in files:
+        source, target = os.path.join(setting.directory, name), os.path.join(copy_dir, name)
+        if os.path.exists(target) and os.path.samefile(source, target):
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(source, target)
+
+
 def write_report(directories: list, output: str, extra_curves: dict | None = None) -> str:
     """Writes results.md, the copied tables and the figures into ``output``; returns the
     page's path.
@@ -224,11 +240,7 @@ def write_report(directories: list, output: str, extra_curves: dict | None = Non
     figures_dir = os.path.join(output, FIGURES_DIR)
     os.makedirs(figures_dir, exist_ok=True)
     for setting in settings:
-        copy_dir = os.path.join(figures_dir, setting.name)
-        os.makedirs(copy_dir, exist_ok=True)
-        for name in TABLE_FILES:
-            if os.path.exists(os.path.join(setting.directory, name)):
-                shutil.copyfile(os.path.join(setting.directory, name), os.path.join(copy_dir, name))
+        _copy_results(setting, os.path.join(figures_dir, setting.name))
 
     lines = ["# Results", "",
              "Written by `python -m nri_tf.experiments report " + " ".join(directories)
