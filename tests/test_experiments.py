@@ -129,4 +129,5 @@ def test_table2_on_motion_capture_with_nri_flags(tmp_path):
         assert rows[key]["paper"] is None
     config = json.loads((tmp_path / "out" / "runs" / "nri_learned-seed42" / "config.json").read_text())
     assert (config["decoder"], config["edge_types"], config["skip_first"], config["batch_size"]) == ("rnn", 4, True, 2)
+    assert result["nri_flags"] == {"decoder": "rnn", "edge_types": 4, "skip_first": True, "batch_size": 2}
     assert "| NRI (true graph) | no true graph in cmu data | – | – | – |" in done.stdout

@@ -17,12 +17,15 @@ def _table(source: str, nodes: int, table: str, rows: dict, seeds=(42, 43)) -> d
             "rows": tables.table_rows(table, rows, source, nodes)}
 
 
-def _write_setting(root, source: str, nodes: int, accuracy: tuple, history=None):
+def _write_setting(root, source: str, nodes: int, accuracy: tuple, history=None, nri_flags=None):
     records = {key: [{"seconds": 60.0 * (i + 1), "edge_accuracy": a} for i, a in enumerate(accuracy)]
                for key in paper_results.TABLE_ROWS["table1"]}
     directory = root / f"{source}{nodes}"
     directory.mkdir()
-    (directory / "table1.json").write_text(json.dumps(_table(source, nodes, "table1", records)))
+    table = _table(source, nodes, "table1", records)
+    if nri_flags is not None:
+        table["nri_flags"] = nri_flags
+    (directory / "table1.json").write_text(json.dumps(table))
     if history is not None:
         run = directory / "runs" / "nri_learned-seed42"
         run.mkdir(parents=True)
@@ -32,8 +35,11 @@ def _write_setting(root, source: str, nodes: int, accuracy: tuple, history=None)
 
 def test_table1_puts_settings_side_by_side_with_paper_and_nri_mpm(tmp_path):
     springs = _write_setting(tmp_path, "springs", 5, (0.9, 0.8))
-    charged = _write_setting(tmp_path, "charged", 10, (0.5, 0.7))
+    charged = _write_setting(tmp_path, "charged", 10, (0.5, 0.7), nri_flags={"encoder": "cnn", "epochs": 5})
     settings = [report.read_tables(d) for d in (springs, charged)]
+    # The experiments command's NRI flags win over the budget's settings on the page.
+    assert "NRI: encoder cnn, epochs 5), seeds 42, 43" in report._settings_line(settings[1])
+    assert "NRI: epochs 3), seeds 42, 43" in report._settings_line(settings[0])
     markdown = report.table1_markdown(settings)
     lines = markdown.splitlines()
     assert lines[0] == "| model | springs5 | charged10 |"

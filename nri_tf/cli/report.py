@@ -177,7 +177,8 @@ def _settings_line(setting: Setting) -> str:
     table = setting.first
     budget = table["budget_settings"]
     data = budget["data"]
-    nri = budget["nri"]
+    # The command-line flags of `python -m nri_tf.experiments` win over the budget's NRI settings.
+    nri = {**budget["nri"], **table.get("nri_flags", {})}
     return (f"- **{setting.name}**: budget `{table['budget']}` ({data['num_train']} / {data['num_valid']} / "
             f"{data['num_test']} systems; NRI: " + ", ".join(f"{k} {v}" for k, v in sorted(nri.items()))
             + f"), seeds {', '.join(map(str, table['seeds']))}; machine: {table.get('machine', 'not recorded')}")

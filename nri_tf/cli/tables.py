@@ -139,7 +139,8 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     heading = (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {source} with {num_nodes} "
                f"nodes, budget '{budget_name}', {len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
     result = {"table": table, "source": source, "nodes": num_nodes, "budget": budget_name,
-              "budget_settings": dataclasses.asdict(experiment.budget), "seeds": seeds,
+              "budget_settings": dataclasses.asdict(experiment.budget),
+              "nri_flags": dict(experiment.nri_overrides), "seeds": seeds,
               "data": os.path.abspath(experiment.data_dir), "rows": summary_rows,
               "machine": machine_description(), "seconds": time.perf_counter() - started,
               "training_seconds": sum(r["seconds"] for runs in records.values() for r in runs)}
