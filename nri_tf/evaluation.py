@@ -21,6 +21,7 @@ import tensorflow as tf
 from data_pipelines.datasets import first_frames
 from data_pipelines.errors import DatasetError
 from nri_tf.metrics import mse_per_step
+from nri_tf.model import unpack_batch
 
 PAPER_HORIZON = 20
 
@@ -31,15 +32,6 @@ def trajectories_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
     if len(dataset.element_spec) == 3:
         return dataset.map(lambda trajectories, edge_labels, candidates: (trajectories, candidates))
     return dataset.map(lambda trajectories, edge_labels: trajectories)
-
-
-def _unpack(batch):
-    """(trajectories, edge_labels or None, candidates or None) of a dataset's batch."""
-    if not isinstance(batch, tuple):
-        return batch, None, None
-    candidates = batch[-1] if isinstance(batch[-1], dict) else None
-    rest = batch[1:-1] if candidates is not None else batch[1:]
-    return batch[0], (rest[0] if rest else None), candidates
 
 
 def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAPER_HORIZON, *,
@@ -123,7 +115,7 @@ def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -
     squared_error_sum = np.zeros(steps, dtype=np.float64)
     systems = 0
     for batch in dataset:
-        trajectories, edge_labels, candidates = _unpack(batch)
+        trajectories, edge_labels, candidates = unpack_batch(batch)
         if candidates is None:
             predicted = predict(trajectories[:, :, :frames], edge_labels)
         else:

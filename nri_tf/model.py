@@ -54,6 +54,17 @@ from nri_tf.encoders import check_trajectories
 GRAPH_SOURCES = ("learned", "full", "true", "none")
 
 
+def unpack_batch(data):
+    """(trajectories, edge_labels or None, candidates dict or None) of a dataset batch:
+    trajectories, (trajectories, edge_labels), (trajectories, candidates) or
+    (trajectories, edge_labels, candidates)."""
+    if not isinstance(data, (tuple, list)):
+        return data, None, None
+    rest = list(data[1:])
+    candidates = rest.pop() if rest and isinstance(rest[-1], dict) else None
+    return data[0], (rest[0] if rest else None), candidates
+
+
 @keras.saving.register_keras_serializable(package="nri_tf")
 class NRI(keras.Model):
     """Neural Relational Inference model built from an `NRIConfig`.
@@ -100,14 +111,14 @@ class NRI(keras.Model):
     # Nodes of the dummy system a model with candidate edges is built on (`build_for_nodes`).
     CANDIDATE_BUILD_NODES = 8
 
-    def build_for_nodes(self, nodes: int) -> None:
-        """Creates all weights by calling the model on a zero batch of ``nodes`` nodes (at most
+    def build_for_nodes(self, num_nodes: int) -> None:
+        """Creates all weights by calling the model on a zero batch of ``num_nodes`` nodes (at most
         `CANDIDATE_BUILD_NODES` with candidate edges: the weights do not depend on the node
         count, and the complete graph of a large system would not fit in memory)."""
         config = self.nri_config
         if config.candidate_edges != "complete":
-            nodes = min(nodes, self.CANDIDATE_BUILD_NODES)
-        self(tf.zeros([1, nodes, config.frames, config.dims]))
+            num_nodes = min(num_nodes, self.CANDIDATE_BUILD_NODES)
+        self(tf.zeros([1, num_nodes, config.frames, config.dims]))
 
     def build(self, input_shape):
         """Creates all weights; they do not depend on the node count or (CNN) frame count."""
@@ -315,17 +326,6 @@ class NRI(keras.Model):
 
     # --- Training and evaluation ----------------------------------------------------
 
-    @staticmethod
-    def _unpack(data):
-        """(trajectories, edge_labels or None, candidates dict or None) of a batch:
-        trajectories, (trajectories, labels), (trajectories, candidates) or
-        (trajectories, labels, candidates)."""
-        if not isinstance(data, (tuple, list)):
-            return data, None, None
-        rest = list(data[1:])
-        candidates = rest.pop() if rest and isinstance(rest[-1], dict) else None
-        return data[0], (rest[0] if rest else None), candidates
-
     def _loss_terms(self, trajectories, outputs, edges=None):
         """(nll, kl) of one batch, kl None for a fixed graph; see `nri_tf.losses`."""
         nll = losses.nll_gaussian(outputs["predictions"], trajectories[:, :, 1:], self.nri_config.var)
@@ -363,7 +363,7 @@ class NRI(keras.Model):
         return logs
 
     def train_step(self, data):
-        trajectories, edge_labels, candidates = self._unpack(data)
+        trajectories, edge_labels, candidates = unpack_batch(data)
         with tf.GradientTape() as tape:
             outputs = self(trajectories, edge_labels, training=True, candidates=candidates)
             nll, kl = self._loss_terms(trajectories, outputs, _candidate_edges(candidates))
@@ -375,7 +375,7 @@ class NRI(keras.Model):
         return self._update_metrics(trajectories, edge_labels, outputs, nll, kl, candidates)
 
     def test_step(self, data):
-        trajectories, edge_labels, candidates = self._unpack(data)
+        trajectories, edge_labels, candidates = unpack_batch(data)
         markovian = isinstance(self.decoder, MarkovianDecoder)
         steps = 1 if markovian else self.nri_config.prediction_steps
         outputs = self(trajectories, edge_labels, training=False, prediction_steps=steps,
