@@ -39,6 +39,7 @@ import keras
 import tensorflow as tf
 
 from nri_tf import graph
+from nri_tf.layers import on_rows
 
 MESSAGE_ACTIVATIONS = ("relu", "tanh")
 
@@ -139,8 +140,8 @@ class EdgeTypeMessages(keras.layers.Layer):
         if not project_nodes_first:
             pairs = tf.reshape(graph.node_to_edge(nodes, edges), [-1, 2 * features])   # [r, 2F]
             return [tf.matmul(pairs, self.kernel1[k]) for k in range(self.message_types)]
-        pre = graph.node_pairs_matmul(nodes, self.kernel1, edges)              # [K', b, e, ..., H]
-        return tf.unstack(tf.reshape(pre, [self.message_types, -1, self.hidden]))
+        return [tf.reshape(graph.node_pairs_matmul(nodes, self.kernel1[k], edges), [-1, self.hidden])
+                for k in range(self.message_types)]
 
     def call(self, nodes, edge_weights, training=False, edges=None):
         # One 2-D matmul + bias_add per type and layer rather than batched matmuls over the
@@ -293,6 +294,28 @@ class _Decoder(StepDecoder):
         self.hidden_policy = hidden_layer_policy(precision)
         self.drop = keras.layers.Dropout(self.dropout, name="dropout", dtype=self.hidden_policy)
 
+    def _add_output_mlp(self, in_features: int) -> None:
+        """The output MLP (in_features -> H -> H -> dims, ReLU, dropout); its last layer stays
+        float32: it gives the change added to the state."""
+        self.out1_features = in_features
+        self.out1 = _dense(self.hidden, in_features, "relu", name="out1", dtype=self.hidden_policy)
+        self.out2 = _dense(self.hidden, self.hidden, "relu", name="out2", dtype=self.hidden_policy)
+        self.out3 = _dense(self.dims, self.hidden, name="out3")
+
+    def _build_output_mlp(self) -> None:
+        """Builds the output MLP's layers (in `build`, after the message layers: the order
+        in which a seeded model draws its initial weights)."""
+        self.out1.build((None, self.out1_features))
+        self.out2.build((None, self.hidden))
+        self.out3.build((None, self.hidden))
+
+    def _output_change(self, features, training):
+        """The output MLP on [..., in_features] -> the predicted change [..., dims]."""
+        def mlp(rows):
+            x = self.out2(self.drop(self.out1(rows), training=training))
+            return self.out3(self.drop(x, training=training))
+        return on_rows(mlp, features)
+
     def get_config(self):
         return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
                 "hidden": self.hidden, "dropout": self.dropout, "skip_first": self.skip_first,
@@ -317,23 +340,18 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
         super().__init__(dims, edge_types, hidden, dropout, skip_first, precision, **kwargs)
         self.messages = EdgeTypeMessages(edge_types, hidden, "relu", dropout, skip_first,
                                          name="messages", dtype=self.hidden_policy)
-        self.out1 = _dense(hidden, dims + hidden, "relu", name="out1", dtype=self.hidden_policy)
-        self.out2 = _dense(hidden, hidden, "relu", name="out2", dtype=self.hidden_policy)
-        self.out3 = _dense(dims, hidden, name="out3")   # float32: the change added to the state
+        self._add_output_mlp(self.dims + self.hidden)
 
     def build(self, input_shape):
         self.messages.build((None, None, self.dims))
-        self.out1.build((None, self.dims + self.hidden))
-        self.out2.build((None, self.hidden))
-        self.out3.build((None, self.hidden))
+        self._build_output_mlp()
 
     def _predict(self, frames, edge_weights, training, edges=None):
         """One Markovian step on [batch, nodes, ..., dims] -> same shape."""
         aggregated = graph.edge_to_node(self.messages(frames, edge_weights, training=training,
                                                       edges=edges), edges=edges)
-        x = self.out1(tf.concat([frames, tf.cast(aggregated, frames.dtype)], axis=-1))
-        x = self.out2(self.drop(x, training=training))
-        return frames + self.out3(self.drop(x, training=training))
+        return frames + self._output_change(tf.concat([frames, tf.cast(aggregated, frames.dtype)], axis=-1),
+                                            training)
 
 
 class RecurrentDecoder(StepDecoder):
@@ -432,30 +450,25 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
         # float32, as the hidden state they update.
         self.input_gates = _dense(3 * hidden, dims, name="input_gates")
         self.message_gates = _dense(3 * hidden, hidden, use_bias=False, name="message_gates")
-        self.out1 = _dense(hidden, hidden, "relu", name="out1", dtype=self.hidden_policy)
-        self.out2 = _dense(hidden, hidden, "relu", name="out2", dtype=self.hidden_policy)
-        self.out3 = _dense(dims, hidden, name="out3")   # float32: the change added to the state
+        self._add_output_mlp(self.hidden)
 
     def build(self, input_shape):
         self.messages.build((None, None, self.hidden))
         self.input_gates.build((None, self.dims))
         self.message_gates.build((None, self.hidden))
-        for layer in (self.out1, self.out2, self.out3):
-            layer.build((None, self.hidden))
+        self._build_output_mlp()
 
     def _predict(self, inputs, hidden, edge_weights, training, edges=None):
         """One recurrent step: ([b, n, dims], [b, n, H]) -> (prediction, new hidden)."""
         messages = self.messages(hidden, edge_weights, training=training, edges=edges)
         aggregated = graph.edge_to_node(messages, divide_by_nodes=True, edges=edges)
-        x_r, x_i, x_n = tf.split(self.input_gates(inputs), 3, axis=-1)
-        a_r, a_i, a_n = tf.split(self.message_gates(aggregated), 3, axis=-1)
+        x_r, x_i, x_n = tf.split(on_rows(self.input_gates, inputs), 3, axis=-1)
+        a_r, a_i, a_n = tf.split(on_rows(self.message_gates, aggregated), 3, axis=-1)
         reset = tf.sigmoid(x_r + a_r)
         update = tf.sigmoid(x_i + a_i)
         candidate = tf.tanh(x_n + reset * a_n)
         hidden = (1.0 - update) * candidate + update * hidden
-        x = self.out2(self.drop(self.out1(hidden), training=training))
-        prediction = inputs + self.out3(self.drop(x, training=training))
-        return prediction, hidden
+        return inputs + self._output_change(hidden, training), hidden
 
     def _initial_hidden(self, trajectories):
         shape = tf.shape(trajectories)

@@ -58,6 +58,22 @@ def masked_batch_norm(layer: keras.layers.BatchNormalization, x, training, mask=
     return tf.identity(layer(x, training=training, mask=mask))
 
 
+def on_rows(fn, x):
+    """``fn`` on ``x`` [..., F] flattened to rows [rows, F], reshaped back to [..., F'].
+
+    Keras' Dense on a rank > 2 input goes through `tf.tensordot` (about ten shape ops per
+    layer, each a few microseconds: most of a served batch-1 request); one reshape each
+    way serves a whole MLP. ``fn`` maps [rows, F] -> [rows, F'].
+    """
+    y = fn(tf.reshape(x, [-1, x.shape[-1]]))
+    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], axis=0))
+
+
+def _flat_mask(row_mask):
+    """A row mask [...] as [rows] (the order of `on_rows`), or None."""
+    return None if row_mask is None else tf.reshape(row_mask, [-1])
+
+
 @keras.saving.register_keras_serializable(package="nri_tf")
 class MLPBlock(keras.layers.Layer):
     """Two-layer ELU network with dropout and batch norm, applied on the last axis.
@@ -84,15 +100,15 @@ class MLPBlock(keras.layers.Layer):
         self.bn = _batch_norm("bn")
 
     def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        self.fc1.build(input_shape)
-        self.fc2.build(input_shape[:-1] + (self.hidden,))
-        self.bn.build(input_shape[:-1] + (self.units,))
+        self.fc1.build((None, input_shape[-1]))
+        self.fc2.build((None, self.hidden))
+        self.bn.build((None, self.units))
 
     def call(self, inputs, training=False, row_mask=None):
         """[..., in_features] -> [..., units]; ``row_mask`` [...] (1 = real row) keeps padding
         rows (candidate edges' padding slots) out of the batch statistics."""
-        return self._after_first_layer(self.fc1(inputs), training, row_mask)
+        return on_rows(lambda rows: self._after_first_layer(self.fc1(rows), training, _flat_mask(row_mask)),
+                       inputs)
 
     def on_node_pairs(self, nodes, edge_features=None, training=False, edges=None):
         """The block on [x_receiver, x_sender, edge_features] per edge, without the concat.
@@ -111,14 +127,19 @@ class MLPBlock(keras.layers.Layer):
         """
         features = nodes.shape[-1]
         kernel = self.fc1.kernel
-        pre = graph.node_pairs_matmul(nodes, kernel[:2 * features], edges)
-        if edge_features is not None:
-            pre += tf.tensordot(edge_features, kernel[2 * features:], axes=1)
-        return self._after_first_layer(keras.activations.elu(pre + self.fc1.bias), training,
-                                       graph.edge_mask(edges))
+        pre = graph.node_pairs_matmul(nodes, kernel[:2 * features], edges)   # [batch, edges, hidden]
+
+        def rest(pre_rows):
+            if edge_features is not None:
+                edge_rows = tf.reshape(edge_features, [-1, edge_features.shape[-1]])
+                pre_rows += tf.matmul(edge_rows, kernel[2 * features:])
+            return self._after_first_layer(keras.activations.elu(pre_rows + self.fc1.bias), training,
+                                           _flat_mask(graph.edge_mask(edges)))
+
+        return on_rows(rest, pre)
 
     def _after_first_layer(self, x, training, row_mask=None):
-        """dropout -> Dense -> ELU -> BatchNorm on the first layer's activations [..., hidden]."""
+        """dropout -> Dense -> ELU -> BatchNorm on the first layer's activations [rows, hidden]."""
         x = self.drop(x, training=training)
         x = self.fc2(x)
         return masked_batch_norm(self.bn, x, training, row_mask)

@@ -80,16 +80,14 @@ def test_pair_sum_by_hand():
     np.testing.assert_array_equal(got, [21, 31, 12, 32, 13, 23])      # receiver + sender
 
 
-@pytest.mark.parametrize("stacked", [False, True])
-def test_node_pairs_matmul_equals_the_product_of_the_gathered_pairs(stacked):
+def test_node_pairs_matmul_equals_the_product_of_the_gathered_pairs():
     rng = np.random.default_rng(2)
     nodes = tf.constant(rng.normal(size=(2, 4, 3, 6)).astype(np.float32))   # trailing axis 3
-    kernel = tf.constant(rng.normal(size=(2, 12, 5) if stacked else (12, 5)).astype(np.float32))
+    kernel = tf.constant(rng.normal(size=(12, 5)).astype(np.float32))
     pairs = graph.node_to_edge(nodes)                                        # [2, 12, 3, 12]
-    expected = (tf.einsum("beti,kih->kbeth", pairs, kernel) if stacked
-                else tf.einsum("beti,ih->beth", pairs, kernel))
+    expected = tf.einsum("beti,ih->beth", pairs, kernel)
     got = graph.node_pairs_matmul(nodes, kernel)
-    assert got.shape == expected.shape == ((2,) if stacked else ()) + (2, 12, 3, 5)
+    assert got.shape == expected.shape == (2, 12, 3, 5)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
@@ -149,7 +147,7 @@ def test_candidate_ops_on_the_complete_graph_equal_the_fast_path():
     for divide in (False, True):
         np.testing.assert_array_equal(graph.edge_to_node(edge_values, divide, complete).numpy(),
                                       graph.edge_to_node(edge_values, divide).numpy())
-    kernel = tf.constant(rng.normal(size=(3, 8, 6)).astype(np.float32))     # 3 stacked kernels
+    kernel = tf.constant(rng.normal(size=(8, 6)).astype(np.float32))
     np.testing.assert_allclose(graph.node_pairs_matmul(nodes, kernel, complete).numpy(),
                                graph.node_pairs_matmul(nodes, kernel).numpy(), rtol=1e-6)
 
@@ -159,8 +157,8 @@ def test_candidate_node_pairs_matmul_equals_pairs_times_kernel():
     senders = tf.constant(np.stack([SENDERS_4[0], SENDERS_4[0][:, ::-1]]))   # two systems
     edges = graph.CandidateEdges(senders)
     nodes = tf.constant(rng.normal(size=(2, 4, 3)).astype(np.float32))
-    kernel = tf.constant(rng.normal(size=(2, 6, 5)).astype(np.float32))
+    kernel = tf.constant(rng.normal(size=(6, 5)).astype(np.float32))
     pairs = graph.node_to_edge(nodes, edges)                                  # [2, 8, 6]
-    expected = np.einsum("bef,kfh->kbeh", pairs.numpy(), kernel.numpy())
+    expected = np.einsum("bef,fh->beh", pairs.numpy(), kernel.numpy())
     np.testing.assert_allclose(graph.node_pairs_matmul(nodes, kernel, edges).numpy(), expected,
                                rtol=1e-5, atol=1e-5)
