@@ -72,6 +72,18 @@ def test_tables_share_nri_learned_and_a_rerun_reuses_every_model(smoke_tables):
     assert json.loads((output / "table2.json").read_text())["rows"] == table2["rows"]
 
 
+@pytest.mark.slow
+def test_rows_trains_and_tabulates_only_those_rows(smoke_tables, tmp_path):
+    _, _, env = smoke_tables
+    done = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
+                     "--rows", "nri_learned", "corr_path", env_extra=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "table1.json").read_text())
+    assert [row["key"] for row in result["rows"]] == ["corr_path", "nri_learned"]   # the table's order
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["corr_path-seed42.json",
+                                                                       "nri_learned-seed42.json"]
+
+
 def test_summary_and_markdown_of_hand_made_records():
     summary = tables.summarise([1.0, 2.0, 3.0])
     assert summary["mean"] == 2.0 and summary["stderr"] == pytest.approx(1 / math.sqrt(3))
@@ -99,6 +111,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     assert bad_nodes.returncode == 2 and "--num-nodes must be >= 2" in bad_nodes.stderr
     unknown = main_here(experiments.main, "table3")
     assert unknown.returncode == 2 and "invalid choice: 'table3'" in unknown.stderr
+    wrong_row = main_here(experiments.main, "table1", "--rows", "nri_learned", "static")
+    assert wrong_row.returncode == 2 and "--rows: static not in table1" in wrong_row.stderr
     # One true process: the exit status and the last stderr line are what a shell sees.
     missing = run_experiments("table1", "--data", tmp_path / "nothing", "--output", tmp_path / "out")
     assert missing.returncode == 2

@@ -70,8 +70,15 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
     parser.add_argument("--output", help="output directory (default: experiments/<source><nodes>-<budget>)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0,
                         help="Keras progress output while training (0: one line per model)")
+    parser.add_argument("--rows", nargs="+", metavar="ROW",
+                        help="train and tabulate only these rows, e.g. nri_learned first (a later "
+                             "full run reuses them); table1: " + " ".join(TABLE_ROWS["table1"])
+                             + "; table2: " + " ".join(TABLE_ROWS["table2"]) + " (default: all)")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
+    unknown = [row for row in args.rows or () if row not in TABLE_ROWS[args.table]]
+    if unknown:
+        parser.error(f"--rows: {', '.join(unknown)} not in {args.table} ({', '.join(TABLE_ROWS[args.table])})")
     if args.num_nodes < 2:
         parser.error(f"--num-nodes must be >= 2, got {args.num_nodes}")
     if args.seeds < 1:
@@ -114,7 +121,7 @@ def _run(args: argparse.Namespace, nri_overrides: dict) -> int:
     experiment.nri_config(42)       # bad flags fail here, before anything is written
     os.makedirs(root, exist_ok=True)
     seeds = [42 + k for k in range(args.seeds)]
-    result = run_table(args.table, experiment, metadata.source, seeds, args.budget)
+    result = run_table(args.table, experiment, metadata.source, seeds, args.budget, args.rows)
     print(result["markdown"])
     print(f"wall time {result['seconds']:.0f} s; written to {os.path.join(root, args.table)}.md/.json")
     return 0

@@ -50,10 +50,11 @@ def table_rows(table: str, records: dict, source: str, num_nodes: int) -> list:
     """One dict per row: the model's name, our summary over seeds and the paper's number(s).
 
     Args:
-      records: row -> list of `run_model` records (one per seed).
+      records: row -> list of `run_model` records (one per seed); rows without records
+        (`run_table`'s ``rows``) are left out.
     """
     rows = []
-    for row in TABLE_ROWS[table]:
+    for row in (row for row in TABLE_ROWS[table] if row in records):
         runs = records[row]
         entry = {"model": ROW_NAMES[row], "key": row, "seconds": sum(r["seconds"] for r in runs)}
         if "not_applicable" in runs[0]:
@@ -120,12 +121,13 @@ def machine_description() -> str:
 
 
 def run_table(table: str, experiment: Experiment, source: str, seeds: list,
-              budget_name: str) -> dict:
-    """Trains (or reuses) every model of ``table`` for every seed; writes the .md and .json."""
+              budget_name: str, rows: list | None = None) -> dict:
+    """Trains (or reuses) every model of ``table`` (or only ``rows`` of it, in the table's
+    order) for every seed; writes the .md and .json."""
 
     started = time.perf_counter()
     records = {}
-    rows = TABLE_ROWS[table]
+    rows = [row for row in TABLE_ROWS[table] if rows is None or row in rows]
     for index, row in enumerate(rows, 1):
         records[row] = []
         for seed in seeds:
