@@ -154,6 +154,20 @@ def cnn_export(cnn_run, export_root):
     return export.export_run(cnn_run, export_root, name="tiny-cnn")
 
 
+# The complete graph of 5 nodes as candidate senders [5, 4], and two systems' padded
+# candidates [2, 5, 2] (-1: an empty slot; node 4 of system 0 has no candidates).
+COMPLETE_SENDERS_5 = np.array([[j for j in range(5) if j != i] for i in range(5)], np.int32)
+PADDED_SENDERS_5 = np.array([[[1, 2], [0, -1], [4, 1], [2, -1], [-1, -1]],
+                             [[4, 3], [2, 0], [1, -1], [0, 4], [3, 2]]], np.int32)
+
+
+def _changed(senders, receiver, row):
+    """A copy of ``senders`` [batch, nodes, degree] with one receiver's row replaced."""
+    changed = senders.copy()
+    changed[receiver] = row
+    return changed
+
+
 def _requests(mlp_export, cnn_export, x):
     """(id, model, signature, inputs) of every request the client process sends."""
     nan, inf = x[:2, :, :MLP_FRAMES].copy(), x[:2, :, :MLP_FRAMES].copy()
@@ -163,7 +177,21 @@ def _requests(mlp_export, cnn_export, x):
     context = x[:4, :, :CONTEXT_FRAMES]
     steps = np.int32(STEPS)
     mlp, cnn = mlp_export, cnn_export
+    complete = np.broadcast_to(COMPLETE_SENDERS_5, (4, 5, 4)).copy()
+    on_candidates = "infer_graph_on_candidates"
     return [
+        ("candidates_complete", mlp, on_candidates, {"trajectories": x[:4, :, :MLP_FRAMES], "senders": complete}),
+        ("candidates_padded", mlp, on_candidates, {"trajectories": x[:2, :, :MLP_FRAMES], "senders": PADDED_SENDERS_5}),
+        ("candidates_predict", mlp, "predict_on_candidates",
+         {"trajectories": context[:2], "senders": PADDED_SENDERS_5, "steps": steps}),
+        ("candidates_out_of_range", mlp, on_candidates,
+         {"trajectories": x[:2, :, :MLP_FRAMES], "senders": _changed(PADDED_SENDERS_5, (1, 4), [5, 2])}),
+        ("candidates_self", mlp, on_candidates,
+         {"trajectories": x[:2, :, :MLP_FRAMES], "senders": _changed(PADDED_SENDERS_5, (0, 1), [1, -1])}),
+        ("candidates_duplicate", mlp, on_candidates,
+         {"trajectories": x[:2, :, :MLP_FRAMES], "senders": _changed(PADDED_SENDERS_5, (1, 0), [3, 3])}),
+        ("candidates_batch", mlp, on_candidates, {"trajectories": x[:3, :, :MLP_FRAMES], "senders": PADDED_SENDERS_5}),
+        ("candidates_rank", mlp, on_candidates, {"trajectories": x[:2, :, :MLP_FRAMES], "senders": PADDED_SENDERS_5[0]}),
         ("encode", mlp, "infer_graph", {"trajectories": x[:4, :, :MLP_FRAMES]}),
         ("encode_default", mlp, "serving_default", {"trajectories": x[:4, :, :MLP_FRAMES]}),
         ("encode_10_nodes", mlp, "serving_default", {"trajectories": ten_nodes}),
@@ -290,6 +318,36 @@ def test_ten_nodes_on_a_model_trained_on_five(served, mlp_run, normaliser):
     assert answer(served, "predict_10_nodes")["predictions"].shape == (2, 10, 2, 4)
 
 
+def test_candidates_of_the_whole_graph_answer_as_infer_graph(served):
+    whole, complete = answer(served, "encode"), answer(served, "candidates_complete")
+    np.testing.assert_allclose(complete["edge_probs"], whole["edge_probs"], atol=TOLERANCE, rtol=0)
+    np.testing.assert_array_equal(complete["edge_types"], whole["edge_types"])
+    np.testing.assert_array_equal(complete["receivers"], np.broadcast_to(whole["receivers"], (4, 20)))
+    np.testing.assert_array_equal(complete["senders"], np.broadcast_to(whole["senders"], (4, 20)))
+
+
+def test_padded_candidates_match_keras_and_mark_empty_slots(served, mlp_run, normaliser):
+    from nri_tf.graph import CandidateEdges
+
+    real = PADDED_SENDERS_5 >= 0
+    edges = CandidateEdges(tf.constant(np.where(real, PADDED_SENDERS_5, np.arange(5)[None, :, None])),
+                           tf.constant(real, tf.float32))
+    model, _ = run_directory.load_best_model(mlp_run, 5)
+    inputs = served[0]["candidates_padded"]["trajectories"]
+    expected = tf.nn.softmax(model.encode(normaliser.normalise(tf.constant(inputs)), edges), -1).numpy()
+    result = answer(served, "candidates_padded")
+    flat_real = real.reshape(2, 10)
+    np.testing.assert_allclose(result["edge_probs"][flat_real], expected[flat_real], atol=TOLERANCE, rtol=0)
+    assert (result["edge_probs"][~flat_real] == 0).all() and (result["edge_types"][~flat_real] == -1).all()
+    np.testing.assert_array_equal(result["senders"], PADDED_SENDERS_5.reshape(2, 10))
+    np.testing.assert_array_equal(result["receivers"][0], np.repeat(np.arange(5), 2))
+    context = served[0]["candidates_predict"]["trajectories"]
+    predicted = normaliser.denormalise(model.predict_future(normaliser.normalise(tf.constant(context)),
+                                                            STEPS, candidates=edges)).numpy()
+    np.testing.assert_allclose(answer(served, "candidates_predict")["predictions"], predicted,
+                               atol=TOLERANCE, rtol=TOLERANCE)
+
+
 def test_cnn_encoder_accepts_any_frame_count_and_rnn_predictor_matches(served, cnn_run, normaliser):
     for request_id in ("cnn_encode_14", "cnn_encode_29"):
         inputs = served[0][request_id]["trajectories"]
@@ -326,6 +384,11 @@ def test_assets_hold_the_config_and_normalisation(served, mlp_export, mlp_run, d
     ("steps_vector", "steps must be a scalar"),
     ("cnn_frames", "the CNN encoder needs at least 14 frames"),
     ("cnn_predict_frames", "the CNN encoder needs at least 14 frames"),
+    ("candidates_out_of_range", "senders must be node indices 0..nodes-1, or -1 for an empty slot"),
+    ("candidates_self", "senders must not name the receiver itself"),
+    ("candidates_duplicate", "senders must name each node at most once per receiver"),
+    ("candidates_batch", "senders must be [batch, nodes, degree] (rank 3, degree >= 1) with the batch and nodes of the trajectories"),
+    ("candidates_rank", "senders must be [batch, nodes, degree] (rank 3, degree >= 1) with the batch and nodes of the trajectories"),
 ])
 def test_bad_request_is_rejected(served, request_id, message):
     error = served[1][request_id]
@@ -341,7 +404,9 @@ def test_saved_model_cli_lists_the_signatures(mlp_export):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     blocks = {block.split("']", 1)[0]: block for block in result.stdout.split("signature_def['")[1:]}
-    assert {"serving_default", "infer_graph", "predict"} <= set(blocks)
+    assert set(blocks) - {"__saved_model_init_op"} == {"serving_default", "infer_graph", "predict",
+                                                      "infer_graph_on_candidates", "predict_on_candidates"}
+    assert "inputs['senders']" in blocks["infer_graph_on_candidates"]
     for name in ("serving_default", "infer_graph"):
         assert "inputs['trajectories']" in blocks[name]
         for output in ("edge_probs", "edge_types", "receivers", "senders"):

@@ -62,3 +62,50 @@ def test_answers_that_are_not_finite_are_refused(module, part, signature, what):
     arguments = (trajectories(),) if signature == "infer_graph" else (trajectories(), tf.constant(2))
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"the {what} of the model are not finite"):
         getattr(served, signature)(*arguments)
+
+
+# --- models trained on candidate edges ------------------------------------------------------
+
+def candidate_model(**settings):
+    """A tiny model (4 dims: x, y first) of a config with these candidate settings, served."""
+    model = NRI(NRIConfig(dims=DIMS, frames=FRAMES, encoder_hidden=4, decoder_hidden=4, **settings))
+    model(tf.zeros([1, NODES, FRAMES, DIMS]))
+    return model, ServingModule(model, Normaliser([-1.0] * DIMS, [1.0] * DIMS), max_steps=MAX_STEPS)
+
+
+@pytest.mark.parametrize("method", ["knn", "radius"])
+def test_a_model_trained_on_candidates_chooses_them_as_training_did(method):
+    from data_pipelines.candidate_selection import CandidateSpec, select_senders
+    from nri_tf.graph import CandidateEdges
+
+    model, served = candidate_model(candidate_edges=method, candidate_k=3, candidate_radius=0.6)
+    nodes = 6
+    x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (2, nodes, FRAMES, DIMS)), tf.float32)
+    spec = CandidateSpec(method, 3, 0.6)
+    chosen = [select_senders(spec, x[b, :, 0, :2], nodes, 3) for b in range(2)]
+    senders = tf.stack([c[0] for c in chosen])
+    mask = None if method == "knn" else tf.stack([c[1] for c in chosen])
+    edges = CandidateEdges(senders, mask)
+    answer = served.infer_graph(x)
+    expected = tf.nn.softmax(model.encode(x, edges), -1).numpy()
+    real = np.ones([2, nodes * 3], bool) if mask is None else mask.numpy().reshape(2, -1) > 0
+    if method == "radius":
+        assert 0 < real.sum() < real.size                     # the radius leaves empty slots here
+    np.testing.assert_allclose(answer["edge_probs"].numpy()[real], expected[real], atol=1e-6)
+    np.testing.assert_array_equal(answer["senders"].numpy()[real], senders.numpy().reshape(2, -1)[real])
+    assert (answer["senders"].numpy()[~real] == -1).all()
+    predicted = served.predict(x, tf.constant(2))["predictions"]
+    np.testing.assert_allclose(predicted.numpy(), model.predict_future(x, 2, candidates=edges).numpy(),
+                               atol=1e-5)
+
+
+def test_signatures_follow_the_candidate_setting():
+    def names(**settings):
+        return sorted(candidate_model(**settings)[1].signatures())
+
+    on_candidates = ["infer_graph_on_candidates", "predict_on_candidates"]
+    assert names() == sorted(["infer_graph", "predict", "serving_default"] + on_candidates)
+    assert names(symmetric=True) == ["infer_graph", "predict", "serving_default"]
+    given = candidate_model(candidate_edges="given")[1].signatures()
+    assert sorted(given) == sorted(on_candidates + ["serving_default"])
+    assert given["serving_default"] is given["infer_graph_on_candidates"]

@@ -185,10 +185,6 @@ def export_run(run_dir: str, output: str = DEFAULT_OUTPUT, name: str | None = No
         raise ExportError(f"{os.path.join(model_dir, str(version))} already exists; exports are never "
                           "overwritten: leave out --version for the next free one")
     config = run_directory.load_config(run_dir)
-    if config.candidate_edges != "complete":
-        raise ExportError(f"run {run_dir} was trained on {config.candidate_edges} candidate edges; the "
-                          "serving signatures take the complete graph (its aggregation scale differs), "
-                          "so such runs are not exported yet")
     metadata, data_dir = _load_dataset_metadata(run_dir, data_dir, config)
     # TensorFlow is imported only now, so that bad input is refused without loading it.
     tf = import_tensorflow()
