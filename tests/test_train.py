@@ -201,24 +201,29 @@ def test_killed_run_resumes_without_retraining_epochs(tiny_data, tiny_run, tmp_p
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_matches_one_device(tiny_data):
+@pytest.mark.parametrize("candidates", ["complete", "knn"])
+def test_mirrored_strategy_matches_one_device(tiny_data, local_springs_data, candidates):
+    data, nodes, frames = (tiny_data, 5, 9) if candidates == "complete" else (local_springs_data, 40, 9)
     script = f"""
 import numpy as np, tensorflow as tf
 from trainers.strategy import make_strategy
 from trainers.loop import build_model
+from data_pipelines.candidate_selection import CandidateSpec
 from data_pipelines.datasets import make_dataset
 from nri_tf.config import NRIConfig
 mirrored = make_strategy("mirrored", logical_cpus=2)
 assert mirrored.num_replicas_in_sync == 2
-batch = next(iter(make_dataset({tiny_data!r}, "train", 16, shuffle=False)))
+batch = next(iter(make_dataset({data!r}, "train", 16, shuffle=False,
+                               candidates=CandidateSpec({candidates!r}, k=4))))
 # One edge type: the relaxed sample is exactly 1 whatever the Gumbel noise, so the
 # replicas' different noise draws cannot change the loss; batch norm is synchronised.
-config = NRIConfig(dims=4, frames=9, encoder_hidden=8, decoder_hidden=8, batch_size=16, edge_types=1)
+config = NRIConfig(dims=4, frames={frames}, encoder_hidden=8, decoder_hidden=8, batch_size=16, edge_types=1,
+                   candidate_edges={candidates!r}, candidate_k=4)
 losses = []
 for strategy in (tf.distribute.get_strategy(), mirrored):
     tf.keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = build_model(config, 5, steps_per_epoch=1, jit_compile=False)
+        model = build_model(config, {nodes}, steps_per_epoch=1, jit_compile=False)
     data = tf.data.Dataset.from_tensors(batch)
     history = model.fit(data, epochs=2, verbose=0)
     losses.append(history.history["loss"])
@@ -230,7 +235,9 @@ np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
 
 
 @pytest.mark.slow
-def test_two_worker_multi_worker_run_completes(tiny_data, tmp_path):
+def test_two_worker_multi_worker_run_completes(local_springs_data, tmp_path):
+    # On knn candidate edges: the dataset's candidates are sharded and split with the
+    # trajectories (the complete graph takes the same path, `test_mirrored_...` both).
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     run_dir = str(tmp_path / "multi")
@@ -238,8 +245,9 @@ def test_two_worker_multi_worker_run_completes(tiny_data, tmp_path):
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "nri_tf.train", "--data", tiny_data, "--logdir", run_dir,
-             "--strategy", "multi-worker", "--epochs", "1", *TINY_MODEL],
+            [sys.executable, "-m", "nri_tf.train", "--data", local_springs_data, "--logdir", run_dir,
+             "--strategy", "multi-worker", "--epochs", "1", "--candidate-edges", "knn", "--candidate-k", "4",
+             *TINY_MODEL],
             cwd=REPO, env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))
     outputs = [worker.communicate(timeout=300) for worker in workers]
@@ -247,6 +255,7 @@ def test_two_worker_multi_worker_run_completes(tiny_data, tmp_path):
         assert worker.returncode == 0, stderr[-3000:]
     results = json.load(open(os.path.join(run_dir, "results.json")))
     assert results["epochs"] == 1 and len(results["mse_per_step"]) == 20
+    assert results["systems"] == 8 and 0.0 < results["candidate_recall"] < 1.0
     assert not glob.glob(os.path.join(run_dir, ".worker-scratch-*"))
 
 
