@@ -20,6 +20,7 @@ measures the neighbours.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -44,6 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="threads that run independent ops of one request concurrently (TF "
                              "Serving: --tensorflow_inter_op_parallelism); 0: TensorFlow's choice. "
                              "1 cuts batch-1 latency on 2 cores (no hand-offs between threads)")
+    parser.add_argument("--reference-json", metavar="PATH",
+                        help="benchmarks/reference_serve.py's output: print each p50's ratio to the "
+                             "reference PyTorch encoder's")
     return parser.parse_args(argv)
 
 
@@ -82,7 +86,12 @@ def main(argv=None) -> None:
               f"{config.frames} frames, {config.dims} dims, {config.edge_types} edge types, "
               f"random weights; {args.repeats} timed requests each, {os.cpu_count()} CPU cores, "
               f"inter-op threads {args.inter_op_threads or 'TensorFlow default'}")
-        print(f"{'nodes':>5} {'batch':>5} {'p50 ms':>9} {'p99 ms':>9} {'systems/s':>10}")
+        reference = {}
+        if args.reference_json:
+            with open(args.reference_json) as stream:
+                reference = json.load(stream)["p50_seconds"]
+        print(f"{'nodes':>5} {'batch':>5} {'p50 ms':>9} {'p99 ms':>9} {'systems/s':>10}"
+              + (f" {'reference p50 ms':>17} {'ours / reference':>17}" if reference else ""))
         rng = np.random.default_rng(0)
         for nodes in args.nodes:
             for batch in args.batch:
@@ -90,8 +99,10 @@ def main(argv=None) -> None:
                                            .astype(np.float32))
                 seconds = time_requests(signature, trajectories, args.repeats, args.warmup)
                 p50, p99 = np.percentile(seconds, [50, 99])
-                print(f"{nodes:>5} {batch:>5} {1e3 * p50:>9.2f} {1e3 * p99:>9.2f} {batch / p50:>10.0f}",
-                      flush=True)
+                theirs = reference.get(f"{nodes}x{batch}")
+                versus = "" if theirs is None else f" {1e3 * theirs:>17.2f} {p50 / theirs:>17.2f}"
+                print(f"{nodes:>5} {batch:>5} {1e3 * p50:>9.2f} {1e3 * p99:>9.2f} {batch / p50:>10.0f}"
+                      + versus, flush=True)
 
 
 if __name__ == "__main__":
