@@ -143,3 +143,16 @@ def test_lstm_joint_config_round_trip_keeps_the_node_count_also_under_its_old_ke
     old = {key: value for key, value in config.items() if key != "num_nodes"}
     restored = LSTMPredictor.from_config({**old, "nodes": NODES})   # saved before the rename
     assert restored.num_nodes == NODES and restored.units == 8 * NODES and restored.joint
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_supervised_encoder_trains_with_the_callers_dropout(dropout):
+    from nri_tf.baselines.supervised import supervised_encoder
+    from nri_tf.cli.budgets import budgets
+
+    model = supervised_encoder(NRIConfig(dims=4, frames=6, encoder_hidden=8), 5, 1e-3, dropout)
+    x = tf.ones([2, 5, 6, 4])
+    # Dropout makes training-mode outputs vary between calls; without it they are equal.
+    differs = not np.allclose(model(x, training=True).numpy(), model(x, training=True).numpy())
+    assert differs == (dropout > 0)
+    assert {name: b.supervised_dropout for name, b in budgets().items()} == {"smoke": 0.0, "cpu": 0.0, "paper": 0.5}

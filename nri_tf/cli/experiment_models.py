@@ -211,7 +211,7 @@ def run_supervised(experiment: Experiment, seed: int) -> dict:
     keras.utils.set_random_seed(seed)
     config = experiment.nri_config(seed)
     schedule = loop.learning_rate_schedule(config, experiment.metadata.splits["train"] // config.batch_size)
-    model = supervised_encoder(config, experiment.metadata.nodes, schedule)
+    model = supervised_encoder(config, experiment.metadata.nodes, schedule, experiment.budget.supervised_dropout)
     _fit_best(experiment, model, f"supervised-seed{seed}", epochs=config.epochs,
               batch_size=config.batch_size, seed=seed, monitor="val_" + ACCURACY_METRIC, mode="max")
     test = experiment.split("test", 256, frames=experiment.frames)
