@@ -93,6 +93,7 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
                      sample_freq: int | None = None, edge_types: int = 2, noise: float = 0.0,
                      interacting: bool = True, seed: int = 42, workers: int = 2,
                      format: str = "tfrecord", overwrite: bool = False,
+                     simulation_options: dict | None = None,
                      shard_size: int = DEFAULT_SHARD_SIZE,
                      progress: bool | TextIO = True,
                      log: Callable[[str], None] | None = None) -> DatasetMetadata:
@@ -117,6 +118,8 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
       format: "tfrecord" (native: shards + metadata.json) or "reference" (the original
         code's .npy files only).
       shard_size: most records per TFRecord file.
+      simulation_options: settings of the simulation other than the sizes (local-springs:
+        density, cutoff, spring_probability; `get_simulation`); default: its own.
       progress: True for progress bars on stderr, False for none, or a text stream.
       log: receives a one-line timing message per written split (default: none).
     Returns:
@@ -126,7 +129,7 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
       UserError (DatasetError for the output directory) naming the bad argument, before
       anything is simulated.
     """
-    sim = get_simulation(simulation)
+    sim = get_simulation(simulation, **(simulation_options or {}))
     sim.check_arguments(num_nodes=num_nodes, edge_types=edge_types, noise=noise, seed=seed,
                         workers=workers)
     sizes = {"train": num_train, "valid": num_valid, "test": num_test}

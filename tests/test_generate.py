@@ -124,6 +124,9 @@ def bad_inputs(tmp_path):
         (["--edge-types", "3", "--simulation", "charged"], "edge_types 2"),
         (["--length", "100"], "gives no frame"),
         (["--simulation", "local-springs", "--format", "reference"], "stored as edge lists in the native format only"),
+        (["--cutoff", "1.0"], "--cutoff: settings of --simulation local-springs only"),
+        (["--simulation", "local-springs", "--density", "0"], "local-springs: density must be a finite number > 0"),
+        (["--simulation", "local-springs", "--spring-probability", "2"], "spring_probability must be in [0, 1]"),
         (["--output", str(blocker / "d")], "a_file is not a directory"),
         (["--output", str(existing)], "already exists and is not empty"),
         # --overwrite replaces datasets only, never a folder of the user's.
@@ -165,3 +168,25 @@ def test_cli_local_springs_writes_edge_lists_that_hold_the_simulated_springs(tmp
     np.testing.assert_array_equal(stored.labels, result.edge_labels)
     degrees = [np.bincount(result.edges[s][:, 0]).max() for s in range(2)]
     assert metadata.edge_lists["max_degree"] >= max(degrees)
+
+
+def test_cli_local_springs_settings_reach_the_simulator_and_the_metadata(tmp_path):
+    from data_pipelines.simulations import LocalSpringsSimulation
+    from data_pipelines.simulations.local_springs import box_size_for
+    from data_pipelines.storage.reader import read_metadata
+
+    output = str(tmp_path / "dense")
+    completed = run_cli("--simulation", "local-springs", "--output", output, "--num-nodes", "40",
+                        "--density", "4", "--cutoff", "0.8", "--spring-probability", "1",
+                        "--num-train", "2", "--num-valid", "2", "--num-test", "2",
+                        "--length", "300", "--length-test", "500")
+    assert completed.returncode == 0, completed.stderr
+    metadata = read_metadata(output)
+    assert (metadata.parameters["density"], metadata.parameters["cutoff"],
+            metadata.parameters["spring_probability"]) == (4.0, 0.8, 1.0)
+    assert metadata.edge_lists["radius"] == 0.8
+    trajectories, stored = read_split(output, "train")
+    assert (stored.labels == 1).all()                         # p = 1: every pair within the cutoff
+    assert np.abs(trajectories[..., :2]).max() <= box_size_for(40, 4.0) + 1e-6   # the denser box
+    expected = LocalSpringsSimulation(4.0, 0.8, 1.0).sample(2, 40, num_steps=300, seed=split_seed(42, "train"))
+    np.testing.assert_array_equal(trajectories, expected.trajectories)

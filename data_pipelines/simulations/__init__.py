@@ -46,21 +46,36 @@ _SIMULATIONS = {simulation.name: simulation
 assert tuple(_SIMULATIONS) == ALL_SIMULATION_NAMES
 
 
-def get_simulation(name: str) -> Simulation | LocalSpringsSimulation:
-    """The simulation registered as ``name``, one of `ALL_SIMULATION_NAMES`.
+LOCAL_SPRINGS_OPTIONS = ("density", "cutoff", "spring_probability")
+"""Settings of the local-springs systems (`LocalSpringsSimulation`'s arguments)."""
+
+
+def get_simulation(name: str, **options) -> Simulation | LocalSpringsSimulation:
+    """The simulation registered as ``name``, one of `ALL_SIMULATION_NAMES`; with
+    ``options`` (local-springs only: `LOCAL_SPRINGS_OPTIONS`) a new one with those settings.
 
     Raises:
-      UserError: for an unknown name.
+      UserError: for an unknown name, or options the simulation does not take or refuses.
     """
     try:
-        return _SIMULATIONS[name]
+        simulation = _SIMULATIONS[name]
     except (KeyError, TypeError):
         raise UserError(f"unknown simulation {name!r}; choose one of "
                         f"{', '.join(ALL_SIMULATION_NAMES)}") from None
+    if not options:
+        return simulation
+    if name != "local-springs" or not set(options) <= set(LOCAL_SPRINGS_OPTIONS):
+        flags = ", ".join(f"--{option.replace('_', '-')}" for option in options)
+        raise UserError(f"{flags}: settings of --simulation local-springs only "
+                        f"({', '.join(LOCAL_SPRINGS_OPTIONS)}), not of {name}")
+    try:
+        return LocalSpringsSimulation(**options)
+    except ValueError as error:
+        raise UserError(f"local-springs: {error}") from None
 
 
 __all__ = [
-    "ALL_SIMULATION_NAMES", "CHUNK_SIMS", "EDGE_LIST_SIMULATION_NAMES", "SIMULATION_NAMES", "Simulation", "SimulationResult", "get_simulation",
+    "ALL_SIMULATION_NAMES", "CHUNK_SIMS", "EDGE_LIST_SIMULATION_NAMES", "LOCAL_SPRINGS_OPTIONS", "SIMULATION_NAMES", "Simulation", "SimulationResult", "get_simulation",
     "num_frames", "charged_forces", "integrate_charged", "integrate_kuramoto",
     "integrate_springs", "kuramoto_phase_velocities", "spring_forces",
     "ChargedSimulation", "KuramotoSimulation", "SpringsSimulation",

@@ -40,7 +40,7 @@ from data_pipelines.errors import UserError
 from data_pipelines.generation import FORMATS, generate_dataset
 from data_pipelines.mocap.cmu import CMU_FPS, TEST_FRAMES, TRAIN_FRAMES, build_cmu_dataset
 from data_pipelines.mocap.skeleton import UNITS
-from data_pipelines.simulations import ALL_SIMULATION_NAMES
+from data_pipelines.simulations import ALL_SIMULATION_NAMES, LOCAL_SPRINGS_OPTIONS
 from data_pipelines.sportvu.nba import build_sportvu_dataset
 from data_pipelines.sportvu.tracks import SEGMENT_FRAMES
 from data_pipelines.storage.metadata import DatasetMetadata
@@ -57,7 +57,7 @@ COMMON_OPTIONS = ("source", "output", "overwrite")
 SOURCE_OPTIONS = {
     "simulation": ("simulation", "num_nodes", "num_train", "num_valid", "num_test", "length",
                    "length_test", "sample_freq", "edge_types", "noise", "interacting", "seed",
-                   "workers", "format", "shard_size"),
+                   "workers", "format", "shard_size", *LOCAL_SPRINGS_OPTIONS),
     "cmu": ("asf", "amc", "train_frames", "test_frames", "split", "unit", "fps"),
     "sportvu": ("games", "entities", "events", "segment_frames", "frame_step", "seed"),
     "reference": ("input", "simulation", "num_nodes", "edge_types", "shard_size"),
@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
                           ".npy files (default: %(default)s)")
     sim.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
                      help="most systems per TFRecord file (default: %(default)s)")
+    local = parser.add_argument_group("--simulation local-springs (large systems, README \"Large systems\")")
+    local.add_argument("--density", type=float, default=None,
+                       help="nodes per unit area; the box grows with N to keep it (default: 1.0: "
+                            "100 nodes fill the springs box, walls at +-5)")
+    local.add_argument("--cutoff", type=float, default=None,
+                       help="pairs closer than this at the start may get a spring; the stored "
+                            "edge lists hold every such pair (default: 1.5)")
+    local.add_argument("--spring-probability", type=float, default=None,
+                       help="chance that a pair within the cutoff gets a spring (default: 0.5)")
 
     cmu = parser.add_argument_group("--source cmu (CMU motion capture, paper appendix D.2)")
     cmu.add_argument("--asf", metavar="FILE", help="the subject's skeleton file (.asf)")
@@ -275,7 +284,9 @@ def _generate(args: argparse.Namespace, argv: list[str] | None) -> int:
             length=args.length, length_test=args.length_test, sample_freq=args.sample_freq,
             edge_types=args.edge_types, noise=args.noise, interacting=args.interacting,
             seed=seed, workers=args.workers, format=args.format, overwrite=args.overwrite,
-            shard_size=args.shard_size, log=lambda message: print(message, file=sys.stderr))
+            shard_size=args.shard_size, log=lambda message: print(message, file=sys.stderr),
+            simulation_options={name: getattr(args, name) for name in LOCAL_SPRINGS_OPTIONS
+                                if name in given})
         output = args.output or os.path.join("data", f"{args.simulation}{args.num_nodes}")
         written = args.format
     else:
