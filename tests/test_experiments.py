@@ -82,6 +82,19 @@ def test_rows_trains_and_tabulates_only_those_rows(smoke_tables, tmp_path):
     assert [row["key"] for row in result["rows"]] == ["corr_path", "nri_learned"]   # the table's order
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["corr_path-seed42.json",
                                                                        "nri_learned-seed42.json"]
+    # Re-running a row after a fix: the model's cache is gone, the table keeps the others.
+    (tmp_path / "models" / "nri_learned-seed42.json").unlink()
+    rerun = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
+                      "--rows", "nri_learned", "supervised", env_extra=env)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    merged = json.loads((tmp_path / "table1.json").read_text())
+    assert [row["key"] for row in merged["rows"]] == ["corr_path", "nri_learned", "supervised"]
+    assert merged["rows"][0] == result["rows"][0]                       # kept as it was
+    assert [r["rows"] for r in merged["reruns"]] == [["nri_learned", "supervised"]]
+    other_seeds = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
+                            "--rows", "corr_path", "--seeds", "2", env_extra=env)
+    assert other_seeds.returncode == 2 and "re-run rows only with the table's own settings" in other_seeds.stderr
+    assert not (tmp_path / "models" / "corr_path-seed43.json").exists()          # refused before training
 
 
 def test_summary_and_markdown_of_hand_made_records():

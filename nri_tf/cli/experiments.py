@@ -72,7 +72,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
                         help="Keras progress output while training (0: one line per model)")
     parser.add_argument("--rows", nargs="+", metavar="ROW",
                         help="train and tabulate only these rows, e.g. nri_learned first (a later "
-                             "full run reuses them); table1: " + " ".join(TABLE_ROWS["table1"])
+                             "full run reuses them); into an existing table of the same settings "
+                             "they replace its rows of those names (re-run a row after a fix: "
+                             "delete its models/ROW-seedS.json first); table1: " + " ".join(TABLE_ROWS["table1"])
                              + "; table2: " + " ".join(TABLE_ROWS["table2"]) + " (default: all)")
     add_config_arguments(parser)
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ Building blocks:
   `table_rows`, `markdown_table`, `format_summary`   ours next to the paper's
   `machine_description`   the CPU a table ran on (recorded in its JSON)
   `run_table`       all of it for one table; writes TABLE.md and TABLE.json
+  `merge_rerun`     a table with some rows re-run (``--rows``) in place of the old ones
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import platform
 import time
 
+from data_pipelines.errors import UserError
 from data_pipelines.files import read_json, write_json_atomic
 from nri_tf.cli.experiment_models import RUNNERS, Experiment, NotApplicable
 from nri_tf.cli.paper_results import PAPER_TABLE1, PAPER_TABLE2, ROW_NAMES, TABLE2_STEPS, TABLE_ROWS
@@ -123,11 +125,23 @@ def machine_description() -> str:
 def run_table(table: str, experiment: Experiment, source: str, seeds: list,
               budget_name: str, rows: list | None = None) -> dict:
     """Trains (or reuses) every model of ``table`` (or only ``rows`` of it, in the table's
-    order) for every seed; writes the .md and .json."""
+    order) for every seed; writes the .md and .json.
+
+    With ``rows``, an existing table of the same setting in the output directory keeps its
+    other rows (`merge_rerun`): a row re-run after a fix replaces only that row.
+    """
 
     started = time.perf_counter()
     records = {}
     rows = [row for row in TABLE_ROWS[table] if rows is None or row in rows]
+    num_nodes = experiment.metadata.nodes
+    setting = {"table": table, "source": source, "nodes": num_nodes, "budget": budget_name,
+               "budget_settings": dataclasses.asdict(experiment.budget),
+               "nri_flags": dict(experiment.nri_overrides), "seeds": seeds}
+    json_path = os.path.join(experiment.root, f"{table}.json")
+    previous = read_json(json_path) if len(rows) < len(TABLE_ROWS[table]) and os.path.exists(json_path) else None
+    if previous is not None:
+        _check_same_setting(previous, setting)       # before anything is trained
     for index, row in enumerate(rows, 1):
         records[row] = []
         for seed in seeds:
@@ -135,23 +149,54 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
             record = run_model(experiment, row, seed)
             experiment.log(f"    {_describe(record)} ({record['seconds']:.0f} s)")
             records[row].append(record)
-    num_nodes = experiment.metadata.nodes
-    summary_rows = table_rows(table, records, source, num_nodes)
     what = "edge accuracy (%)" if table == "table1" else "MSE of predicted frames (normalised units)"
     heading = (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {source} with {num_nodes} "
                f"nodes, budget '{budget_name}', {len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
-    result = {"table": table, "source": source, "nodes": num_nodes, "budget": budget_name,
-              "budget_settings": dataclasses.asdict(experiment.budget),
-              "nri_flags": dict(experiment.nri_overrides), "seeds": seeds,
-              "data": os.path.abspath(experiment.data_dir), "rows": summary_rows,
+    result = {**setting, "data": os.path.abspath(experiment.data_dir),
+              "rows": table_rows(table, records, source, num_nodes),
               "machine": machine_description(), "seconds": time.perf_counter() - started,
               "training_seconds": sum(r["seconds"] for runs in records.values() for r in runs)}
-    markdown = markdown_table(table, summary_rows, heading)
-    write_json_atomic(os.path.join(experiment.root, f"{table}.json"), result)
+    if previous is not None:
+        result = merge_rerun(previous, result)
+    markdown = markdown_table(table, result["rows"], heading)
+    write_json_atomic(json_path, result)
     with open(os.path.join(experiment.root, f"{table}.md"), "w") as handle:
         handle.write(markdown)
     result["markdown"] = markdown
     return result
+
+
+_SETTING_KEYS = ("table", "source", "nodes", "budget", "budget_settings", "seeds", "nri_flags")
+
+
+def _check_same_setting(previous: dict, setting: dict) -> None:
+    """UserError unless the table JSON ``previous`` has ``setting``'s `_SETTING_KEYS`."""
+    for key in _SETTING_KEYS:
+        if previous.get(key) != setting[key]:
+            raise UserError(f"the existing {previous.get('table')}.json of this output directory has "
+                            f"{key} {previous.get(key)!r}, these rows {setting[key]!r}: re-run rows only "
+                            "with the table's own settings, or choose another --output")
+
+
+def merge_rerun(previous: dict, rerun: dict) -> dict:
+    """The table ``previous`` with the rows of ``rerun`` (a table of some of its rows, the
+    same setting) in their place; ``reruns`` lists which rows were replaced, on which
+    machine and in how many seconds.
+
+    Raises:
+      UserError: the tables differ in their setting (`_check_same_setting`), so their rows
+        cannot stand in one table.
+    """
+    _check_same_setting(previous, rerun)
+    replaced = {row["key"]: row for row in rerun["rows"]}
+    rows = [replaced.get(row["key"], row) for row in previous["rows"]]
+    rows += [row for row in rerun["rows"] if row["key"] not in {r["key"] for r in previous["rows"]}]
+    order = list(TABLE_ROWS[rerun["table"]])
+    rows.sort(key=lambda row: order.index(row["key"]))
+    reruns = previous.get("reruns", []) + [{"rows": list(replaced), "machine": rerun["machine"],
+                                            "seconds": rerun["seconds"]}]
+    return {**previous, "rows": rows, "reruns": reruns,
+            "training_seconds": sum(row["seconds"] for row in rows)}
 
 
 def _describe(record: dict) -> str:
@@ -164,4 +209,3 @@ def _describe(record: dict) -> str:
         mse = record["mse_per_step"]
         parts.append("mse " + " / ".join(f"{mse[s - 1]:.3g}" for s in TABLE2_STEPS if s <= len(mse)))
     return ", ".join(parts)
-
