@@ -76,21 +76,22 @@ def test_tables_share_nri_learned_and_a_rerun_reuses_every_model(smoke_tables):
 def test_rows_trains_and_tabulates_only_those_rows(smoke_tables, tmp_path):
     _, _, env = smoke_tables
     done = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
-                     "--rows", "nri_learned", "corr_path", env_extra=env)
+                     "--rows", "supervised", "corr_path", env_extra=env)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "table1.json").read_text())
-    assert [row["key"] for row in result["rows"]] == ["corr_path", "nri_learned"]   # the table's order
+    assert [row["key"] for row in result["rows"]] == ["corr_path", "supervised"]   # the table's order
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["corr_path-seed42.json",
-                                                                       "nri_learned-seed42.json"]
+                                                                       "supervised-seed42.json"]
     # Re-running a row after a fix: the model's cache is gone, the table keeps the others.
-    (tmp_path / "models" / "nri_learned-seed42.json").unlink()
+    (tmp_path / "models" / "corr_path-seed42.json").unlink()
     rerun = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
-                      "--rows", "nri_learned", "supervised", env_extra=env)
+                      "--rows", "corr_path", "corr_lstm", env_extra=env)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     merged = json.loads((tmp_path / "table1.json").read_text())
-    assert [row["key"] for row in merged["rows"]] == ["corr_path", "nri_learned", "supervised"]
-    assert merged["rows"][0] == result["rows"][0]                       # kept as it was
-    assert [r["rows"] for r in merged["reruns"]] == [["nri_learned", "supervised"]]
+    assert [row["key"] for row in merged["rows"]] == ["corr_path", "corr_lstm", "supervised"]
+    assert merged["rows"][2] == result["rows"][1]                       # Supervised kept as it was
+    assert merged["rows"][0]["seconds"] != result["rows"][0]["seconds"]   # Corr. (path) trained again
+    assert [r["rows"] for r in merged["reruns"]] == [["corr_path", "corr_lstm"]]
     other_seeds = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
                             "--rows", "corr_path", "--seeds", "2", env_extra=env)
     assert other_seeds.returncode == 2 and "re-run rows only with the table's own settings" in other_seeds.stderr
