@@ -181,6 +181,7 @@ def _settings_line(setting: Setting) -> str:
     nri = {**budget["nri"], **table.get("nri_flags", {})}
     return (f"- **{setting.name}**: budget `{table['budget']}` ({data['num_train']} / {data['num_valid']} / "
             f"{data['num_test']} systems; NRI: " + ", ".join(f"{k} {v}" for k, v in sorted(nri.items()))
+            + (f"; Supervised dropout {budget['supervised_dropout']}" if "supervised_dropout" in budget else "")
             + f"), seeds {', '.join(map(str, table['seeds']))}; machine: {table.get('machine', 'not recorded')}"
             + "".join(f"; re-run later: {', '.join(ROW_NAMES[row] for row in rerun['rows'])} "
                       f"({rerun['machine']})" for rerun in table.get("reruns", [])))
