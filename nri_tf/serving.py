@@ -229,6 +229,10 @@ class ServingModule(tf.Module):
         config = self._config
         if config.candidate_edges == "complete":
             return None
+        if config.candidate_edges == "given":
+            raise ValueError("a model trained on the data's own edge lists (candidate_edges='given') "
+                             "has no rule to choose candidates: call infer_graph_on_candidates / "
+                             "predict_on_candidates with the senders")
         spec = CandidateSpec(config.candidate_edges, config.candidate_k, config.candidate_radius)
         positions = window[:, :, 0, :len(POSITION_FEATURES)]                        # [batch, nodes, 2]
         num_nodes = tf.shape(window)[1]

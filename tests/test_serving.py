@@ -106,6 +106,9 @@ def test_signatures_follow_the_candidate_setting():
     on_candidates = ["infer_graph_on_candidates", "predict_on_candidates"]
     assert names() == sorted(["infer_graph", "predict", "serving_default"] + on_candidates)
     assert names(symmetric=True) == ["infer_graph", "predict", "serving_default"]
-    given = candidate_model(candidate_edges="given")[1].signatures()
+    given_model = candidate_model(candidate_edges="given")[1]
+    given = given_model.signatures()
     assert sorted(given) == sorted(on_candidates + ["serving_default"])
     assert given["serving_default"] is given["infer_graph_on_candidates"]
+    with pytest.raises(ValueError, match="no rule to choose candidates: call infer_graph_on_candidates"):
+        given_model.infer_graph(trajectories())
