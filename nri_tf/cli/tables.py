@@ -179,15 +179,10 @@ def _check_same_setting(previous: dict, setting: dict) -> None:
 
 
 def merge_rerun(previous: dict, rerun: dict) -> dict:
-    """The table ``previous`` with the rows of ``rerun`` (a table of some of its rows, the
-    same setting) in their place; ``reruns`` lists which rows were replaced, on which
-    machine and in how many seconds.
-
-    Raises:
-      UserError: the tables differ in their setting (`_check_same_setting`), so their rows
-        cannot stand in one table.
-    """
-    _check_same_setting(previous, rerun)
+    """The table ``previous`` with the rows of ``rerun`` (a table of some of its rows, of the
+    same setting: `run_table` checks that with `_check_same_setting` before it trains) in
+    their place; ``reruns`` lists which rows were replaced, on which machine and in how many
+    seconds."""
     replaced = {row["key"]: row for row in rerun["rows"]}
     rows = [replaced.get(row["key"], row) for row in previous["rows"]]
     rows += [row for row in rerun["rows"] if row["key"] not in {r["key"] for r in previous["rows"]}]
