@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import main_here
-from nri_tf.cli import experiment_models, experiments, generate, paper_results, tables
+from data_pipelines.errors import UserError
+from nri_tf.cli import budgets, experiment_models, experiments, generate, paper_results, tables
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,8 +96,28 @@ def test_rows_trains_and_tabulates_only_those_rows(smoke_tables, tmp_path):
     assert [r["rows"] for r in merged["reruns"]] == [["corr_path", "corr_lstm"]]
     other_seeds = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
                             "--rows", "corr_path", "--seeds", "2", env_extra=env)
-    assert other_seeds.returncode == 2 and "re-run rows only with the table's own settings" in other_seeds.stderr
+    assert other_seeds.returncode == 2 and "seeds [42] for Corr. (LSTM), these rows [42, 43]" in other_seeds.stderr
     assert not (tmp_path / "models" / "corr_path-seed43.json").exists()          # refused before training
+
+
+def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
+    budget = dataclasses.asdict(budgets.budgets()["cpu"])
+    setting = {"table": "table1", "source": "springs", "nodes": 5, "budget": "cpu", "seeds": [42],
+               "budget_settings": budget, "nri_flags": {}}
+    older_budget = {key: value for key, value in budget.items() if key != "supervised_dropout"}
+    older = {**setting, "budget_settings": {**older_budget, "help": "older words"}, "nri_flags": None,
+             "rows": [{"key": row} for row in paper_results.TABLE_ROWS["table1"]]}
+    tables._check_same_setting(older, setting, ["supervised"])     # only Supervised depends on it
+    with pytest.raises(UserError, match="supervised_dropout None for Supervised, these rows 0.0"):
+        tables._check_same_setting(older, setting, ["nri_learned"])
+    wider = {**setting, "budget_settings": {**budget, "nri": {**budget["nri"], "encoder_hidden": 128}}}
+    with pytest.raises(UserError, match="nri .* for NRI \\(sim.\\)"):
+        tables._check_same_setting(older, wider, ["supervised", "nri_learned"])
+    tables._check_same_setting(older, {**setting, "nri_flags": {}}, ["supervised"])
+    rerun = {**setting, "rows": [{"key": "supervised", "seconds": 1.0}], "machine": "m", "seconds": 1.0}
+    merged = tables.merge_rerun({**older, "rows": [{"key": r, "seconds": 2.0} for r in
+                                                   paper_results.TABLE_ROWS["table1"]]}, rerun)
+    assert merged["budget_settings"] == budget and merged["training_seconds"] == 9.0
 
 
 def test_summary_and_markdown_of_hand_made_records():

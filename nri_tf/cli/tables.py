@@ -141,7 +141,7 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     json_path = os.path.join(experiment.root, f"{table}.json")
     previous = read_json(json_path) if len(rows) < len(TABLE_ROWS[table]) and os.path.exists(json_path) else None
     if previous is not None:
-        _check_same_setting(previous, setting)       # before anything is trained
+        _check_same_setting(previous, setting, rows)       # before anything is trained
     for index, row in enumerate(rows, 1):
         records[row] = []
         for seed in seeds:
@@ -166,16 +166,39 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     return result
 
 
-_SETTING_KEYS = ("table", "source", "nodes", "budget", "budget_settings", "seeds", "nri_flags")
+# What each row's models depend on, besides the table, dataset, seeds and command-line NRI
+# flags that every row does: the budget's parts (`nri_tf.cli.budgets.Budget`) by row.
+_NRI_ROWS = ("nri_sim", "nri_learned", "supervised", "nri_full_graph", "nri_true_graph")
+_BUDGET_PARTS_OF_ROWS = {
+    "nri": _NRI_ROWS, "by_source": _NRI_ROWS, "supervised_dropout": ("supervised",),
+    "baseline": ("corr_lstm", "lstm_single", "lstm_joint"), "corr_lstm_epochs": ("corr_lstm",),
+}
 
 
-def _check_same_setting(previous: dict, setting: dict) -> None:
-    """UserError unless the table JSON ``previous`` has ``setting``'s `_SETTING_KEYS`."""
-    for key in _SETTING_KEYS:
-        if previous.get(key) != setting[key]:
+def _row_setting(setting: dict, row: str) -> dict:
+    """The parts of a table's ``setting`` (as in its JSON) that the models of ``row`` depend
+    on: a table written before a budget part existed (e.g. ``supervised_dropout``) lacks it,
+    which only the rows that depend on it see."""
+    budget = setting.get("budget_settings") or {}
+    depends = {key: setting.get(key) for key in ("table", "source", "nodes", "budget", "seeds")}
+    depends["nri_flags"] = setting.get("nri_flags") or {}       # older tables: no flags existed
+    depends["data"] = budget.get("data")
+    for part, rows in _BUDGET_PARTS_OF_ROWS.items():
+        if row in rows:
+            value = budget.get(part)
+            depends[part] = value.get(setting.get("source")) if part == "by_source" and value else value
+    return depends
+
+
+def _check_same_setting(previous: dict, setting: dict, rows: list) -> None:
+    """UserError unless every row of the table JSON ``previous`` that ``rows`` do not replace
+    was made with what ``setting`` would give it (`_row_setting`)."""
+    for row in (r["key"] for r in previous["rows"] if r["key"] not in rows):
+        old, new = _row_setting(previous, row), _row_setting(setting, row)
+        for key in (key for key in new if old.get(key) != new[key]):
             raise UserError(f"the existing {previous.get('table')}.json of this output directory has "
-                            f"{key} {previous.get(key)!r}, these rows {setting[key]!r}: re-run rows only "
-                            "with the table's own settings, or choose another --output")
+                            f"{key} {old.get(key)!r} for {ROW_NAMES[row]}, these rows {new[key]!r}: "
+                            f"re-run {row} too, keep the table's own settings, or choose another --output")
 
 
 def merge_rerun(previous: dict, rerun: dict) -> dict:
@@ -190,7 +213,9 @@ def merge_rerun(previous: dict, rerun: dict) -> dict:
     rows.sort(key=lambda row: order.index(row["key"]))
     reruns = previous.get("reruns", []) + [{"rows": list(replaced), "machine": rerun["machine"],
                                             "seconds": rerun["seconds"]}]
-    return {**previous, "rows": rows, "reruns": reruns,
+    # The kept rows do not depend on where the settings differ (`_check_same_setting`).
+    newer = {key: rerun[key] for key in ("budget_settings", "nri_flags")}
+    return {**previous, **newer, "rows": rows, "reruns": reruns,
             "training_seconds": sum(row["seconds"] for row in rows)}
 
 
