@@ -52,7 +52,9 @@ def effective_default_help(field: dataclasses.Field) -> str:
     """What a run uses when the flag is not given, for ``--help``: the default preset's
     value, the data's rule where the data decides (`data_settings`), and the other
     presets' values where they differ."""
-    def shown(value):
+    def shown(value, rule: bool = False):
+        if field.name == "prior" and not value:     # a rule's empty prior: as `--prior` alone
+            return "the reference's" if rule else "none"
         return "on" if value is True else "off" if value is False else str(value)
 
     def value_in(preset: Preset) -> str:
@@ -60,7 +62,7 @@ def effective_default_help(field: dataclasses.Field) -> str:
         by_source = {source: settings[field.name] for source, settings in preset.by_source.items()
                      if field.name in settings}
         if by_source:
-            rules = ", ".join(f"{source} {shown(v)}" for source, v in sorted(by_source.items()))
+            rules = ", ".join(f"{source} {shown(v, rule=True)}" for source, v in sorted(by_source.items()))
             return f"from the data: {rules}, other data {shown(value)}"
         return field.metadata.get("default_help", shown(value))
 

@@ -128,10 +128,24 @@ def test_skip_first_follows_the_simulator_unless_a_flag_says_otherwise():
     assert not preset_config("fast", "charged").skip_first
     assert preset_config("fast", "springs").skip_first
     assert preset_config("fast", "kuramoto").skip_first
-    assert not preset_config("fast", "cmu", labelled=False).skip_first      # real data: the flag's job
+    assert not preset_config("fast", "sportvu", labelled=False).skip_first      # no rule: the flag's job
     assert preset_config("fast", "charged", "--skip-first").skip_first
     assert not preset_config("fast", "springs", "--no-skip-first").skip_first
-    assert preset_config("fast", "cmu", "--skip-first", "--edge-types", "4", labelled=False).skip_first
+    assert preset_config("fast", "sportvu", "--skip-first", "--edge-types", "4", labelled=False).skip_first
+
+
+@pytest.mark.parametrize("preset", ["fast", "paper"])
+def test_motion_capture_gets_the_papers_model_and_schedule(preset):
+    from nri_tf.presets import PRESETS
+
+    config = preset_config(preset, "cmu", labelled=False)
+    assert (config.encoder, config.decoder, config.edge_types, config.skip_first) == ("mlp", "rnn", 4, True)
+    assert config.prior == pytest.approx([0.91, 0.03, 0.03, 0.03]) and config.hard and config.dynamic_graph
+    assert (config.epochs, config.batch_size, config.lr, config.lr_decay) == (200, 8, 5e-4, 200)
+    assert config.encoder_hidden == PRESETS[preset].config.get("encoder_hidden", 256)
+    flagged = preset_config(preset, "cmu", "--edge-types", "2", "--no-skip-first", "--epochs", "3", labelled=False)
+    assert (flagged.edge_types, flagged.skip_first, flagged.epochs) == (2, False, 3)
+    assert flagged.prior == pytest.approx([0.91, 0.09])             # the reference's prior for K = 2
 
 
 def test_paper_preset_follows_the_papers_appendix_per_simulation():
@@ -145,7 +159,7 @@ def test_edge_types_come_from_labelled_data():
     assert preset_config("fast", "springs", edge_types=3).edge_types == 3
     assert preset_config("fast", "springs", "--edge-types", "4", edge_types=3).edge_types == 4
     # Real data's labels are placeholders (edge_types 1): the config's default stays.
-    assert preset_config("fast", "cmu", edge_types=1, labelled=False).edge_types == 2
+    assert preset_config("fast", "sportvu", edge_types=1, labelled=False).edge_types == 2
 
 
 def test_start_up_description_marks_where_each_setting_comes_from():
@@ -169,9 +183,11 @@ def test_help_shows_the_values_a_run_uses():
     text = re.sub(r"\s+", " ", parser.format_help())
     assert "--encoder-hidden ENCODER_HIDDEN hidden units of encoder MLPs / convolutions (default: 64; " \
            "--preset paper: 256)" in text
-    assert "--epochs EPOCHS training epochs (default: 30; --preset paper: 500)" in text
+    assert ("--epochs EPOCHS training epochs (default: from the data: cmu 200, other data 30; "
+            "--preset paper: from the data: cmu 200, other data 500)") in text
     assert "--skip-first, --no-skip-first" in text
-    assert ("(default: from the data: charged off, kuramoto on, local-springs on, springs on, other data off; "
-            "--preset paper: from the data: kuramoto on, other data off)") in text
-    assert "(default: the edge types of a simulated dataset's labels, else 2)" in text
+    assert ("(default: from the data: charged off, cmu on, kuramoto on, local-springs on, springs on, other "
+            "data off; --preset paper: from the data: cmu on, kuramoto on, other data off)") in text
+    assert "(default: from the data: cmu the reference's, other data none)" in text
+    assert "(default: the edge types of a simulated dataset's labels, else from the data: cmu 4, other data 2)" in text
     assert "--temp TEMP Gumbel-softmax temperature tau (default: 0.5)" in text

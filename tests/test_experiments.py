@@ -120,6 +120,20 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     assert merged["budget_settings"] == budget and merged["training_seconds"] == 9.0
 
 
+def test_baselines_train_as_long_as_the_sources_rule_says():
+    class Metadata:
+        source = "cmu"
+
+    cpu, smoke = (budgets.budgets()[name] for name in ("cpu", "smoke"))
+    motion = experiment_models.Experiment("unused", Metadata(), cpu, "unused")
+    assert motion.baseline == {"hidden": 64, "epochs": 200, "batch_size": 8, "lr": 1e-3}   # as the paper's NRI
+    flagged = experiment_models.Experiment("unused", Metadata(), cpu, "unused", nri_overrides={"batch_size": 4})
+    assert flagged.baseline["batch_size"] == 4
+    assert experiment_models.Experiment("unused", Metadata(), smoke, "unused").baseline == smoke.baseline
+    Metadata.source = "springs"
+    assert experiment_models.Experiment("unused", Metadata(), cpu, "unused").baseline == cpu.baseline
+
+
 def test_summary_and_markdown_of_hand_made_records():
     summary = tables.summarise([1.0, 2.0, 3.0])
     assert summary["mean"] == 2.0 and summary["stderr"] == pytest.approx(1 / math.sqrt(3))
