@@ -113,7 +113,13 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     wider = {**setting, "budget_settings": {**budget, "nri": {**budget["nri"], "encoder_hidden": 128}}}
     with pytest.raises(UserError, match="nri .* for NRI \\(sim.\\)"):
         tables._check_same_setting(older, wider, ["supervised", "nri_learned"])
-    tables._check_same_setting(older, {**setting, "nri_flags": {}}, ["supervised"])
+    # A flag that a newer budget's rule for the source makes the default: the same models.
+    flagged = {**older, "nri_flags": {"encoder": "cnn"}}
+    ruled = {**setting, "budget_settings": {**budget, "by_source": {"springs": {"skip_first": True,
+                                                                                 "encoder": "cnn"}}}}
+    tables._check_same_setting(flagged, ruled, ["supervised"])
+    with pytest.raises(UserError, match="for NRI \\(sim.\\)"):
+        tables._check_same_setting(older, ruled, ["supervised"])
     rerun = {**setting, "rows": [{"key": "supervised", "seconds": 1.0}], "machine": "m", "seconds": 1.0}
     merged = tables.merge_rerun({**older, "rows": [{"key": r, "seconds": 2.0} for r in
                                                    paper_results.TABLE_ROWS["table1"]]}, rerun)

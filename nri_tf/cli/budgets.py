@@ -36,6 +36,14 @@ class Budget:
     supervised_dropout: float
 
 
+def baseline_settings(baseline: dict, source_rule: dict, flags: dict) -> dict:
+    """The LSTM baselines' settings: a budget's ``baseline`` with the epochs and batch size of
+    the data source's rule (`Budget.by_source`; motion capture: the NRI models' 200 epochs
+    of 8) and a command-line batch size (``flags``: NRIConfig values)."""
+    return {**baseline, **{k: v for k, v in source_rule.items() if k in ("epochs", "batch_size")},
+            **{k: v for k, v in flags.items() if k == "batch_size"}}
+
+
 def budgets() -> dict:
     """name -> `Budget` of every budget."""
     def sizes(data):

@@ -29,7 +29,7 @@ from nri_tf.baselines.correlation import correlation_scores, fit_threshold_rule
 from nri_tf.baselines.lstm import LSTMPredictor
 from nri_tf.baselines.predictors import static_prediction
 from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
-from nri_tf.cli.budgets import Budget
+from nri_tf.cli.budgets import Budget, baseline_settings
 from nri_tf.evaluation import prediction_horizon, prediction_mse
 from nri_tf.model import NRI
 from nri_tf.physics import SIMULATIONS as SIMULATED
@@ -57,12 +57,9 @@ class Experiment:
 
     @property
     def baseline(self) -> dict:
-        """The budget's LSTM settings, with the epochs and batch size of the budget's rule for
-        this data's source (motion capture: the NRI models' 200 epochs of 8) and a
-        command-line batch size."""
-        rule = self.budget.by_source.get(self.metadata.source, {})
-        return {**self.budget.baseline, **{k: v for k, v in rule.items() if k in ("epochs", "batch_size")},
-                **{k: v for k, v in self.nri_overrides.items() if k == "batch_size"}}
+        """The LSTM baselines' settings (`nri_tf.cli.budgets.baseline_settings`)."""
+        return baseline_settings(self.budget.baseline, self.budget.by_source.get(self.metadata.source, {}),
+                                 self.nri_overrides)
 
     def require_labels(self) -> None:
         """NotApplicable unless the data has a true graph."""

@@ -20,6 +20,7 @@ import time
 
 from data_pipelines.errors import UserError
 from data_pipelines.files import read_json, write_json_atomic
+from nri_tf.cli.budgets import baseline_settings
 from nri_tf.cli.experiment_models import RUNNERS, Experiment, NotApplicable
 from nri_tf.cli.paper_results import PAPER_TABLE1, PAPER_TABLE2, ROW_NAMES, TABLE2_STEPS, TABLE_ROWS
 
@@ -166,27 +167,28 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     return result
 
 
-# What each row's models depend on, besides the table, dataset, seeds and command-line NRI
-# flags that every row does: the budget's parts (`nri_tf.cli.budgets.Budget`) by row.
 _NRI_ROWS = ("nri_sim", "nri_learned", "supervised", "nri_full_graph", "nri_true_graph")
-_BUDGET_PARTS_OF_ROWS = {
-    "nri": _NRI_ROWS, "by_source": _NRI_ROWS, "supervised_dropout": ("supervised",),
-    "baseline": ("corr_lstm", "lstm_single", "lstm_joint"), "corr_lstm_epochs": ("corr_lstm",),
-}
+_LSTM_ROWS = ("corr_lstm", "lstm_single", "lstm_joint")
 
 
 def _row_setting(setting: dict, row: str) -> dict:
-    """The parts of a table's ``setting`` (as in its JSON) that the models of ``row`` depend
-    on: a table written before a budget part existed (e.g. ``supervised_dropout``) lacks it,
-    which only the rows that depend on it see."""
+    """What the models of ``row`` were or will be made with, from a table's ``setting`` (as
+    in its JSON): the table, data and seeds, and the settings of its kind of model after the
+    data source's rule and the command-line flags. A table written before a budget part
+    existed (e.g. ``supervised_dropout``) lacks it, which only the rows using it see."""
     budget = setting.get("budget_settings") or {}
+    rule = (budget.get("by_source") or {}).get(setting.get("source"), {})
+    flags = setting.get("nri_flags") or {}                     # older tables: no flags existed
     depends = {key: setting.get(key) for key in ("table", "source", "nodes", "budget", "seeds")}
-    depends["nri_flags"] = setting.get("nri_flags") or {}       # older tables: no flags existed
     depends["data"] = budget.get("data")
-    for part, rows in _BUDGET_PARTS_OF_ROWS.items():
-        if row in rows:
-            value = budget.get(part)
-            depends[part] = value.get(setting.get("source")) if part == "by_source" and value else value
+    if row in _NRI_ROWS:
+        depends["nri"] = {**budget.get("nri", {}), **rule, **flags}      # as `config_for_dataset`
+    if row == "supervised":
+        depends["supervised_dropout"] = budget.get("supervised_dropout")
+    if row in _LSTM_ROWS:
+        depends["baseline"] = baseline_settings(budget.get("baseline", {}), rule, flags)
+    if row == "corr_lstm":
+        depends["corr_lstm_epochs"] = budget.get("corr_lstm_epochs")
     return depends
 
 
