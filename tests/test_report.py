@@ -73,6 +73,22 @@ def test_report_writes_page_copies_and_curves(tmp_path):
     assert "| NRI (learned) | 85.0 ± 5.0 (99.9) |" in (output / "results.md").read_text()
 
 
+def test_table2_of_motion_capture_says_what_the_papers_plot_shows(tmp_path):
+    mse = [1e-4 * (step + 1) for step in range(20)]
+    records = {key: [{"seconds": 1.0, "mse_per_step": mse}] for key in paper_results.TABLE_ROWS["table2"]}
+    records["nri_true_graph"] = [{"seconds": 0.0, "not_applicable": "no true graph in cmu data"}]
+    for source, nodes in (("cmu", 31), ("springs", 5)):
+        (tmp_path / source).mkdir()
+        (tmp_path / source / "table2.json").write_text(json.dumps(_table(source, nodes, "table2", records, (42,))))
+    assert experiments.main(["report", str(tmp_path / "cmu"), str(tmp_path / "springs"),
+                             "--output", str(tmp_path / "docs")]) == 0
+    page = (tmp_path / "docs" / "results.md").read_text()
+    motion, springs = page.split("## Table 2: cmu31")[1].split("## Table 2: springs5")
+    assert "| NRI (learned) | 0.0001 | 0.001 | 0.002 | – |" in motion
+    assert paper_results.PAPER_PLOTS["cmu"] in motion and "Figure 6" not in springs
+    assert "| NRI (learned) | 0.0001 | 0.001 | 0.002 | 3.12e-08 / 3.29e-06 / 2.13e-05 |" in springs
+
+
 def test_report_of_a_directory_without_tables_is_a_one_line_error(tmp_path, capsys):
     assert experiments.main(["report", str(tmp_path), "--output", str(tmp_path / "docs")]) == 2
     assert capsys.readouterr().err.strip().startswith(f"error: {tmp_path} holds no table1.json")

@@ -36,7 +36,7 @@ import shutil
 from data_pipelines.files import read_json
 from nri_tf import figures
 from nri_tf.cli.common import report_known_errors
-from nri_tf.cli.paper_results import NRI_MPM_TABLE1, ROW_NAMES, TABLE_ROWS
+from nri_tf.cli.paper_results import NRI_MPM_TABLE1, PAPER_PLOTS, ROW_NAMES, TABLE_ROWS
 from nri_tf.cli.tables import format_summary, markdown_table
 from trainers.run_directory import HISTORY_FILE
 
@@ -259,7 +259,9 @@ def write_report(directories: list, output: str, extra_curves: dict | None = Non
             table = setting.tables["table2"]
             lines += ["", f"## Table 2: {setting.name}", "",
                       markdown_table("table2", table["rows"],
-                                                 "MSE of the predicted frames (normalised units)")]
+                                     "MSE of the predicted frames (normalised units)")]
+            if setting.source in PAPER_PLOTS:
+                lines += [PAPER_PLOTS[setting.source]]
     lines += ["", "## Training time per model (minutes per seed)", "", wall_time_markdown(settings)]
 
     curves = {s.name: [training_curve(run) for run in s.learned_runs()] for s in settings}
