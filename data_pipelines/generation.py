@@ -29,7 +29,7 @@ import numpy as np
 from data_pipelines.contract import SPLITS, edge_labels_from_matrix
 from data_pipelines.errors import UserError
 from data_pipelines.normalisation import compute_normalisation
-from data_pipelines.simulations import EDGE_LIST_SIMULATION_NAMES, get_simulation, num_frames
+from data_pipelines.simulations import EDGE_LIST_SIMULATION_NAMES, LOCAL_SPRINGS_OPTIONS, get_simulation, num_frames
 from data_pipelines.simulations.base import check_positive_int
 from data_pipelines.storage.metadata import DatasetMetadata
 from data_pipelines.storage.reference import (merge_reference_edge_encodings, reference_edge_encoding,
@@ -119,7 +119,7 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
         code's .npy files only).
       shard_size: most records per TFRecord file.
       simulation_options: settings of the simulation other than the sizes (local-springs:
-        density, cutoff, spring_probability; `get_simulation`); default: its own.
+        density, cutoff, spring_probability, walls; `get_simulation`); default: its own.
       progress: True for progress bars on stderr, False for none, or a text stream.
       log: receives a one-line timing message per written split (default: none).
     Returns:
@@ -159,7 +159,7 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
                   "noise": float(noise), "interacting": bool(interacting), "split_seeds": seeds}
     if edge_lists:
         parameters.update({name: sim.parameters[name]
-                           for name in ("density", "cutoff", "spring_probability")})
+                           for name in LOCAL_SPRINGS_OPTIONS})
 
     def simulate(split):
         bar = ProgressBar(split, sizes[split], stream) if stream is not None else None

@@ -115,6 +115,18 @@ def test_density_fixed_as_nodes_grow():
     assert degrees[1] > 6.5
 
 
+def test_without_walls_the_same_systems_leave_the_box():
+    box = local_springs.box_size_for(10, 1.0)                     # +-1.58: half the nodes bounce
+    walled = LocalSpringsSimulation().sample(3, 10, num_steps=2000, seed=3)
+    open_space = LocalSpringsSimulation(walls=False).sample(3, 10, num_steps=2000, seed=3)
+    np.testing.assert_array_equal(open_space.edges.edges, walled.edges.edges)       # same systems
+    np.testing.assert_array_equal(open_space.edge_labels, walled.edge_labels)
+    np.testing.assert_array_equal(open_space.trajectories[:, :, 0], walled.trajectories[:, :, 0])
+    assert np.abs(walled.trajectories[..., :2]).max() <= box
+    assert np.abs(open_space.trajectories[..., :2]).max() > box
+    assert LocalSpringsSimulation(walls=False).parameters["walls"] is False
+
+
 def test_same_seed_same_bytes_for_any_number_of_workers(monkeypatch):
     monkeypatch.setattr(local_springs, "CHUNK_NODES", 20)       # 2 systems per chunk
     simulation = LocalSpringsSimulation()
@@ -164,6 +176,7 @@ def test_bad_sample_arguments_raise(kwargs, message):
     ({"density": 0.0}, "density must be a finite number > 0"),
     ({"cutoff": float("inf")}, "cutoff must be a finite number > 0"),
     ({"spring_probability": 1.5}, r"spring_probability must be in \[0, 1\]"),
+    ({"walls": "no"}, "walls must be True or False, got 'no'"),
 ])
 def test_bad_parameters_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):

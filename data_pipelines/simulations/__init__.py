@@ -46,7 +46,7 @@ _SIMULATIONS = {simulation.name: simulation
 assert tuple(_SIMULATIONS) == ALL_SIMULATION_NAMES
 
 
-LOCAL_SPRINGS_OPTIONS = ("density", "cutoff", "spring_probability")
+LOCAL_SPRINGS_OPTIONS = ("density", "cutoff", "spring_probability", "walls")
 """Settings of the local-springs systems (`LocalSpringsSimulation`'s arguments)."""
 
 

@@ -10,14 +10,18 @@ Building blocks:
                             the cutoff at the start (`EdgeLists`) and their edge types
   LocalSpringsSimulation    random systems: positions uniform in the box, velocities of norm
                             0.5; each pair within the cutoff gets a spring (type 1) with
-                            probability p, else none (type 0); undirected
+                            probability p, else none (type 0); undirected; elastic walls at
+                            the box's edges, or none (open space: the box is only where the
+                            nodes start)
   CHUNK_NODES               nodes per random stream and unit of parallel work
 
 Random systems: with the defaults (density 1 node per unit area, cutoff 1.5, p = 0.5) a node
 has about pi * 1.5^2 = 7 pairs within the cutoff (fewer near the walls) and half as many
 springs, whatever N; N = 100 fills the reference box, walls at +-5. Spring constant 0.1, dt
 0.001, force clip 100 and the leapfrog/walls of `particles` are those of the springs data
-(`springs`). Springs have rest length 0, as there.
+(`springs`). Springs have rest length 0, as there. A node moves about 2.5 units in 49
+frames, so with walls a fifth of the nodes of N = 100 bounce off one (half at N = 10):
+``walls=False`` leaves them out.
 
 Spring lists are directed and hold both directions of every spring, receiver-major, each
 with its spring constant: the force on node i sums over the springs (i, j) that i receives,
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import math
 import numbers
 import types
 from typing import Callable
@@ -125,7 +130,7 @@ def integrate_local_springs(positions: np.ndarray, velocities: np.ndarray,
       velocities: [batch, nodes, 2] initial velocities.
       springs, spring_constants: as `local_spring_forces`.
       num_steps: integration steps; frames = num_steps // sample_every - 1.
-      box_size: elastic walls at +-box_size (`box_size_for` for a density).
+      box_size: elastic walls at +-box_size (`box_size_for` for a density); math.inf for none.
       sample_every: keep every this many steps.
       dt: step size.
       max_force: clip bound of each force component.
@@ -195,12 +200,14 @@ class LocalSpringsSimulation:
     type_zero_is_no_interaction = True
     interaction_strength = INTERACTION_STRENGTH
 
-    def __init__(self, density: float = 1.0, cutoff: float = 1.5, spring_probability: float = 0.5):
+    def __init__(self, density: float = 1.0, cutoff: float = 1.5, spring_probability: float = 0.5,
+                 walls: bool = True):
         """
         Args:
           density: nodes per unit area, > 0.
           cutoff: pairs closer than this at the start may get a spring, > 0.
           spring_probability: chance that such a pair gets one, in [0, 1].
+          walls: elastic walls at the edges of the box the nodes start in; False: none.
         Raises:
           ValueError: naming the bad argument.
         """
@@ -209,7 +216,10 @@ class LocalSpringsSimulation:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if not (isinstance(spring_probability, numbers.Real) and 0 <= spring_probability <= 1):
             raise ValueError(f"spring_probability must be in [0, 1], got {spring_probability!r}")
+        if not isinstance(walls, (bool, np.bool_)):
+            raise ValueError(f"walls must be True or False, got {walls!r}")
         self.density, self.cutoff, self.spring_probability = density, cutoff, spring_probability
+        self.walls = bool(walls)
 
     def check_arguments(self, *, num_nodes, edge_types, noise, seed, workers) -> None:
         """UserError naming the first bad argument of `sample` other than the sizes (the
@@ -234,7 +244,7 @@ class LocalSpringsSimulation:
             "dt": particles.DT, "max_force": particles.MAX_FORCE,
             "interaction_strength": self.interaction_strength, "density": self.density,
             "cutoff": self.cutoff, "spring_probability": self.spring_probability,
-            "velocity_norm": particles.VELOCITY_NORM})
+            "walls": self.walls, "velocity_norm": particles.VELOCITY_NORM})
 
     def sample(self, num_sims: int, num_nodes: int, *, num_steps: int | None = None,
                sample_every: int | None = None, edge_types: int = 2, noise: float = 0.0,
@@ -283,8 +293,8 @@ class LocalSpringsSimulation:
                 [system_pairs[system_labels > 0] for system_pairs, system_labels in zip(pairs, labels)])
             chunk_trajectories = integrate_local_springs(
                 positions, velocities, chunk_springs,
-                np.full(len(chunk_springs.edges), self.interaction_strength), num_steps, box_size,
-                sample_every)
+                np.full(len(chunk_springs.edges), self.interaction_strength), num_steps,
+                box_size if self.walls else math.inf, sample_every)
             if noise > 0:
                 chunk_trajectories += rng.normal(0.0, noise, chunk_trajectories.shape)
             trajectories[start:stop] = chunk_trajectories

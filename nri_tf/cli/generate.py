@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "edge lists hold every such pair (default: 1.5)")
     local.add_argument("--spring-probability", type=float, default=None,
                        help="chance that a pair within the cutoff gets a spring (default: 0.5)")
+    local.add_argument("--walls", action=argparse.BooleanOptionalAction, default=None,
+                       help="elastic walls at the edges of the box the nodes start in; --no-walls: "
+                            "open space (default: walls)")
 
     cmu = parser.add_argument_group("--source cmu (CMU motion capture, paper appendix D.2)")
     cmu.add_argument("--asf", metavar="FILE", help="the subject's skeleton file (.asf)")
