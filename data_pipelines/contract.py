@@ -9,6 +9,7 @@ reference implementation, which builds its receiver/sender matrices from
 Building blocks:
   `SPLITS`                  the split names, in order
   `NO_EDGE_LABELS`, `has_edge_labels`   data without a true graph (its labels are all 0)
+  `position_dims`           how many leading features are positions (x, y, z)
   `fully_connected_edges`   (receivers, senders) index arrays [N*(N-1)]
   `num_nodes_from_edges`    N from the edge count N*(N-1)
   `edge_labels_from_matrix`, `edge_matrix_from_labels`   [..., N, N] <-> [..., edges]
@@ -31,6 +32,20 @@ def has_edge_labels(metadata) -> bool:
       metadata: a `data_pipelines.storage.metadata.DatasetMetadata`.
     """
     return metadata.parameters.get("edge_labels") != NO_EDGE_LABELS
+
+
+POSITION_NAMES = ("x", "y", "z")
+
+
+def position_dims(metadata) -> int:
+    """How many leading features of a dataset are positions: its leading feature names
+    x, y, z in order (2 for springs' x, y, vx, vy, 3 for motion capture, 0 for Kuramoto)."""
+    count = 0
+    for name, position in zip(metadata.feature_names, POSITION_NAMES):
+        if name != position:
+            break
+        count += 1
+    return count
 
 
 def fully_connected_edges(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,11 +19,17 @@ from nri_tf.encoders import CNNEncoder, MLPEncoder
 from nri_tf.physics import SimulationDecoder
 
 
+def relative_dims(config: NRIConfig) -> int:
+    """The leading features the model sees only as differences along edges:
+    ``position_dims`` with ``relative_positions``, else 0."""
+    return config.position_dims if config.relative_positions else 0
+
+
 def encoder_from_config(config: NRIConfig, name: str = "encoder") -> keras.layers.Layer:
     """The encoder ``config.encoder`` names (an `MLPEncoder` or `CNNEncoder`), with the config's sizes."""
     common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.encoder_hidden,
                   dropout=config.encoder_dropout, factor=config.factor,
-                  symmetric=config.symmetric, name=name)
+                  symmetric=config.symmetric, relative_dims=relative_dims(config), name=name)
     if config.encoder == "mlp":
         return MLPEncoder(frames=config.frames, **common)
     if config.encoder == "cnn":
@@ -37,7 +43,7 @@ def decoder_from_config(config: NRIConfig, name: str = "decoder") -> StepDecoder
                   dropout=config.decoder_dropout, skip_first=config.skip_first,
                   precision=config.precision, name=name)
     if config.decoder == "mlp":
-        return MLPDecoder(**common)
+        return MLPDecoder(relative_dims=relative_dims(config), **common)
     if config.decoder == "rnn":
         return RNNDecoder(**common)
     if config.decoder == "sim":

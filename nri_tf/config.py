@@ -35,6 +35,11 @@ SERVING_MAX_STEPS = 1000
 SERVING_MAX_SCALED = 1e6
 
 
+# Options added after runs existed, with the fields that belong to them (`NRIConfig.identity`).
+OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_k", "candidate_radius")),
+                 "relative_positions": (False, ("relative_positions", "position_dims"))}
+
+
 def _field(default: Any, help: str, **extra: Any) -> Any:
     """A dataclass field whose ``help`` text becomes the CLI flag's help."""
     metadata = {"help": help, **extra}
@@ -57,6 +62,8 @@ class NRIConfig:
         paper; 17 of 25 for SportVU); the decoder reconstructs every training frame.
       simulator: ``decoder="sim"`` only: the `nri_tf.physics.SimulationDecoder` settings
         of the dataset (`nri_tf.physics.simulator_settings`).
+      position_dims: how many leading features are positions (2 for x, y, vx, vy; 0 for
+        Kuramoto); ``relative_positions`` needs them.
     """
 
     # --- data (filled from dataset metadata) ---
@@ -64,6 +71,8 @@ class NRIConfig:
     frames: int = _field(49, "frames the encoder sees, the first of each training system",
                          default_help="all frames of the training systems")
     simulator: dict = _field({}, "settings of the simulation decoder (from the dataset)", cli=False)
+    position_dims: int = _field(0, "leading features that are positions (from the dataset's "
+                                "feature names x, y, z)", cli=False)
 
     # --- model ---
     encoder: str = _field("mlp", "encoder architecture", choices=ENCODERS)
@@ -82,6 +91,11 @@ class NRIConfig:
     skip_first: bool = _field(False, "edge type 0 is 'no edge': it carries no messages")
     symmetric: bool = _field(False, "undirected latent graph (beyond the paper): the two directions "
                              "of a node pair share their logits (averaged) and their sampled edge type")
+    relative_positions: bool = _field(
+        False, "translation-invariant model (beyond the paper): positions (the data's leading x, "
+        "y, z features) reach the encoder and the MLP decoder only as sender-minus-receiver "
+        "differences along edges, so where a system lies does not matter (e.g. a model trained "
+        "on small boxes applied to larger ones)")
     temp: float = _field(0.5, "Gumbel-softmax temperature tau")
     hard: bool = _field(False, "straight-through one-hot samples in training")
     prior: list = _field([], "sparsity prior over edge types, e.g. 0.91 0.03 0.03 0.03",
@@ -133,6 +147,14 @@ class NRIConfig:
         if self.symmetric and self.candidate_edges != "complete":
             raise ConfigError(f"--symmetric ties both directions of every node pair and needs "
                               f"--candidate-edges complete, got {self.candidate_edges}")
+        if self.relative_positions:
+            if not 0 < self.position_dims < self.dims:
+                raise ConfigError(f"--relative-positions needs position features (x, y, z) and "
+                                  f"others besides them; this data has {self.position_dims} of "
+                                  f"its {self.dims} features named as positions")
+            if self.decoder == "rnn":
+                raise ConfigError("--relative-positions works with the mlp (or sim) decoder; "
+                                  "the rnn decoder's messages read hidden states, not positions")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.decoder == "sim" and not self.simulator:
@@ -151,6 +173,16 @@ class NRIConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict:
+        """The settings that tell two runs apart: `to_dict` without the fields of options
+        that are off (`OPTION_FIELDS`), so a run made before an option existed (its
+        config.json lacks the option's fields) is the same run as today's with it off."""
+        values = self.to_dict()
+        for option, (off, fields) in OPTION_FIELDS.items():
+            if values[option] == off:
+                values = {k: v for k, v in values.items() if k not in fields}
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> "NRIConfig":

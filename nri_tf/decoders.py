@@ -79,6 +79,9 @@ class EdgeTypeMessages(keras.layers.Layer):
       skip_first: edge type 0 means "no edge" and carries no messages.
       average_types: divide the sum over types by K' (the RNN decoder's "average over
         types for stability").
+      relative_dims: P, the leading node features that are positions: the message MLPs
+        read [receiver's other features, sender's other features, sender positions -
+        receiver positions] (2F - P inputs), translation invariant; 0: [x_i, x_j].
     Call:
       nodes: [batch, nodes, ..., F] node features (any axes between nodes and features).
       edge_weights: [batch, edges, edge_types].
@@ -90,7 +93,8 @@ class EdgeTypeMessages(keras.layers.Layer):
     PROJECT_FIRST_MIN_FEATURES = 32   # see `first_layer`
 
     def __init__(self, edge_types: int, hidden: int, activation: str = "relu", dropout: float = 0.0,
-                 skip_first: bool = False, average_types: bool = False, **kwargs):
+                 skip_first: bool = False, average_types: bool = False, relative_dims: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         if activation not in MESSAGE_ACTIVATIONS:
             raise ValueError(f"activation must be one of {MESSAGE_ACTIVATIONS}, got {activation!r}")
@@ -100,6 +104,7 @@ class EdgeTypeMessages(keras.layers.Layer):
         self.dropout = float(dropout)
         self.skip_first = bool(skip_first)
         self.average_types = bool(average_types)
+        self.relative_dims = int(relative_dims)
         self.first_type = 1 if self.skip_first else 0
         self.message_types = self.edge_types - self.first_type
         if self.message_types < 1:
@@ -108,7 +113,7 @@ class EdgeTypeMessages(keras.layers.Layer):
         self.drop = keras.layers.Dropout(self.dropout, name="dropout", dtype=self.dtype_policy)
 
     def build(self, nodes_shape):
-        in_features = 2 * nodes_shape[-1]
+        in_features = 2 * nodes_shape[-1] - self.relative_dims
         types, h = self.message_types, self.hidden
         init1, init2 = _torch_uniform(in_features), _torch_uniform(h)
         self.kernel1 = self.add_weight(shape=(types, in_features, h), initializer=init1, name="kernel1")
@@ -127,6 +132,9 @@ class EdgeTypeMessages(keras.layers.Layer):
         F-wide ones, so it pays off only for wide node features: the RNN decoder's hidden
         states (1.5x faster training at springs5 sizes), not the MLP decoder's 4 dims.
 
+        With ``relative_dims`` the features are gathered first (the inputs are not the
+        nodes' own features).
+
         Args:
           nodes: [batch, nodes, ..., F].
           project_nodes_first: force an order; default: by F (>= `PROJECT_FIRST_MIN_FEATURES`).
@@ -136,9 +144,12 @@ class EdgeTypeMessages(keras.layers.Layer):
         """
         features = nodes.shape[-1]
         if project_nodes_first is None:
-            project_nodes_first = features >= self.PROJECT_FIRST_MIN_FEATURES
+            project_nodes_first = features >= self.PROJECT_FIRST_MIN_FEATURES and not self.relative_dims
+        if project_nodes_first and self.relative_dims:
+            raise ValueError("messages on relative positions gather the node features first")
         if not project_nodes_first:
-            pairs = tf.reshape(graph.node_to_edge(nodes, edges), [-1, 2 * features])   # [r, 2F]
+            pairs = graph.node_to_edge(nodes, edges, self.relative_dims)
+            pairs = tf.reshape(pairs, [-1, 2 * features - self.relative_dims])   # [r, 2F - P]
             return [tf.matmul(pairs, self.kernel1[k]) for k in range(self.message_types)]
         return [tf.reshape(graph.node_pairs_matmul(nodes, self.kernel1[k], edges), [-1, self.hidden])
                 for k in range(self.message_types)]
@@ -169,7 +180,8 @@ class EdgeTypeMessages(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "edge_types": self.edge_types, "hidden": self.hidden,
                 "activation": self.activation, "dropout": self.dropout,
-                "skip_first": self.skip_first, "average_types": self.average_types}
+                "skip_first": self.skip_first, "average_types": self.average_types,
+                "relative_dims": self.relative_dims}
 
 
 class StepDecoder(keras.layers.Layer):
@@ -332,15 +344,22 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
 
     Args:
       dims, edge_types, hidden, dropout, skip_first: see `NRIConfig`.
+      relative_dims: P, the leading features that are positions (beyond the paper): the
+        messages see them as sender minus receiver (`EdgeTypeMessages`) and the output MLP
+        not at all ([x_t without positions, messages]), so the predicted change does not
+        depend on where the system is (translation invariant); 0: the paper's decoder.
     State for `step`: the current frame [batch, nodes, dims].
     """
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 skip_first: bool = False, precision: str = "float32", **kwargs):
+                 skip_first: bool = False, precision: str = "float32", relative_dims: int = 0,
+                 **kwargs):
         super().__init__(dims, edge_types, hidden, dropout, skip_first, precision, **kwargs)
+        self.relative_dims = graph.checked_relative_dims(relative_dims, self.dims)
         self.messages = EdgeTypeMessages(edge_types, hidden, "relu", dropout, skip_first,
-                                         name="messages", dtype=self.hidden_policy)
-        self._add_output_mlp(self.dims + self.hidden)
+                                         relative_dims=self.relative_dims, name="messages",
+                                         dtype=self.hidden_policy)
+        self._add_output_mlp(self.dims - self.relative_dims + self.hidden)
 
     def build(self, input_shape):
         self.messages.build((None, None, self.dims))
@@ -350,8 +369,12 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
         """One Markovian step on [batch, nodes, ..., dims] -> same shape."""
         aggregated = graph.edge_to_node(self.messages(frames, edge_weights, training=training,
                                                       edges=edges), edges=edges)
-        return frames + self._output_change(tf.concat([frames, tf.cast(aggregated, frames.dtype)], axis=-1),
+        own = frames[..., self.relative_dims:]
+        return frames + self._output_change(tf.concat([own, tf.cast(aggregated, frames.dtype)], axis=-1),
                                             training)
+
+    def get_config(self):
+        return {**super().get_config(), "relative_dims": self.relative_dims}
 
 
 class RecurrentDecoder(StepDecoder):

@@ -65,9 +65,10 @@ class _Encoder(keras.layers.Layer):
     """Shared settings, validation, serialisation and the factor-graph round of both encoders."""
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 factor: bool = True, symmetric: bool = False, **kwargs):
+                 factor: bool = True, symmetric: bool = False, relative_dims: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.dims = int(dims)
+        self.relative_dims = graph.checked_relative_dims(relative_dims, self.dims)
         self.edge_types = int(edge_types)
         self.hidden = int(hidden)
         self.dropout = float(dropout)
@@ -104,7 +105,7 @@ class _Encoder(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
                 "hidden": self.hidden, "dropout": self.dropout, "factor": self.factor,
-                "symmetric": self.symmetric}
+                "symmetric": self.symmetric, "relative_dims": self.relative_dims}
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")
@@ -123,6 +124,10 @@ class MLPEncoder(_Encoder):
       dropout: dropout rate inside the MLPs.
       factor: use the factor-graph (edge->node->edge) round.
       symmetric: average the logits of edges (i, j) and (j, i) (undirected graph).
+      relative_dims: P, the leading features that are positions (beyond the paper): mlp1
+        reads only each node's other features, mlp2 also the edge's sender-minus-receiver
+        positions over the frames ([frames * P] per edge), so the logits do not change when
+        a system moves as a whole (translation invariant); 0: the paper's absolute inputs.
     Input: [batch, nodes, frames, dims] and, optionally, ``edges`` (`CandidateEdges`).
     Output: logits [batch, edges, edge_types].
     """
@@ -131,6 +136,7 @@ class MLPEncoder(_Encoder):
                  dropout: float = 0.0, factor: bool = True, **kwargs):
         super().__init__(dims, edge_types, hidden, dropout, factor, **kwargs)
         self.frames = int(frames)
+        self.node_dims = self.dims - self.relative_dims
         self.mlp1 = self._mlp("mlp1")
         self.mlp2 = self._mlp("mlp2")
         self.mlp3 = self._mlp("mlp3")
@@ -139,8 +145,8 @@ class MLPEncoder(_Encoder):
     def build(self, input_shape):
         batch = input_shape[0]
         h = self.hidden
-        self.mlp1.build((batch, None, self.frames * self.dims))
-        self.mlp2.build((batch, None, 2 * h))
+        self.mlp1.build((batch, None, self.frames * self.node_dims))
+        self.mlp2.build((batch, None, 2 * h + self.frames * self.relative_dims))
         self.mlp3.build((batch, None, h))
         self.mlp4.build((batch, None, 3 * h if self.factor else 2 * h))
         self.fc_out.build((batch, None, h))
@@ -148,9 +154,14 @@ class MLPEncoder(_Encoder):
     def call(self, trajectories, training=False, edges=None):
         check_trajectories(trajectories, self.dims, frames=self.frames)
         shape = tf.shape(trajectories)
-        x = tf.reshape(trajectories, [shape[0], shape[1], self.frames * self.dims])
+        p = self.relative_dims
+        x = tf.reshape(trajectories[..., p:], [shape[0], shape[1], self.frames * self.node_dims])
         x = self.mlp1(x, training=training)                              # [batch, nodes, h]
-        skip = self.mlp2.on_node_pairs(x, training=training, edges=edges)   # [batch, edges, h]
+        relative = None
+        if p:
+            relative = graph.sender_minus_receiver(trajectories[..., :p], edges)   # [batch, edges, frames, P]
+            relative = tf.reshape(relative, [shape[0], -1, self.frames * p])
+        skip = self.mlp2.on_node_pairs(x, relative, training=training, edges=edges)   # [batch, edges, h]
         if self.factor:
             x = self._factor_round(skip, self.mlp3, self.mlp4, training, edges)
         else:
@@ -172,7 +183,9 @@ class CNNEncoder(_Encoder):
     concat skip, mlp3; then a Dense layer to the edge logits (without factor, straight from
     mlp1, as in the reference).
 
-    Args: as `MLPEncoder`, without ``frames`` (any count >= 14 works).
+    Args: as `MLPEncoder`, without ``frames`` (any count >= 14 works); with ``relative_dims``
+    P the convolutions read [receiver's other features, sender's other features, sender
+    positions - receiver positions] per frame.
     Input: [batch, nodes, frames, dims]. Output: logits [batch, edges, edge_types].
     """
 
@@ -188,7 +201,7 @@ class CNNEncoder(_Encoder):
     def build(self, input_shape):
         batch = input_shape[0]
         h = self.hidden
-        self.cnn.build((None, None, 2 * self.dims))
+        self.cnn.build((None, None, 2 * self.dims - self.relative_dims))
         self.mlp1.build((batch, None, h))
         if self.factor:
             self.mlp2.build((batch, None, h))
@@ -197,9 +210,9 @@ class CNNEncoder(_Encoder):
 
     def call(self, trajectories, training=False, edges=None):
         check_trajectories(trajectories, self.dims, min_frames=ConvAttentionBlock.MIN_FRAMES)
-        pairs = graph.node_to_edge(trajectories, edges)           # [batch, edges, frames, 2 dims]
+        pairs = graph.node_to_edge(trajectories, edges, self.relative_dims)   # [b, e, frames, 2 dims - P]
         shape = tf.shape(pairs)
-        rows = tf.reshape(pairs, [shape[0] * shape[1], shape[2], 2 * self.dims])
+        rows = tf.reshape(pairs, [shape[0] * shape[1], shape[2], 2 * self.dims - self.relative_dims])
         mask = graph.edge_mask(edges)                             # [batch, edges] or None
         x = self.cnn(rows, training=training,
                      row_mask=None if mask is None else tf.reshape(mask, [-1]))   # [batch * edges, h]

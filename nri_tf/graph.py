@@ -21,7 +21,9 @@ Building blocks:
   edge_indices                              (receivers, senders) index tensors, N static or not
   broadcast_receiver_nodes_to_edges,
   broadcast_sender_nodes_to_edges           [batch, nodes, ...] -> [batch, edges, ...]
-  node_to_edge                              v->e: [receiver, sender] features per edge
+  node_to_edge                              v->e: [receiver, sender] features per edge (positions
+                                            optionally as sender minus receiver)
+  sender_minus_receiver                     v->e: sender features - receiver features per edge
   pair_sum                                  v->e: receiver features + sender features per edge
   node_pairs_matmul                         node_to_edge(nodes) @ kernel without building the pairs
   edge_to_node                              e->v: sum of each node's incoming edges
@@ -199,17 +201,41 @@ def broadcast_sender_nodes_to_edges(nodes: tf.Tensor, edges: CandidateEdges | No
     return tf.gather(nodes, senders, axis=1, batch_dims=1)
 
 
-def node_to_edge(nodes: tf.Tensor, edges: CandidateEdges | None = None) -> tf.Tensor:
+def node_to_edge(nodes: tf.Tensor, edges: CandidateEdges | None = None,
+                 relative_dims: int = 0) -> tf.Tensor:
     """v->e: concatenates receiver and sender features on each edge (reference order).
 
     Args:
       nodes: [batch, nodes, ..., features].
       edges: the candidate edges, or None for the complete graph.
+      relative_dims: P, the leading features that are positions, which the edge sees only as
+        the sender's minus the receiver's (translation invariant); 0: all features as they are.
     Returns:
-      [batch, edges, ..., 2 * features]: [receiver features, sender features].
+      [batch, edges, ..., 2 * features]: [receiver features, sender features]; with P > 0,
+      [batch, edges, ..., 2 * features - P]: [receiver's other features, sender's other
+      features, sender positions - receiver positions].
     """
-    return tf.concat([broadcast_receiver_nodes_to_edges(nodes, edges),
-                      broadcast_sender_nodes_to_edges(nodes, edges)], axis=-1)
+    receivers = broadcast_receiver_nodes_to_edges(nodes, edges)
+    senders = broadcast_sender_nodes_to_edges(nodes, edges)
+    if not relative_dims:
+        return tf.concat([receivers, senders], axis=-1)
+    p = relative_dims
+    return tf.concat([receivers[..., p:], senders[..., p:], senders[..., :p] - receivers[..., :p]], axis=-1)
+
+
+def checked_relative_dims(relative_dims: int, dims: int) -> int:
+    """A model's ``relative_dims`` (leading position features seen only as differences along
+    edges) as an int in [0, dims): some feature must stay the node's own."""
+    relative_dims = int(relative_dims)
+    if not 0 <= relative_dims < dims:
+        raise ValueError(f"relative_dims must be in [0, dims={dims}), got {relative_dims}")
+    return relative_dims
+
+
+def sender_minus_receiver(nodes: tf.Tensor, edges: CandidateEdges | None = None) -> tf.Tensor:
+    """Each edge's sender features minus its receiver's: [batch, nodes, ...] -> [batch, edges, ...]
+    (e.g. the relative position of the sender, seen from the receiver)."""
+    return broadcast_sender_nodes_to_edges(nodes, edges) - broadcast_receiver_nodes_to_edges(nodes, edges)
 
 
 def pair_sum(receiver_features: tf.Tensor, sender_features: tf.Tensor,

@@ -3,8 +3,8 @@
 Dataclass defaults <- preset <- the data's settings <- the dataset's fields <- flags
 (`build_config`). Presets are named bundles of settings applied under the command-line
 flags; `data_settings` are the values that follow from a dataset (its edge types, the
-preset's per-source rules); `config_for_dataset` fills in ``dims``, ``frames`` and the
-simulation decoder's settings from the dataset metadata.
+preset's per-source rules); `config_for_dataset` fills in ``dims``, ``frames``,
+``position_dims`` and the simulation decoder's settings from the dataset metadata.
 
 Building blocks:
   `Preset`, `PRESETS`, `DEFAULT_PRESET`, `PAPER_DATA`   the named starting points
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from data_pipelines.contract import has_edge_labels
+from data_pipelines.contract import has_edge_labels, position_dims
 from data_pipelines.simulations import ALL_SIMULATION_NAMES, get_simulation
 from nri_tf.config import ConfigError, NRIConfig
 
@@ -64,7 +64,8 @@ def build_config(preset: dict, overrides: dict, data_fields: dict, data_defaults
     command-line overrides.
 
     ``data_defaults`` (`data_settings`) are the settings the data suggests;
-    ``data_fields`` (from `config_for_dataset`) always set ``dims`` (and ``simulator``);
+    ``data_fields`` (from `config_for_dataset`) always set ``dims``, ``position_dims`` (and
+    ``simulator``);
     their ``frames`` (the training systems' length) is the default and the upper bound of
     the encoder's frames. An empty ``prior`` given on the command line or by the data's
     rule means the reference's sparsity prior for the run's edge types.
@@ -91,7 +92,8 @@ def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict 
       ConfigError: for bad settings, or the sim decoder on data it cannot simulate.
     """
     data_defaults = data_settings(metadata, by_source)
-    data_fields = {"dims": metadata.dims, "frames": metadata.frames["train"]}
+    data_fields = {"dims": metadata.dims, "frames": metadata.frames["train"],
+                   "position_dims": position_dims(metadata)}
     if {**preset, **data_defaults, **overrides}.get("decoder") == "sim":
         # Imported here: physics imports TensorFlow, which `--help` must not wait for.
         from nri_tf.physics import simulator_settings
@@ -106,7 +108,8 @@ def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict 
 def setting_origins(preset: dict, overrides: dict, metadata, by_source: dict | None = None) -> dict:
     """Where each NRIConfig value of `config_for_dataset` comes from: field -> "flag",
     "data" (the dataset, or the preset's rule for its source), "preset" or "default"."""
-    data = {**data_settings(metadata, by_source), "dims": None, "frames": None, "simulator": None}
+    data = {**data_settings(metadata, by_source), "dims": None, "frames": None, "simulator": None,
+            "position_dims": None}
     origins = {}
     for field in dataclasses.fields(NRIConfig):
         name = field.name

@@ -115,7 +115,8 @@ def test_every_boolean_flag_has_both_forms():
     import dataclasses
 
     booleans = [f.name for f in dataclasses.fields(NRIConfig) if f.type in ("bool", bool)]
-    assert set(booleans) == {"factor", "skip_first", "symmetric", "hard", "dynamic_graph"}
+    assert set(booleans) == {"factor", "skip_first", "symmetric", "relative_positions", "hard",
+                             "dynamic_graph"}
     for name in booleans:
         flag = name.replace("_", "-")
         assert config_overrides(parse(f"--{flag}")) == {name: True}
@@ -173,7 +174,7 @@ def test_start_up_description_marks_where_each_setting_comes_from():
     text = describe_config(config, setting_origins(fast.config, overrides, metadata_of("charged"), fast.by_source))
     assert "batch_size=16 [flag]" in text and "lr=0.001 [preset]" in text
     assert "skip_first=False [data]" in text and "edge_types=2 [data]" in text
-    assert "temp=0.5," in text and "temp=0.5 [" not in text                  # the paper's default
+    assert "temp=0.5" in text and "temp=0.5 [" not in text                   # the paper's default
     assert "dims=" not in text and all(len(line) <= 100 for line in text.splitlines())
 
 
@@ -193,3 +194,19 @@ def test_help_shows_the_values_a_run_uses():
     assert "(default: from the data: cmu the reference's, other data none)" in text
     assert "(default: the edge types of a simulated dataset's labels, else from the data: cmu 4, other data 2)" in text
     assert "--temp TEMP Gumbel-softmax temperature tau (default: 0.5)" in text
+
+
+def test_position_dims_are_the_leading_x_y_z_features():
+    from types import SimpleNamespace
+
+    from data_pipelines.contract import position_dims
+
+    def named(*names):
+        return SimpleNamespace(feature_names=list(names))
+
+    assert position_dims(named("x", "y", "vx", "vy")) == 2
+    assert position_dims(named("x", "y", "z", "vx", "vy", "vz")) == 3
+    assert position_dims(named("dphi_dt", "sin_phi", "omega")) == 0             # Kuramoto
+    assert position_dims(named("vx", "x")) == 0                                  # leading only
+    assert preset_config("fast", "springs").position_dims == 2
+    assert preset_config("fast", "springs", "--relative-positions").relative_positions

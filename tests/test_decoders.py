@@ -176,3 +176,23 @@ def test_bfloat16_hidden_layers_change_the_state_like_float32_to_bfloat16_precis
     # The residual x_t + change is float32: only the change carries bfloat16's ~3 digits.
     error = np.abs((got - x[:, :, :-1]).numpy() - change)
     assert 0 < error.max() < 0.05 * np.abs(change).max()
+
+
+def test_relative_position_messages_equal_the_formula_on_position_differences():
+    """The message MLPs read [receiver's velocities, sender's velocities, sender - receiver
+    positions]; the first layer has 2F - P inputs."""
+    layer = EdgeTypeMessages(EDGE_TYPES, 8, relative_dims=2)
+    x, z = _data()
+    frame = x[:, :, 0]                                                    # [batch, nodes, 4]
+    got = layer(frame, z)
+    assert layer.kernel1.shape == (EDGE_TYPES, 2 * DIMS - 2, 8)
+    receivers, senders = graph.edge_indices(NODES)
+    r, s = tf.gather(frame, receivers, axis=1), tf.gather(frame, senders, axis=1)
+    pairs = tf.concat([r[..., 2:], s[..., 2:], s[..., :2] - r[..., :2]], axis=-1)
+    expected = 0.0
+    for k in range(EDGE_TYPES):
+        hidden = tf.nn.relu(pairs @ layer.kernel1[k] + layer.bias1[k, 0])
+        expected += tf.nn.relu(hidden @ layer.kernel2[k] + layer.bias2[k, 0]) * z[..., k:k + 1]
+    _close(got, expected)
+    with pytest.raises(ValueError, match="gather the node features first"):
+        layer.first_layer(frame, project_nodes_first=True)

@@ -284,3 +284,40 @@ def test_symmetric_needs_the_complete_graph():
     from nri_tf.config import ConfigError
     with pytest.raises(ConfigError, match="--candidate-edges complete"):
         _config(symmetric=True, candidate_edges="knn").validate()
+
+
+# --- relative positions (translation invariance) ------------------------------------------
+
+@pytest.mark.parametrize("encoder", ["mlp", "cnn"])
+@pytest.mark.parametrize("on_candidates", [False, True])
+def test_relative_positions_make_the_model_translation_invariant(encoder, on_candidates):
+    """With --relative-positions, moving a whole system (its x, y) leaves the edge logits
+    unchanged and moves every prediction by the same amount; the paper's model changes."""
+    x, _ = _data(systems=BATCH)
+    shift = tf.constant([7.0, -4.0, 0.0, 0.0])
+    candidates = None
+    if on_candidates:
+        senders = np.tile(np.array([[[(i + 1) % 5, (i + 3) % 5] for i in range(5)]], np.int32), [BATCH, 1, 1])
+        candidates = {"senders": senders}
+    relative = NRI(_config(encoder=encoder, relative_positions=True, position_dims=2))
+    absolute = NRI(_config(encoder=encoder, position_dims=2))
+    relative(x)
+    absolute(x)
+    np.testing.assert_allclose(relative.encode(x + shift, candidates).numpy(),
+                               relative.encode(x, candidates).numpy(), atol=2e-5)
+    assert np.abs(absolute.encode(x + shift, candidates).numpy() - absolute.encode(x, candidates).numpy()).max() > 1e-2
+    moved = relative.predict_future(x + shift, 3, candidates=candidates)
+    np.testing.assert_allclose(moved.numpy(), (relative.predict_future(x, 3, candidates=candidates) + shift).numpy(),
+                               atol=1e-4)
+    trained = relative(x + shift, training=True, candidates=candidates)["predictions"]
+    assert trained.shape == (BATCH, 5, FRAMES - 1, 4)
+
+
+def test_relative_positions_need_positions_and_a_decoder_that_reads_them():
+    from nri_tf.config import ConfigError
+    with pytest.raises(ConfigError, match="position features"):
+        _config(relative_positions=True, position_dims=0).validate()       # e.g. Kuramoto
+    with pytest.raises(ConfigError, match="position features"):
+        _config(relative_positions=True, position_dims=4).validate()       # nothing but positions
+    with pytest.raises(ConfigError, match="rnn decoder"):
+        _config(relative_positions=True, position_dims=2, decoder="rnn").validate()

@@ -32,6 +32,17 @@ def test_same_config_resumes(tmp_path):
     assert run_directory.prepare(run, NRIConfig(epochs=3), DATASET) is True
 
 
+def test_a_run_made_before_an_option_existed_resumes_with_the_option_off(tmp_path):
+    run = str(tmp_path / "run")
+    run_directory.prepare(run, NRIConfig(epochs=3), DATASET)
+    saved = json.load(open(os.path.join(run, "config.json")))
+    old = {k: v for k, v in saved.items() if k not in ("relative_positions", "position_dims")}
+    files.write_json_atomic(os.path.join(run, "config.json"), old)
+    assert run_directory.prepare(run, NRIConfig(epochs=3, position_dims=2), DATASET) is True
+    with pytest.raises(RunDirectoryError, match="relative_positions"):
+        run_directory.prepare(run, NRIConfig(epochs=3, position_dims=2, relative_positions=True), DATASET)
+
+
 def test_different_config_is_refused_and_run_untouched(tmp_path):
     run = str(tmp_path / "run")
     run_directory.prepare(run, NRIConfig(epochs=3), DATASET)

@@ -320,6 +320,11 @@ def test_default_run_directory_does_not_depend_on_epochs():
         train_cli.default_run_dir("data/springs5/", NRIConfig(epochs=40))
     assert train_cli.default_run_dir("data/springs5", NRIConfig(lr=1e-3)) != \
         train_cli.default_run_dir("data/springs5", NRIConfig())
+    # Options that are off leave their fields out: the paper's config keeps the directory it
+    # had before candidate edges and relative positions existed.
+    assert train_cli.default_run_dir("data/springs5", NRIConfig(position_dims=2)) == "runs/springs5-f00824d0"
+    assert train_cli.default_run_dir("data/springs5", NRIConfig(position_dims=2, relative_positions=True)) != \
+        "runs/springs5-f00824d0"
 
 
 def test_evaluate_on_ten_nodes(tiny_run, tiny_data, tmp_path, capsys):

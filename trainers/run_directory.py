@@ -115,7 +115,7 @@ def prepare(run_dir: str, config: NRIConfig, dataset: dict) -> bool:
     """
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if _holds_a_run(run_dir):
-        saved, requested = read_json(config_path), config.to_dict()
+        saved, requested = load_config(run_dir).identity(), config.identity()
         changed = sorted(key for key in set(saved) | set(requested) if saved.get(key) != requested.get(key))
         extended = changed == ["epochs"] and requested["epochs"] > saved["epochs"]
         if changed and not extended:
@@ -128,7 +128,7 @@ def prepare(run_dir: str, config: NRIConfig, dataset: dict) -> bool:
         check_dataset(run_dir, dataset, same_nodes=True)
         check_same_data(run_dir, dataset)
         if extended:
-            write_json_atomic(config_path, requested)
+            write_json_atomic(config_path, config.to_dict())
         return True
     _check_not_foreign(run_dir)
     try:

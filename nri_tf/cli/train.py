@@ -87,17 +87,12 @@ def ensure_default_data(preset_data: dict, log) -> str:
     return data_dir
 
 
-CANDIDATE_FIELDS = ("candidate_edges", "candidate_k", "candidate_radius")
-
-
 def default_run_dir(data_dir: str, config) -> str:
     """runs/<dataset>-<hash of the config without epochs>: the same command resumes the
-    same run, and the same command with more --epochs extends it. On the complete graph
-    the candidate settings are left out of the hash, so runs made before they existed keep
-    their directory."""
-    settings = {k: v for k, v in config.to_dict().items() if k != "epochs"}
-    if config.candidate_edges == "complete":
-        settings = {k: v for k, v in settings.items() if k not in CANDIDATE_FIELDS}
+    same run, and the same command with more --epochs extends it. Options that are off
+    (the complete graph, absolute positions) leave their fields out of the hash
+    (`NRIConfig.identity`)."""
+    settings = {k: v for k, v in config.identity().items() if k != "epochs"}
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return os.path.join(DEFAULT_RUNS_ROOT, f"{os.path.basename(os.path.normpath(data_dir))}-{digest}")
 
