@@ -40,6 +40,7 @@ import numbers
 import tensorflow as tf
 
 from data_pipelines.candidates import CANDIDATE_METHODS
+from data_pipelines.contract import position_dims
 from data_pipelines.errors import UserError
 
 POSITION_FEATURES = ["x", "y"]
@@ -81,7 +82,7 @@ class CandidateSpec:
         if self.method == "given" and metadata.edge_lists["max_degree"] < 1:
             raise CandidateSpecError("--candidate-edges given: the dataset's edge lists are all "
                                      "empty (max_degree 0), nothing to reason over; use knn or radius")
-        if self.method in ("knn", "radius") and list(metadata.feature_names[:2]) != POSITION_FEATURES:
+        if self.method in ("knn", "radius") and position_dims(metadata) < len(POSITION_FEATURES):
             raise CandidateSpecError(
                 f"--candidate-edges {self.method} measures distances between positions, features "
                 f"x, y first; this data's features are {', '.join(metadata.feature_names)}: use "

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_pipelines.contract import fully_connected_edges
+from data_pipelines.contract import fully_connected_edges, position_dims
 from data_pipelines.normalisation import Normaliser
 from data_pipelines.simulations import ALL_SIMULATION_NAMES, get_simulation
 from nri_tf.metrics import best_permutation
@@ -167,7 +167,7 @@ def graph_figures(model, trajectories, edge_labels, metadata, normaliser=None, *
         shown = [k for k in range(max(config.edge_types, metadata.edge_types)) if k > 0 or not no_edge]
     else:
         shown = shown_edge_types(config.edge_types, config.skip_first)
-    spatial = names[:2] == ["x", "y"]
+    spatial = position_dims(metadata) >= 2
     series_dim = names.index("sin_phi") if "sin_phi" in names else 0
     result = []
     for index in range(len(trajectories)):

@@ -311,6 +311,10 @@ def test_relative_positions_make_the_model_translation_invariant(encoder, on_can
                                atol=1e-4)
     trained = relative(x + shift, training=True, candidates=candidates)["predictions"]
     assert trained.shape == (BATCH, 5, FRAMES - 1, 4)
+    clone = NRI.from_config(relative.get_config())          # what saving and export rebuild
+    clone(x)
+    clone.set_weights(relative.get_weights())
+    _assert_same_outputs(relative, clone, x)
 
 
 def test_relative_positions_need_positions_and_a_decoder_that_reads_them():
