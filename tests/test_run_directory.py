@@ -182,3 +182,15 @@ def test_json_is_strict_honours_the_umask_and_a_full_disk_is_named(tmp_path, mon
     with pytest.raises(UserError, match=f"cannot write {path}: No space left on device"):
         files.write_json_atomic(path, {"a": 2})
     assert json.load(open(path)) == {"a": 1} and os.listdir(tmp_path) == ["results.json"]
+
+
+def test_training_progress_of_finished_and_unfinished_runs(tmp_path):
+    run = str(tmp_path / "run")
+    run_directory.prepare(run, NRIConfig(epochs=3), DATASET)
+    assert run_directory.training_progress(run) == {"best_epoch": None, "epochs": 0, "finished": False}
+    with open(os.path.join(run, run_directory.HISTORY_FILE), "w") as stream:
+        for epoch, nll in ((1, 9.0), (2, 4.0), (3, 5.0)):
+            stream.write(json.dumps({"epoch": epoch, "val_nll": nll}) + "\n")
+    assert run_directory.training_progress(run) == {"best_epoch": 2, "epochs": 3, "finished": False}
+    files.write_json_atomic(os.path.join(run, run_directory.RESULTS_FILE), {"best_epoch": 3, "epochs": 3})
+    assert run_directory.training_progress(run) == {"best_epoch": 3, "epochs": 3, "finished": True}

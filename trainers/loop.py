@@ -26,10 +26,6 @@ from nri_tf.model import NRI
 from trainers import callbacks as run_callbacks, run_directory
 from trainers.strategy import is_chief
 
-# The validation metric that picks the best checkpoint (lower is better). It uses no
-# labels, as the reference implementation's choice of the best validation NLL.
-BEST_CHECKPOINT_METRIC = "val_nll"
-
 
 @dataclasses.dataclass
 class TrainingOptions:
@@ -201,7 +197,7 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
                         candidates[0] if candidates else None))
                 fit_callbacks.append(run_callbacks.EpochHistory(
                     os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch))
-            fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, BEST_CHECKPOINT_METRIC))
+            fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, run_directory.BEST_CHECKPOINT_METRIC))
             with run_callbacks.interrupts_between_batches() as stop_on_interrupt:
                 model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
                           initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch, shuffle=False,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 
@@ -37,6 +38,9 @@ from nri_tf.config import NRIConfig
 CONFIG_FILE = "config.json"
 DATASET_FILE = "dataset.json"
 RESULTS_FILE = "results.json"
+# The validation metric that picks the best checkpoint, best.weights.h5 (lower is better). It
+# uses no labels, as the reference implementation's choice of the best validation NLL.
+BEST_CHECKPOINT_METRIC = "val_nll"
 HISTORY_FILE = "history.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 BEST_WEIGHTS_FILE = "best.weights.h5"
@@ -219,6 +223,25 @@ def load_best_weights(run_dir: str, model) -> bool:
     optimizer = getattr(model, "optimizer", None)
     model.load_weights(path, objects_to_skip=[optimizer] if optimizer is not None else None)
     return True
+
+
+def training_progress(run_dir: str, metric: str = BEST_CHECKPOINT_METRIC) -> dict:
+    """{"best_epoch", "epochs", "finished"} of a run: results.json's once it has finished;
+    before that (a run stopped or still training) the epochs of history.jsonl so far and
+    the one with the lowest ``metric``, whose weights best.weights.h5 holds (None, 0 before
+    the first epoch)."""
+    results_path = os.path.join(run_dir, RESULTS_FILE)
+    if os.path.exists(results_path):
+        results = read_json(results_path)
+        return {"best_epoch": results.get("best_epoch"), "epochs": results.get("epochs"), "finished": True}
+    history_path = os.path.join(run_dir, HISTORY_FILE)
+    records = []
+    if os.path.exists(history_path):
+        with open(history_path) as stream:
+            records = [json.loads(line) for line in stream if line.strip()]
+    scored = [record for record in records if metric in record]
+    best = min(scored, key=lambda record: record[metric])["epoch"] if scored else None
+    return {"best_epoch": best, "epochs": len(records), "finished": False}
 
 
 def load_best_model(run_dir: str, nodes: int):

@@ -125,9 +125,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
         write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system, candidates)
     if args.plots:
         write_plots(args.plots, args.run, results, os.path.basename(os.path.normpath(data_dir)))
-    results_path = os.path.join(args.run, run_directory.RESULTS_FILE)
-    state = read_json(results_path) if os.path.exists(results_path) else {}
-    results.update(best_epoch=state.get("best_epoch"), epochs=state.get("epochs"),
+    results.update(**run_directory.training_progress(args.run),
                    data=dataset["path"], dynamic_graph=dynamic_graph,
                    normalisation={"statistics": args.normalisation, "dataset": os.path.abspath(normalised_by)})
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

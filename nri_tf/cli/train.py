@@ -106,7 +106,8 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
       run_dir: the run; its config.json gives the likelihood's variance and schedule.
     """
     config = load_config(run_dir)
-    lines = [f"run: {run_dir} (best epoch {results['best_epoch']} of {results['epochs']}, "
+    so_far = "" if results.get("finished", True) else " trained so far"
+    lines = [f"run: {run_dir} (best epoch {results['best_epoch']} of {results['epochs']}{so_far}, "
              "by validation nll)",
              f"test systems: {results['systems']}"]
     if "edge_accuracy" in results:
