@@ -91,13 +91,15 @@ def test_preset_values_sit_under_flags():
     assert config.batch_size == 64 and config.encoder_hidden == fast["encoder_hidden"]
 
 
-def metadata_of(source: str, edge_types: int = 2, labelled: bool = True):
-    """A DatasetMetadata of ``source`` data (only what the settings read is realistic)."""
+def metadata_of(source: str, edge_types: int = 2, labelled: bool = True, **parameters):
+    """A DatasetMetadata of ``source`` data (only what the settings read is realistic);
+    ``parameters`` go into its simulation parameters (e.g. walls)."""
     from data_pipelines.normalisation import Normalisation
     from data_pipelines.storage.metadata import DatasetMetadata
 
     return DatasetMetadata(
-        source=source, parameters={} if labelled else {"edge_labels": "none"}, nodes=5, dims=4,
+        source=source, parameters={**parameters, **({} if labelled else {"edge_labels": "none"})},
+        nodes=5, dims=4,
         feature_names=["x", "y", "vx", "vy"], edge_types=edge_types,
         frames={"train": 49}, splits={"train": 1},
         normalisation=Normalisation("minmax", [[0, 1], [2, 3]], [0.0] * 4, [1.0] * 4), shards={})
@@ -210,3 +212,11 @@ def test_position_dims_are_the_leading_x_y_z_features():
     assert position_dims(named("vx", "x")) == 0                                  # leading only
     assert preset_config("fast", "springs").position_dims == 2
     assert preset_config("fast", "springs", "--relative-positions").relative_positions
+
+
+def test_local_springs_in_open_space_get_the_translation_invariant_model():
+    assert preset_config("fast", "local-springs", walls=False).relative_positions
+    assert not preset_config("fast", "local-springs", walls=True).relative_positions   # walls matter
+    assert not preset_config("fast", "local-springs", "--no-relative-positions", walls=False).relative_positions
+    assert not preset_config("fast", "springs").relative_positions
+    assert not preset_config("paper", "local-springs", walls=False).relative_positions

@@ -127,7 +127,7 @@ def bad_inputs(tmp_path):
         (["--cutoff", "1.0"], "--cutoff: settings of --simulation local-springs only"),
         (["--simulation", "local-springs", "--density", "0"], "local-springs: density must be a finite number > 0"),
         (["--simulation", "local-springs", "--spring-probability", "2"], "spring_probability must be in [0, 1]"),
-        (["--no-walls"], "--walls: settings of --simulation local-springs only"),
+        (["--walls"], "--walls: settings of --simulation local-springs only"),
         (["--output", str(blocker / "d")], "a_file is not a directory"),
         (["--output", str(existing)], "already exists and is not empty"),
         # --overwrite replaces datasets only, never a folder of the user's.
@@ -188,17 +188,16 @@ def test_cli_local_springs_settings_reach_the_simulator_and_the_metadata(tmp_pat
     assert metadata.edge_lists["radius"] == 0.8
     trajectories, stored = read_split(output, "train")
     assert (stored.labels == 1).all()                         # p = 1: every pair within the cutoff
-    assert np.abs(trajectories[..., :2]).max() <= box_size_for(40, 4.0) + 1e-6   # the denser box
     expected = LocalSpringsSimulation(4.0, 0.8, 1.0).sample(2, 40, num_steps=300, seed=split_seed(42, "train"))
     np.testing.assert_array_equal(trajectories, expected.trajectories)
-    assert metadata.parameters["walls"] is True
-    open_space = str(tmp_path / "open")
-    completed = run_cli("--simulation", "local-springs", "--output", open_space, "--num-nodes", "10",
-                        "--no-walls", "--num-train", "2", "--num-valid", "2", "--num-test", "2",
+    assert metadata.parameters["walls"] is False                       # open space by default
+    walled = str(tmp_path / "walled")
+    completed = run_cli("--simulation", "local-springs", "--output", walled, "--num-nodes", "10",
+                        "--walls", "--num-train", "2", "--num-valid", "2", "--num-test", "2",
                         "--length", "2000", "--length-test", "2000")
     assert completed.returncode == 0, completed.stderr
-    assert read_metadata(open_space).parameters["walls"] is False
-    trajectories, _ = read_split(open_space, "train")
-    expected = LocalSpringsSimulation(walls=False).sample(2, 10, num_steps=2000, seed=split_seed(42, "train"))
+    assert read_metadata(walled).parameters["walls"] is True
+    trajectories, _ = read_split(walled, "train")
+    expected = LocalSpringsSimulation(walls=True).sample(2, 10, num_steps=2000, seed=split_seed(42, "train"))
     np.testing.assert_array_equal(trajectories, expected.trajectories)
-    assert np.abs(trajectories[..., :2]).max() > box_size_for(10, 1.0)
+    assert np.abs(trajectories[..., :2]).max() <= box_size_for(10, 1.0) + 1e-6

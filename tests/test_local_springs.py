@@ -101,7 +101,7 @@ def test_springs_only_within_the_cutoff_and_symmetric():
 
 
 def test_density_fixed_as_nodes_grow():
-    simulation = LocalSpringsSimulation()
+    simulation = LocalSpringsSimulation(walls=True)
     assert local_springs.box_size_for(100, 1.0) == 5.0
     degrees = []
     for num_nodes in (100, 1600):
@@ -117,14 +117,14 @@ def test_density_fixed_as_nodes_grow():
 
 def test_without_walls_the_same_systems_leave_the_box():
     box = local_springs.box_size_for(10, 1.0)                     # +-1.58: half the nodes bounce
-    walled = LocalSpringsSimulation().sample(3, 10, num_steps=2000, seed=3)
-    open_space = LocalSpringsSimulation(walls=False).sample(3, 10, num_steps=2000, seed=3)
+    walled = LocalSpringsSimulation(walls=True).sample(3, 10, num_steps=2000, seed=3)
+    open_space = LocalSpringsSimulation().sample(3, 10, num_steps=2000, seed=3)     # the default
     np.testing.assert_array_equal(open_space.edges.edges, walled.edges.edges)       # same systems
     np.testing.assert_array_equal(open_space.edge_labels, walled.edge_labels)
     np.testing.assert_array_equal(open_space.trajectories[:, :, 0], walled.trajectories[:, :, 0])
     assert np.abs(walled.trajectories[..., :2]).max() <= box
     assert np.abs(open_space.trajectories[..., :2]).max() > box
-    assert LocalSpringsSimulation(walls=False).parameters["walls"] is False
+    assert LocalSpringsSimulation().parameters["walls"] is False
 
 
 def test_same_seed_same_bytes_for_any_number_of_workers(monkeypatch):

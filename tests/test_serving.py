@@ -73,12 +73,14 @@ def candidate_model(**settings):
     return model, ServingModule(model, Normaliser([-1.0] * DIMS, [1.0] * DIMS), max_steps=MAX_STEPS)
 
 
-@pytest.mark.parametrize("method", ["knn", "radius"])
-def test_a_model_trained_on_candidates_chooses_them_as_training_did(method):
+@pytest.mark.parametrize("method, relative", [("knn", True), ("radius", False)])
+def test_a_model_trained_on_candidates_chooses_them_as_training_did(method, relative):
+    """(The knn model is the local-springs default: translation invariant.)"""
     from data_pipelines.candidate_selection import CandidateSpec, select_senders
     from nri_tf.graph import CandidateEdges
 
-    model, served = candidate_model(candidate_edges=method, candidate_k=3, candidate_radius=0.6)
+    model, served = candidate_model(candidate_edges=method, candidate_k=3, candidate_radius=0.6,
+                                    relative_positions=relative, position_dims=2)
     nodes = 6
     x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (2, nodes, FRAMES, DIMS)), tf.float32)
     spec = CandidateSpec(method, 3, 0.6)

@@ -138,16 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="most systems per TFRecord file (default: %(default)s)")
     local = parser.add_argument_group("--simulation local-springs (large systems, README \"Large systems\")")
     local.add_argument("--density", type=float, default=None,
-                       help="nodes per unit area; the box grows with N to keep it (default: 1.0: "
-                            "100 nodes fill the springs box, walls at +-5)")
+                       help="nodes per unit area; the box the nodes start in grows with N to keep "
+                            "it (default: 1.0: 100 nodes fill the springs box, +-5)")
     local.add_argument("--cutoff", type=float, default=None,
                        help="pairs closer than this at the start may get a spring; the stored "
                             "edge lists hold every such pair (default: 1.5)")
     local.add_argument("--spring-probability", type=float, default=None,
                        help="chance that a pair within the cutoff gets a spring (default: 0.5)")
     local.add_argument("--walls", action=argparse.BooleanOptionalAction, default=None,
-                       help="elastic walls at the edges of the box the nodes start in; --no-walls: "
-                            "open space (default: walls)")
+                       help="elastic walls at the edges of the box the nodes start in (default: "
+                            "--no-walls, open space: the translation-invariant physics a model "
+                            "trained on small systems can carry to larger ones)")
 
     cmu = parser.add_argument_group("--source cmu (CMU motion capture, paper appendix D.2)")
     cmu.add_argument("--asf", metavar="FILE", help="the subject's skeleton file (.asf)")
