@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from data_pipelines.datasets import first_frames
 from data_pipelines.errors import DatasetError
+from nri_tf.graph import CandidateEdges
 from nri_tf.metrics import mse_per_step
 from nri_tf.model import unpack_batch
 
@@ -66,7 +67,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
       {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels; over
        the candidate edges if there are any), "candidate_recall" (labels and candidates
        other than complete: the share of true interactions among the candidates),
-       "mse_per_step": list of `horizon` floats, "systems": count} with plain Python floats.
+       "edge_type_shares" (learned graphs: `edge_type_shares`), "mse_per_step": list of
+       `horizon` floats, "systems": count} with plain Python floats.
     Raises:
       FloatingPointError naming the metrics that are NaN or Inf (nothing is reported then).
     """
@@ -84,6 +86,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
         results.pop("edge_accuracy", None)
         results.pop("candidate_recall", None)
 
+    if model.learned:
+        results["edge_type_shares"] = edge_type_shares(model, dataset, frames)
     mse = prediction_mse(
         lambda context, edge_labels, candidates=None: model.predict_future(
             context, steps, dynamic_graph=dynamic_graph, candidates=candidates),
@@ -95,6 +99,28 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
         raise FloatingPointError(f"test {', '.join(not_finite)} not finite: the model's outputs on "
                                  "this data are NaN or Inf; the checkpoint is unusable for it")
     return results
+
+
+def edge_type_shares(model, dataset: tf.data.Dataset, frames: int) -> list:
+    """How the inferred graph is made up: the share of edges whose most likely type is k.
+
+    Args:
+      model: a trained `nri_tf.model.NRI` with a learned graph.
+      dataset: as `evaluate`'s.
+      frames: context frames the encoder sees.
+    Returns:
+      ``edge_types`` floats summing to 1, over every real edge (candidate padding slots
+      left out) of every system: e.g. how sparse a graph with type 0 = no edge is.
+    """
+    counts = np.zeros(model.nri_config.edge_types, dtype=np.float64)
+    for batch in dataset:
+        trajectories, _, candidates = unpack_batch(batch)
+        types = tf.argmax(model.encode(trajectories[:, :, :frames], candidates), axis=-1)   # [batch, edges]
+        edges = CandidateEdges.from_batch(candidates)
+        weights = None if edges is None or edges.mask is None else tf.reshape(edges.mask, tf.shape(types))
+        counts += tf.math.bincount(tf.cast(types, tf.int32), weights=weights, minlength=len(counts),
+                                   maxlength=len(counts), dtype=tf.float64).numpy()
+    return (counts / max(counts.sum(), 1.0)).tolist()
 
 
 def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -> dict:

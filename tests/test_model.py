@@ -325,3 +325,22 @@ def test_relative_positions_need_positions_and_a_decoder_that_reads_them():
         _config(relative_positions=True, position_dims=4).validate()       # nothing but positions
     with pytest.raises(ConfigError, match="rnn decoder"):
         _config(relative_positions=True, position_dims=2, decoder="rnn").validate()
+
+
+def test_edge_type_shares_count_the_most_likely_type_of_every_real_edge():
+    from nri_tf.evaluation import edge_type_shares
+
+    x, labels = _data(systems=BATCH)
+    model = NRI(_config(edge_types=3))
+    model(x)
+    types = tf.argmax(model.encode(x), -1).numpy()
+    shares = edge_type_shares(model, tf.data.Dataset.from_tensors((x, labels)), FRAMES)
+    np.testing.assert_allclose(shares, np.bincount(types.ravel(), minlength=3) / types.size)
+    # Candidates: padding slots are not edges.
+    senders = np.tile(np.array([[[(i + 1) % 5, (i + 3) % 5] for i in range(5)]], np.int32), [BATCH, 1, 1])
+    mask = np.ones([BATCH, 5, 2], np.float32)
+    mask[:, 0, 1] = 0.0
+    candidates = {"senders": senders, "mask": mask}
+    types = tf.argmax(model.encode(x, candidates), -1).numpy().reshape(BATCH, 5, 2)[mask > 0]
+    shares = edge_type_shares(model, tf.data.Dataset.from_tensors((x, labels, candidates)), FRAMES)
+    np.testing.assert_allclose(shares, np.bincount(types, minlength=3) / types.size)

@@ -118,6 +118,11 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
     if "candidate_recall" in results:
         lines.append(f"candidate recall: {100 * results['candidate_recall']:.2f}% of the true "
                      f"interactions are among the candidates (the rest the model cannot find)")
+    if "edge_type_shares" in results:
+        names = [f"{k}{' (no edge)' if k == 0 and config.skip_first else ''}"
+                 for k in range(len(results["edge_type_shares"]))]
+        lines.append("inferred edge types (most likely type of each edge): " + ", ".join(
+            f"{name} {100 * share:.1f}%" for name, share in zip(names, results["edge_type_shares"])))
     if config.decoder == "rnn":
         horizon = f"burn-in, then {config.prediction_steps} frames open loop, as in training"
     else:
