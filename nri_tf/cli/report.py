@@ -34,10 +34,11 @@ import os
 import shutil
 
 from data_pipelines.files import read_json
+from data_pipelines.simulations import ALL_SIMULATION_NAMES
 from nri_tf import figures
 from nri_tf.cli.common import report_known_errors
 from nri_tf.cli.paper_results import NRI_MPM_TABLE1, PAPER_PLOTS, ROW_NAMES, TABLE_ROWS
-from nri_tf.cli.tables import format_summary, markdown_table
+from nri_tf.cli.tables import format_summary, markdown_table, nri_setting
 from trainers.run_directory import HISTORY_FILE
 
 TABLE_FILES = ("table1.json", "table1.md", "table2.json", "table2.md")
@@ -177,10 +178,11 @@ def _settings_line(setting: Setting) -> str:
     table = setting.first
     budget = table["budget_settings"]
     data = budget["data"]
-    # The command-line flags of `python -m nri_tf.experiments` win over the budget's NRI settings.
-    nri = {**budget["nri"], **table.get("nri_flags", {})}
-    return (f"- **{setting.name}**: budget `{table['budget']}` ({data['num_train']} / {data['num_valid']} / "
-            f"{data['num_test']} systems; NRI: " + ", ".join(f"{k} {v}" for k, v in sorted(nri.items()))
+    # Simulations are generated at the budget's sizes; real data is what it is.
+    systems = (f"{data['num_train']} / {data['num_valid']} / {data['num_test']} systems"
+               if table["source"] in ALL_SIMULATION_NAMES else f"data {os.path.basename(table['data'])}")
+    return (f"- **{setting.name}**: budget `{table['budget']}` ({systems}; NRI: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(nri_setting(table).items()))
             + (f"; Supervised dropout {budget['supervised_dropout']}" if "supervised_dropout" in budget else "")
             + f"), seeds {', '.join(map(str, table['seeds']))}; machine: {table.get('machine', 'not recorded')}"
             + "".join(f"; re-run later: {', '.join(ROW_NAMES[row] for row in rerun['rows'])} "

@@ -171,6 +171,15 @@ _NRI_ROWS = ("nri_sim", "nri_learned", "supervised", "nri_full_graph", "nri_true
 _LSTM_ROWS = ("corr_lstm", "lstm_single", "lstm_joint")
 
 
+def nri_setting(setting: dict) -> dict:
+    """The NRI-type models' settings of a table's ``setting`` (as in its JSON): the budget's,
+    under the data source's rule, under the command-line flags (as `config_for_dataset`)."""
+    budget = setting.get("budget_settings") or {}
+    rule = (budget.get("by_source") or {}).get(setting.get("source"), {})
+    flags = setting.get("nri_flags") or {}                     # older tables: no flags existed
+    return {**budget.get("nri", {}), **rule, **flags}
+
+
 def _row_setting(setting: dict, row: str) -> dict:
     """What the models of ``row`` were or will be made with, from a table's ``setting`` (as
     in its JSON): the table, data and seeds, and the settings of its kind of model after the
@@ -182,7 +191,7 @@ def _row_setting(setting: dict, row: str) -> dict:
     depends = {key: setting.get(key) for key in ("table", "source", "nodes", "budget", "seeds")}
     depends["data"] = budget.get("data")
     if row in _NRI_ROWS:
-        depends["nri"] = {**budget.get("nri", {}), **rule, **flags}      # as `config_for_dataset`
+        depends["nri"] = nri_setting(setting)
     if row == "supervised":
         depends["supervised_dropout"] = budget.get("supervised_dropout")
     if row in _LSTM_ROWS:
