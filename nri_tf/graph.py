@@ -24,6 +24,7 @@ Building blocks:
   node_to_edge                              v->e: [receiver, sender] features per edge (positions
                                             optionally as sender minus receiver)
   sender_minus_receiver                     v->e: sender features - receiver features per edge
+  checked_relative_dims                     a model's count of relatively seen position features
   pair_sum                                  v->e: receiver features + sender features per edge
   node_pairs_matmul                         node_to_edge(nodes) @ kernel without building the pairs
   edge_to_node                              e->v: sum of each node's incoming edges
