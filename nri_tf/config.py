@@ -95,7 +95,8 @@ class NRIConfig:
         False, "translation-invariant model (beyond the paper): positions (the data's leading x, "
         "y, z features) reach the encoder and the MLP decoder only as sender-minus-receiver "
         "differences along edges, so where a system lies does not matter (e.g. a model trained "
-        "on small boxes applied to larger ones)")
+        "on small boxes applied to larger ones; data simulated with walls keeps absolute "
+        "positions whatever the preset says)")
     temp: float = _field(0.5, "Gumbel-softmax temperature tau")
     hard: bool = _field(False, "straight-through one-hot samples in training")
     prior: list = _field([], "sparsity prior over edge types, e.g. 0.91 0.03 0.03 0.03",
