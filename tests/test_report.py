@@ -14,7 +14,7 @@ def _table(source: str, nodes: int, table: str, rows: dict, seeds=(42, 43)) -> d
     return {"table": table, "source": source, "nodes": nodes, "budget": "cpu", "seeds": list(seeds),
             "data": f"/data/{source}{nodes}",
             "budget_settings": {"data": {"num_train": 10, "num_valid": 2, "num_test": 2},
-                                "nri": {"epochs": 3}, "by_source": {"cmu": {"epochs": 200, "decoder": "rnn"}}},
+                                "nri": {"epochs": 3}, "by_source": {"cmu": {"epochs": 200, "decoder": "rnn", "prior": []}}},
             "rows": tables.table_rows(table, rows, source, nodes)}
 
 
@@ -90,7 +90,7 @@ def test_table2_of_motion_capture_says_what_the_papers_plot_shows(tmp_path):
     assert "| NRI (learned) | 0.0001 | 0.001 | 0.002 | 3.12e-08 / 3.29e-06 / 2.13e-05 |" in springs
     # The settings say what each setting's models were trained with: real data is given,
     # not simulated at the budget's sizes, and its source's rule wins over the budget.
-    assert "**cmu31**: budget `cpu` (data cmu31; NRI: decoder rnn, epochs 200)" in page
+    assert "**cmu31**: budget `cpu` (data cmu31; NRI: decoder rnn, epochs 200, prior the reference's)" in page
     assert "**springs5**: budget `cpu` (10 / 2 / 2 systems; NRI: epochs 3)" in page
 
 

@@ -174,6 +174,11 @@ def wall_time_markdown(settings: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _setting_value(name: str, value) -> str:
+    """A setting as the page shows it: an empty prior is the reference's (as `--prior` alone)."""
+    return "the reference's" if name == "prior" and value == [] else str(value)
+
+
 def _settings_line(setting: Setting) -> str:
     table = setting.first
     budget = table["budget_settings"]
@@ -182,7 +187,7 @@ def _settings_line(setting: Setting) -> str:
     systems = (f"{data['num_train']} / {data['num_valid']} / {data['num_test']} systems"
                if table["source"] in ALL_SIMULATION_NAMES else f"data {os.path.basename(table['data'])}")
     return (f"- **{setting.name}**: budget `{table['budget']}` ({systems}; NRI: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(nri_setting(table).items()))
+            + ", ".join(f"{k} {_setting_value(k, v)}" for k, v in sorted(nri_setting(table).items()))
             + (f"; Supervised dropout {budget['supervised_dropout']}" if "supervised_dropout" in budget else "")
             + f"), seeds {', '.join(map(str, table['seeds']))}; machine: {table.get('machine', 'not recorded')}"
             + "".join(f"; re-run later: {', '.join(ROW_NAMES[row] for row in rerun['rows'])} "
