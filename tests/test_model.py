@@ -288,8 +288,7 @@ def test_symmetric_needs_the_complete_graph():
 
 # --- relative positions (translation invariance) ------------------------------------------
 
-@pytest.mark.parametrize("encoder", ["mlp", "cnn"])
-@pytest.mark.parametrize("on_candidates", [False, True])
+@pytest.mark.parametrize("encoder, on_candidates", [("mlp", True), ("cnn", False)])
 def test_relative_positions_make_the_model_translation_invariant(encoder, on_candidates):
     """With --relative-positions, moving a whole system (its x, y) leaves the edge logits
     unchanged and moves every prediction by the same amount; the paper's model changes."""
