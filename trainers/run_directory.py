@@ -225,6 +225,15 @@ def load_best_weights(run_dir: str, model) -> bool:
     return True
 
 
+def read_history(run_dir: str) -> list:
+    """The run's history.jsonl as one dict per completed epoch, in order ([] before the first)."""
+    path = os.path.join(run_dir, HISTORY_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as stream:
+        return [json.loads(line) for line in stream if line.strip()]
+
+
 def training_progress(run_dir: str, metric: str = BEST_CHECKPOINT_METRIC) -> dict:
     """{"best_epoch", "epochs", "finished"} of a run: results.json's once it has finished;
     before that (a run stopped or still training) the epochs of history.jsonl so far and
@@ -234,11 +243,7 @@ def training_progress(run_dir: str, metric: str = BEST_CHECKPOINT_METRIC) -> dic
     if os.path.exists(results_path):
         results = read_json(results_path)
         return {"best_epoch": results.get("best_epoch"), "epochs": results.get("epochs"), "finished": True}
-    history_path = os.path.join(run_dir, HISTORY_FILE)
-    records = []
-    if os.path.exists(history_path):
-        with open(history_path) as stream:
-            records = [json.loads(line) for line in stream if line.strip()]
+    records = read_history(run_dir)
     scored = [record for record in records if metric in record]
     best = min(scored, key=lambda record: record[metric])["epoch"] if scored else None
     return {"best_epoch": best, "epochs": len(records), "finished": False}

@@ -32,7 +32,6 @@ epochs (DIR/accuracy.png) and this evaluation's MSE over the predicted frames (D
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from data_pipelines.contract import has_edge_labels
@@ -199,8 +198,7 @@ def write_plots(directory: str, run_dir: str, results: dict, data_name: str) -> 
     """DIR/accuracy.png from the run's history.jsonl and DIR/mse.png from ``results``."""
     from nri_tf.figures import history_figure, horizon_figure, save_figure   # matplotlib: only when asked
 
-    with open(os.path.join(run_dir, run_directory.HISTORY_FILE)) as stream:
-        history = [json.loads(line) for line in stream if line.strip()]
+    history = run_directory.read_history(run_dir)
     run_name = os.path.basename(os.path.normpath(run_dir))
     save_figure(history_figure(history, title=f"run {run_name}"), os.path.join(directory, "accuracy.png"))
     save_figure(horizon_figure({data_name: results["mse_per_step"]},

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 
@@ -39,7 +38,7 @@ from nri_tf import figures
 from nri_tf.cli.common import report_known_errors
 from nri_tf.cli.paper_results import NRI_MPM_TABLE1, PAPER_PLOTS, ROW_NAMES, TABLE_ROWS
 from nri_tf.cli.tables import format_summary, markdown_table, nri_setting
-from trainers.run_directory import HISTORY_FILE
+from trainers.run_directory import HISTORY_FILE, read_history
 
 TABLE_FILES = ("table1.json", "table1.md", "table2.json", "table2.md")
 FIGURES_DIR = "results"
@@ -59,15 +58,12 @@ def training_curve(run_dir: str) -> list:
     Raises:
       FileNotFoundError: naming the run directory when it has no history yet.
     """
-    path = os.path.join(run_dir, HISTORY_FILE)
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(run_dir, HISTORY_FILE)):
         raise FileNotFoundError(f"{run_dir} has no {HISTORY_FILE}: not a started training run")
     elapsed, curve = 0.0, []
-    with open(path) as stream:
-        for line in stream:
-            record = json.loads(line)
-            elapsed += record["seconds"]
-            curve.append(CurvePoint(record["epoch"], elapsed, record))
+    for record in read_history(run_dir):
+        elapsed += record["seconds"]
+        curve.append(CurvePoint(record["epoch"], elapsed, record))
     return curve
 
 
