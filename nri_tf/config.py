@@ -145,9 +145,6 @@ class NRIConfig:
         if self.candidate_edges not in CANDIDATE_METHODS:
             raise ConfigError(f"candidate_edges must be one of {CANDIDATE_METHODS}, "
                               f"got {self.candidate_edges!r}")
-        if self.symmetric and self.candidate_edges != "complete":
-            raise ConfigError(f"--symmetric ties both directions of every node pair and needs "
-                              f"--candidate-edges complete, got {self.candidate_edges}")
         if self.relative_positions:
             if not 0 < self.position_dims < self.dims:
                 raise ConfigError(f"--relative-positions needs position features (x, y, z) and "

@@ -78,12 +78,9 @@ class _Encoder(keras.layers.Layer):
 
     def _logits(self, edge_features, edges=None):
         """Edge features [batch, edges, hidden] -> logits [batch, edges, edge_types];
-        ``symmetric``: each logit averaged with the reverse edge's (complete graph only)."""
+        ``symmetric``: each logit averaged with the reverse edge's (`graph.average_directions`)."""
         logits = self.fc_out(edge_features)
-        if self.symmetric and edges is not None:
-            raise ValueError("a symmetric encoder averages both directions of every pair and "
-                             "needs the complete graph; candidate edges need not hold both")
-        return graph.average_directions(logits) if self.symmetric else logits
+        return graph.average_directions(logits, edges) if self.symmetric else logits
 
     def _mlp(self, name: str) -> MLPBlock:
         return MLPBlock(self.hidden, dropout=self.dropout, name=name)

@@ -29,9 +29,8 @@ Building blocks:
   node_pairs_matmul                         node_to_edge(nodes) @ kernel without building the pairs
   edge_to_node                              e->v: sum of each node's incoming edges
   edge_mask                                 [batch, edges] 1 for real edges, None without padding
-  reverse_edges                             index of edge (j, i) for every edge (i, j)
+  reverse_edges, candidate_reverse_edges   index of edge (j, i) for every edge (i, j)
   average_directions, share_between_directions   undirected graphs: tie the two directions
-                                            (complete graph only)
 """
 
 from __future__ import annotations
@@ -331,18 +330,60 @@ def reverse_edges(num_nodes) -> tf.Tensor:
     return senders * (tf.cast(num_nodes, tf.int32) - 1) + receivers - tf.cast(receivers > senders, tf.int32)
 
 
-def average_directions(edge_values: tf.Tensor) -> tf.Tensor:
-    """[batch, edges, ...] -> the same, each edge's value averaged with its reverse edge's."""
-    reverse = reverse_edges(num_nodes_of_edge_tensor(edge_values))
-    return 0.5 * (edge_values + tf.gather(edge_values, reverse, axis=1))
+def candidate_reverse_edges(edges: CandidateEdges) -> tf.Tensor:
+    """Index of candidate edge (j, i) for every candidate edge e = (i, j): int32 [batch, edges].
+
+    Where (j, i) is not a real candidate (k nearest neighbours need not be mutual; padding
+    slots), the edge's own index: tying the two directions then leaves the edge as it is.
+    Costs a [batch, nodes, degree, degree] comparison (each edge against its sender's slots).
+    """
+    senders = edges.senders
+    shape = tf.shape(senders)
+    num_nodes, degree = shape[1], shape[2]
+    senders_of_sender = tf.gather(senders, senders, batch_dims=1)       # [batch, nodes, d, d]
+    match = tf.equal(senders_of_sender, tf.range(num_nodes)[None, :, None, None])
+    if edges.mask is not None:
+        real = edges.mask > 0
+        match &= real[..., None] & tf.gather(real, senders, batch_dims=1)
+    own = tf.range(num_nodes * degree)
+    reverse = tf.where(tf.reduce_any(match, axis=-1),
+                       senders * degree + tf.argmax(tf.cast(match, tf.int32), axis=-1, output_type=tf.int32),
+                       tf.reshape(own, [num_nodes, degree]))
+    return tf.reshape(reverse, [shape[0], num_nodes * degree])
 
 
-def share_between_directions(edge_values: tf.Tensor) -> tf.Tensor:
+def _reverse_and_receiver_first(edge_values: tf.Tensor, edges: CandidateEdges | None):
+    """(index of each edge's reverse, whether the edge's receiver < its sender) for
+    `average_directions` and `share_between_directions`: [E] on the complete graph,
+    [batch, E] on candidates."""
+    if edges is None:
+        num_nodes = num_nodes_of_edge_tensor(edge_values)
+        receivers, senders = edge_indices(num_nodes)
+        return reverse_edges(num_nodes), receivers < senders
+    shape = tf.shape(edges.senders)
+    receivers = tf.repeat(tf.range(shape[1]), shape[2])
+    senders = tf.reshape(edges.senders, [shape[0], shape[1] * shape[2]])
+    return candidate_reverse_edges(edges), receivers[None] < senders
+
+
+def _gather_edges(edge_values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """edge_values [batch, edges, ...] at ``index`` [edges] (all systems) or [batch, edges]."""
+    return tf.gather(edge_values, index, axis=1, batch_dims=index.shape.rank - 1)
+
+
+def average_directions(edge_values: tf.Tensor, edges: CandidateEdges | None = None) -> tf.Tensor:
+    """[batch, edges, ...] -> the same, each edge's value averaged with its reverse edge's
+    (a candidate edge whose reverse is no candidate keeps its value)."""
+    reverse, _ = _reverse_and_receiver_first(edge_values, edges)
+    return 0.5 * (edge_values + _gather_edges(edge_values, reverse))
+
+
+def share_between_directions(edge_values: tf.Tensor, edges: CandidateEdges | None = None) -> tf.Tensor:
     """[batch, edges, ...] -> the same, edge (j, i) given the value of edge (i, j) for i < j.
 
-    Makes a sample of edge types undirected: one draw per node pair, used both ways.
+    Makes a sample of edge types undirected: one draw per node pair, used both ways (a
+    candidate edge whose reverse is no candidate keeps its own draw).
     """
-    num_nodes = num_nodes_of_edge_tensor(edge_values)
-    receivers, senders = edge_indices(num_nodes)
-    source = tf.where(receivers < senders, tf.range(tf.size(receivers)), reverse_edges(num_nodes))
-    return tf.gather(edge_values, source, axis=1)
+    reverse, receiver_first = _reverse_and_receiver_first(edge_values, edges)
+    own = tf.range(tf.shape(receiver_first)[-1])
+    return _gather_edges(edge_values, tf.where(receiver_first, own, reverse))

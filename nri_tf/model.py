@@ -220,9 +220,6 @@ class NRI(keras.Model):
             edge_weights = self.fixed_edge_weights(trajectories, edge_labels, edges)
             return {"predictions": self.decoder(trajectories, edge_weights, prediction_steps=steps,
                                                 training=training, edges=edges)}
-        if config.symmetric and edges is not None:
-            raise ValueError("a symmetric model needs the complete graph: candidate edges need "
-                             "not hold both directions of a pair")
         logits = self.encoder(trajectories[:, :, :config.frames], training=training, edges=edges)
         seed = self.sampling_seed.next()
         if training:
@@ -230,7 +227,7 @@ class NRI(keras.Model):
         else:
             edge_samples = sampling.straight_through_one_hot(logits, config.temp, seed)
         if config.symmetric:
-            edge_samples = graph.share_between_directions(edge_samples)
+            edge_samples = graph.share_between_directions(edge_samples, edges)
         predictions = self.decoder(trajectories, edge_samples, prediction_steps=steps,
                                    training=training, edges=edges)
         return {"logits": logits, "edge_probs": tf.nn.softmax(logits, axis=-1),

@@ -27,8 +27,7 @@ On the complete graph edges = nodes * (nodes - 1) in the receiver-major order of
 chooses them in `infer_graph` and `predict` by the same rule, from the first frame the
 encoder reads; one trained on the data's own edge lists ("given") has no rule, so its
 serving_default is infer_graph_on_candidates and it offers no infer_graph / predict. The
-*_on_candidates signatures exist for every model except a symmetric encoder's (it needs
-both directions of every pair): the weights do not depend on the edges, so a model trained
+*_on_candidates signatures exist for every model: the weights do not depend on the edges, so a model trained
 on small complete graphs can be applied to large systems' candidates. The node count may
 differ per request and from the training data (the model is node-count agnostic). Frames:
 the MLP encoder reads exactly ``config.frames`` frames (`infer_graph`) and `predict` infers
@@ -164,18 +163,17 @@ class ServingModule(tf.Module):
 
     def signatures(self) -> dict:
         """{signature name: concrete function}: serving_default = infer_graph (or
-        infer_graph_on_candidates for "given" candidates), predict and the *_on_candidates
-        signatures where the model has them (see the module docstring)."""
+        infer_graph_on_candidates for "given" candidates), predict where the model chooses its
+        own candidates, and the *_on_candidates signatures (see the module docstring)."""
         signatures = {}
         if self._config.candidate_edges != "given":
             infer_graph = self.infer_graph.get_concrete_function()
             signatures.update({SIGNATURE_DEFAULT: infer_graph, SIGNATURE_INFER_GRAPH: infer_graph,
                                SIGNATURE_PREDICT: self.predict.get_concrete_function()})
-        if not self._config.symmetric:
-            on_candidates = self.infer_graph_on_candidates.get_concrete_function()
-            signatures.setdefault(SIGNATURE_DEFAULT, on_candidates)
-            signatures.update({SIGNATURE_INFER_GRAPH_ON_CANDIDATES: on_candidates,
-                               SIGNATURE_PREDICT_ON_CANDIDATES: self.predict_on_candidates.get_concrete_function()})
+        on_candidates = self.infer_graph_on_candidates.get_concrete_function()
+        signatures.setdefault(SIGNATURE_DEFAULT, on_candidates)
+        signatures.update({SIGNATURE_INFER_GRAPH_ON_CANDIDATES: on_candidates,
+                           SIGNATURE_PREDICT_ON_CANDIDATES: self.predict_on_candidates.get_concrete_function()})
         return signatures
 
     def _graph_outputs(self, x, edges):

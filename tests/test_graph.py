@@ -136,6 +136,32 @@ def test_candidate_edge_to_node_by_hand_with_mask():
     np.testing.assert_array_equal(graph.edge_mask(edges).numpy(), mask.reshape(1, 8))
 
 
+def test_candidate_directions_tied_by_hand():
+    # SENDERS_4 with node 3 padded to one candidate (0): (2,3) loses its reverse (3,2).
+    mask = np.ones((1, 4, 2), np.float32)
+    mask[0, 3, 1] = 0.0
+    edges = graph.CandidateEdges(tf.constant(SENDERS_4), tf.constant(mask))
+    # (0,1) (0,3) (1,0) (1,2) (2,1) (2,3) (3,0) [3,2 padding]
+    np.testing.assert_array_equal(graph.candidate_reverse_edges(edges).numpy()[0],
+                                  [2, 6, 0, 4, 3, 5, 1, 7])
+    values = tf.constant([[[0.0], [1.0], [2.0], [3.0], [4.0], [5.0], [6.0], [7.0]]])
+    np.testing.assert_array_equal(graph.average_directions(values, edges).numpy()[0, :, 0],
+                                  [1, 3.5, 1, 3.5, 3.5, 5, 3.5, 7])
+    # receiver < sender keeps its draw: (0,1)=0, (0,3)=1, (1,2)=3, (2,3)=5; (2,1) and (3,0)
+    # copy theirs; (1,0) copies (0,1); padding keeps its own.
+    np.testing.assert_array_equal(graph.share_between_directions(values, edges).numpy()[0, :, 0],
+                                  [0, 1, 0, 3, 3, 5, 1, 7])
+    knn = graph.CandidateEdges(tf.constant([[[1], [2], [0]]]))     # 0<-1, 1<-2, 2<-0: no pair mutual
+    np.testing.assert_array_equal(graph.candidate_reverse_edges(knn).numpy()[0], [0, 1, 2])
+
+
+def test_directions_tied_on_complete_candidates_as_on_the_fast_path():
+    values = tf.constant(np.random.default_rng(5).normal(size=(2, 20, 3)).astype(np.float32))
+    complete = graph.complete_candidate_edges(2, 5)
+    for tie in (graph.average_directions, graph.share_between_directions):
+        np.testing.assert_array_equal(tie(values, complete).numpy(), tie(values).numpy())
+
+
 def test_candidate_ops_on_the_complete_graph_equal_the_fast_path():
     rng = np.random.default_rng(3)
     nodes = tf.constant(rng.normal(size=(2, 5, 3, 4)).astype(np.float32))   # trailing axes too

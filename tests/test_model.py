@@ -280,10 +280,19 @@ def test_candidate_model_trains_reports_recall_and_predicts():
     assert model.predict_future(x, 3, candidates=candidates).shape == (BATCH, 6, 3, 4)
 
 
-def test_symmetric_needs_the_complete_graph():
-    from nri_tf.config import ConfigError
-    with pytest.raises(ConfigError, match="--candidate-edges complete"):
-        _config(symmetric=True, candidate_edges="knn").validate()
+def test_symmetric_model_on_candidates_ties_the_pairs_that_are_candidates_both_ways():
+    x, _ = _data(systems=BATCH)
+    model = NRI(_config(symmetric=True))
+    model(x)
+    complete = graph.complete_candidate_edges(BATCH, 5)
+    np.testing.assert_allclose(model.encode(x, complete).numpy(), model.encode(x).numpy(), atol=1e-5)
+    # a ring: node i receives from i + 1 and i - 1, so every pair is a candidate both ways
+    ring = np.tile(np.array([[[(i + 1) % 5, (i + 4) % 5] for i in range(5)]], np.int32), [BATCH, 1, 1])
+    logits = model.encode(x, graph.CandidateEdges(tf.constant(ring))).numpy().reshape(BATCH, 5, 2, -1)
+    for i in range(5):       # (i, i+1) is slot 0 of receiver i, (i+1, i) slot 1 of receiver i+1
+        np.testing.assert_allclose(logits[:, i, 0], logits[:, (i + 1) % 5, 1], rtol=1e-5)
+    predictions = model(x, training=True, candidates={"senders": ring})["predictions"]
+    assert np.isfinite(predictions.numpy()).all()
 
 
 # --- relative positions (translation invariance) ------------------------------------------
