@@ -94,10 +94,16 @@ def test_rows_trains_and_tabulates_only_those_rows(smoke_tables, tmp_path):
     assert merged["rows"][2] == result["rows"][1]                       # Supervised kept as it was
     assert merged["rows"][0]["seconds"] != result["rows"][0]["seconds"]   # Corr. (path) trained again
     assert [r["rows"] for r in merged["reruns"]] == [["corr_path", "corr_lstm"]]
-    other_seeds = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
+    # A second seed for one row: the others keep theirs, and the table says so.
+    second_seed = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
                             "--rows", "corr_path", "--seeds", "2", env_extra=env)
-    assert other_seeds.returncode == 2 and "seeds [42] for Corr. (LSTM), these rows [42, 43]" in other_seeds.stderr
-    assert not (tmp_path / "models" / "corr_path-seed43.json").exists()          # refused before training
+    assert second_seed.returncode == 0, second_seed.stderr[-2000:]
+    seeded = json.loads((tmp_path / "table1.json").read_text())
+    assert seeded["seeds"] == [42, 43]
+    assert [row["seeds"] for row in seeded["rows"]] == [[42, 43], [42], [42]]
+    assert seeded["rows"][1:] == [{**row, "seeds": [42]} for row in merged["rows"][1:]]
+    markdown = (tmp_path / "table1.md").read_text()
+    assert "2 seeds" in markdown and markdown.count("(seed 42)") == 2
 
 
 def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
@@ -120,7 +126,7 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     tables._check_same_setting(flagged, ruled, ["supervised"])
     with pytest.raises(UserError, match="for NRI \\(sim.\\)"):
         tables._check_same_setting(older, ruled, ["supervised"])
-    rerun = {**setting, "rows": [{"key": "supervised", "seconds": 1.0}], "machine": "m", "seconds": 1.0}
+    rerun = {**setting, "rows": [{"key": "supervised", "seconds": 1.0, "seeds": [42]}], "machine": "m", "seconds": 1.0}
     merged = tables.merge_rerun({**older, "rows": [{"key": r, "seconds": 2.0} for r in
                                                    paper_results.TABLE_ROWS["table1"]]}, rerun)
     assert merged["budget_settings"] == budget and merged["training_seconds"] == 9.0
@@ -144,11 +150,14 @@ def test_summary_and_markdown_of_hand_made_records():
     summary = tables.summarise([1.0, 2.0, 3.0])
     assert summary["mean"] == 2.0 and summary["stderr"] == pytest.approx(1 / math.sqrt(3))
     assert tables.summarise([0.5])["stderr"] is None
-    records = {row: [{"seconds": 1.0, "edge_accuracy": 0.5}, {"seconds": 2.0, "edge_accuracy": 0.7}]
+    records = {row: [{"seed": 42, "seconds": 1.0, "edge_accuracy": 0.5},
+                     {"seed": 43, "seconds": 2.0, "edge_accuracy": 0.7}]
                for row in paper_results.TABLE_ROWS["table1"]}
-    records["nri_sim"] = [{"seconds": 0.0, "not_applicable": "no differentiable simulator for kuramoto"}] * 2
+    records["nri_sim"] = [{"seed": 42, "seconds": 0.0, "not_applicable": "no differentiable simulator for kuramoto"}]
     rows = tables.table_rows("table1", records, "kuramoto", 10)
-    markdown = tables.markdown_table("table1", rows, "heading")
+    markdown = tables.markdown_table({"table": "table1", "rows": rows, "seeds": [42, 43], "source": "kuramoto",
+                                      "nodes": 10, "budget": "cpu"})
+    assert markdown.startswith("Table 1: edge accuracy (%), kuramoto with 10 nodes, budget 'cpu', 2 seeds")
     assert "| Corr. (path) | 60.0 ± 10.0 | 59.3 |" in markdown
     assert "| NRI (sim.) | no differentiable simulator for kuramoto | – |" in markdown
 

@@ -19,7 +19,7 @@ def _table(source: str, nodes: int, table: str, rows: dict, seeds=(42, 43)) -> d
 
 
 def _write_setting(root, source: str, nodes: int, accuracy: tuple, history=None, nri_flags=None):
-    records = {key: [{"seconds": 60.0 * (i + 1), "edge_accuracy": a} for i, a in enumerate(accuracy)]
+    records = {key: [{"seed": 42 + i, "seconds": 60.0 * (i + 1), "edge_accuracy": a} for i, a in enumerate(accuracy)]
                for key in paper_results.TABLE_ROWS["table1"]}
     directory = root / f"{source}{nodes}"
     directory.mkdir()
@@ -76,8 +76,8 @@ def test_report_writes_page_copies_and_curves(tmp_path):
 
 def test_table2_of_motion_capture_says_what_the_papers_plot_shows(tmp_path):
     mse = [1e-4 * (step + 1) for step in range(20)]
-    records = {key: [{"seconds": 1.0, "mse_per_step": mse}] for key in paper_results.TABLE_ROWS["table2"]}
-    records["nri_true_graph"] = [{"seconds": 0.0, "not_applicable": "no true graph in cmu data"}]
+    records = {key: [{"seed": 42, "seconds": 1.0, "mse_per_step": mse}] for key in paper_results.TABLE_ROWS["table2"]}
+    records["nri_true_graph"] = [{"seed": 42, "seconds": 0.0, "not_applicable": "no true graph in cmu data"}]
     for source, nodes in (("cmu", 31), ("springs", 5)):
         (tmp_path / source).mkdir()
         (tmp_path / source / "table2.json").write_text(json.dumps(_table(source, nodes, "table2", records, (42,))))

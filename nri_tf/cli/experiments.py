@@ -76,7 +76,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
                         help="train and tabulate only these rows, e.g. nri_learned first (a later "
                              "full run reuses them); into an existing table of the same settings "
                              "they replace its rows of those names (re-run a row after a fix: "
-                             "delete its models/ROW-seedS.json first); table1: " + " ".join(TABLE_ROWS["table1"])
+                             "delete its models/ROW-seedS.json first; add a seed to a row: "
+                             "--rows ROW --seeds 2, the other rows keep theirs); table1: " + " ".join(TABLE_ROWS["table1"])
                              + "; table2: " + " ".join(TABLE_ROWS["table2"]) + " (default: all)")
     add_config_arguments(parser)
     args = parser.parse_args(argv)

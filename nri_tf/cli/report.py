@@ -37,7 +37,7 @@ from data_pipelines.simulations import ALL_SIMULATION_NAMES
 from nri_tf import figures
 from nri_tf.cli.common import report_known_errors
 from nri_tf.cli.paper_results import NRI_MPM_TABLE1, PAPER_PLOTS, ROW_NAMES, TABLE_ROWS
-from nri_tf.cli.tables import format_summary, markdown_table, nri_setting
+from nri_tf.cli.tables import format_summary, markdown_table, nri_setting, row_seeds
 from trainers.run_directory import HISTORY_FILE, read_history
 
 TABLE_FILES = ("table1.json", "table1.md", "table2.json", "table2.md")
@@ -95,8 +95,10 @@ class Setting:
 
     def learned_runs(self) -> list:
         """Run directories of the NRI (learned) model, one per seed that has started."""
-        seeds = self.first["seeds"]
-        runs = [os.path.join(self.directory, "runs", f"nri_learned-seed{seed}") for seed in seeds]
+        table = next((t for t in self.tables.values() if _row(t, "nri_learned")), self.first)
+        row = _row(table, "nri_learned") or {}
+        runs = [os.path.join(self.directory, "runs", f"nri_learned-seed{seed}")
+                for seed in row_seeds(table, row)]
         return [run for run in runs if os.path.exists(os.path.join(run, HISTORY_FILE))]
 
 
@@ -163,9 +165,12 @@ def wall_time_markdown(settings: list) -> str:
     for key in dict.fromkeys(keys):
         cells = []
         for setting in settings:
-            row = next((r for t in setting.tables.values() if (r := _row(t, key))), None)
-            seeds = len(setting.first["seeds"])
-            cells.append("–" if row is None or "not_applicable" in row else f"{row['seconds'] / 60 / seeds:.1f}")
+            found = next(((t, r) for t in setting.tables.values() if (r := _row(t, key))), None)
+            if found is None or "not_applicable" in found[1]:
+                cells.append("–")
+            else:
+                table, row = found
+                cells.append(f"{row['seconds'] / 60 / len(row_seeds(table, row)):.1f}")
         lines.append(f"| {ROW_NAMES[key]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -261,8 +266,7 @@ def write_report(directories: list, output: str, extra_curves: dict | None = Non
         if "table2" in setting.tables:
             table = setting.tables["table2"]
             lines += ["", f"## Table 2: {setting.name}", "",
-                      markdown_table("table2", table["rows"],
-                                     "MSE of the predicted frames (normalised units)")]
+                      markdown_table(table, "MSE of the predicted frames (normalised units)")]
             if setting.source in PAPER_PLOTS:
                 lines += [PAPER_PLOTS[setting.source]]
     lines += ["", "## Training time per model (minutes per seed)", "", wall_time_markdown(settings)]

@@ -59,7 +59,8 @@ def table_rows(table: str, records: dict, source: str, num_nodes: int) -> list:
     rows = []
     for row in (row for row in TABLE_ROWS[table] if row in records):
         runs = records[row]
-        entry = {"model": ROW_NAMES[row], "key": row, "seconds": sum(r["seconds"] for r in runs)}
+        entry = {"model": ROW_NAMES[row], "key": row, "seconds": sum(r["seconds"] for r in runs),
+                 "seeds": [r["seed"] for r in runs]}
         if "not_applicable" in runs[0]:
             entry["not_applicable"] = runs[0]["not_applicable"]
         elif table == "table1" and runs[0].get("edge_accuracy") is None:
@@ -82,6 +83,12 @@ def _paper_value(table: str, row: str, source: str, num_nodes: int):
     return dict(zip(map(str, TABLE2_STEPS), values)) if values and num_nodes == 5 else None
 
 
+def row_seeds(table_json: dict, row: dict) -> list:
+    """The seeds a row of a table JSON was measured with (tables written before rows kept
+    their own: the table's)."""
+    return row.get("seeds", table_json["seeds"])
+
+
 def format_summary(summary: dict | None, number: str) -> str:
     """"mean ± stderr" of a `summarise` dict in ``number`` format ("–" for None)."""
     if summary is None:
@@ -90,13 +97,25 @@ def format_summary(summary: dict | None, number: str) -> str:
     return text + (f" ± {format(summary['stderr'], number)}" if summary["stderr"] is not None else "")
 
 
-def markdown_table(table: str, rows: list, heading: str) -> str:
-    """The table as Markdown, ours next to the paper's numbers."""
+def markdown_table(table_json: dict, heading: str | None = None) -> str:
+    """A table JSON as Markdown under ``heading`` (by default what, on which data, with how
+    many seeds), ours next to the paper's numbers; a row measured with fewer seeds than the
+    table says with which."""
+    table, rows, seeds = table_json["table"], table_json["rows"], table_json["seeds"]
+    what = "edge accuracy (%)" if table == "table1" else "MSE of predicted frames (normalised units)"
+    heading = heading or (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {table_json['source']} "
+                          f"with {table_json['nodes']} nodes, budget '{table_json['budget']}', "
+                          f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
     lines = [heading, ""]
+
+    def fewer_seeds(row):
+        own = row_seeds(table_json, row)
+        return "" if len(own) == len(seeds) else f" (seed{'s' if len(own) > 1 else ''} {', '.join(map(str, own))})"
+
     if table == "table1":
         lines += ["| model | ours | paper |", "|---|---|---|"]
         for row in rows:
-            ours = row.get("not_applicable") or format_summary(row.get("ours"), ".1f")
+            ours = row.get("not_applicable") or format_summary(row.get("ours"), ".1f") + fewer_seeds(row)
             paper = "–" if row["paper"] is None else f"{row['paper']:.1f}"
             lines.append(f"| {row['model']} | {ours} | {paper} |")
     else:
@@ -109,6 +128,7 @@ def markdown_table(table: str, rows: list, heading: str) -> str:
                 ours = [row["not_applicable"]] + ["–"] * (len(steps) - 1)
             else:
                 ours = [format_summary(row["ours"].get(s), ".3g") for s in steps]
+                ours[0] += fewer_seeds(row)
             paper = "–" if row["paper"] is None else " / ".join(f"{row['paper'][s]:.3g}" for s in steps)
             lines.append(f"| {row['model']} | " + " | ".join(ours) + f" | {paper} |")
     return "\n".join(lines) + "\n"
@@ -150,16 +170,13 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
             record = run_model(experiment, row, seed)
             experiment.log(f"    {_describe(record)} ({record['seconds']:.0f} s)")
             records[row].append(record)
-    what = "edge accuracy (%)" if table == "table1" else "MSE of predicted frames (normalised units)"
-    heading = (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {source} with {num_nodes} "
-               f"nodes, budget '{budget_name}', {len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
     result = {**setting, "data": os.path.abspath(experiment.data_dir),
               "rows": table_rows(table, records, source, num_nodes),
               "machine": machine_description(), "seconds": time.perf_counter() - started,
               "training_seconds": sum(r["seconds"] for runs in records.values() for r in runs)}
     if previous is not None:
         result = merge_rerun(previous, result)
-    markdown = markdown_table(table, result["rows"], heading)
+    markdown = markdown_table(result)
     write_json_atomic(json_path, result)
     with open(os.path.join(experiment.root, f"{table}.md"), "w") as handle:
         handle.write(markdown)
@@ -188,7 +205,7 @@ def _row_setting(setting: dict, row: str) -> dict:
     budget = setting.get("budget_settings") or {}
     rule = (budget.get("by_source") or {}).get(setting.get("source"), {})
     flags = setting.get("nri_flags") or {}                     # older tables: no flags existed
-    depends = {key: setting.get(key) for key in ("table", "source", "nodes", "budget", "seeds")}
+    depends = {key: setting.get(key) for key in ("table", "source", "nodes", "budget")}
     depends["data"] = budget.get("data")
     if row in _NRI_ROWS:
         depends["nri"] = nri_setting(setting)
@@ -216,17 +233,18 @@ def merge_rerun(previous: dict, rerun: dict) -> dict:
     """The table ``previous`` with the rows of ``rerun`` (a table of some of its rows, of the
     same setting: `run_table` checks that with `_check_same_setting` before it trains) in
     their place; ``reruns`` lists which rows were replaced, on which machine and in how many
-    seconds."""
-    replaced = {row["key"]: row for row in rerun["rows"]}
-    rows = [replaced.get(row["key"], row) for row in previous["rows"]]
-    rows += [row for row in rerun["rows"] if row["key"] not in {r["key"] for r in previous["rows"]}]
+    seconds. Rows keep their own seeds (`row_seeds`): ``seeds`` becomes every seed of any row,
+    so a second seed can be added to one row."""
+    replaced = {row["key"] for row in rerun["rows"]}
+    kept = [{**row, "seeds": row_seeds(previous, row)} for row in previous["rows"] if row["key"] not in replaced]
     order = list(TABLE_ROWS[rerun["table"]])
-    rows.sort(key=lambda row: order.index(row["key"]))
-    reruns = previous.get("reruns", []) + [{"rows": list(replaced), "machine": rerun["machine"],
-                                            "seconds": rerun["seconds"]}]
+    rows = sorted(kept + rerun["rows"], key=lambda row: order.index(row["key"]))
+    reruns = previous.get("reruns", []) + [{"rows": [row["key"] for row in rerun["rows"]],
+                                            "machine": rerun["machine"], "seconds": rerun["seconds"]}]
     # The kept rows do not depend on where the settings differ (`_check_same_setting`).
     newer = {key: rerun[key] for key in ("budget_settings", "nri_flags")}
-    return {**previous, **newer, "rows": rows, "reruns": reruns,
+    seeds = sorted({seed for row in rows for seed in row["seeds"]})
+    return {**previous, **newer, "rows": rows, "reruns": reruns, "seeds": seeds,
             "training_seconds": sum(row["seconds"] for row in rows)}
 
 
