@@ -91,7 +91,7 @@ def test_preset_values_sit_under_flags():
     assert config.batch_size == 64 and config.encoder_hidden == fast["encoder_hidden"]
 
 
-def metadata_of(source: str, edge_types: int = 2, labelled: bool = True, **parameters):
+def metadata_of(source: str, edge_types: int = 2, labelled: bool = True, nodes: int = 5, **parameters):
     """A DatasetMetadata of ``source`` data (only what the settings read is realistic);
     ``parameters`` go into its simulation parameters (e.g. walls)."""
     from data_pipelines.normalisation import Normalisation
@@ -99,7 +99,7 @@ def metadata_of(source: str, edge_types: int = 2, labelled: bool = True, **param
 
     return DatasetMetadata(
         source=source, parameters={**parameters, **({} if labelled else {"edge_labels": "none"})},
-        nodes=5, dims=4,
+        nodes=nodes, dims=4,
         feature_names=["x", "y", "vx", "vy"], edge_types=edge_types,
         frames={"train": 49}, splits={"train": 1},
         normalisation=Normalisation("minmax", [[0, 1], [2, 3]], [0.0] * 4, [1.0] * 4), shards={})
@@ -137,6 +137,15 @@ def test_skip_first_follows_the_simulator_unless_a_flag_says_otherwise():
     assert preset_config("fast", "charged", "--skip-first").skip_first
     assert not preset_config("fast", "springs", "--no-skip-first").skip_first
     assert preset_config("fast", "sportvu", "--skip-first", "--edge-types", "4", labelled=False).skip_first
+
+
+def test_ten_node_springs_train_four_times_as_long():
+    """A rule for a source and size ("springs10") sits over the source's ("springs")."""
+    ten = preset_config("fast", "springs", nodes=10)
+    assert (ten.epochs, ten.lr_decay, ten.skip_first) == (120, 40, True)
+    assert (preset_config("fast", "springs").epochs, preset_config("fast", "springs", nodes=20).epochs) == (30, 30)
+    assert preset_config("fast", "springs", "--epochs", "5", nodes=10).epochs == 5
+    assert preset_config("paper", "springs", nodes=10).epochs == 500
 
 
 @pytest.mark.parametrize("preset", ["fast", "paper"])
@@ -188,7 +197,7 @@ def test_help_shows_the_values_a_run_uses():
     text = re.sub(r"\s+", " ", parser.format_help())
     assert "--encoder-hidden ENCODER_HIDDEN hidden units of encoder MLPs / convolutions (default: 64; " \
            "--preset paper: 256)" in text
-    assert ("--epochs EPOCHS training epochs (default: from the data: cmu 200, other data 30; "
+    assert ("--epochs EPOCHS training epochs (default: from the data: cmu 200, springs10 120, other data 30; "
             "--preset paper: from the data: cmu 200, other data 500)") in text
     assert "--skip-first, --no-skip-first" in text
     assert ("(default: from the data: charged off, cmu on, kuramoto on, local-springs on, springs on, other "

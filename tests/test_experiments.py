@@ -135,6 +135,7 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
 def test_baselines_train_as_long_as_the_sources_rule_says():
     class Metadata:
         source = "cmu"
+        nodes = 31
 
     cpu, smoke = (budgets.budgets()[name] for name in ("cpu", "smoke"))
     motion = experiment_models.Experiment("unused", Metadata(), cpu, "unused")

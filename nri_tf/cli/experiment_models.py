@@ -33,7 +33,7 @@ from nri_tf.cli.budgets import Budget, baseline_settings
 from nri_tf.evaluation import prediction_horizon, prediction_mse
 from nri_tf.model import NRI
 from nri_tf.physics import SIMULATIONS as SIMULATED
-from nri_tf.presets import config_for_dataset
+from nri_tf.presets import config_for_dataset, source_rule
 from trainers import loop
 
 
@@ -58,8 +58,8 @@ class Experiment:
     @property
     def baseline(self) -> dict:
         """The LSTM baselines' settings (`nri_tf.cli.budgets.baseline_settings`)."""
-        return baseline_settings(self.budget.baseline, self.budget.by_source.get(self.metadata.source, {}),
-                                 self.nri_overrides)
+        rule = source_rule(self.budget.by_source, self.metadata.source, self.metadata.nodes)
+        return baseline_settings(self.budget.baseline, rule, self.nri_overrides)
 
     def require_labels(self) -> None:
         """NotApplicable unless the data has a true graph."""

@@ -23,6 +23,7 @@ from data_pipelines.files import read_json, write_json_atomic
 from nri_tf.cli.budgets import baseline_settings
 from nri_tf.cli.experiment_models import RUNNERS, Experiment, NotApplicable
 from nri_tf.cli.paper_results import PAPER_TABLE1, PAPER_TABLE2, ROW_NAMES, TABLE2_STEPS, TABLE_ROWS
+from nri_tf.presets import source_rule
 
 
 def run_model(experiment: Experiment, row: str, seed: int) -> dict:
@@ -192,7 +193,7 @@ def nri_setting(setting: dict) -> dict:
     """The NRI-type models' settings of a table's ``setting`` (as in its JSON): the budget's,
     under the data source's rule, under the command-line flags (as `config_for_dataset`)."""
     budget = setting.get("budget_settings") or {}
-    rule = (budget.get("by_source") or {}).get(setting.get("source"), {})
+    rule = source_rule(budget.get("by_source"), setting.get("source"), setting.get("nodes"))
     flags = setting.get("nri_flags") or {}                     # older tables: no flags existed
     return {**budget.get("nri", {}), **rule, **flags}
 
@@ -203,7 +204,7 @@ def _row_setting(setting: dict, row: str) -> dict:
     data source's rule and the command-line flags. A table written before a budget part
     existed (e.g. ``supervised_dropout``) lacks it, which only the rows using it see."""
     budget = setting.get("budget_settings") or {}
-    rule = (budget.get("by_source") or {}).get(setting.get("source"), {})
+    rule = source_rule(budget.get("by_source"), setting.get("source"), setting.get("nodes"))
     flags = setting.get("nri_flags") or {}                     # older tables: no flags existed
     depends = {key: setting.get(key) for key in ("table", "source", "nodes", "budget")}
     depends["data"] = budget.get("data")
