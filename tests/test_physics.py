@@ -105,6 +105,7 @@ def test_soft_clip_is_smooth_and_bounded():
 class _Metadata:
     def __init__(self, source, edge_types=2):
         self.source, self.edge_types, self.dims = source, edge_types, 4 if source != "kuramoto" else 3
+        self.nodes = 5
         self.feature_names = ["x", "y", "vx", "vy"] if source != "kuramoto" else ["dphi_dt", "sin_phi", "omega"]
         self.parameters = {"sample_every": 100}
         self.frames = {"train": 49}
