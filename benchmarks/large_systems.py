@@ -13,6 +13,7 @@ M = 10, 49 frames, XLA as ``jit_compile="auto"`` decides). Settings:
 
   complete   the complete graph, N*(N-1) edges per system (today's path)
   knn8, knn16   each node receives from its 8 / 16 nearest nodes on the first frame
+  knn16-symmetric   knn16 with ``--symmetric`` (the mutual pairs' directions tied)
 
 Printed per (N, setting): edges per system, samples (systems) per second over the timed
 epochs (the first epoch, with tracing and XLA compilation, is not timed), the process's
@@ -37,7 +38,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.timing import load_average   # noqa: E402
 
-SETTINGS = {"complete": ("complete", None), "knn8": ("knn", 8), "knn16": ("knn", 16)}
+# setting -> (candidate method, k, symmetric)
+SETTINGS = {"complete": ("complete", None, False), "knn8": ("knn", 8, False), "knn16": ("knn", 16, False),
+            "knn16-symmetric": ("knn", 16, True)}
 MODEL = {"encoder_hidden": 64, "decoder_hidden": 64, "lr": 1e-3, "skip_first": True}
 
 
@@ -53,10 +56,11 @@ def child(args) -> None:
     from nri_tf.config import NRIConfig
     from trainers.loop import build_model, candidate_spec
 
-    method, k = SETTINGS[args.setting]
+    method, k, symmetric = SETTINGS[args.setting]
     metadata = read_metadata(args.data)
     config = NRIConfig(dims=metadata.dims, frames=metadata.frames["train"], batch_size=args.batch,
-                       candidate_edges=method, candidate_k=k or 16, epochs=1 + args.epochs, **MODEL)
+                       candidate_edges=method, candidate_k=k or 16, epochs=1 + args.epochs,
+                       symmetric=symmetric, **MODEL)
     steps = metadata.splits["train"] // args.batch
     keras.utils.set_random_seed(0)
     model = build_model(config, metadata.nodes, steps)
@@ -125,29 +129,29 @@ def main() -> None:
 
     print(f"batch {args.batch}, {args.steps} steps per epoch, {args.epochs} timed epochs; "
           f"model {MODEL}; {load_average('before')}", flush=True)
-    print(f"{'N':>5} {'setting':>9} {'edges/system':>12} {'samples/s':>10} {'peak GB':>8} "
+    print(f"{'N':>5} {'setting':>15} {'edges/system':>12} {'samples/s':>10} {'peak GB':>8} "
           f"{'built GB':>8} {'KB/edge':>8}  notes", flush=True)
     for nodes in args.nodes:
         data = ensure_data(args.data_root, nodes, args.batch * args.steps)
         per_edge = None
         for setting in args.settings:
-            method, k = SETTINGS[setting]
+            method, k, _ = SETTINGS[setting]
             edges = nodes * (nodes - 1 if method == "complete" else min(k, nodes - 1))
             if method == "complete" and per_edge is not None:
                 estimate = per_edge * edges * args.batch / 2 ** 20
                 if estimate > args.memory_budget_gb:
-                    print(f"{nodes:5d} {setting:>9} {edges:12d} {'-':>10} {'-':>8} {'-':>8} {'-':>8}  "
+                    print(f"{nodes:5d} {setting:>15} {edges:12d} {'-':>10} {'-':>8} {'-':>8} {'-':>8}  "
                           f"not run: estimated {estimate:.0f} GB above the built model "
                           f"(> --memory-budget-gb {args.memory_budget_gb:g})", flush=True)
                     continue
             result = run_child(args, data, setting)
             if "error" in result:
-                print(f"{nodes:5d} {setting:>9} {edges:12d}  failed: {result['error']}", flush=True)
+                print(f"{nodes:5d} {setting:>15} {edges:12d}  failed: {result['error']}", flush=True)
                 continue
             extra = (result["peak_rss_kb"] - result["built_rss_kb"]) / (edges * args.batch)
             if method != "complete":
                 per_edge = extra if per_edge is None else max(per_edge, extra)
-            print(f"{nodes:5d} {setting:>9} {edges:12d} {result['samples_per_s']:10.2f} "
+            print(f"{nodes:5d} {setting:>15} {edges:12d} {result['samples_per_s']:10.2f} "
                   f"{result['peak_rss_kb'] / 2 ** 20:8.2f} {result['built_rss_kb'] / 2 ** 20:8.2f} "
                   f"{extra:8.2f}  XLA {result['jit_compile']}, first epoch {result['first_epoch_s']:.1f} s",
                   flush=True)
