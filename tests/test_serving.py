@@ -73,14 +73,15 @@ def candidate_model(**settings):
     return model, ServingModule(model, Normaliser([-1.0] * DIMS, [1.0] * DIMS), max_steps=MAX_STEPS)
 
 
-@pytest.mark.parametrize("method, relative", [("knn", True), ("radius", False)])
-def test_a_model_trained_on_candidates_chooses_them_as_training_did(method, relative):
-    """(The knn model is the local-springs default: translation invariant.)"""
+@pytest.mark.parametrize("method, relative, symmetric", [("knn", True, False), ("radius", False, True)])
+def test_a_model_trained_on_candidates_chooses_them_as_training_did(method, relative, symmetric):
+    """(The knn model is the local-springs default: translation invariant; the radius model
+    ties the directions of its pairs.)"""
     from data_pipelines.candidate_selection import CandidateSpec, select_senders
     from nri_tf.graph import CandidateEdges
 
     model, served = candidate_model(candidate_edges=method, candidate_k=3, candidate_radius=0.6,
-                                    relative_positions=relative, position_dims=2)
+                                    relative_positions=relative, position_dims=2, symmetric=symmetric)
     nodes = 6
     x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (2, nodes, FRAMES, DIMS)), tf.float32)
     spec = CandidateSpec(method, 3, 0.6)
