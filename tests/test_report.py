@@ -55,12 +55,16 @@ def test_report_writes_page_copies_and_curves(tmp_path):
     springs = _write_setting(tmp_path, "springs", 5, (0.9, 0.8), history)
     output = tmp_path / "docs"
     run = springs / "runs" / "nri_learned-seed42"
-    assert experiments.main(["report", str(springs), "--curve", f"directed={run}", "--output", str(output)]) == 0
+    assert experiments.main(["report", str(springs), "--curve", f"springs5, directed={run}",
+                             "--curve", f"springs5 / wide: sym={run}", "--output", str(output)]) == 0
     page = (output / "results.md").read_text()
     assert "| NRI (learned) | 85.0 ± 5.0 (99.9) |" in page
     assert "![accuracy over time](results/accuracy_over_time.png)" in page
-    assert "- directed (`" in page and "3 epochs, 2 min, validation edge accuracy 80.0%" in page
-    for png in ("accuracy_over_time.png", "recipes.png"):
+    assert "- springs5, directed (`" in page and "3 epochs, 2 min, validation edge accuracy 80.0%" in page
+    # one figure per group (the label's text before its first comma)
+    assert "### springs5\n" in page and "![recipes: springs5](results/recipes-springs5.png)" in page
+    assert "![recipes: springs5 / wide: sym](results/recipes-springs5-wide-sym.png)" in page
+    for png in ("accuracy_over_time.png", "recipes-springs5.png", "recipes-springs5-wide-sym.png"):
         assert (output / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((output / "results" / "springs5" / "table1.json").read_text())["source"] == "springs"
     curve = report.training_curve(run)

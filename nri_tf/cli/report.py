@@ -15,7 +15,9 @@ Every argument is an output directory of `python -m nri_tf.experiments table1|ta
                                              rebuilt from these copies once the runs are gone
   <output>/results/accuracy_over_time.png    NRI (learned): validation edge accuracy against
                                              training time, one colour per setting
-  <output>/results/recipes.png               the ``--curve`` runs (recipe comparisons)
+  <output>/results/recipes-<group>.png       the ``--curve`` runs (recipe comparisons) against
+                                             epochs, one figure per group: a label's text
+                                             before its first comma ("charged5, CNN" -> charged5)
 
 Building blocks:
   `training_curve`      a run's history.jsonl as cumulative training seconds per epoch
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import shutil
 
 from data_pipelines.files import read_json
@@ -195,25 +198,28 @@ def _settings_line(setting: Setting) -> str:
                       f"({rerun['machine']})" for rerun in table.get("reruns", [])))
 
 
-def accuracy_over_time_figure(curves: dict, paper: dict | None = None, title: str = ""):
-    """Validation edge accuracy (%) against training minutes.
+def accuracy_over_time_figure(curves: dict, paper: dict | None = None, title: str = "",
+                              by_epoch: bool = False):
+    """Validation edge accuracy (%) against training minutes (or epochs).
 
     Args:
       curves: label -> list of runs, each a `training_curve` list; the runs of one label
         share a colour (one line per seed).
       paper: label -> the paper's accuracy (%), drawn as a dashed line in that colour.
+      by_epoch: epochs on the x axis (runs that shared the machine with different loads).
     """
     figure = figures.new_figure()
     ax = figure.add_subplot()
     for index, (label, runs) in enumerate(curves.items()):
         colour = figures.edge_colour(index + 1)
         for run_index, curve in enumerate(runs):
-            ax.plot([p.seconds / 60 for p in curve], [100 * p.record["val_edge_accuracy"] for p in curve],
+            ax.plot([p.epoch if by_epoch else p.seconds / 60 for p in curve],
+                    [100 * p.record["val_edge_accuracy"] for p in curve],
                     color=colour, alpha=1.0 if run_index == 0 else 0.5,
                     label=label if run_index == 0 else None)
         if paper and paper.get(label) is not None:
             ax.axhline(paper[label], color=colour, linestyle="--", linewidth=1)
-    ax.set_xlabel("training time (minutes, validation included)")
+    ax.set_xlabel("epoch" if by_epoch else "training time (minutes, validation included)")
     ax.set_ylabel("validation edge accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -240,13 +246,18 @@ def _copy_results(setting: Setting, copy_dir: str) -> None:
         shutil.copyfile(source, target)
 
 
+def _file_name(text: str) -> str:
+    """``text`` as a file name: letters, digits, '-' and '.' kept, anything else '-'."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "runs"
+
+
 def write_report(directories: list, output: str, extra_curves: dict | None = None) -> str:
     """Writes results.md, the copied tables and the figures into ``output``; returns the
     page's path.
 
     Args:
       directories: experiments output directories (`read_tables`).
-      extra_curves: label -> run directory, drawn in recipes.png (recipe comparisons).
+      extra_curves: label -> run directory, drawn in recipes-<group>.png (recipe comparisons).
     """
     settings = [read_tables(d) for d in directories]
     figures_dir = os.path.join(output, FIGURES_DIR)
@@ -283,15 +294,22 @@ def write_report(directories: list, output: str, extra_curves: dict | None = Non
                   "NRI (learned), one line per seed; dashed: the paper's test accuracy.", "",
                   f"![accuracy over time]({os.path.relpath(path, output)})"]
     if extra_curves:
-        runs = {label: [training_curve(run)] for label, run in extra_curves.items()}
-        path = figures.save_figure(accuracy_over_time_figure(runs, title="recipes"),
-                                   os.path.join(figures_dir, "recipes.png"))
-        lines += ["", "## Recipe comparisons", ""]
+        lines += ["", "## Recipe comparisons", "",
+                  "Validation edge accuracy against epochs (the runs shared the machine with different "
+                  "loads, so their minutes compare poorly)."]
+        groups = {}
         for label, run in extra_curves.items():
-            last = runs[label][0][-1]
-            lines.append(f"- {label} (`{run}`): {last.epoch} epochs, {last.seconds / 60:.0f} min, "
-                         f"validation edge accuracy {100 * last.record['val_edge_accuracy']:.1f}%")
-        lines += ["", f"![recipes]({os.path.relpath(path, output)})"]
+            groups.setdefault(label.split(",")[0].strip(), {})[label] = run
+        for group, runs in groups.items():
+            curves = {label: [training_curve(run)] for label, run in runs.items()}
+            path = figures.save_figure(accuracy_over_time_figure(curves, title=f"recipes: {group}", by_epoch=True),
+                                       os.path.join(figures_dir, f"recipes-{_file_name(group)}.png"))
+            lines += ["", f"### {group}", ""]
+            for label, run in runs.items():
+                last = curves[label][0][-1]
+                lines.append(f"- {label} (`{run}`): {last.epoch} epochs, {last.seconds / 60:.0f} min, "
+                             f"validation edge accuracy {100 * last.record['val_edge_accuracy']:.1f}%")
+            lines += ["", f"![recipes: {group}]({os.path.relpath(path, output)})"]
 
     page = os.path.join(output, "results.md")
     with open(page, "w") as handle:
@@ -312,7 +330,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("directories", nargs="+", metavar="DIR",
                         help="output directories of `python -m nri_tf.experiments table1|table2`")
     parser.add_argument("--curve", type=_label_and_run, action="append", default=[], metavar="LABEL=RUN_DIR",
-                        help="also draw this training run's validation accuracy in recipes.png (repeatable)")
+                        help="also draw this training run's validation accuracy in a recipe comparison "
+                             "(repeatable; the label's text before its first comma names the figure, "
+                             "e.g. \"charged5, CNN encoder=runs/x\" goes into recipes-charged5.png)")
     parser.add_argument("--output", default="docs", help="where results.md and results/ go (default: %(default)s)")
     return parser.parse_args(argv)
 
