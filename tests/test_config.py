@@ -150,6 +150,8 @@ def test_ten_node_springs_train_four_times_as_long():
     assert (preset_config("fast", "springs").epochs, preset_config("fast", "springs", nodes=20).epochs) == (30, 30)
     assert preset_config("fast", "springs", "--epochs", "5", nodes=10).epochs == 5
     assert preset_config("paper", "springs", nodes=10).epochs == 500
+    five = preset_config("fast", "kuramoto")                             # 86.7% test against 84.8
+    assert (five.epochs, five.lr_decay, five.encoder) == (60, 20, "cnn")
 
 
 @pytest.mark.parametrize("preset", ["fast", "paper"])
@@ -201,7 +203,7 @@ def test_help_shows_the_values_a_run_uses():
     text = re.sub(r"\s+", " ", parser.format_help())
     assert "--encoder-hidden ENCODER_HIDDEN hidden units of encoder MLPs / convolutions (default: 64; " \
            "--preset paper: 256)" in text
-    assert ("--epochs EPOCHS training epochs (default: from the data: cmu 200, springs10 120, other data 30; "
+    assert ("--epochs EPOCHS training epochs (default: from the data: cmu 200, kuramoto5 60, springs10 120, other data 30; "
             "--preset paper: from the data: cmu 200, other data 500)") in text
     assert "--skip-first, --no-skip-first" in text
     assert ("(default: from the data: charged off, cmu on, kuramoto on, local-springs on, springs on, other "
