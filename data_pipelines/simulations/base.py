@@ -157,6 +157,8 @@ class Simulation(abc.ABC):
       type_zero_is_no_interaction: edge label 0 means the pair does not interact (no
         spring, no coupling), so a model may hard-code type 0 as "no edge" (``skip_first``);
         False where every pair interacts (charged particles attract or repel).
+      undirected_interactions: a pair's interaction is the same both ways (k_ij = k_ji), so
+        a model may tie the two directions of a pair (``symmetric``).
       parameters: the fixed physical constants, name -> value (for data set metadata).
     """
 
@@ -169,6 +171,7 @@ class Simulation(abc.ABC):
     normalisation_groups: tuple[tuple[int, ...], ...]
     edge_types_choices: tuple[int, ...] = (2,)
     type_zero_is_no_interaction: bool
+    undirected_interactions: bool
     parameters: Mapping[str, float]
 
     def check_arguments(self, *, num_nodes, edge_types, noise, seed, workers) -> None:

@@ -115,6 +115,7 @@ class ChargedSimulation(particles.ParticleSimulation):
 
     name = "charged"
     type_zero_is_no_interaction = False     # label 0 = unlike charges: they attract
+    undirected_interactions = True          # q_i q_j: Newton's third law
     position_std = 1.0
     interaction_strength = INTERACTION_STRENGTH
 

@@ -156,6 +156,7 @@ class KuramotoSimulation(base.Simulation):
 
     name = "kuramoto"
     type_zero_is_no_interaction = True      # label 0 = k_ij 0, uncoupled
+    undirected_interactions = True          # k_ij = k_ji
     dims = 3
     feature_names = ("dphi_dt", "sin_phi", "omega")
     default_num_steps = 500

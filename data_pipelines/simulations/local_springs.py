@@ -198,6 +198,7 @@ class LocalSpringsSimulation:
     normalisation_groups = particles.ParticleSimulation.normalisation_groups
     edge_types_choices = (2,)
     type_zero_is_no_interaction = True
+    undirected_interactions = True
     interaction_strength = INTERACTION_STRENGTH
 
     def __init__(self, density: float = 1.0, cutoff: float = 1.5, spring_probability: float = 0.5,

@@ -91,6 +91,7 @@ class SpringsSimulation(particles.ParticleSimulation):
     name = "springs"
     edge_types_choices = (2, 3)
     type_zero_is_no_interaction = True
+    undirected_interactions = True          # one spring constant per pair
     position_std = 0.5
     interaction_strength = INTERACTION_STRENGTH
 
