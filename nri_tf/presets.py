@@ -192,9 +192,8 @@ def _fast_rules() -> dict:
       an undirected graph (`NRIConfig.symmetric`), every simulator's pairs interacting the
       same both ways: validation accuracy at equal epochs against the directed graph,
       charged5 67.3 against 60.3% after 10 epochs (CNN encoder), springs10 +1 to +2 points
-      (epochs 8-27), open-space local springs +3 to +4 (epochs 3-8), Kuramoto5 +3.5 to +4
-      (88.5% test after 30 epochs against 84.8, and 86.7 after 60 directed),
-      springs5 level (96.0 against 96.1% test after 30 epochs);
+      (epochs 8-27), open-space local springs +3 to +4 (epochs 3-8), Kuramoto5 88.5% test
+      after 30 epochs against 84.8 (and 86.7 after 60 directed), springs5 level (96.0 against 96.1% test after 30 epochs);
     - charged: the CNN encoder (after 10 epochs with the undirected graph 67.3% against 63.9
       for the MLP; directed 60.3 and 60.4);
     - Kuramoto: the CNN encoder (the paper's choice for it; 78.5% after 10 epochs against
