@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,29 @@ def test_tables_share_nri_learned_and_a_rerun_reuses_every_model(smoke_tables):
 
 
 @pytest.mark.slow
+def test_a_cached_model_made_with_other_settings_is_refused(smoke_tables, tmp_path):
+    """A table reuses its model files only where they were made as this command would make
+    them (a data rule of the preset changed since, or other flags)."""
+    output = tmp_path / "copy"
+    shutil.copytree(smoke_tables[0], output)
+    env = smoke_tables[2]
+    models = sorted(p.name for p in (output / "models").iterdir())
+    wider = main_here(experiments.main, "table1", "--budget", "smoke", "--output", output,
+                      "--encoder-hidden", "8", env_extra=env)
+    assert wider.returncode == 2
+    assert "nri_sim-seed42.json was made with other settings" in wider.stderr
+    assert "nri.encoder_hidden: 16 -> 8" in wider.stderr
+    assert sorted(p.name for p in (output / "models").iterdir()) == models       # nothing trained
+    # A file from before models recorded their settings: judged by the table that lists it.
+    cached = output / "models" / "nri_sim-seed42.json"
+    cached.write_text(json.dumps({k: v for k, v in json.loads(cached.read_text()).items() if k != "made_with"}))
+    assert main_here(experiments.main, "table1", "--budget", "smoke", "--output", output,
+                     "--encoder-hidden", "8", env_extra=env).returncode == 2
+    same = main_here(experiments.main, "table1", "--budget", "smoke", "--output", output, env_extra=env)
+    assert same.returncode == 0, same.stderr[-2000:]
+
+
+@pytest.mark.slow
 def test_rows_trains_and_tabulates_only_those_rows(smoke_tables, tmp_path):
     _, _, env = smoke_tables
     done = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
@@ -121,8 +145,8 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
         tables._check_same_setting(older, wider, ["supervised", "nri_learned"])
     # A flag that a newer budget's rule for the source makes the default: the same models.
     flagged = {**older, "nri_flags": {"encoder": "cnn"}}
-    ruled = {**setting, "budget_settings": {**budget, "by_source": {"springs": {"skip_first": True,
-                                                                                 "encoder": "cnn"}}}}
+    springs_rule = budget["by_source"]["springs"]
+    ruled = {**setting, "budget_settings": {**budget, "by_source": {"springs": {**springs_rule, "encoder": "cnn"}}}}
     tables._check_same_setting(flagged, ruled, ["supervised"])
     with pytest.raises(UserError, match="for NRI \\(sim.\\)"):
         tables._check_same_setting(older, ruled, ["supervised"])

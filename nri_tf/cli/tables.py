@@ -3,6 +3,7 @@ the seeds, and the Markdown and JSON next to the paper's numbers.
 
 Building blocks:
   `run_model`       one model and seed: from its cache file, or trained now
+  `check_cached_models`   refuses cached models made with other settings
   `summarise`       mean and standard error over seeds
   `table_rows`, `markdown_table`, `format_summary`   ours next to the paper's
   `machine_description`   the CPU a table ran on (recorded in its JSON)
@@ -13,6 +14,7 @@ Building blocks:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -26,10 +28,11 @@ from nri_tf.cli.paper_results import PAPER_TABLE1, PAPER_TABLE2, ROW_NAMES, TABL
 from nri_tf.presets import source_rule
 
 
-def run_model(experiment: Experiment, row: str, seed: int) -> dict:
-    """The test metrics of one model and seed: from its cache file, or trained now."""
+def run_model(experiment: Experiment, row: str, seed: int, made_with: dict) -> dict:
+    """The test metrics of one model and seed: from its cache file, or trained now and
+    cached with ``made_with`` (`model_setting`; `check_cached_models` compares it)."""
 
-    cache = experiment.path("models", f"{row}-seed{seed}.json")
+    cache = _cache_path(experiment, row, seed)
     if os.path.exists(cache):
         return read_json(cache)
     started = time.perf_counter()
@@ -37,9 +40,59 @@ def run_model(experiment: Experiment, row: str, seed: int) -> dict:
         metrics = RUNNERS[row](experiment, seed)
     except NotApplicable as reason:
         metrics = {"not_applicable": str(reason)}
-    record = {"model": row, "seed": seed, "seconds": time.perf_counter() - started, **metrics}
+    record = {"model": row, "seed": seed, "seconds": time.perf_counter() - started, **metrics,
+              "made_with": made_with}
     write_json_atomic(cache, record)
     return record
+
+
+def _cache_path(experiment: Experiment, row: str, seed: int) -> str:
+    return experiment.path("models", f"{row}-seed{seed}.json")
+
+
+def model_setting(setting: dict, row: str) -> dict:
+    """What a model of ``row`` is made with under a table's ``setting`` (`_row_setting`, less
+    the table's name: NRI (learned) serves both tables), as it reads back from JSON."""
+    made_with = {key: value for key, value in _row_setting(setting, row).items() if key != "table"}
+    return json.loads(json.dumps(made_with))
+
+
+def check_cached_models(experiment: Experiment, setting: dict, rows: list, seeds: list) -> None:
+    """UserError, before anything is trained, if a model file the table would reuse was made
+    with other settings than ``setting`` gives its row: a default changed since (a data
+    rule of the preset), or other flags. Files from before models recorded their settings
+    are judged by the table JSON of this directory that lists them."""
+    tables_here = [read_json(path) for path in (os.path.join(experiment.root, f"{name}.json") for name in TABLE_ROWS)
+                   if os.path.exists(path)]
+    for row in rows:
+        wanted = model_setting(setting, row)
+        for seed in seeds:
+            cache = _cache_path(experiment, row, seed)
+            if not os.path.exists(cache):
+                continue
+            made_with = read_json(cache).get("made_with")
+            if made_with is None:
+                made_with = next((model_setting(table, row) for table in tables_here
+                                  for entry in table["rows"]
+                                  if entry["key"] == row and seed in row_seeds(table, entry)), wanted)
+            changed = _differences(made_with, wanted)
+            if changed:
+                raise UserError(f"{cache} was made with other settings than this command gives "
+                                f"{ROW_NAMES[row]} ({'; '.join(changed)}): delete it (and runs/{row}-seed{seed}/ "
+                                f"where there is one) to train it again, or choose another --output")
+
+
+def _differences(made_with: dict, wanted: dict) -> list:
+    """"key: old -> new" for every setting that differs, one level into dicts (``nri``)."""
+    changed = []
+    for key in sorted(set(made_with) | set(wanted)):
+        old, new = made_with.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += [f"{key}.{name}: {old.get(name)!r} -> {new.get(name)!r}"
+                        for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+        elif old != new:
+            changed.append(f"{key}: {old!r} -> {new!r}")
+    return changed
 
 
 def summarise(values: list) -> dict:
@@ -164,11 +217,12 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     previous = read_json(json_path) if len(rows) < len(TABLE_ROWS[table]) and os.path.exists(json_path) else None
     if previous is not None:
         _check_same_setting(previous, setting, rows)       # before anything is trained
+    check_cached_models(experiment, setting, rows, seeds)
     for index, row in enumerate(rows, 1):
         records[row] = []
         for seed in seeds:
             experiment.log(f"[{index}/{len(rows)}] {ROW_NAMES[row]}, seed {seed}")
-            record = run_model(experiment, row, seed)
+            record = run_model(experiment, row, seed, model_setting(setting, row))
             experiment.log(f"    {_describe(record)} ({record['seconds']:.0f} s)")
             records[row].append(record)
     result = {**setting, "data": os.path.abspath(experiment.data_dir),
