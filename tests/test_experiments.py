@@ -169,6 +169,8 @@ def test_baselines_train_as_long_as_the_sources_rule_says():
     assert experiment_models.Experiment("unused", Metadata(), smoke, "unused").baseline == smoke.baseline
     Metadata.source = "springs"
     assert experiment_models.Experiment("unused", Metadata(), cpu, "unused").baseline == cpu.baseline
+    Metadata.nodes = 10                         # the NRI models' 120 epochs are theirs alone
+    assert experiment_models.Experiment("unused", Metadata(), cpu, "unused").baseline == cpu.baseline
 
 
 def test_summary_and_markdown_of_hand_made_records():

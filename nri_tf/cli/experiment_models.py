@@ -59,7 +59,7 @@ class Experiment:
     def baseline(self) -> dict:
         """The LSTM baselines' settings (`nri_tf.cli.budgets.baseline_settings`)."""
         rule = source_rule(self.budget.by_source, self.metadata.source, self.metadata.nodes)
-        return baseline_settings(self.budget.baseline, rule, self.nri_overrides)
+        return baseline_settings(self.budget.baseline, self.metadata.source, rule, self.nri_overrides)
 
     def require_labels(self) -> None:
         """NotApplicable unless the data has a true graph."""

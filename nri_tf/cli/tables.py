@@ -267,7 +267,7 @@ def _row_setting(setting: dict, row: str) -> dict:
     if row == "supervised":
         depends["supervised_dropout"] = budget.get("supervised_dropout")
     if row in _LSTM_ROWS:
-        depends["baseline"] = baseline_settings(budget.get("baseline", {}), rule, flags)
+        depends["baseline"] = baseline_settings(budget.get("baseline", {}), setting.get("source"), rule, flags)
     if row == "corr_lstm":
         depends["corr_lstm_epochs"] = budget.get("corr_lstm_epochs")
     return depends
