@@ -67,6 +67,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
       {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels; over
        the candidate edges if there are any), "candidate_recall" (labels and candidates
        other than complete: the share of true interactions among the candidates),
+       "edge_confusion" (labels, learned graphs: [true type][inferred type] shares of the
+       edges, `metrics.EdgeAccuracy.aligned_confusion`: its diagonal sums to the accuracy),
        "edge_type_shares" (learned graphs: `edge_type_shares`), "mse_per_step": list of
        `horizon` floats, "systems": count} with plain Python floats.
     Raises:
@@ -85,6 +87,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     if not labelled:
         results.pop("edge_accuracy", None)
         results.pop("candidate_recall", None)
+    elif model.learned:
+        results["edge_confusion"] = model.edge_accuracy.aligned_confusion().tolist()
 
     if model.learned:
         results["edge_type_shares"] = edge_type_shares(model, dataset, frames)

@@ -6,7 +6,8 @@ Building blocks:
   best_permutation_accuracy  accuracy under the relabelling that scores best
   edge_accuracy            the above for one batch
   EdgeAccuracy             Keras metric: confusion counts accumulated over an epoch, so
-                           the relabelling is chosen once for the whole data set
+                           the relabelling is chosen once for the whole data set (and
+                           read back per true type: `EdgeAccuracy.aligned_confusion`)
   mse_per_step             mean squared error of each predicted frame of each system
   best_permutation         the relabelling of inferred edge types that matches labels best
   CandidateRecall          Keras metric: share of the true interactions (label > 0) that
@@ -146,6 +147,19 @@ class EdgeAccuracy(keras.metrics.Metric):
         if not self.exchangeable:
             return tf.math.divide_no_nan(tf.linalg.trace(self.confusion), self.total)
         return best_permutation_accuracy(self.confusion, self.total, self.skip_first)
+
+    def aligned_confusion(self) -> np.ndarray:
+        """What the counts say per true type: float64 [true type, inferred type] shares of
+        the counted edges (summing to 1 with every label in range), the inferred types
+        relabelled by the permutation `result` scores under, so the diagonal sums to it."""
+        confusion = self.confusion.numpy().astype(np.float64)              # [inferred, true]
+        permutation = np.arange(self.edge_types)
+        if self.exchangeable:
+            permutations = type_permutations(self.edge_types, self.skip_first)
+            permutation = permutations[int(np.argmax(_correct_per_permutation(confusion, self.skip_first)))]
+        aligned = np.zeros_like(confusion)
+        aligned[permutation] = confusion                        # inferred k counts as label permutation[k]
+        return aligned.T / max(float(self.total.numpy()), 1.0)
 
     def get_config(self):
         return {**super().get_config(), "edge_types": self.edge_types, "skip_first": self.skip_first,

@@ -88,6 +88,19 @@ def test_edge_accuracy_metric_picks_one_permutation_for_everything_seen():
     assert float(metric.result()) == 0.0
 
 
+@pytest.mark.parametrize("skip_first, expected", [
+    (False, [[2, 0, 0], [0, 2, 1], [0, 0, 3]]),      # best relabelling 0->1, 1->2, 2->0
+    (True, [[0, 2, 0], [2, 0, 1], [0, 0, 3]]),       # type 0 fixed: 1->2, 2->1
+])
+def test_aligned_confusion_reads_the_counts_per_true_type_under_the_chosen_permutation(skip_first, expected):
+    metric = metrics.EdgeAccuracy(edge_types=3, skip_first=skip_first)
+    labels = np.array([[0, 0, 1, 1, 1, 2, 2, 2]])
+    metric.update_state(_logits_for(np.array([[2, 2, 0, 0, 1, 1, 1, 1]]), 3), labels)
+    confusion = metric.aligned_confusion()                  # [true type, inferred type]
+    np.testing.assert_allclose(confusion * 8, expected)
+    assert np.trace(confusion) == pytest.approx(float(metric.result()))
+
+
 def test_mse_per_step():
     predictions = tf.zeros([2, 3, 4, 2])
     target = tf.reshape(tf.repeat(tf.range(4, dtype=tf.float32), 2), [1, 1, 4, 2]) * tf.ones([2, 3, 1, 1])

@@ -65,6 +65,9 @@ def test_run_directory_contents(tiny_run):
     assert len(results["mse_per_step"]) == 20
     assert all(math.isfinite(v) and v >= 0 for v in results["mse_per_step"])
     assert 0.0 <= results["edge_accuracy"] <= 1.0
+    confusion = np.array(results["edge_confusion"])                # [true type, inferred type]
+    assert confusion.shape == (2, 2) and confusion.sum() == pytest.approx(1.0)
+    assert np.trace(confusion) == pytest.approx(results["edge_accuracy"], abs=1e-6)
     assert results["epochs"] == 3 and 1 <= results["best_epoch"] <= 3
     assert results["systems"] == 64
     history = [json.loads(line) for line in open(os.path.join(tiny_run, "history.jsonl"))]
@@ -554,11 +557,12 @@ def test_evaluate_refuses_a_zero_batch_size_instead_of_using_the_runs(tiny_run, 
 def test_summary_says_what_each_number_measures(tmp_path, decoder, horizon):
     from nri_tf.config import NRIConfig
 
-    NRIConfig(decoder=decoder, frames=49).save(str(tmp_path / "config.json"))
+    NRIConfig(decoder=decoder, frames=49, skip_first=True).save(str(tmp_path / "config.json"))
     results = {"best_epoch": 3, "epochs": 4, "systems": 10, "edge_accuracy": 0.5, "nll": 2.7,
-               "kl": -0.6, "mse_per_step": [1e-6] * 20}
+               "kl": -0.6, "mse_per_step": [1e-6] * 20, "edge_confusion": [[0.3, 0.3], [0.2, 0.2]]}
     text = train_cli.format_summary(results, str(tmp_path), "r.json")
     assert "edge accuracy: 50.0% (best permutation" in text
+    assert "recovered per true edge type: 0 (no edge) 50.0%, 1 50.0%" in text
     assert "nll: 2.7 per node: squared errors / (2 x variance 5e-05) summed over frames 2..49" in text
     assert horizon in text and "kl: -0.6 per node (without the constant log K" in text
     assert "mse after 1 steps: 1e-06, 10 steps: 1e-06, 20 steps: 1e-06 (normalised units" in text

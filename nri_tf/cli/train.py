@@ -97,6 +97,11 @@ def default_run_dir(data_dir: str, config) -> str:
     return os.path.join(DEFAULT_RUNS_ROOT, f"{os.path.basename(os.path.normpath(data_dir))}-{digest}")
 
 
+def _type_name(edge_type: int, config) -> str:
+    """"0 (no edge)" for the hard-coded no-edge type, else the number."""
+    return f"{edge_type}{' (no edge)' if edge_type == 0 and config.skip_first else ''}"
+
+
 def format_summary(results: dict, run_dir: str, results_path: str) -> str:
     """The closing summary printed after training or evaluation, with what each number
     measures and its units (the README's "What the numbers mean").
@@ -118,11 +123,13 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
     if "candidate_recall" in results:
         lines.append(f"candidate recall: {100 * results['candidate_recall']:.2f}% of the true "
                      f"interactions are among the candidates (the rest the model cannot find)")
+    if "edge_confusion" in results:
+        recovered = [(k, row[k] / sum(row)) for k, row in enumerate(results["edge_confusion"]) if sum(row) > 0]
+        lines.append("recovered per true edge type: " + ", ".join(
+            f"{_type_name(k, config)} {100 * share:.1f}%" for k, share in recovered))
     if "edge_type_shares" in results:
-        names = [f"{k}{' (no edge)' if k == 0 and config.skip_first else ''}"
-                 for k in range(len(results["edge_type_shares"]))]
         lines.append("inferred edge types (most likely type of each edge): " + ", ".join(
-            f"{name} {100 * share:.1f}%" for name, share in zip(names, results["edge_type_shares"])))
+            f"{_type_name(k, config)} {100 * share:.1f}%" for k, share in enumerate(results["edge_type_shares"])))
     if config.decoder == "rnn":
         horizon = f"burn-in, then {config.prediction_steps} frames open loop, as in training"
     else:
