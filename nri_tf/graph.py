@@ -337,7 +337,7 @@ def candidate_reverse_edges(edges: CandidateEdges) -> tf.Tensor:
     slots), the edge's own index: tying the two directions then leaves the edge as it is.
     Costs a [batch, nodes, degree, degree] comparison (each edge against its sender's slots).
     """
-    senders = edges.senders
+    senders = tf.cast(edges.senders, tf.int32)          # callers may build int64 senders
     shape = tf.shape(senders)
     num_nodes, degree = shape[1], shape[2]
     senders_of_sender = tf.gather(senders, senders, batch_dims=1)       # [batch, nodes, d, d]
@@ -362,7 +362,7 @@ def _reverse_and_receiver_first(edge_values: tf.Tensor, edges: CandidateEdges | 
         return reverse_edges(num_nodes), receivers < senders
     shape = tf.shape(edges.senders)
     receivers = tf.repeat(tf.range(shape[1]), shape[2])
-    senders = tf.reshape(edges.senders, [shape[0], shape[1] * shape[2]])
+    senders = tf.reshape(tf.cast(edges.senders, tf.int32), [shape[0], shape[1] * shape[2]])
     return candidate_reverse_edges(edges), receivers[None] < senders
 
 

@@ -153,6 +153,9 @@ def test_candidate_directions_tied_by_hand():
                                   [0, 1, 0, 3, 3, 5, 1, 7])
     knn = graph.CandidateEdges(tf.constant([[[1], [2], [0]]]))     # 0<-1, 1<-2, 2<-0: no pair mutual
     np.testing.assert_array_equal(graph.candidate_reverse_edges(knn).numpy()[0], [0, 1, 2])
+    as_int64 = graph.CandidateEdges(tf.constant(SENDERS_4, tf.int64), tf.constant(mask))
+    np.testing.assert_array_equal(graph.share_between_directions(values, as_int64).numpy()[0, :, 0],
+                                  [0, 1, 0, 3, 3, 5, 1, 7])
 
 
 def test_directions_tied_on_complete_candidates_as_on_the_fast_path():
