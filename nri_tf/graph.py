@@ -36,6 +36,7 @@ Building blocks:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -104,6 +105,12 @@ class CandidateEdges:
     @property
     def degree(self) -> tf.Tensor | int:
         return _static_or_dynamic(self.senders, 2)
+
+    @functools.cached_property
+    def reverse(self) -> tf.Tensor:
+        """`candidate_reverse_edges` of these edges, computed once for the encoder's and the
+        sampler's tying of the two directions."""
+        return candidate_reverse_edges(self)
 
 
 def complete_candidate_edges(batch: int, num_nodes: int) -> CandidateEdges:
@@ -363,7 +370,7 @@ def _reverse_and_receiver_first(edge_values: tf.Tensor, edges: CandidateEdges | 
     shape = tf.shape(edges.senders)
     receivers = tf.repeat(tf.range(shape[1]), shape[2])
     senders = tf.reshape(tf.cast(edges.senders, tf.int32), [shape[0], shape[1] * shape[2]])
-    return candidate_reverse_edges(edges), receivers[None] < senders
+    return edges.reverse, receivers[None] < senders
 
 
 def _gather_edges(edge_values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
