@@ -45,7 +45,7 @@ def decoder_from_config(config: NRIConfig, name: str = "decoder") -> StepDecoder
     if config.decoder == "mlp":
         return MLPDecoder(relative_dims=relative_dims(config), **common)
     if config.decoder == "rnn":
-        return RNNDecoder(**common)
+        return RNNDecoder(own_hidden=config.gru_own_hidden, **common)
     if config.decoder == "sim":
         return SimulationDecoder(config.edge_types, name=name, **config.simulator)
     raise ValueError(f"unknown decoder {config.decoder!r}; expected one of mlp, rnn, sim")

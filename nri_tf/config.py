@@ -37,7 +37,8 @@ SERVING_MAX_SCALED = 1e6
 
 # Options added after runs existed, with the fields that belong to them (`NRIConfig.identity`).
 OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_k", "candidate_radius")),
-                 "relative_positions": (False, ("relative_positions", "position_dims"))}
+                 "relative_positions": (False, ("relative_positions", "position_dims")),
+                 "gru_own_hidden": (False, ("gru_own_hidden",))}
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:
@@ -97,6 +98,10 @@ class NRIConfig:
         "differences along edges, so where a system lies does not matter (e.g. a model trained "
         "on small boxes applied to larger ones; data simulated with walls keeps absolute "
         "positions whatever the preset says)")
+    gru_own_hidden: bool = _field(
+        False, "rnn decoder (beyond the reference code, as the paper's equation): the GRU also "
+        "reads each node's own previous hidden state, not only the messages from its "
+        "neighbours, so a node with no incoming edge keeps its memory")
     temp: float = _field(0.5, "Gumbel-softmax temperature tau")
     hard: bool = _field(False, "straight-through one-hot samples in training")
     prior: list = _field([], "sparsity prior over edge types, e.g. 0.91 0.03 0.03 0.03",
@@ -153,6 +158,9 @@ class NRIConfig:
             if self.decoder == "rnn":
                 raise ConfigError("--relative-positions works with the mlp (or sim) decoder; "
                                   "the rnn decoder's messages read hidden states, not positions")
+        if self.gru_own_hidden and self.decoder != "rnn":
+            raise ConfigError(f"--gru-own-hidden is a setting of the rnn decoder's GRU; the "
+                              f"{self.decoder} decoder has none")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.decoder == "sim" and not self.simulator:

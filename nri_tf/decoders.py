@@ -454,31 +454,46 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
 
     Per step: messages from the hidden states h [batch, nodes, H] (tanh message MLPs,
     averaged over edge types, summed over incoming edges and divided by N); GRU gates from
-    the current input x and the aggregated messages a:
+    the current input x and the aggregated messages a, as the reference code:
       r = sigmoid(W_ir x + W_hr a), i = sigmoid(W_ii x + W_hi a),
       n = tanh(W_in x + r * W_hn a), h' = (1 - i) * n + i * h;
+    or, with ``own_hidden``, a standard GRU over the input [a, x] and the node's own
+    previous hidden state h, as the paper's equation (appendix B, GRU([MSG, x], h)):
+      r = sigmoid(W_ir x + W_ar a + U_r h), i = sigmoid(W_ii x + W_ai a + U_i h),
+      n = tanh(W_in x + W_an a + r * U_n h), h' = (1 - i) * n + i * h;
     output MLP (H -> H -> H -> dims, ReLU, dropout) predicts x + delta.
+
+    In the reference form a node whose incoming edges are all "no edge" gets no message,
+    so its candidate state n reads the input alone: its memory survives only through the
+    update gate. ``own_hidden`` keeps it for every node whatever the graph.
 
     Args:
       dims, edge_types, hidden, dropout, skip_first: see `NRIConfig`.
+      own_hidden: `NRIConfig.gru_own_hidden`.
     State for `step`: (current frame [batch, nodes, dims], hidden [batch, nodes, H]).
     """
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 skip_first: bool = False, precision: str = "float32", **kwargs):
+                 skip_first: bool = False, precision: str = "float32", own_hidden: bool = False,
+                 **kwargs):
         super().__init__(dims, edge_types, hidden, dropout, skip_first, precision, **kwargs)
+        self.own_hidden = bool(own_hidden)
         self.messages = EdgeTypeMessages(edge_types, hidden, "tanh", dropout, skip_first,
                                          average_types=True, name="messages", dtype=self.hidden_policy)
         # The three input (bias) and three message (no bias) projections of the GRU, stacked;
         # float32, as the hidden state they update.
         self.input_gates = _dense(3 * hidden, dims, name="input_gates")
         self.message_gates = _dense(3 * hidden, hidden, use_bias=False, name="message_gates")
+        self.hidden_gates = (_dense(3 * hidden, hidden, use_bias=False, name="hidden_gates")
+                             if self.own_hidden else None)
         self._add_output_mlp(self.hidden)
 
     def build(self, input_shape):
         self.messages.build((None, None, self.hidden))
         self.input_gates.build((None, self.dims))
         self.message_gates.build((None, self.hidden))
+        if self.own_hidden:
+            self.hidden_gates.build((None, self.hidden))
         self._build_output_mlp()
 
     def _predict(self, inputs, hidden, edge_weights, training, edges=None):
@@ -487,12 +502,21 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
         aggregated = graph.edge_to_node(messages, divide_by_nodes=True, edges=edges)
         x_r, x_i, x_n = tf.split(on_rows(self.input_gates, inputs), 3, axis=-1)
         a_r, a_i, a_n = tf.split(on_rows(self.message_gates, aggregated), 3, axis=-1)
-        reset = tf.sigmoid(x_r + a_r)
-        update = tf.sigmoid(x_i + a_i)
-        candidate = tf.tanh(x_n + reset * a_n)
+        if self.own_hidden:
+            h_r, h_i, h_n = tf.split(on_rows(self.hidden_gates, hidden), 3, axis=-1)
+            reset = tf.sigmoid(x_r + a_r + h_r)
+            update = tf.sigmoid(x_i + a_i + h_i)
+            candidate = tf.tanh(x_n + a_n + reset * h_n)
+        else:
+            reset = tf.sigmoid(x_r + a_r)
+            update = tf.sigmoid(x_i + a_i)
+            candidate = tf.tanh(x_n + reset * a_n)
         hidden = (1.0 - update) * candidate + update * hidden
         return inputs + self._output_change(hidden, training), hidden
 
     def _initial_hidden(self, trajectories):
         shape = tf.shape(trajectories)
         return tf.zeros([shape[0], shape[1], self.hidden], dtype=trajectories.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "own_hidden": self.own_hidden}

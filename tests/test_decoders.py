@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from nri_tf import graph
 from nri_tf.builders import decoder_from_config
-from nri_tf.config import NRIConfig
+from nri_tf.config import ConfigError, NRIConfig
 from nri_tf.decoders import EdgeTypeMessages, MLPDecoder, RNNDecoder
 
 DIMS, NODES, FRAMES, EDGE_TYPES = 4, 5, 12, 3
@@ -196,3 +196,55 @@ def test_relative_position_messages_equal_the_formula_on_position_differences():
     _close(got, expected)
     with pytest.raises(ValueError, match="gather the node features first"):
         layer.first_layer(frame, project_nodes_first=True)
+
+
+def test_gru_own_hidden_is_the_standard_gru_over_messages_and_input():
+    config = NRIConfig(decoder="rnn", decoder_hidden=16, edge_types=EDGE_TYPES, skip_first=True,
+                       gru_own_hidden=True)
+    decoder = decoder_from_config(config)
+    decoder.build((None, None, FRAMES, DIMS))
+    x, z = _data()
+    inputs = x[:, :, 0]
+    hidden = tf.random.stateless_uniform([3, NODES, 16], seed=[7, 7], minval=-1, maxval=1)
+    prediction, new_hidden = decoder._predict(inputs, hidden, z, training=False)
+
+    aggregated = graph.edge_to_node(decoder.messages(hidden, z), divide_by_nodes=True).numpy()
+    kernel_x, bias_x = (w.numpy() for w in decoder.input_gates.weights)
+    gates_x = np.split(inputs.numpy() @ kernel_x + bias_x, 3, axis=-1)
+    gates_a = np.split(aggregated @ decoder.message_gates.kernel.numpy(), 3, axis=-1)
+    gates_h = np.split(hidden.numpy() @ decoder.hidden_gates.kernel.numpy(), 3, axis=-1)
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))
+    reset = sigmoid(gates_x[0] + gates_a[0] + gates_h[0])
+    update = sigmoid(gates_x[1] + gates_a[1] + gates_h[1])
+    candidate = np.tanh(gates_x[2] + gates_a[2] + reset * gates_h[2])
+    _close(new_hidden, (1 - update) * candidate + update * hidden.numpy())
+    _close(prediction, inputs + decoder._output_change(new_hidden, False))
+
+    # With no edge at all, the reference form's gates and candidate read the input alone:
+    # h' = (1 - i(x)) * n(x) + i(x) * h, so h'(h) + h'(-h) = 2 (1 - i(x)) n(x). The standard
+    # GRU's candidate reads h as well, which breaks that identity.
+    empty = tf.one_hot(tf.zeros([3, EDGES], tf.int32), EDGE_TYPES)
+    reference = _decoder("rnn", skip_first=True)
+    kernel_x, bias_x = (w.numpy() for w in reference.input_gates.weights)
+    _, gate_x, candidate_x = np.split(inputs.numpy() @ kernel_x + bias_x, 3, axis=-1)
+    without_memory = 2 * (1 - sigmoid(gate_x)) * np.tanh(candidate_x)
+    _close(reference._predict(inputs, hidden, empty, False)[1]
+           + reference._predict(inputs, -hidden, empty, False)[1], without_memory)
+    own = decoder._predict(inputs, hidden, empty, False)[1] + decoder._predict(inputs, -hidden, empty, False)[1]
+    gates_x = np.split(inputs.numpy() @ decoder.input_gates.kernel.numpy()
+                       + decoder.input_gates.bias.numpy(), 3, axis=-1)
+    assert np.abs(own.numpy() - 2 * (1 - sigmoid(gates_x[1])) * np.tanh(gates_x[2])).max() > 1e-3
+
+
+def test_gru_own_hidden_round_trips_and_belongs_to_the_rnn_decoder():
+    config = NRIConfig(decoder="rnn", decoder_hidden=16, edge_types=EDGE_TYPES, gru_own_hidden=True)
+    decoder = decoder_from_config(config)
+    x, z = _data()
+    expected = decoder(x, z, prediction_steps=3)
+    clone = keras.layers.deserialize(keras.layers.serialize(decoder))
+    assert clone.get_config()["own_hidden"] is True
+    clone(x, z, prediction_steps=3)
+    clone.set_weights(decoder.get_weights())
+    _close(clone(x, z, prediction_steps=3), expected, tol=0)
+    with pytest.raises(ConfigError, match="gru-own-hidden"):
+        NRIConfig(decoder="mlp", gru_own_hidden=True).validate()
