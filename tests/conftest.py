@@ -80,6 +80,14 @@ def simulated_dataset(tmp_path_factory, name: str, **settings) -> str:
 
 
 @pytest.fixture(scope="session")
+def local_springs_data(tmp_path_factory):
+    """A local-springs dataset of 40 nodes stored with edge lists: 32/8/8 systems."""
+    return simulated_dataset(tmp_path_factory, "local40", simulation="local-springs", num_nodes=40,
+                             num_train=32, num_valid=8, num_test=8, length=1000,
+                             length_test=3000, seed=1)
+
+
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """A springs5 dataset: 256/64/64 systems, 9 training frames, 29 test frames."""
     return simulated_dataset(tmp_path_factory, "springs5", simulation="springs", num_nodes=5,

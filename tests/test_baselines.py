@@ -156,3 +156,28 @@ def test_supervised_encoder_trains_with_the_callers_dropout(dropout):
     differs = not np.allclose(model(x, training=True).numpy(), model(x, training=True).numpy())
     assert differs == (dropout > 0)
     assert {name: b.supervised_dropout for name, b in budgets().items()} == {"smoke": 0.0, "cpu": 0.0, "paper": 0.5}
+
+
+def test_supervised_encoder_scores_only_the_real_candidate_edges():
+    from nri_tf.baselines.supervised import supervised_encoder
+
+    keras.utils.set_random_seed(3)
+    model = supervised_encoder(NRIConfig(dims=4, frames=6, encoder_hidden=8), 5, 1e-3, 0.0)
+    x = tf.random.stateless_uniform([2, 5, 6, 4], seed=[1, 2])
+    # Two candidate senders per node; the second slot of nodes 3 and 4 is padding.
+    senders = tf.constant([[[1, 2], [0, 2], [0, 1], [4, 0], [3, 0]]] * 2)
+    mask = tf.constant([[[1, 1], [1, 1], [1, 1], [1, 0], [1, 0]]] * 2, tf.float32)
+    candidates = {"senders": senders, "mask": mask}
+    logits = model(x, candidates).numpy()                                   # [2, 10, 2]
+    labels = np.array([[0, 1, 1, 0, 0, 1, 1, 0, 0, 1]] * 2)
+    real = tf.reshape(mask, [2, 10]).numpy()
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    cross_entropy = -np.take_along_axis(log_p, labels[..., None], -1)[..., 0]
+    expected_loss = (cross_entropy * real).sum() / real.sum()
+    expected_accuracy = ((logits.argmax(-1) == labels) * real).sum() / real.sum()
+    got = model.evaluate(tf.data.Dataset.from_tensors((x, labels, candidates)), return_dict=True, verbose=0)
+    np.testing.assert_allclose([got["loss"], got["accuracy"]], [expected_loss, expected_accuracy], rtol=1e-5)
+    # Labels in the padding slots change nothing.
+    padded = np.where(real > 0, labels, 1 - labels)
+    again = model.evaluate(tf.data.Dataset.from_tensors((x, padded, candidates)), return_dict=True, verbose=0)
+    np.testing.assert_allclose([again["loss"], again["accuracy"]], [got["loss"], got["accuracy"]], rtol=1e-6)

@@ -24,8 +24,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import (TINY_EPOCHS, TINY_MODEL, rewrite_records, rewrite_system, simulated_dataset,
-                      tree_contents)
+from conftest import TINY_EPOCHS, TINY_MODEL, rewrite_records, rewrite_system, tree_contents
 from nri_tf.cli import evaluate as evaluate_cli, train as train_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -594,14 +593,6 @@ def test_evaluate_draws_the_chosen_system_and_the_run_plots(tiny_run, tmp_path, 
 
 
 # --- candidate edges on large-system data (issue 15) --------------------------------------
-
-@pytest.fixture(scope="session")
-def local_springs_data(tmp_path_factory):
-    """A local-springs dataset of 40 nodes stored with edge lists: 32/8/8 systems."""
-    return simulated_dataset(tmp_path_factory, "local40", simulation="local-springs", num_nodes=40,
-                             num_train=32, num_valid=8, num_test=8, length=1000,
-                             length_test=3000, seed=1)
-
 
 def test_knn_candidates_train_evaluate_and_draw_end_to_end(local_springs_data, tmp_path, capsys):
     run_dir = str(tmp_path / "knn")

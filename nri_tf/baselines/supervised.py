@@ -16,27 +16,93 @@ from __future__ import annotations
 import dataclasses
 
 import keras
+import tensorflow as tf
 
+from nri_tf import graph
 from nri_tf.builders import encoder_from_config
 from nri_tf.config import NRIConfig
+from nri_tf.model import unpack_batch
 
 ACCURACY_METRIC = "accuracy"
 
 
-def supervised_encoder(config: NRIConfig, num_nodes: int, learning_rate, dropout: float) -> keras.Model:
-    """A compiled encoder [batch, nodes, frames, dims] -> logits [batch, edges, edge_types].
+@keras.saving.register_keras_serializable(package="nri_tf")
+class SupervisedEncoder(keras.Model):
+    """The NRI encoder trained on the true edge types, on the complete graph or on each
+    batch's candidate edges.
+
+    Batches are a dataset's: (trajectories [batch, nodes, frames, dims], edge_labels [batch,
+    edges] int) or, with candidate edges, (trajectories, edge_labels, candidates dict), the
+    labels then per candidate slot. Loss: cross-entropy of the logits [batch, edges,
+    edge_types] against the labels, averaged over the real edges (candidate padding slots
+    left out); metric ``accuracy``: the share of real edges whose most likely type is the
+    label's.
+
+    Args:
+      config: encoder architecture and sizes (`NRIConfig`; its candidate settings are the
+        data's business, not the model's).
+    """
+
+    def __init__(self, config: NRIConfig | dict, **kwargs):
+        super().__init__(**kwargs)
+        self.nri_config = (config if isinstance(config, NRIConfig) else NRIConfig.from_dict(config)).validate()
+        self.encoder = encoder_from_config(self.nri_config)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy = keras.metrics.Mean(name=ACCURACY_METRIC)
+
+    def call(self, trajectories, candidates=None, training=False):
+        """Edge-type logits [batch, edges, edge_types] of [batch, nodes, frames, dims]."""
+        edges = None if candidates is None else graph.CandidateEdges.from_batch(candidates)
+        return self.encoder(trajectories, training=training, edges=edges)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy]
+
+    def _scores(self, data, training):
+        """(mean cross-entropy over the real edges, the real-edge weights [batch, edges],
+        per-edge correctness [batch, edges]) of one batch."""
+        trajectories, labels, candidates = unpack_batch(data)
+        logits = self(trajectories, candidates, training=training)
+        labels = tf.cast(labels, tf.int32)
+        mask = None if candidates is None else graph.edge_mask(graph.CandidateEdges.from_batch(candidates))
+        weights = tf.ones_like(labels, tf.float32) if mask is None else tf.cast(mask, tf.float32)
+        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
+        loss = tf.reduce_sum(cross_entropy * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+        correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32)
+        return loss, weights, correct
+
+    def _update_metrics(self, loss, weights, correct):
+        self.loss_tracker.update_state(loss)
+        self.accuracy.update_state(correct, sample_weight=weights)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, weights, correct = self._scores(data, training=True)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._update_metrics(loss, weights, correct)
+
+    def test_step(self, data):
+        return self._update_metrics(*self._scores(data, training=False))
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.nri_config.to_dict()}
+
+
+def supervised_encoder(config: NRIConfig, num_nodes: int, learning_rate, dropout: float) -> SupervisedEncoder:
+    """A compiled, built `SupervisedEncoder`.
 
     Args:
       config: encoder architecture and sizes (its dropout is replaced by ``dropout``).
       num_nodes: node count the model is built for (the weights do not depend on it).
       learning_rate: Adam's learning rate or schedule.
       dropout: the rate inside every encoder MLP (the paper's: 0.5).
-    Metrics: ``accuracy`` (edge accuracy against the labels).
+    Metrics: ``accuracy`` (edge accuracy against the labels, over the real edges).
     """
     config = dataclasses.replace(config, encoder_dropout=dropout).validate()
-    model = keras.Sequential([keras.Input((num_nodes, config.frames, config.dims)),
-                              encoder_from_config(config)], name="supervised_encoder")
-    model.compile(keras.optimizers.Adam(learning_rate),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name=ACCURACY_METRIC)])
+    model = SupervisedEncoder(config, name="supervised_encoder")
+    model(tf.zeros([1, num_nodes, config.frames, config.dims]))
+    model.compile(keras.optimizers.Adam(learning_rate))
     return model

@@ -68,6 +68,19 @@ class Experiment:
             raise NotApplicable(f"no true graph in {self.metadata.source} data")
 
     @property
+    def candidates(self):
+        """The candidate edges the NRI-type models reason over (`data_pipelines.candidate_selection.CandidateSpec`):
+        the data's rule and the flags (complete for the paper's data)."""
+        return loop.candidate_spec(self.nri_config(42))
+
+    def require_complete_graph(self) -> None:
+        """NotApplicable when the models reason over candidate edges: only NRI (learned) and
+        Supervised run on them (the other models are the paper's, on every node pair)."""
+        method = self.candidates.method
+        if method != "complete":
+            raise NotApplicable(f"complete graph only; this table reasons over {method} candidate edges")
+
+    @property
     def frames(self) -> int:
         """Frames the models see (the training systems' length, 49 for the simulations)."""
         return self.metadata.frames["train"]
@@ -83,10 +96,12 @@ class Experiment:
         return path
 
     def split(self, split: str, batch_size: int, *, training: bool = False, seed: int = 0,
-              frames: int | None = None):
-        """(trajectories, edges) batches of a split, normalised; training: shuffled, repeated."""
+              frames: int | None = None, candidates=None):
+        """(trajectories, edges) batches of a split, normalised; training: shuffled, repeated.
+        With ``candidates`` (a CandidateSpec) each batch also has its candidate edges."""
         dataset = make_dataset(self.data_dir, split, batch_size, shuffle=training, seed=seed,
-                               drop_remainder=training, repeat=training, cache=True)
+                               drop_remainder=training, repeat=training, cache=True,
+                               candidates=candidates)
         return dataset if frames is None else first_frames(dataset, frames)
 
     def arrays(self, split: str):
@@ -100,9 +115,10 @@ class Experiment:
 
 
 def _fit_best(experiment: Experiment, model, name: str, *, epochs: int, batch_size: int,
-              seed: int, monitor: str, mode: str = "min") -> None:
+              seed: int, monitor: str, mode: str = "min", candidates=None) -> None:
     """Trains the compiled ``model`` on the training split and restores its best epoch on
-    validation (``monitor``, lower is better unless ``mode="max"``)."""
+    validation (``monitor``, lower is better unless ``mode="max"``); ``candidates``: see
+    `Experiment.split`."""
 
     steps_per_epoch = experiment.metadata.splits["train"] // batch_size
     if steps_per_epoch == 0:
@@ -110,8 +126,10 @@ def _fit_best(experiment: Experiment, model, name: str, *, epochs: int, batch_si
     weights = experiment.path("weights", f"{name}.weights.h5")
     checkpoint = keras.callbacks.ModelCheckpoint(weights, monitor=monitor, mode=mode,
                                                  save_best_only=True, save_weights_only=True)
-    model.fit(experiment.split("train", batch_size, training=True, seed=seed, frames=experiment.frames),
-              validation_data=experiment.split("valid", batch_size, frames=experiment.frames),
+    model.fit(experiment.split("train", batch_size, training=True, seed=seed, frames=experiment.frames,
+                               candidates=candidates),
+              validation_data=experiment.split("valid", batch_size, frames=experiment.frames,
+                                               candidates=candidates),
               epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=[checkpoint], shuffle=False,
               verbose=experiment.verbose)
     model.load_weights(weights)
@@ -205,17 +223,18 @@ def run_nri_sim(experiment: Experiment, seed: int) -> dict:
 
 
 def run_supervised(experiment: Experiment, seed: int) -> dict:
-    """The encoder alone on the true edges, with the NRI (learned) model's training settings."""
-
-
+    """The encoder alone on the true edges (on the same candidate edges), with the NRI
+    (learned) model's training settings."""
     experiment.require_labels()
     keras.utils.set_random_seed(seed)
     config = experiment.nri_config(seed)
+    candidates = loop.candidate_spec(config)
     schedule = loop.learning_rate_schedule(config, experiment.metadata.splits["train"] // config.batch_size)
     model = supervised_encoder(config, experiment.metadata.nodes, schedule, experiment.budget.supervised_dropout)
     _fit_best(experiment, model, f"supervised-seed{seed}", epochs=config.epochs,
-              batch_size=config.batch_size, seed=seed, monitor="val_" + ACCURACY_METRIC, mode="max")
-    test = experiment.split("test", 256, frames=experiment.frames)
+              batch_size=config.batch_size, seed=seed, monitor="val_" + ACCURACY_METRIC, mode="max",
+              candidates=candidates)
+    test = experiment.split("test", 256, frames=experiment.frames, candidates=candidates)
     return {"edge_accuracy": float(model.evaluate(test, return_dict=True, verbose=0)[ACCURACY_METRIC])}
 
 
@@ -269,10 +288,19 @@ def run_nri_true_graph(experiment: Experiment, seed: int) -> dict:
     return _run_fixed_graph(experiment, seed, "true")
 
 
+def _complete_graph_only(runner: Callable) -> Callable:
+    """``runner`` behind `Experiment.require_complete_graph`."""
+    def run(experiment: Experiment, seed: int) -> dict:
+        experiment.require_complete_graph()
+        return runner(experiment, seed)
+    return run
+
+
 RUNNERS = {
-    "corr_path": run_corr_path, "corr_lstm": run_corr_lstm, "nri_sim": run_nri_sim,
-    "nri_learned": run_nri_learned, "supervised": run_supervised, "static": run_static,
-    "lstm_single": run_lstm_single, "lstm_joint": run_lstm_joint,
-    "nri_full_graph": run_nri_full_graph, "nri_true_graph": run_nri_true_graph,
+    "nri_learned": run_nri_learned, "supervised": run_supervised,
+    **{key: _complete_graph_only(runner) for key, runner in {
+        "corr_path": run_corr_path, "corr_lstm": run_corr_lstm, "nri_sim": run_nri_sim,
+        "static": run_static, "lstm_single": run_lstm_single, "lstm_joint": run_lstm_joint,
+        "nri_full_graph": run_nri_full_graph, "nri_true_graph": run_nri_true_graph}.items()},
 }
 
