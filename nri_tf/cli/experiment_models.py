@@ -18,7 +18,6 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from data_pipelines.contract import has_edge_labels
 from data_pipelines.datasets import first_frames, make_dataset
