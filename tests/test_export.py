@@ -29,7 +29,6 @@ from data_pipelines.storage.reader import read_metadata, read_split
 from nri_tf import serving
 from conftest import main_here
 from nri_tf.cli import export
-from nri_tf.cli import train as train_cli
 from nri_tf.config import NRIConfig
 from trainers import run_directory
 
