@@ -9,10 +9,13 @@ import pytest
 from nri_tf.cli import experiments, paper_results, report, tables
 
 
-def _table(source: str, nodes: int, table: str, rows: dict, seeds=(42, 43)) -> dict:
-    """A table JSON as `experiments.run_table` writes it, from key -> per-seed records."""
+def _table(source: str, nodes: int, table: str, rows: dict, seeds=(42, 43), data=None) -> dict:
+    """A table JSON as `experiments.run_table` writes it, from key -> per-seed records; its
+    data the budget's simulation (or real data) unless ``data`` names a folder."""
+    simulated = source in ("springs", "charged", "kuramoto")
+    budget_data = f"/cache/{source}{nodes}-10-2-2-seed42" if simulated else f"/data/{source}{nodes}"
     return {"table": table, "source": source, "nodes": nodes, "budget": "cpu", "seeds": list(seeds),
-            "data": f"/data/{source}{nodes}",
+            "data": data or budget_data,
             "budget_settings": {"data": {"num_train": 10, "num_valid": 2, "num_test": 2},
                                 "nri": {"epochs": 3}, "by_source": {"cmu": {"epochs": 200, "decoder": "rnn", "prior": []}}},
             "rows": tables.table_rows(table, rows, source, nodes)}
@@ -82,10 +85,10 @@ def test_table2_of_motion_capture_says_what_the_papers_plot_shows(tmp_path):
     mse = [1e-4 * (step + 1) for step in range(20)]
     records = {key: [{"seed": 42, "seconds": 1.0, "mse_per_step": mse}] for key in paper_results.TABLE_ROWS["table2"]}
     records["nri_true_graph"] = [{"seed": 42, "seconds": 0.0, "not_applicable": "no true graph in cmu data"}]
-    for source, nodes in (("cmu", 31), ("springs", 5)):
+    for source, nodes, data in (("cmu", 31, None), ("springs", 5, None), ("charged", 5, "/mine/charged-big")):
         (tmp_path / source).mkdir()
-        (tmp_path / source / "table2.json").write_text(json.dumps(_table(source, nodes, "table2", records, (42,))))
-    assert experiments.main(["report", str(tmp_path / "cmu"), str(tmp_path / "springs"),
+        (tmp_path / source / "table2.json").write_text(json.dumps(_table(source, nodes, "table2", records, (42,), data)))
+    assert experiments.main(["report", str(tmp_path / "cmu"), str(tmp_path / "springs"), str(tmp_path / "charged"),
                              "--output", str(tmp_path / "docs")]) == 0
     page = (tmp_path / "docs" / "results.md").read_text()
     motion, springs = page.split("## Table 2: cmu31")[1].split("## Table 2: springs5")
@@ -96,6 +99,8 @@ def test_table2_of_motion_capture_says_what_the_papers_plot_shows(tmp_path):
     # not simulated at the budget's sizes, and its source's rule wins over the budget.
     assert "**cmu31**: budget `cpu` (data cmu31; NRI: decoder rnn, epochs 200, prior the reference's)" in page
     assert "**springs5**: budget `cpu` (10 / 2 / 2 systems; NRI: epochs 3)" in page
+    # A simulation given with --data is not the budget's: the page names its folder.
+    assert "**charged5**: budget `cpu` (data charged-big; NRI: epochs 3)" in page
 
 
 def test_report_of_a_directory_without_tables_is_a_one_line_error(tmp_path, capsys):

@@ -36,11 +36,11 @@ import re
 import shutil
 
 from data_pipelines.files import read_json
-from data_pipelines.simulations import ALL_SIMULATION_NAMES
 from nri_tf import figures
 from nri_tf.cli.common import report_known_errors
 from nri_tf.cli.paper_results import NRI_MPM_TABLE1, PAPER_PLOTS, ROW_NAMES, TABLE_ROWS
 from nri_tf.cli.tables import format_summary, markdown_table, nri_setting, row_seeds
+from nri_tf.cli.train import default_data_name
 from trainers.run_directory import HISTORY_FILE, read_history
 
 TABLE_FILES = ("table1.json", "table1.md", "table2.json", "table2.md")
@@ -187,9 +187,12 @@ def _settings_line(setting: Setting) -> str:
     table = setting.first
     budget = table["budget_settings"]
     data = budget["data"]
-    # Simulations are generated at the budget's sizes; real data is what it is.
+    # The budget's simulation is named by its sizes; other data (real, or a simulation the
+    # command was given with --data) by its folder.
+    budget_data = default_data_name({"simulation": table["source"], "num_nodes": table["nodes"],
+                                     **data, "seed": 42})
     systems = (f"{data['num_train']} / {data['num_valid']} / {data['num_test']} systems"
-               if table["source"] in ALL_SIMULATION_NAMES else f"data {os.path.basename(table['data'])}")
+               if os.path.basename(table["data"]) == budget_data else f"data {os.path.basename(table['data'])}")
     return (f"- **{setting.name}**: budget `{table['budget']}` ({systems}; NRI: "
             + ", ".join(f"{k} {_setting_value(k, v)}" for k, v in sorted(nri_setting(table).items()))
             + (f"; Supervised dropout {budget['supervised_dropout']}" if "supervised_dropout" in budget else "")

@@ -69,13 +69,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def default_data_name(preset_data: dict) -> str:
+    """The folder name of a preset's (or budget's) built-in dataset: its parameters."""
+    d = preset_data
+    return (f"{d['simulation']}{d['num_nodes']}-{d['num_train']}-{d['num_valid']}-{d['num_test']}"
+            f"-seed{d['seed']}")
+
+
 def default_data_dir(preset_data: dict) -> str:
     """Where the preset's built-in dataset is cached, named after its parameters."""
     root = os.environ.get(DATA_CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "nri-tf")
-    d = preset_data
-    name = (f"{d['simulation']}{d['num_nodes']}-{d['num_train']}-{d['num_valid']}-{d['num_test']}"
-            f"-seed{d['seed']}")
-    return os.path.join(root, name)
+    return os.path.join(root, default_data_name(preset_data))
 
 
 def ensure_default_data(preset_data: dict, log) -> str:
