@@ -66,16 +66,11 @@ class Experiment:
         if not has_edge_labels(self.metadata):
             raise NotApplicable(f"no true graph in {self.metadata.source} data")
 
-    @property
-    def candidates(self):
-        """The candidate edges the NRI-type models reason over (`data_pipelines.candidate_selection.CandidateSpec`):
-        the data's rule and the flags (complete for the paper's data)."""
-        return loop.candidate_spec(self.nri_config(42))
-
     def require_complete_graph(self) -> None:
-        """NotApplicable when the models reason over candidate edges: only NRI (learned) and
-        Supervised run on them (the other models are the paper's, on every node pair)."""
-        method = self.candidates.method
+        """NotApplicable when the models reason over candidate edges (the data's rule or the
+        flags): only NRI (learned) and Supervised run on them (the other models are the
+        paper's, on every node pair)."""
+        method = self.nri_config(42).candidate_edges
         if method != "complete":
             raise NotApplicable(f"complete graph only; this table reasons over {method} candidate edges")
 
@@ -233,7 +228,9 @@ def run_supervised(experiment: Experiment, seed: int) -> dict:
     _fit_best(experiment, model, f"supervised-seed{seed}", epochs=config.epochs,
               batch_size=config.batch_size, seed=seed, monitor="val_" + ACCURACY_METRIC, mode="max",
               candidates=candidates)
-    test = experiment.split("test", 256, frames=experiment.frames, candidates=candidates)
+    # Large systems are tested at the training batch size: a batch of 256 would not fit.
+    test_batch = 256 if candidates.method == "complete" else config.batch_size
+    test = experiment.split("test", test_batch, frames=experiment.frames, candidates=candidates)
     return {"edge_accuracy": float(model.evaluate(test, return_dict=True, verbose=0)[ACCURACY_METRIC])}
 
 
