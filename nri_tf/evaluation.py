@@ -20,8 +20,9 @@ import tensorflow as tf
 
 from data_pipelines.datasets import first_frames
 from data_pipelines.errors import DatasetError
+from nri_tf import graph
 from nri_tf.graph import CandidateEdges
-from nri_tf.metrics import mse_per_step
+from nri_tf.metrics import best_permutation, mse_per_step
 from nri_tf.model import unpack_batch
 
 PAPER_HORIZON = 20
@@ -52,7 +53,7 @@ def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAP
 
 
 def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_HORIZON,
-             dynamic_graph: bool = False) -> dict:
+             dynamic_graph: bool = False, normaliser=None, position_dims: int = 0) -> dict:
     """Evaluates ``model`` on ``dataset`` the way the paper does.
 
     Args:
@@ -63,6 +64,10 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
       frames: context frames the encoder sees.
       horizon: frames to predict after the context (fewer if the data is shorter).
       dynamic_graph: re-infer the graph on a sliding window (recurrent decoders).
+      normaliser, position_dims: the `Normaliser` that scaled ``dataset`` and how many of
+        the data's leading features are positions (`data_pipelines.contract.position_dims`);
+        with both (>= 2 positions) and labels, the edge accuracy by the pairs' closest
+        approach (`accuracy_by_closest_approach`).
     Returns:
       {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels; over
        the candidate edges if there are any), "candidate_recall" (labels and candidates
@@ -70,7 +75,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
        "edge_confusion" (labels, learned graphs: [true type][inferred type] shares of the
        edges, `metrics.EdgeAccuracy.aligned_confusion`: its diagonal sums to the accuracy),
        "edge_type_shares" (learned graphs: `edge_type_shares`), "mse_per_step": list of
-       `horizon` floats, "systems": count} with plain Python floats.
+       `horizon` floats, "systems": count, "accuracy_by_closest_approach" (labels, learned
+       graphs, ``normaliser`` and ``position_dims``)} with plain Python floats.
     Raises:
       FloatingPointError naming the metrics that are NaN or Inf (nothing is reported then).
     """
@@ -102,7 +108,24 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     if not_finite:
         raise FloatingPointError(f"test {', '.join(not_finite)} not finite: the model's outputs on "
                                  "this data are NaN or Inf; the checkpoint is unusable for it")
+    if labelled and model.learned and normaliser is not None and position_dims >= 2:
+        results["accuracy_by_closest_approach"] = accuracy_by_closest_approach(
+            model, dataset, frames, normaliser, position_dims)
     return results
+
+
+def _inferred_edges(model, dataset: tf.data.Dataset, frames: int):
+    """Per batch of ``dataset``: (window [batch, nodes, frames, dims] the encoder sees,
+    edge labels or None, `CandidateEdges` or None, inferred types [batch, edges] (the most
+    likely), real-edge mask [batch, edges] bool (candidate padding slots False))."""
+    for batch in dataset:
+        trajectories, labels, candidates = unpack_batch(batch)
+        window = trajectories[:, :, :frames]
+        types = tf.argmax(model.encode(window, candidates), axis=-1, output_type=tf.int32)
+        edges = CandidateEdges.from_batch(candidates)
+        mask = graph.edge_mask(edges)
+        real = tf.ones_like(types, tf.bool) if mask is None else tf.reshape(mask, tf.shape(types)) > 0
+        yield window, labels, edges, types, real
 
 
 def edge_type_shares(model, dataset: tf.data.Dataset, frames: int) -> list:
@@ -116,15 +139,54 @@ def edge_type_shares(model, dataset: tf.data.Dataset, frames: int) -> list:
       ``edge_types`` floats summing to 1, over every real edge (candidate padding slots
       left out) of every system: e.g. how sparse a graph with type 0 = no edge is.
     """
-    counts = np.zeros(model.nri_config.edge_types, dtype=np.float64)
-    for batch in dataset:
-        trajectories, _, candidates = unpack_batch(batch)
-        types = tf.argmax(model.encode(trajectories[:, :, :frames], candidates), axis=-1)   # [batch, edges]
-        edges = CandidateEdges.from_batch(candidates)
-        weights = None if edges is None or edges.mask is None else tf.reshape(edges.mask, tf.shape(types))
-        counts += tf.math.bincount(tf.cast(types, tf.int32), weights=weights, minlength=len(counts),
-                                   maxlength=len(counts), dtype=tf.float64).numpy()
-    return (counts / max(counts.sum(), 1.0)).tolist()
+    counts = np.zeros(model.nri_config.edge_types, dtype=np.int64)
+    for _, _, _, types, real in _inferred_edges(model, dataset, frames):
+        counts += np.bincount(types.numpy()[real.numpy()], minlength=len(counts))[:len(counts)]
+    return (counts / max(counts.sum(), 1)).tolist()
+
+
+def accuracy_by_closest_approach(model, dataset: tf.data.Dataset, frames: int, normaliser,
+                                 position_dims: int, bins: int = 5) -> list:
+    """Edge accuracy by how close the edge's two nodes came: where a physical model's
+    interactions are weak (far pairs: charges, springs), the decoder has little to learn
+    the edge type from.
+
+    Args:
+      model: a trained `nri_tf.model.NRI` with a learned graph.
+      dataset: as `evaluate`'s, with edge labels.
+      frames: context frames the encoder sees; the closest approach is over them.
+      normaliser: the `data_pipelines.normalisation.Normaliser` that scaled ``dataset``:
+        distances are in the data's own units.
+      position_dims: the data's leading features that are positions (x, y[, z]; >= 2).
+      bins: quantile bins of the closest approach.
+    Returns:
+      ``bins`` dicts {"from", "to": closest approach range
+      (data units), "share": of the real edges, "accuracy": under the permutation of
+      exchangeable types that is best over all edges (the edge accuracy's)}.
+    """
+    closest, inferred, labels = [], [], []
+    for window, edge_labels, edges, types, real in _inferred_edges(model, dataset, frames):
+        positions = normaliser.denormalise(window)[..., :position_dims]      # [b, n, t, p]
+        shape = tf.shape(positions)
+        flat = tf.reshape(positions, [shape[0], shape[1], -1])
+        offsets = graph.sender_minus_receiver(flat, edges)                      # [b, e, t * p]
+        offsets = tf.reshape(offsets, [shape[0], -1, shape[2], position_dims])
+        approach = tf.reduce_min(tf.norm(offsets, axis=-1), axis=-1)           # [b, e]
+        keep = real.numpy()
+        closest.append(approach.numpy()[keep])
+        inferred.append(types.numpy()[keep])
+        labels.append(np.asarray(edge_labels)[keep])
+    closest, inferred, labels = (np.concatenate(v) for v in (closest, inferred, labels))
+    relabel = best_permutation(inferred[None], labels[None], model.nri_config.edge_types,
+                               model.nri_config.skip_first)
+    correct = relabel[inferred] == labels
+    limits = np.quantile(closest, np.linspace(0.0, 1.0, bins + 1))
+    rows = []
+    for index, (low, high) in enumerate(zip(limits[:-1], limits[1:])):
+        chosen = (closest >= low) & ((closest < high) if index < bins - 1 else (closest <= high))
+        rows.append({"from": float(low), "to": float(high), "share": float(chosen.mean()),
+                     "accuracy": float(correct[chosen].mean()) if chosen.any() else float("nan")})
+    return rows
 
 
 def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -> dict:

@@ -352,3 +352,47 @@ def test_edge_type_shares_count_the_most_likely_type_of_every_real_edge():
     types = tf.argmax(model.encode(x, candidates), -1).numpy().reshape(BATCH, 5, 2)[mask > 0]
     shares = edge_type_shares(model, tf.data.Dataset.from_tensors((x, labels, candidates)), FRAMES)
     np.testing.assert_allclose(shares, np.bincount(types, minlength=3) / types.size)
+
+
+class _ClosenessEncoder:
+    """A stand-in model whose encoder calls an edge type 1 when its two nodes come within
+    ``threshold`` (normalised units) over the window, else type 0."""
+
+    def __init__(self, threshold):
+        self.threshold = threshold
+        self.nri_config = NRIConfig(edge_types=2, skip_first=True)
+
+    def encode(self, window, candidates=None):
+        edges = graph.CandidateEdges.from_batch(candidates)
+        shape = tf.shape(window)
+        offsets = graph.sender_minus_receiver(tf.reshape(window[..., :2], [shape[0], shape[1], -1]), edges)
+        closest = tf.reduce_min(tf.norm(tf.reshape(offsets, [shape[0], -1, shape[2], 2]), axis=-1), axis=-1)
+        return tf.one_hot(tf.cast(closest < self.threshold, tf.int32), 2)
+
+
+def test_accuracy_by_closest_approach_bins_edges_by_how_near_their_nodes_came():
+    from data_pipelines.normalisation import Normaliser
+    from nri_tf.evaluation import accuracy_by_closest_approach
+
+    x, _ = _data(systems=BATCH)
+    receivers, senders = (t.numpy() for t in graph.edge_indices(5))
+    closest = np.linalg.norm(x.numpy()[:, senders, :, :2] - x.numpy()[:, receivers, :, :2], axis=-1).min(-1)
+    threshold = float(np.median(closest))
+    labels = np.ones_like(closest, np.int32)                 # every pair interacts
+    normaliser = Normaliser([-3.0] * 4, [3.0] * 4)           # data units = 3 x normalised
+    rows = accuracy_by_closest_approach(_ClosenessEncoder(threshold), tf.data.Dataset.from_tensors((x, labels)),
+                                        FRAMES, normaliser, position_dims=2, bins=2)
+    np.testing.assert_allclose([rows[0]["from"], rows[0]["to"], rows[1]["to"]],
+                               3 * np.array([closest.min(), threshold, closest.max()]), rtol=1e-5)
+    # Near pairs are called interacting, far ones not: right in the first half, wrong in the second.
+    assert [row["accuracy"] for row in rows] == [1.0, 0.0] and [row["share"] for row in rows] == [0.5, 0.5]
+    # Candidate padding slots are no edges: only the real ones are binned.
+    senders_c = np.tile(np.array([[[(i + 1) % 5, (i + 3) % 5] for i in range(5)]], np.int32), [BATCH, 1, 1])
+    mask = np.ones([BATCH, 5, 2], np.float32)
+    mask[:, :, 1] = 0.0
+    candidates = {"senders": senders_c, "mask": mask}
+    rows = accuracy_by_closest_approach(_ClosenessEncoder(1e9), tf.data.Dataset.from_tensors(
+        (x, np.ones([BATCH, 10], np.int32), candidates)), FRAMES, normaliser, position_dims=2, bins=1)
+    first = np.linalg.norm(x.numpy()[:, (np.arange(5) + 1) % 5, :, :2] - x.numpy()[:, :, :, :2], axis=-1).min(-1)
+    np.testing.assert_allclose([rows[0]["from"], rows[0]["to"]], 3 * np.array([first.min(), first.max()]), rtol=1e-5)
+    assert rows[0]["accuracy"] == 1.0

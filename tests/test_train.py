@@ -558,9 +558,13 @@ def test_summary_says_what_each_number_measures(tmp_path, decoder, horizon):
 
     NRIConfig(decoder=decoder, frames=49, skip_first=True).save(str(tmp_path / "config.json"))
     results = {"best_epoch": 3, "epochs": 4, "systems": 10, "edge_accuracy": 0.5, "nll": 2.7,
-               "kl": -0.6, "mse_per_step": [1e-6] * 20, "edge_confusion": [[0.3, 0.3], [0.2, 0.2]]}
+               "kl": -0.6, "mse_per_step": [1e-6] * 20, "edge_confusion": [[0.3, 0.3], [0.2, 0.2]],
+               "accuracy_by_closest_approach": [{"from": 0.0, "to": 0.5, "share": 0.5, "accuracy": 0.9},
+                                                {"from": 0.5, "to": 2.0, "share": 0.5, "accuracy": 0.55}]}
     text = train_cli.format_summary(results, str(tmp_path), "r.json")
     assert "edge accuracy: 50.0% (best permutation" in text
+    assert "by the pair's closest approach over the encoder's frames (data units; 2 bins of equal shares " \
+           "of the edges): 0-0.5 90.0%, 0.5-2 55.0%" in text
     assert "recovered per true edge type: 0 (no edge) 50.0%, 1 50.0%" in text
     assert "nll: 2.7 per node: squared errors / (2 x variance 5e-05) summed over frames 2..49" in text
     assert horizon in text and "kl: -0.6 per node (without the constant log K" in text

@@ -16,9 +16,10 @@ import keras
 import tensorflow as tf
 
 from data_pipelines.candidate_selection import CandidateSpec
-from data_pipelines.contract import SPLITS, has_edge_labels
+from data_pipelines.contract import SPLITS, has_edge_labels, position_dims
 from data_pipelines.datasets import first_frames, make_dataset
 from data_pipelines.errors import DatasetError
+from data_pipelines.normalisation import Normaliser
 from data_pipelines.storage.reader import check_split, metadata_fingerprint, read_metadata
 from nri_tf import evaluation
 from nri_tf.config import ConfigError, NRIConfig
@@ -209,7 +210,9 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
                                  candidates=candidate_spec(config))
         if not labelled:
             test_data = evaluation.trajectories_only(test_data)
-        results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph)
+        results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph,
+                                      normaliser=Normaliser.from_metadata(metadata),
+                                      position_dims=position_dims(metadata))
         results.update(best_epoch=best_epoch, epochs=int(state.epoch.numpy()), data=dataset["path"])
         if chief:
             run_directory.write_json_atomic(os.path.join(run_dir, run_directory.RESULTS_FILE), results)

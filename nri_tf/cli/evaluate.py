@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from data_pipelines.contract import has_edge_labels
+from data_pipelines.contract import has_edge_labels, position_dims
 from data_pipelines.errors import DatasetError, UserError
 from data_pipelines.files import read_json, write_json_atomic
 from data_pipelines.normalisation import Normaliser
@@ -119,7 +119,8 @@ def evaluate_run(args: argparse.Namespace) -> int:
                              candidates=candidates)
     if not labelled:
         test_data = evaluation.trajectories_only(test_data)
-    results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph)
+    results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph,
+                                  normaliser=normaliser, position_dims=position_dims(metadata))
     if args.image:
         write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system, candidates)
     if args.plots:

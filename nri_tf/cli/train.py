@@ -131,6 +131,12 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
         recovered = [(k, row[k] / sum(row)) for k, row in enumerate(results["edge_confusion"]) if sum(row) > 0]
         lines.append("recovered per true edge type: " + ", ".join(
             f"{_type_name(k, config)} {100 * share:.1f}%" for k, share in recovered))
+    if "accuracy_by_closest_approach" in results:
+        rows = results["accuracy_by_closest_approach"]
+        lines.append("edge accuracy by the pair's closest approach over the encoder's frames "
+                     f"(data units; {len(rows)} bins of equal shares of the edges): " + ", ".join(
+                         f"{row['from']:.2g}-{row['to']:.2g} {100 * row['accuracy']:.1f}%"
+                         for row in rows))
     if "edge_type_shares" in results:
         lines.append("inferred edge types (most likely type of each edge): " + ", ".join(
             f"{_type_name(k, config)} {100 * share:.1f}%" for k, share in enumerate(results["edge_type_shares"])))
