@@ -154,6 +154,10 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     merged = tables.merge_rerun({**older, "rows": [{"key": r, "seconds": 2.0} for r in
                                                    paper_results.TABLE_ROWS["table1"]]}, rerun)
     assert merged["budget_settings"] == budget and merged["training_seconds"] == 9.0
+    assert [r["rows"] for r in merged["reruns"]] == [["supervised"]]
+    # The same command again finds every model cached: nothing changed, no re-run is listed.
+    again = tables.merge_rerun(merged, {**rerun, "rows": [merged["rows"][4]], "seconds": 0.001})
+    assert again["reruns"] == merged["reruns"] and again["rows"] == merged["rows"]
 
 
 def test_baselines_train_as_long_as_the_sources_rule_says():

@@ -108,3 +108,14 @@ def test_report_of_a_directory_without_tables_is_a_one_line_error(tmp_path, caps
     assert capsys.readouterr().err.strip().startswith(f"error: {tmp_path} holds no table1.json")
     with pytest.raises(SystemExit):
         experiments.main(["report", str(tmp_path), "--curve", "no-equals-sign"])
+
+
+def test_settings_name_each_rerun_once(tmp_path):
+    records = {key: [{"seed": 42, "seconds": 1.0, "edge_accuracy": 0.9}] for key in paper_results.TABLE_ROWS["table1"]}
+    table = _table("springs", 5, "table1", records, (42,))
+    rerun = {"rows": ["nri_learned"], "machine": "the Xeon", "seconds": 5.0}
+    table["reruns"] = [rerun, {**rerun, "seconds": 0.002}]     # an older no-op re-run, listed twice
+    (tmp_path / "springs").mkdir()
+    (tmp_path / "springs" / "table1.json").write_text(json.dumps(table))
+    assert experiments.main(["report", str(tmp_path / "springs"), "--output", str(tmp_path / "docs")]) == 0
+    assert (tmp_path / "docs" / "results.md").read_text().count("re-run later: NRI (learned) (the Xeon)") == 1

@@ -197,8 +197,8 @@ def _settings_line(setting: Setting) -> str:
             + ", ".join(f"{k} {_setting_value(k, v)}" for k, v in sorted(nri_setting(table).items()))
             + (f"; Supervised dropout {budget['supervised_dropout']}" if "supervised_dropout" in budget else "")
             + f"), seeds {', '.join(map(str, table['seeds']))}; machine: {table.get('machine', 'not recorded')}"
-            + "".join(f"; re-run later: {', '.join(ROW_NAMES[row] for row in rerun['rows'])} "
-                      f"({rerun['machine']})" for rerun in table.get("reruns", [])))
+            + "".join(dict.fromkeys(f"; re-run later: {', '.join(ROW_NAMES[row] for row in rerun['rows'])} "
+                                    f"({rerun['machine']})" for rerun in table.get("reruns", []))))
 
 
 def accuracy_over_time_figure(curves: dict, paper: dict | None = None, title: str = "",

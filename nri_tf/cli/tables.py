@@ -294,13 +294,20 @@ def merge_rerun(previous: dict, rerun: dict) -> dict:
     kept = [{**row, "seeds": row_seeds(previous, row)} for row in previous["rows"] if row["key"] not in replaced]
     order = list(TABLE_ROWS[rerun["table"]])
     rows = sorted(kept + rerun["rows"], key=lambda row: order.index(row["key"]))
-    reruns = previous.get("reruns", []) + [{"rows": [row["key"] for row in rerun["rows"]],
-                                            "machine": rerun["machine"], "seconds": rerun["seconds"]}]
+    # A re-run that found every model cached changed nothing: it is no re-run.
+    before = {row["key"]: _without_seeds(row) for row in previous["rows"]}
+    changed = [row["key"] for row in rerun["rows"] if before.get(row["key"]) != _without_seeds(row)]
+    reruns = previous.get("reruns", []) + ([{"rows": changed, "machine": rerun["machine"],
+                                             "seconds": rerun["seconds"]}] if changed else [])
     # The kept rows do not depend on where the settings differ (`_check_same_setting`).
     newer = {key: rerun[key] for key in ("budget_settings", "nri_flags")}
     seeds = sorted({seed for row in rows for seed in row["seeds"]})
     return {**previous, **newer, "rows": rows, "reruns": reruns, "seeds": seeds,
             "training_seconds": sum(row["seconds"] for row in rows)}
+
+
+def _without_seeds(row: dict) -> dict:
+    return {key: value for key, value in row.items() if key != "seeds"}
 
 
 def _describe(record: dict) -> str:
