@@ -21,7 +21,6 @@ import tensorflow as tf
 from data_pipelines.datasets import first_frames
 from data_pipelines.errors import DatasetError
 from nri_tf import graph
-from nri_tf.graph import CandidateEdges
 from nri_tf.metrics import best_permutation, mse_per_step
 from nri_tf.model import unpack_batch
 
@@ -122,7 +121,7 @@ def _inferred_edges(model, dataset: tf.data.Dataset, frames: int):
         trajectories, labels, candidates = unpack_batch(batch)
         window = trajectories[:, :, :frames]
         types = tf.argmax(model.encode(window, candidates), axis=-1, output_type=tf.int32)
-        edges = CandidateEdges.from_batch(candidates)
+        edges = graph.CandidateEdges.from_batch(candidates)
         mask = graph.edge_mask(edges)
         real = tf.ones_like(types, tf.bool) if mask is None else tf.reshape(mask, tf.shape(types)) > 0
         yield window, labels, edges, types, real
@@ -160,9 +159,9 @@ def accuracy_by_closest_approach(model, dataset: tf.data.Dataset, frames: int, n
       position_dims: the data's leading features that are positions (x, y[, z]; >= 2).
       bins: quantile bins of the closest approach.
     Returns:
-      ``bins`` dicts {"from", "to": closest approach range
-      (data units), "share": of the real edges, "accuracy": under the permutation of
-      exchangeable types that is best over all edges (the edge accuracy's)}.
+      up to ``bins`` dicts (a bin that ties leave empty is left out) {"from", "to": closest
+      approach range (data units), "share": of the real edges, "accuracy": under the
+      permutation of exchangeable types that is best over all edges (the edge accuracy's)}.
     """
     closest, inferred, labels = [], [], []
     for window, edge_labels, edges, types, real in _inferred_edges(model, dataset, frames):
@@ -184,8 +183,9 @@ def accuracy_by_closest_approach(model, dataset: tf.data.Dataset, frames: int, n
     rows = []
     for index, (low, high) in enumerate(zip(limits[:-1], limits[1:])):
         chosen = (closest >= low) & ((closest < high) if index < bins - 1 else (closest <= high))
-        rows.append({"from": float(low), "to": float(high), "share": float(chosen.mean()),
-                     "accuracy": float(correct[chosen].mean()) if chosen.any() else float("nan")})
+        if chosen.any():
+            rows.append({"from": float(low), "to": float(high), "share": float(chosen.mean()),
+                         "accuracy": float(correct[chosen].mean())})
     return rows
 
 

@@ -396,3 +396,7 @@ def test_accuracy_by_closest_approach_bins_edges_by_how_near_their_nodes_came():
     first = np.linalg.norm(x.numpy()[:, (np.arange(5) + 1) % 5, :, :2] - x.numpy()[:, :, :, :2], axis=-1).min(-1)
     np.testing.assert_allclose([rows[0]["from"], rows[0]["to"]], 3 * np.array([first.min(), first.max()]), rtol=1e-5)
     assert rows[0]["accuracy"] == 1.0
+    # Nodes that all sit on one spot tie every bin edge: one bin, no empty (NaN) ones.
+    rows = accuracy_by_closest_approach(_ClosenessEncoder(1.0), tf.data.Dataset.from_tensors(
+        (tf.zeros_like(x), labels)), FRAMES, normaliser, position_dims=2)
+    assert len(rows) == 1 and rows[0]["share"] == 1.0 and rows[0]["accuracy"] == 1.0
