@@ -95,8 +95,10 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     elif model.learned:
         results["edge_confusion"] = model.edge_accuracy.aligned_confusion().tolist()
 
+    # One pass of the encoder over the test set serves both graph statistics.
+    inferred = list(_inferred_edges(model, dataset, frames)) if model.learned else []
     if model.learned:
-        results["edge_type_shares"] = edge_type_shares(model, dataset, frames)
+        results["edge_type_shares"] = _type_shares(inferred, model.nri_config.edge_types)
     mse = prediction_mse(
         lambda context, edge_labels, candidates=None: model.predict_future(
             context, steps, dynamic_graph=dynamic_graph, candidates=candidates),
@@ -108,8 +110,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
         raise FloatingPointError(f"test {', '.join(not_finite)} not finite: the model's outputs on "
                                  "this data are NaN or Inf; the checkpoint is unusable for it")
     if labelled and model.learned and normaliser is not None and position_dims >= 2:
-        results["accuracy_by_closest_approach"] = accuracy_by_closest_approach(
-            model, dataset, frames, normaliser, position_dims)
+        results["accuracy_by_closest_approach"] = _closest_approach_accuracy(
+            inferred, model.nri_config, normaliser, position_dims)
     return results
 
 
@@ -138,9 +140,14 @@ def edge_type_shares(model, dataset: tf.data.Dataset, frames: int) -> list:
       ``edge_types`` floats summing to 1, over every real edge (candidate padding slots
       left out) of every system: e.g. how sparse a graph with type 0 = no edge is.
     """
-    counts = np.zeros(model.nri_config.edge_types, dtype=np.int64)
-    for _, _, _, types, real in _inferred_edges(model, dataset, frames):
-        counts += np.bincount(types.numpy()[real.numpy()], minlength=len(counts))[:len(counts)]
+    return _type_shares(_inferred_edges(model, dataset, frames), model.nri_config.edge_types)
+
+
+def _type_shares(inferred, edge_types: int) -> list:
+    """`edge_type_shares` of `_inferred_edges`' batches."""
+    counts = np.zeros(edge_types, dtype=np.int64)
+    for _, _, _, types, real in inferred:
+        counts += np.bincount(types.numpy()[real.numpy()], minlength=edge_types)[:edge_types]
     return (counts / max(counts.sum(), 1)).tolist()
 
 
@@ -163,8 +170,15 @@ def accuracy_by_closest_approach(model, dataset: tf.data.Dataset, frames: int, n
       approach range (data units), "share": of the real edges, "accuracy": under the
       permutation of exchangeable types that is best over all edges (the edge accuracy's)}.
     """
+    return _closest_approach_accuracy(_inferred_edges(model, dataset, frames), model.nri_config,
+                                      normaliser, position_dims, bins)
+
+
+def _closest_approach_accuracy(batches, config, normaliser, position_dims: int, bins: int = 5) -> list:
+    """`accuracy_by_closest_approach` of `_inferred_edges`' batches; ``config`` the model's
+    `NRIConfig` (its edge types and skip_first decide the permutations)."""
     closest, inferred, labels = [], [], []
-    for window, edge_labels, edges, types, real in _inferred_edges(model, dataset, frames):
+    for window, edge_labels, edges, types, real in batches:
         positions = normaliser.denormalise(window)[..., :position_dims]      # [b, n, t, p]
         shape = tf.shape(positions)
         flat = tf.reshape(positions, [shape[0], shape[1], -1])
@@ -176,8 +190,7 @@ def accuracy_by_closest_approach(model, dataset: tf.data.Dataset, frames: int, n
         inferred.append(types.numpy()[keep])
         labels.append(np.asarray(edge_labels)[keep])
     closest, inferred, labels = (np.concatenate(v) for v in (closest, inferred, labels))
-    relabel = best_permutation(inferred[None], labels[None], model.nri_config.edge_types,
-                               model.nri_config.skip_first)
+    relabel = best_permutation(inferred[None], labels[None], config.edge_types, config.skip_first)
     correct = relabel[inferred] == labels
     limits = np.quantile(closest, np.linspace(0.0, 1.0, bins + 1))
     rows = []

@@ -52,8 +52,7 @@ class SupervisedEncoder(keras.Model):
 
     def call(self, trajectories, candidates=None, training=False):
         """Edge-type logits [batch, edges, edge_types] of [batch, nodes, frames, dims]."""
-        edges = None if candidates is None else graph.CandidateEdges.from_batch(candidates)
-        return self.encoder(trajectories, training=training, edges=edges)
+        return self.encoder(trajectories, training=training, edges=graph.CandidateEdges.from_batch(candidates))
 
     @property
     def metrics(self):
@@ -63,9 +62,10 @@ class SupervisedEncoder(keras.Model):
         """(mean cross-entropy over the real edges, the real-edge weights [batch, edges],
         per-edge correctness [batch, edges]) of one batch."""
         trajectories, labels, candidates = unpack_batch(data)
-        logits = self(trajectories, candidates, training=training)
+        edges = graph.CandidateEdges.from_batch(candidates)
+        logits = self.encoder(trajectories, training=training, edges=edges)
         labels = tf.cast(labels, tf.int32)
-        mask = None if candidates is None else graph.edge_mask(graph.CandidateEdges.from_batch(candidates))
+        mask = graph.edge_mask(edges)
         weights = tf.ones_like(labels, tf.float32) if mask is None else tf.cast(mask, tf.float32)
         cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
         loss = tf.reduce_sum(cross_entropy * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
