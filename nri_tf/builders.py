@@ -29,7 +29,8 @@ def encoder_from_config(config: NRIConfig, name: str = "encoder") -> keras.layer
     """The encoder ``config.encoder`` names (an `MLPEncoder` or `CNNEncoder`), with the config's sizes."""
     common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.encoder_hidden,
                   dropout=config.encoder_dropout, factor=config.factor,
-                  symmetric=config.symmetric, relative_dims=relative_dims(config), name=name)
+                  symmetric=config.symmetric, relative_dims=relative_dims(config),
+                  triangles=config.triangles, name=name)
     if config.encoder == "mlp":
         return MLPEncoder(frames=config.frames, **common)
     if config.encoder == "cnn":

@@ -38,7 +38,8 @@ SERVING_MAX_SCALED = 1e6
 # Options added after runs existed, with the fields that belong to them (`NRIConfig.identity`).
 OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_k", "candidate_radius")),
                  "relative_positions": (False, ("relative_positions", "position_dims")),
-                 "gru_own_hidden": (False, ("gru_own_hidden",))}
+                 "gru_own_hidden": (False, ("gru_own_hidden",)),
+                 "triangles": (False, ("triangles",))}
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:
@@ -98,6 +99,11 @@ class NRIConfig:
         "differences along edges, so where a system lies does not matter (e.g. a model trained "
         "on small boxes applied to larger ones; data simulated with walls keeps absolute "
         "positions whatever the preset says)")
+    triangles: bool = _field(
+        False, "joint inference across edges (beyond the paper): before its logits, each edge of "
+        "the encoder also reads the two-edge paths that close a triangle with it, averaged over "
+        "the third node, so the types of a triangle's edges are inferred together (charged "
+        "particles: a far pair's sign follows from two near pairs'); complete graph only")
     gru_own_hidden: bool = _field(
         False, "rnn decoder (beyond the reference code, as the paper's equation): the GRU also "
         "reads each node's own previous hidden state, not only the messages from its "
@@ -158,6 +164,9 @@ class NRIConfig:
             if self.decoder == "rnn":
                 raise ConfigError("--relative-positions works with the mlp (or sim) decoder; "
                                   "the rnn decoder's messages read hidden states, not positions")
+        if self.triangles and self.candidate_edges != "complete":
+            raise ConfigError(f"--triangles reasons over the complete graph; these are "
+                              f"{self.candidate_edges} candidate edges")
         if self.gru_own_hidden and self.decoder != "rnn":
             raise ConfigError(f"--gru-own-hidden is a setting of the rnn decoder's GRU; the "
                               f"{self.decoder} decoder has none")

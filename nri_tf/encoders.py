@@ -6,6 +6,7 @@ Building blocks:
                        graph) or without an edge->node->edge round
   CNNEncoder           paper Fig. 14: a ConvAttentionBlock per edge over time, then the
                        same factor-graph tail; works for any frame count >= 14
+Both optionally end in a `nri_tf.layers.TriangleBlock` (``triangles``, beyond the paper).
 (`nri_tf.builders.encoder_from_config` builds the one a config asks for.)
 
 Edges are in the receiver-major order of `nri_tf.graph`: the complete graph, or the
@@ -21,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from nri_tf import graph
-from nri_tf.layers import BIAS_INIT, ConvAttentionBlock, MLPBlock
+from nri_tf.layers import BIAS_INIT, ConvAttentionBlock, MLPBlock, TriangleBlock
 
 
 def check_trajectories(trajectories, dims: int, frames: int | None = None,
@@ -65,7 +66,8 @@ class _Encoder(keras.layers.Layer):
     """Shared settings, validation, serialisation and the factor-graph round of both encoders."""
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 factor: bool = True, symmetric: bool = False, relative_dims: int = 0, **kwargs):
+                 factor: bool = True, symmetric: bool = False, relative_dims: int = 0,
+                 triangles: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.dims = int(dims)
         self.relative_dims = graph.checked_relative_dims(relative_dims, self.dims)
@@ -74,11 +76,25 @@ class _Encoder(keras.layers.Layer):
         self.dropout = float(dropout)
         self.factor = bool(factor)
         self.symmetric = bool(symmetric)
+        self.triangles = bool(triangles)
+        self.triangle = TriangleBlock(self.hidden, self.dropout, name="triangle") if self.triangles else None
         self.fc_out = _logits_layer(self.edge_types)
 
-    def _logits(self, edge_features, edges=None):
+    def _build_head(self, batch):
+        """Builds the layers of `_logits` on edge features [batch, edges, hidden]."""
+        if self.triangles:
+            self.triangle.build((batch, None, self.hidden))
+        self.fc_out.build((batch, None, self.hidden))
+
+    def _logits(self, edge_features, training, edges=None):
         """Edge features [batch, edges, hidden] -> logits [batch, edges, edge_types];
-        ``symmetric``: each logit averaged with the reverse edge's (`graph.average_directions`)."""
+        ``triangles``: a `TriangleBlock` first (complete graph only); ``symmetric``: each
+        logit averaged with the reverse edge's (`graph.average_directions`)."""
+        if self.triangles:
+            if edges is not None:
+                raise ValueError("the triangle block reasons over the complete graph; "
+                                 "these are candidate edges")
+            edge_features = self.triangle(edge_features, training=training)
         logits = self.fc_out(edge_features)
         return graph.average_directions(logits, edges) if self.symmetric else logits
 
@@ -102,7 +118,8 @@ class _Encoder(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
                 "hidden": self.hidden, "dropout": self.dropout, "factor": self.factor,
-                "symmetric": self.symmetric, "relative_dims": self.relative_dims}
+                "symmetric": self.symmetric, "relative_dims": self.relative_dims,
+                "triangles": self.triangles}
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")
@@ -121,6 +138,9 @@ class MLPEncoder(_Encoder):
       dropout: dropout rate inside the MLPs.
       factor: use the factor-graph (edge->node->edge) round.
       symmetric: average the logits of edges (i, j) and (j, i) (undirected graph).
+      triangles: a `TriangleBlock` before the logits (beyond the paper): each edge also
+        reads the edges it forms triangles with, so edge types are inferred jointly
+        (complete graph only).
       relative_dims: P, the leading features that are positions (beyond the paper): mlp1
         reads only each node's other features, mlp2 also the edge's sender-minus-receiver
         positions over the frames ([frames * P] per edge), so the logits do not change when
@@ -146,7 +166,7 @@ class MLPEncoder(_Encoder):
         self.mlp2.build((batch, None, 2 * h + self.frames * self.relative_dims))
         self.mlp3.build((batch, None, h))
         self.mlp4.build((batch, None, 3 * h if self.factor else 2 * h))
-        self.fc_out.build((batch, None, h))
+        self._build_head(batch)
 
     def call(self, trajectories, training=False, edges=None):
         check_trajectories(trajectories, self.dims, frames=self.frames)
@@ -165,7 +185,7 @@ class MLPEncoder(_Encoder):
             mask = graph.edge_mask(edges)
             x = self.mlp3(skip, training=training, row_mask=mask)
             x = self.mlp4(tf.concat([x, skip], axis=-1), training=training, row_mask=mask)
-        return self._logits(x, edges)
+        return self._logits(x, training, edges)
 
     def get_config(self):
         return {**super().get_config(), "frames": self.frames}
@@ -203,7 +223,7 @@ class CNNEncoder(_Encoder):
         if self.factor:
             self.mlp2.build((batch, None, h))
             self.mlp3.build((batch, None, 3 * h))
-        self.fc_out.build((batch, None, h))
+        self._build_head(batch)
 
     def call(self, trajectories, training=False, edges=None):
         check_trajectories(trajectories, self.dims, min_frames=ConvAttentionBlock.MIN_FRAMES)
@@ -217,4 +237,4 @@ class CNNEncoder(_Encoder):
         x = self.mlp1(x, training=training, row_mask=mask)
         if self.factor:
             x = self._factor_round(x, self.mlp2, self.mlp3, training, edges)
-        return self._logits(x, edges)
+        return self._logits(x, training, edges)

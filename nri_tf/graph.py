@@ -29,6 +29,8 @@ Building blocks:
   node_pairs_matmul                         node_to_edge(nodes) @ kernel without building the pairs
   edge_to_node                              e->v: sum of each node's incoming edges
   edge_mask                                 [batch, edges] 1 for real edges, None without padding
+  edge_index                                receiver-major index of edge (i, j)
+  triangle_paths                            edges (i, k), (k, j) closing a triangle with (i, j)
   reverse_edges, candidate_reverse_edges   index of edge (j, i) for every edge (i, j)
   average_directions, share_between_directions   undirected graphs: tie the two directions
 """
@@ -325,6 +327,31 @@ def edge_to_node(edge_values: tf.Tensor, divide_by_nodes: bool = False,
     return incoming
 
 
+def edge_index(receivers, senders, num_nodes):
+    """Receiver-major index of the complete graph's edge (receiver, sender), receiver !=
+    sender: i*(N-1) + j - [j > i] (int32 tensors of any shape)."""
+    return receivers * (num_nodes - 1) + senders - tf.cast(senders > receivers, tf.int32)
+
+
+def triangle_paths(num_nodes) -> tuple[tf.Tensor, tf.Tensor]:
+    """The two-edge paths that close a triangle with each edge of the complete graph.
+
+    Edge e = (i, j) (receiver i, sender j) and every third node k form the path j -> k -> i:
+    edge (i, k) and edge (k, j), in increasing k.
+
+    Returns:
+      (first, second): int32 [N*(N-1), N-2], the indices of edges (i, k) and (k, j).
+    """
+    receivers, senders = edge_indices(num_nodes)
+    num_nodes = tf.cast(num_nodes, tf.int32)
+    nodes = tf.range(num_nodes)[None, :]                                   # [1, N]
+    third = (nodes != receivers[:, None]) & (nodes != senders[:, None])    # [E, N]
+    thirds = tf.reshape(tf.where(third)[:, 1], [-1, num_nodes - 2])        # [E, N-2]
+    thirds = tf.cast(thirds, tf.int32)
+    return (edge_index(receivers[:, None], thirds, num_nodes),
+            edge_index(thirds, senders[:, None], num_nodes))
+
+
 # --- Undirected graphs: the two directions of a node pair --------------------------------
 
 
@@ -334,7 +361,7 @@ def reverse_edges(num_nodes) -> tf.Tensor:
     In the receiver-major order edge (i, j) is i*(N-1) + j - [j > i].
     """
     receivers, senders = edge_indices(num_nodes)
-    return senders * (tf.cast(num_nodes, tf.int32) - 1) + receivers - tf.cast(receivers > senders, tf.int32)
+    return edge_index(senders, receivers, tf.cast(num_nodes, tf.int32))
 
 
 def candidate_reverse_edges(edges: CandidateEdges) -> tf.Tensor:

@@ -27,7 +27,8 @@ On the complete graph edges = nodes * (nodes - 1) in the receiver-major order of
 chooses them in `infer_graph` and `predict` by the same rule, from the first frame the
 encoder reads; one trained on the data's own edge lists ("given") has no rule, so its
 serving_default is infer_graph_on_candidates and it offers no infer_graph / predict. The
-*_on_candidates signatures exist for every model: the weights do not depend on the edges, so a model trained
+*_on_candidates signatures exist for every model but one with ``triangles`` (its encoder
+reasons over the complete graph only): the weights do not depend on the edges, so a model trained
 on small complete graphs can be applied to large systems' candidates. The node count may
 differ per request and from the training data (the model is node-count agnostic). Frames:
 the MLP encoder reads exactly ``config.frames`` frames (`infer_graph`) and `predict` infers
@@ -164,12 +165,15 @@ class ServingModule(tf.Module):
     def signatures(self) -> dict:
         """{signature name: concrete function}: serving_default = infer_graph (or
         infer_graph_on_candidates for "given" candidates), predict where the model chooses its
-        own candidates, and the *_on_candidates signatures (see the module docstring)."""
+        own candidates, and the *_on_candidates signatures but with ``triangles`` (see the
+        module docstring)."""
         signatures = {}
         if self._config.candidate_edges != "given":
             infer_graph = self.infer_graph.get_concrete_function()
             signatures.update({SIGNATURE_DEFAULT: infer_graph, SIGNATURE_INFER_GRAPH: infer_graph,
                                SIGNATURE_PREDICT: self.predict.get_concrete_function()})
+        if self._config.triangles:
+            return signatures
         on_candidates = self.infer_graph_on_candidates.get_concrete_function()
         signatures.setdefault(SIGNATURE_DEFAULT, on_candidates)
         signatures.update({SIGNATURE_INFER_GRAPH_ON_CANDIDATES: on_candidates,

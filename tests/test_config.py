@@ -117,7 +117,7 @@ def test_every_boolean_flag_has_both_forms():
     import dataclasses
 
     booleans = [f.name for f in dataclasses.fields(NRIConfig) if f.type in ("bool", bool)]
-    assert set(booleans) == {"factor", "skip_first", "symmetric", "relative_positions", "gru_own_hidden", "hard",
+    assert set(booleans) == {"factor", "skip_first", "symmetric", "relative_positions", "gru_own_hidden", "triangles", "hard",
                              "dynamic_graph"}
     for name in booleans:
         flag = name.replace("_", "-")

@@ -12,8 +12,9 @@ from nri_tf.encoders import CNNEncoder, MLPEncoder
 FRAMES = 16
 
 
-def _encoder(kind: str, factor: bool = True):
-    config = NRIConfig(encoder=kind, frames=FRAMES, encoder_hidden=32, edge_types=3, factor=factor)
+def _encoder(kind: str, factor: bool = True, triangles: bool = False):
+    config = NRIConfig(encoder=kind, frames=FRAMES, encoder_hidden=32, edge_types=3, factor=factor,
+                       triangles=triangles)
     return encoder_from_config(config)
 
 
@@ -29,11 +30,12 @@ def test_logit_shapes_for_any_node_count(kind, factor):
     assert encoder(_trajectories(10)).shape == (4, 90, 3)   # built on 5 nodes, runs on 10
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
-@pytest.mark.parametrize("factor", [True, False])
-def test_permuting_nodes_permutes_edge_logits(kind, factor, node_permutation):
+@pytest.mark.parametrize("kind, factor, triangles", [("mlp", True, False), ("mlp", False, False),
+                                                     ("cnn", True, False), ("cnn", False, False),
+                                                     ("mlp", True, True), ("cnn", False, True)])
+def test_permuting_nodes_permutes_edge_logits(kind, factor, triangles, node_permutation):
     nodes, edges = node_permutation
-    encoder = _encoder(kind, factor)
+    encoder = _encoder(kind, factor, triangles)
     x = _trajectories(5)
     logits = encoder(x, training=False).numpy()
     permuted = encoder(tf.gather(x, nodes, axis=1), training=False).numpy()
@@ -59,8 +61,9 @@ def test_input_errors_name_the_problem():
 
 
 @pytest.mark.parametrize("cls", [MLPEncoder, CNNEncoder])
-def test_serialisation_round_trip(cls):
-    encoder = _encoder("mlp" if cls is MLPEncoder else "cnn")
+@pytest.mark.parametrize("triangles", [False, True])
+def test_serialisation_round_trip(cls, triangles):
+    encoder = _encoder("mlp" if cls is MLPEncoder else "cnn", triangles=triangles)
     x = _trajectories(5)
     expected = encoder(x).numpy()
     clone = keras.layers.deserialize(keras.layers.serialize(encoder))
@@ -68,3 +71,14 @@ def test_serialisation_round_trip(cls):
     assert clone.built   # weights exist straight from the config, before any call
     clone.set_weights(encoder.get_weights())
     np.testing.assert_allclose(clone(x).numpy(), expected, rtol=1e-6)
+
+
+def test_triangle_encoder_reasons_over_the_complete_graph_only():
+    from nri_tf.config import ConfigError
+    from nri_tf.graph import complete_candidate_edges
+
+    with pytest.raises(ConfigError, match="--triangles reasons over the complete graph"):
+        NRIConfig(triangles=True, candidate_edges="knn").validate()
+    encoder = _encoder("mlp", triangles=True)
+    with pytest.raises(ValueError, match="complete graph"):
+        encoder(_trajectories(5), edges=complete_candidate_edges(4, 5))

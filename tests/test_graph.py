@@ -100,6 +100,19 @@ def test_reverse_edges_by_hand(dynamic):
     np.testing.assert_array_equal(reverse[reverse], np.arange(30))     # its own inverse
 
 
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_triangle_paths_match_a_brute_force_listing(dynamic):
+    num_nodes = 5
+    receivers, senders = graph.edge_indices(num_nodes)
+    index = {(int(i), int(j)): e for e, (i, j) in enumerate(zip(receivers.numpy(), senders.numpy()))}
+    first, second = graph.triangle_paths(tf.constant(num_nodes) if dynamic else num_nodes)
+    assert first.shape == second.shape == (20, 3)
+    for (i, j), e in index.items():
+        thirds = [k for k in range(num_nodes) if k not in (i, j)]
+        assert list(first.numpy()[e]) == [index[i, k] for k in thirds]
+        assert list(second.numpy()[e]) == [index[k, j] for k in thirds]
+
+
 def test_both_directions_averaged_and_shared():
     values = tf.constant([[[0.0], [1.0], [2.0], [3.0], [4.0], [5.0]]])    # [1, 6 edges, 1]
     np.testing.assert_array_equal(graph.average_directions(values).numpy()[0, :, 0],

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from nri_tf import graph
 from nri_tf.config import CNN_MIN_FRAMES
-from nri_tf.layers import ConvAttentionBlock, MLPBlock
+from nri_tf.layers import ConvAttentionBlock, MLPBlock, TriangleBlock
 
 
 def test_mlp_block_shapes_and_batch_norm_over_all_leading_axes():
@@ -60,3 +60,28 @@ def test_mlp_block_on_node_pairs_equals_the_block_on_concatenated_pairs(edge_fea
     for training in (False, True):      # batch norm over the same rows either way
         np.testing.assert_allclose(block.on_node_pairs(nodes, extra, training=training).numpy(),
                                    block(inputs, training=training).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_triangle_block_averages_the_paths_through_every_third_node():
+    num_nodes, features, hidden = 4, 3, 8
+    block = TriangleBlock(hidden)
+    x = tf.random.stateless_normal([2, num_nodes * (num_nodes - 1), features], seed=[0, 3])
+    y = block(x).numpy()
+    assert y.shape == (2, 12, hidden)
+    # By hand: edge (i, j) reads elu([x(i, k), x(k, j)] @ W + b) averaged over k != i, j.
+    kernel, bias = block.paths.kernel.numpy(), block.paths.bias.numpy()
+    receivers, senders = (t.numpy() for t in graph.edge_indices(num_nodes))
+    index = {(i, j): e for e, (i, j) in enumerate(zip(receivers, senders))}
+    elu = lambda v: np.where(v > 0, v, np.expm1(v))
+    message = np.zeros((2, 12, hidden), np.float32)
+    for (i, j), e in index.items():
+        for k in set(range(num_nodes)) - {i, j}:
+            pair = np.concatenate([x.numpy()[:, index[i, k]], x.numpy()[:, index[k, j]]], -1)
+            message[:, e] += elu(pair @ kernel + bias) / (num_nodes - 2)
+    expected = block.mlp(tf.concat([x, message], -1)).numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    # Edge (0, 1) reads edges (0, k) and (k, 1) only: changing edge (2, 3) leaves it alone.
+    changed = tf.tensor_scatter_nd_add(x, [[0, index[2, 3]]], [tf.ones(features)])
+    np.testing.assert_array_equal(block(changed).numpy()[0, index[0, 1]], y[0, index[0, 1]])
+    assert not np.allclose(block(changed).numpy()[0, index[2, 0]], y[0, index[2, 0]])
+    assert TriangleBlock.from_config(block.get_config()).get_config() == block.get_config()

@@ -109,6 +109,10 @@ def test_signatures_follow_the_candidate_setting():
     on_candidates = ["infer_graph_on_candidates", "predict_on_candidates"]
     assert names() == sorted(["infer_graph", "predict", "serving_default"] + on_candidates)
     assert names(symmetric=True) == names()
+    model, triangles = candidate_model(triangles=True)   # complete graph only
+    assert sorted(triangles.signatures()) == ["infer_graph", "predict", "serving_default"]
+    np.testing.assert_allclose(triangles.infer_graph(trajectories())["edge_probs"].numpy(),
+                               tf.nn.softmax(model.encode(trajectories()), -1).numpy(), atol=1e-6)
     given_model = candidate_model(candidate_edges="given")[1]
     given = given_model.signatures()
     assert sorted(given) == sorted(on_candidates + ["serving_default"])
