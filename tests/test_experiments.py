@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import main_here
@@ -255,3 +256,31 @@ def test_table1_on_candidate_edges_runs_supervised_on_them(local_springs_data, t
     for key in ("corr_path", "nri_sim"):
         assert rows[key]["not_applicable"] == "complete graph only; this table reasons over given candidate edges"
     assert 0.0 < rows["supervised"]["ours"]["mean"] <= 100.0
+
+
+def test_a_killed_baseline_resumes_after_its_last_completed_epoch(tiny_data, tmp_path):
+    """Every trained baseline checkpoints each epoch (`experiment_models._fit`): a table
+    killed in a long row (motion capture's LSTM (joint): 200 epochs) resumes that model."""
+    from data_pipelines.storage.reader import read_metadata
+    from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
+
+    logged = []
+    experiment = experiment_models.Experiment(tiny_data, read_metadata(tiny_data), budgets.budgets()["smoke"],
+                                              str(tmp_path), log=logged.append)
+    config = experiment.nri_config(42, encoder_hidden=8)
+    steps = experiment.metadata.splits["train"] // 64
+
+    def fit(epochs):
+        model = supervised_encoder(config, 5, 1e-3, 0.0)
+        experiment_models._fit(experiment, model, "supervised-seed42", epochs=epochs, batch_size=64, seed=42,
+                               monitor="val_" + ACCURACY_METRIC, mode="max")
+        return model
+
+    first = fit(1)                      # "killed" after epoch 1
+    assert int(first.optimizer.iterations.numpy()) == steps and not logged
+    resumed = fit(2)
+    assert logged == ["resuming supervised-seed42 after epoch 1 of 2"]
+    assert int(resumed.optimizer.iterations.numpy()) == 2 * steps      # one more epoch, not two
+    finished = fit(2)                   # nothing left to train: the best epoch's weights
+    assert int(finished.optimizer.iterations.numpy()) == 2 * steps
+    assert any(not np.array_equal(a, b) for a, b in zip(first.get_weights(), finished.get_weights()))

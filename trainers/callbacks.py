@@ -128,19 +128,23 @@ class RunState:
 
 
 class RunStateCheckpoint(keras.callbacks.Callback):
-    """Saves `RunState` after every epoch, keeping the best epoch by ``monitor`` (lower is better)."""
+    """Saves `RunState` after every epoch, keeping the best epoch by ``monitor`` (lower is
+    better; ``mode="max"``: higher, e.g. an accuracy)."""
 
-    def __init__(self, state: RunState, monitor: str = "val_nll"):
+    def __init__(self, state: RunState, monitor: str = "val_nll", mode: str = "min"):
         super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         self.state = state
         self.monitor = monitor
+        self._sign = -1.0 if mode == "max" else 1.0
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.monitor not in logs:
             raise KeyError(f"cannot keep the best checkpoint: metric {self.monitor!r} is not in the "
                            f"epoch logs ({', '.join(sorted(logs))})")
-        self.state.save_epoch(epoch + 1, float(logs[self.monitor]))
+        self.state.save_epoch(epoch + 1, self._sign * float(logs[self.monitor]))
 
 
 class EpochTensorBoard(keras.callbacks.TensorBoard):

@@ -34,6 +34,7 @@ from nri_tf.model import NRI
 from nri_tf.physics import SIMULATIONS as SIMULATED
 from nri_tf.presets import config_for_dataset, source_rule
 from trainers import loop
+from trainers.callbacks import RunState, RunStateCheckpoint
 
 
 class NotApplicable(Exception):
@@ -108,25 +109,40 @@ class Experiment:
         return prediction_horizon(self.metadata.frames["test"], self.frames, data_dir=self.data_dir)
 
 
-def _fit_best(experiment: Experiment, model, name: str, *, epochs: int, batch_size: int,
-              seed: int, monitor: str, mode: str = "min", candidates=None) -> None:
-    """Trains the compiled ``model`` on the training split and restores its best epoch on
-    validation (``monitor``, lower is better unless ``mode="max"``); ``candidates``: see
-    `Experiment.split`."""
+def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: int, seed: int,
+         monitor: str = "val_nll", mode: str = "min", keep_best: bool = True, candidates=None) -> None:
+    """Trains the compiled, built ``model`` on the training split, resumable: every epoch's
+    model and optimizer state is checkpointed under ``weights/<name>`` (`RunState`), so a
+    killed table resumes the model it was training after its last completed epoch.
 
+    Args:
+      monitor, mode: the epoch metric that picks the best epoch (lower is better unless
+        ``mode="max"``); with ``keep_best`` it is validated on the validation split and the
+        best epoch's weights are restored at the end, else the last epoch's stay.
+      candidates: see `Experiment.split`.
+    """
     steps_per_epoch = experiment.metadata.splits["train"] // batch_size
     if steps_per_epoch == 0:
         raise UserError(f"batch size {batch_size} is larger than the training split")
-    weights = experiment.path("weights", f"{name}.weights.h5")
-    checkpoint = keras.callbacks.ModelCheckpoint(weights, monitor=monitor, mode=mode,
-                                                 save_best_only=True, save_weights_only=True)
-    model.fit(experiment.split("train", batch_size, training=True, seed=seed, frames=experiment.frames,
-                               candidates=candidates),
-              validation_data=experiment.split("valid", batch_size, frames=experiment.frames,
-                                               candidates=candidates),
-              epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=[checkpoint], shuffle=False,
-              verbose=experiment.verbose)
-    model.load_weights(weights)
+    run_dir = os.path.join(experiment.root, "weights", name)
+    os.makedirs(run_dir, exist_ok=True)
+    model.optimizer.build(model.trainable_variables)
+    state = RunState(run_dir, model)
+    initial_epoch = state.restore()
+    if initial_epoch:
+        experiment.log(f"resuming {name} after epoch {initial_epoch} of {epochs}")
+    if initial_epoch < epochs:
+        validation = experiment.split("valid", batch_size, frames=experiment.frames,
+                                      candidates=candidates) if keep_best else None
+        # Reseeded on resume, as `trainers.loop.train`, so epoch 1's order is not replayed.
+        model.fit(experiment.split("train", batch_size, training=True, seed=seed + initial_epoch,
+                                   frames=experiment.frames, candidates=candidates),
+                  validation_data=validation, epochs=epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=steps_per_epoch, shuffle=False, verbose=experiment.verbose,
+                  callbacks=[RunStateCheckpoint(state, monitor, mode)])
+    if keep_best:
+        state.restore_best()
+    state.close()
 
 
 def _trajectory_predictor(experiment: Experiment, predictor, graph: str, config, learning_rate):
@@ -178,11 +194,8 @@ def run_corr_lstm(experiment: Experiment, seed: int) -> dict:
     config = experiment.nri_config(seed, prediction_steps=1)
     predictor = LSTMPredictor(config.dims, baseline["hidden"])
     model = _trajectory_predictor(experiment, predictor, "none", config, baseline["lr"])
-    batch = baseline["batch_size"]
-    model.fit(experiment.split("train", batch, training=True, seed=seed, frames=experiment.frames),
-              epochs=experiment.budget.corr_lstm_epochs,
-              steps_per_epoch=max(1, experiment.metadata.splits["train"] // batch), shuffle=False,
-              verbose=experiment.verbose)
+    _fit(experiment, model, f"corr_lstm-seed{seed}", epochs=experiment.budget.corr_lstm_epochs,
+         batch_size=baseline["batch_size"], seed=seed, monitor="loss", keep_best=False)
 
     def scores(split):
         features, labels = [], []
@@ -225,9 +238,9 @@ def run_supervised(experiment: Experiment, seed: int) -> dict:
     candidates = loop.candidate_spec(config)
     schedule = loop.learning_rate_schedule(config, experiment.metadata.splits["train"] // config.batch_size)
     model = supervised_encoder(config, experiment.metadata.nodes, schedule, experiment.budget.supervised_dropout)
-    _fit_best(experiment, model, f"supervised-seed{seed}", epochs=config.epochs,
-              batch_size=config.batch_size, seed=seed, monitor="val_" + ACCURACY_METRIC, mode="max",
-              candidates=candidates)
+    _fit(experiment, model, f"supervised-seed{seed}", epochs=config.epochs,
+         batch_size=config.batch_size, seed=seed, monitor="val_" + ACCURACY_METRIC, mode="max",
+         candidates=candidates)
     # Large systems are tested at the training batch size: a batch of 256 would not fit.
     test_batch = 256 if candidates.method == "complete" else config.batch_size
     test = experiment.split("test", test_batch, frames=experiment.frames, candidates=candidates)
@@ -245,8 +258,8 @@ def _run_lstm(experiment: Experiment, seed: int, joint: bool) -> dict:
     config = experiment.nri_config(seed)
     predictor = LSTMPredictor(config.dims, baseline["hidden"], joint=joint, num_nodes=experiment.metadata.nodes)
     model = _trajectory_predictor(experiment, predictor, "none", config, baseline["lr"])
-    _fit_best(experiment, model, f"lstm_{'joint' if joint else 'single'}-seed{seed}",
-              epochs=baseline["epochs"], batch_size=baseline["batch_size"], seed=seed, monitor="val_nll")
+    _fit(experiment, model, f"lstm_{'joint' if joint else 'single'}-seed{seed}",
+         epochs=baseline["epochs"], batch_size=baseline["batch_size"], seed=seed)
     steps = experiment.horizon()
     return _prediction_results(experiment, lambda context, labels: model.predict_future(context, steps))
 
@@ -268,8 +281,8 @@ def _run_fixed_graph(experiment: Experiment, seed: int, graph: str) -> dict:
     config = experiment.nri_config(seed, skip_first=False)
     schedule = loop.learning_rate_schedule(config, experiment.metadata.splits["train"] // config.batch_size)
     model = _trajectory_predictor(experiment, None, graph, config, schedule)
-    _fit_best(experiment, model, f"nri_{graph}_graph-seed{seed}", epochs=config.epochs,
-              batch_size=config.batch_size, seed=seed, monitor="val_nll")
+    _fit(experiment, model, f"nri_{graph}_graph-seed{seed}", epochs=config.epochs,
+         batch_size=config.batch_size, seed=seed)
     steps = experiment.horizon()
     return _prediction_results(
         experiment, lambda context, labels: model.predict_future(context, steps, edge_labels=labels))
