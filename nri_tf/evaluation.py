@@ -75,7 +75,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
        edges, `metrics.EdgeAccuracy.aligned_confusion`: its diagonal sums to the accuracy),
        "edge_type_shares" (learned graphs: `edge_type_shares`), "mse_per_step": list of
        `horizon` floats, "systems": count, "accuracy_by_closest_approach" (labels, learned
-       graphs, ``normaliser`` and ``position_dims``)} with plain Python floats.
+       graphs, ``normaliser`` and ``position_dims``), "nll_inferred_graph" and
+       "nll_true_graph" (labels, learned graphs: `graph_likelihoods`)} with plain Python floats.
     Raises:
       FloatingPointError naming the metrics that are NaN or Inf (nothing is reported then).
     """
@@ -109,10 +110,44 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     if not_finite:
         raise FloatingPointError(f"test {', '.join(not_finite)} not finite: the model's outputs on "
                                  "this data are NaN or Inf; the checkpoint is unusable for it")
-    if labelled and model.learned and normaliser is not None and position_dims >= 2:
-        results["accuracy_by_closest_approach"] = _closest_approach_accuracy(
-            inferred, model.nri_config, normaliser, position_dims)
+    if labelled and model.learned:
+        results.update(graph_likelihoods(model, inferred))
+        if normaliser is not None and position_dims >= 2:
+            results["accuracy_by_closest_approach"] = _closest_approach_accuracy(
+                inferred, model.nri_config, normaliser, position_dims)
     return results
+
+
+def graph_likelihoods(model, inferred: list) -> dict:
+    """Does the trained decoder prefer the true graph to the encoder's?
+
+    Args:
+      model: a trained `nri_tf.model.NRI` with a learned graph.
+      inferred: `_inferred_edges` batches of a labelled dataset.
+    Returns:
+      {"nll_inferred_graph", "nll_true_graph"}: the decoder's nll per node (`NRI.nll_on_graph`,
+      as val_nll) on the encoder's most likely graph and on the true graph, its types
+      relabelled to the model's by the best permutation. A true graph that scores worse
+      means that the decoder has adapted to the encoder's mistakes: the likelihood no
+      longer rewards the truth, and more training of the same model will not find it.
+    """
+    inferred = list(inferred)
+    config = model.nri_config
+    # Real edges only: padding slots must not choose the relabelling.
+    types = np.concatenate([t.numpy()[r.numpy()] for _, _, _, t, r in inferred])
+    labels = np.concatenate([np.asarray(l)[r.numpy()] for _, l, _, _, r in inferred]).astype(np.int32)
+    to_label = best_permutation(types[None], labels[None], config.edge_types, config.skip_first)
+    to_model = np.argsort(to_label).astype(np.int32)          # label type -> the model's type
+    totals = np.zeros(2)
+    systems = 0
+    for window, labels, edges, types, real in inferred:
+        size = int(tf.shape(window)[0])
+        # Candidate padding slots keep the inferred type (the decoder ignores them anyway).
+        true_types = tf.where(real, tf.gather(to_model, tf.maximum(tf.cast(labels, tf.int32), 0)), types)
+        totals += size * np.array([float(model.nll_on_graph(window, types, edges)),
+                                   float(model.nll_on_graph(window, true_types, edges))])
+        systems += size
+    return {"nll_inferred_graph": totals[0] / systems, "nll_true_graph": totals[1] / systems}
 
 
 def _inferred_edges(model, dataset: tf.data.Dataset, frames: int):

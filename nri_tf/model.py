@@ -371,11 +371,30 @@ class NRI(keras.Model):
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(trajectories, edge_labels, outputs, nll, kl, candidates)
 
+    @property
+    def test_prediction_steps(self) -> int:
+        """The decoder's M at test time (val_nll, the test nll): 1 for Markovian decoders
+        (one-step predictions), the training's ``prediction_steps`` for the RNN decoder."""
+        return 1 if isinstance(self.decoder, MarkovianDecoder) else self.nri_config.prediction_steps
+
+    def nll_on_graph(self, trajectories, edge_types, candidates=None) -> tf.Tensor:
+        """The decoder's Gaussian nll per node on a given graph, as val_nll scores it.
+
+        Args:
+          trajectories: [batch, nodes, frames, dims].
+          edge_types: [batch, edges] int, the model's type of every edge.
+          candidates: the batch's candidate edges, or None for the complete graph.
+        Returns:
+          scalar nll (`nri_tf.losses.nll_gaussian`) of the predictions of frames 1..T-1.
+        """
+        weights = tf.one_hot(tf.cast(edge_types, tf.int32), self.nri_config.edge_types, dtype=trajectories.dtype)
+        predictions = self.decoder(trajectories, weights, prediction_steps=self.test_prediction_steps,
+                                   training=False, edges=_candidate_edges(candidates))
+        return losses.nll_gaussian(predictions, trajectories[:, :, 1:], self.nri_config.var)
+
     def test_step(self, data):
         trajectories, edge_labels, candidates = unpack_batch(data)
-        markovian = isinstance(self.decoder, MarkovianDecoder)
-        steps = 1 if markovian else self.nri_config.prediction_steps
-        outputs = self(trajectories, edge_labels, training=False, prediction_steps=steps,
+        outputs = self(trajectories, edge_labels, training=False, prediction_steps=self.test_prediction_steps,
                        candidates=candidates)
         nll, kl = self._loss_terms(trajectories, outputs, _candidate_edges(candidates))
         return self._update_metrics(trajectories, edge_labels, outputs, nll, kl, candidates)

@@ -354,6 +354,33 @@ def test_edge_type_shares_count_the_most_likely_type_of_every_real_edge():
     np.testing.assert_allclose(shares, np.bincount(types, minlength=3) / types.size)
 
 
+def test_graph_likelihoods_score_the_true_graph_in_the_models_own_type_names():
+    from nri_tf import losses
+    from nri_tf.evaluation import _inferred_edges, graph_likelihoods
+
+    x, _ = _data(systems=BATCH)
+    model = NRI(_config(edge_types=2))
+    model(x)
+    types = tf.argmax(model.encode(x), -1, output_type=tf.int32)
+
+    def scores(labels):
+        dataset = tf.data.Dataset.from_tensors((x, labels))
+        return graph_likelihoods(model, _inferred_edges(model, dataset, FRAMES))
+
+    by_hand = losses.nll_gaussian(model.decoder(x, tf.one_hot(types, 2), prediction_steps=1), x[:, :, 1:], 5e-5)
+    # Labels that are the encoder's graph with the type names swapped: the same graph.
+    same = scores(1 - types)
+    np.testing.assert_allclose(same["nll_inferred_graph"], float(by_hand), rtol=1e-5)
+    np.testing.assert_allclose(same["nll_true_graph"], same["nll_inferred_graph"], rtol=1e-6)
+    # Another graph (a third of the edges changed; the relabelling stays the identity).
+    other = types.numpy().copy()
+    other[:, ::3] = 1 - other[:, ::3]
+    different = scores(other)
+    expected = model.nll_on_graph(x, other)
+    np.testing.assert_allclose(different["nll_true_graph"], float(expected), rtol=1e-5)
+    assert different["nll_true_graph"] != different["nll_inferred_graph"]
+
+
 class _ClosenessEncoder:
     """A stand-in model whose encoder calls an edge type 1 when its two nodes come within
     ``threshold`` (normalised units) over the window, else type 0."""

@@ -147,6 +147,11 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
                    f"every {config.prediction_steps} frames")
     lines.append(f"nll: {results['nll']:.4g} per node: squared errors / (2 x variance {config.var:g}) "
                  f"summed over frames 2..{config.frames} and dims ({horizon})")
+    if "nll_true_graph" in results:
+        verdict = ("the decoder prefers the truth" if results["nll_true_graph"] < results["nll_inferred_graph"]
+                   else "the decoder has adapted to the encoder's mistakes")
+        lines.append(f"nll on the most likely graph: {results['nll_inferred_graph']:.4g}, on the true graph "
+                     f"(types matched): {results['nll_true_graph']:.4g} ({verdict})")
     lines.append(f"kl: {results['kl']:.4g} per node (without the constant log K, so <= 0 with a "
                  "uniform prior)")
     mse = results["mse_per_step"]
