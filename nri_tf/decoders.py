@@ -373,6 +373,38 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
         return frames + self._output_change(tf.concat([own, tf.cast(aggregated, frames.dtype)], axis=-1),
                                             training)
 
+    def receiver_nll_by_edge_type(self, trajectories, edge_types, variance: float, edges=None):
+        """What each edge's type is worth to its receiver's one-step predictions.
+
+        Args:
+          trajectories: [batch, nodes, frames, dims].
+          edge_types: [batch, edges] int, the type of every edge.
+          variance: the Gaussian likelihood's fixed variance (`NRIConfig.var`).
+          edges: `nri_tf.graph.CandidateEdges`, or None for the complete graph.
+        Returns:
+          [batch, edges, edge_types]: entry (e, k) is the Gaussian nll (squared errors /
+          (2 variance), summed over frames 1..T-1 and dims) of the one-step predictions of
+          edge e's receiver if e alone took type k and every other edge kept its type. One
+          message and output pass per type for all edges at once: a receiver's prediction
+          depends on its incoming messages only through their sum.
+        """
+        frames, target = trajectories[:, :, :-1], trajectories[:, :, 1:]
+        shape = tf.shape(edge_types)
+        typed = [tf.cast(self.messages(frames, tf.one_hot(tf.fill(shape, k), self.edge_types), edges=edges),
+                         frames.dtype) for k in range(self.edge_types)]        # K x [batch, edges, T-1, H]
+        chosen = tf.one_hot(tf.cast(edge_types, tf.int32), self.edge_types, dtype=frames.dtype)
+        current = tf.add_n([typed[k] * chosen[:, :, k, None, None] for k in range(self.edge_types)])
+        others = graph.broadcast_receiver_nodes_to_edges(graph.edge_to_node(current, edges=edges), edges) - current
+        receiver_frames = graph.broadcast_receiver_nodes_to_edges(frames, edges)   # [batch, edges, T-1, dims]
+        receiver_target = graph.broadcast_receiver_nodes_to_edges(target, edges)
+        own = receiver_frames[..., self.relative_dims:]
+        nll = []
+        for message in typed:
+            change = self._output_change(tf.concat([own, others + message], axis=-1), training=False)
+            error = receiver_frames + tf.cast(change, frames.dtype) - receiver_target
+            nll.append(tf.reduce_sum(tf.square(error), axis=[2, 3]) / (2.0 * variance))
+        return tf.stack(nll, axis=-1)
+
     def get_config(self):
         return {**super().get_config(), "relative_dims": self.relative_dims}
 

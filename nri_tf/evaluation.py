@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from data_pipelines.datasets import first_frames
 from data_pipelines.errors import DatasetError
-from nri_tf import graph
+from nri_tf import graph, refinement
 from nri_tf.metrics import best_permutation, mse_per_step
 from nri_tf.model import unpack_batch
 
@@ -52,7 +52,8 @@ def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAP
 
 
 def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_HORIZON,
-             dynamic_graph: bool = False, normaliser=None, position_dims: int = 0) -> dict:
+             dynamic_graph: bool = False, normaliser=None, position_dims: int = 0,
+             refine_sweeps: int = 0) -> dict:
     """Evaluates ``model`` on ``dataset`` the way the paper does.
 
     Args:
@@ -67,6 +68,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
         the data's leading features are positions (`data_pipelines.contract.position_dims`);
         with both (>= 2 positions) and labels, the edge accuracy by the pairs' closest
         approach (`accuracy_by_closest_approach`).
+      refine_sweeps: with labels and a learned graph, also score the graph improved against
+        the decoder for up to this many sweeps (`refined_graph`; 0: not).
     Returns:
       {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels; over
        the candidate edges if there are any), "candidate_recall" (labels and candidates
@@ -76,7 +79,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
        "edge_type_shares" (learned graphs: `edge_type_shares`), "mse_per_step": list of
        `horizon` floats, "systems": count, "accuracy_by_closest_approach" (labels, learned
        graphs, ``normaliser`` and ``position_dims``), "nll_inferred_graph" and
-       "nll_true_graph" (labels, learned graphs: `graph_likelihoods`)} with plain Python floats.
+       "nll_true_graph" (labels, learned graphs: `graph_likelihoods`), "refined"
+       (``refine_sweeps``: `refined_graph`)} with plain Python floats.
     Raises:
       FloatingPointError naming the metrics that are NaN or Inf (nothing is reported then).
     """
@@ -112,6 +116,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
                                  "this data are NaN or Inf; the checkpoint is unusable for it")
     if labelled and model.learned:
         results.update(graph_likelihoods(model, inferred))
+        if refine_sweeps:
+            results["refined"] = refined_graph(model, inferred, refine_sweeps)
         if normaliser is not None and position_dims >= 2:
             results["accuracy_by_closest_approach"] = _closest_approach_accuracy(
                 inferred, model.nri_config, normaliser, position_dims)
@@ -132,12 +138,7 @@ def graph_likelihoods(model, inferred: list) -> dict:
       longer rewards the truth, and more training of the same model will not find it.
     """
     inferred = list(inferred)
-    config = model.nri_config
-    # Real edges only: padding slots must not choose the relabelling.
-    types = np.concatenate([t.numpy()[r.numpy()] for _, _, _, t, r in inferred])
-    labels = np.concatenate([np.asarray(l)[r.numpy()] for _, l, _, _, r in inferred]).astype(np.int32)
-    to_label = best_permutation(types[None], labels[None], config.edge_types, config.skip_first)
-    to_model = np.argsort(to_label).astype(np.int32)          # label type -> the model's type
+    to_model = np.argsort(_relabelling(model, inferred)).astype(np.int32)   # label type -> the model's type
     totals = np.zeros(2)
     systems = 0
     for window, labels, edges, types, real in inferred:
@@ -148,6 +149,46 @@ def graph_likelihoods(model, inferred: list) -> dict:
                                    float(model.nll_on_graph(window, true_types, edges))])
         systems += size
     return {"nll_inferred_graph": totals[0] / systems, "nll_true_graph": totals[1] / systems}
+
+
+def _relabelling(model, inferred: list) -> np.ndarray:
+    """`best_permutation` of the inferred types against the labels over the real edges of
+    `_inferred_edges` batches (padding slots must not choose it): int32 [edge_types],
+    inferred type k -> label type row[k]."""
+    config = model.nri_config
+    types = np.concatenate([t.numpy()[r.numpy()] for _, _, _, t, r in inferred])
+    labels = np.concatenate([np.asarray(l)[r.numpy()] for _, l, _, _, r in inferred]).astype(np.int32)
+    return best_permutation(types[None], labels[None], config.edge_types, config.skip_first)
+
+
+def refined_graph(model, inferred: list, sweeps: int) -> dict:
+    """The encoder's graph improved against the decoder (`nri_tf.refinement`), scored.
+
+    Args:
+      model: a trained `nri_tf.model.NRI` with a learned graph and the MLP decoder.
+      inferred: `_inferred_edges` batches of a labelled dataset.
+      sweeps: the most sweeps per batch.
+    Returns:
+      {"sweeps", "edge_accuracy" (over the real edges, under the best relabelling of the
+       refined types), "nll" (the decoder's per node on the refined graph, as val_nll),
+       "changed" (share of the real edges whose type the refinement changed)}.
+    """
+    refined, nll, systems, nodes = [], 0.0, 0, 0
+    for window, labels, edges, types, real in inferred:
+        new_types = refinement.refine_edge_types(model, window, types, sweeps, edges)
+        refined.append((window, labels, edges, new_types, real))
+        nll += float(tf.reduce_sum(refinement.graph_cost(model, window, new_types, edges)))
+        systems += int(tf.shape(window)[0])
+        nodes = int(tf.shape(window)[1])
+    to_label = _relabelling(model, refined)
+    correct = changed = total = 0
+    for (_, labels, _, new_types, real), (_, _, _, types, _) in zip(refined, inferred):
+        real = real.numpy()
+        correct += int((to_label[new_types.numpy()] == np.asarray(labels))[real].sum())
+        changed += int((new_types.numpy() != types.numpy())[real].sum())
+        total += int(real.sum())
+    return {"sweeps": int(sweeps), "edge_accuracy": correct / max(total, 1),
+            "nll": nll / max(systems * nodes, 1), "changed": changed / max(total, 1)}
 
 
 def _inferred_edges(model, dataset: tf.data.Dataset, frames: int):

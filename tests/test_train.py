@@ -551,6 +551,19 @@ def test_evaluate_refuses_a_zero_batch_size_instead_of_using_the_runs(tiny_run, 
     assert not (tmp_path / "e.json").exists()
 
 
+def test_evaluate_refines_the_graph_when_asked_and_keeps_the_plain_evaluation(tiny_run, tmp_path, capsys):
+    output = str(tmp_path / "refined.json")
+    assert evaluate_cli.main(["--run", tiny_run, "--refine-sweeps", "3", "--output", output]) == 0
+    results = json.load(open(output))
+    refined = results["refined"]
+    assert refined["sweeps"] == 3 and 0.0 <= refined["changed"] <= 1.0
+    # The sweeps never raise the decoder's nll of the encoder's most likely graph.
+    assert refined["nll"] <= results["nll_inferred_graph"] * (1 + 1e-5)
+    assert f"edge accuracy {100 * refined['edge_accuracy']:.1f}%" in capsys.readouterr().out
+    assert evaluate_cli.main(["--run", tiny_run, "--refine-sweeps", "-1", "--output", output]) == 2
+    assert "--refine-sweeps must be >= 0, got -1" in last_line(capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("decoder, horizon", [("mlp", "one-step predictions, as val_nll"),
                                               ("rnn", "burn-in, then 10 frames open loop")])
 def test_summary_says_what_each_number_measures(tmp_path, decoder, horizon):

@@ -4,6 +4,7 @@
     python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d --data data/springs10
     python -m nri_tf.evaluate --run runs/mocap --dynamic-graph --image mocap_edges.png
     python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d --image graph.png --system 3 --plots plots
+    python -m nri_tf.evaluate --run runs/springs10-1a2b3c4d --refine-sweeps 10
 
 Writes the same JSON as training's results.json (edge accuracy when the data has labels,
 NLL, KL, MSE per predicted step 1..20) to RUN/evaluations/<dataset>.json, or --output;
@@ -55,6 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dynamic-graph", action=argparse.BooleanOptionalAction,
                         help="re-infer the graph on a sliding window while predicting (RNN decoder; "
                              "default: the run's --dynamic-graph setting)")
+    parser.add_argument("--refine-sweeps", type=int, default=0, metavar="N",
+                        help="also improve the inferred graph against the decoder, up to N sweeps "
+                             "per batch, and score it beside the encoder's (mlp decoder, data with a "
+                             "true graph; nri_tf.refinement; default: 0, the paper's evaluation)")
     parser.add_argument("--batch-size", type=int,
                         help="test batch size (default: the run's; results depend on it only through "
                              "the order of the edge samples)")
@@ -99,7 +104,13 @@ def evaluate_run(args: argparse.Namespace) -> int:
     dataset = dataset_description(data_dir, config.frames)
     run_directory.check_dataset(args.run, dataset, same_nodes=False)
     dynamic_graph = config.dynamic_graph if args.dynamic_graph is None else args.dynamic_graph
-    name = os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if dynamic_graph else "")
+    if args.refine_sweeps < 0:
+        raise UserError(f"--refine-sweeps must be >= 0, got {args.refine_sweeps}")
+    if args.refine_sweeps and config.decoder != "mlp":
+        raise UserError(f"--refine-sweeps needs a run with the mlp decoder, this one has the "
+                        f"{config.decoder} decoder")
+    name = (os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if dynamic_graph else "")
+            + (f"-refined{args.refine_sweeps}" if args.refine_sweeps else ""))
     output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
     check_output(output, dataset["path"])
     if dynamic_graph and config.decoder != "rnn":
@@ -120,7 +131,8 @@ def evaluate_run(args: argparse.Namespace) -> int:
     if not labelled:
         test_data = evaluation.trajectories_only(test_data)
     results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph,
-                                  normaliser=normaliser, position_dims=position_dims(metadata))
+                                  normaliser=normaliser, position_dims=position_dims(metadata),
+                                  refine_sweeps=args.refine_sweeps)
     if args.image:
         write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system, candidates)
     if args.plots:

@@ -152,6 +152,11 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
                    else "the decoder has adapted to the encoder's mistakes")
         lines.append(f"nll on the most likely graph: {results['nll_inferred_graph']:.4g}, on the true graph "
                      f"(types matched): {results['nll_true_graph']:.4g} ({verdict})")
+    if "refined" in results:
+        refined = results["refined"]
+        lines.append(f"refined against the decoder ({refined['sweeps']} sweeps at most, "
+                     f"{100 * refined['changed']:.1f}% of the edges changed): edge accuracy "
+                     f"{100 * refined['edge_accuracy']:.1f}%, nll {refined['nll']:.4g}")
     lines.append(f"kl: {results['kl']:.4g} per node (without the constant log K, so <= 0 with a "
                  "uniform prior)")
     mse = results["mse_per_step"]
