@@ -161,6 +161,11 @@ def _relabelling(model, inferred: list) -> np.ndarray:
     return best_permutation(types[None], labels[None], config.edge_types, config.skip_first)
 
 
+def refined_edge_accuracy(model, dataset: tf.data.Dataset, frames: int, sweeps: int) -> dict:
+    """`refined_graph` of the encoder's graphs of a labelled ``dataset`` (as `evaluate`'s)."""
+    return refined_graph(model, list(_inferred_edges(model, dataset, frames)), sweeps)
+
+
 def refined_graph(model, inferred: list, sweeps: int) -> dict:
     """The encoder's graph improved against the decoder (`nri_tf.refinement`), scored.
 

@@ -239,7 +239,7 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     return result
 
 
-_NRI_ROWS = ("nri_sim", "nri_learned", "supervised", "nri_full_graph", "nri_true_graph")
+_NRI_ROWS = ("nri_sim", "nri_learned", "nri_refined", "supervised", "nri_full_graph", "nri_true_graph")
 _LSTM_ROWS = ("corr_lstm", "lstm_single", "lstm_joint")
 
 
