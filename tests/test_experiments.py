@@ -155,6 +155,11 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     tables._check_same_setting(flagged, ruled, ["supervised"])
     with pytest.raises(UserError, match="for NRI \\(sim.\\)"):
         tables._check_same_setting(older, ruled, ["supervised"])
+    # A flag at the paper's default makes what leaving it out made (tables before a data rule).
+    unruled = {**older, "budget_settings": {**budget, "by_source": {}}}
+    tables._check_same_setting(unruled, {**unruled, "nri_flags": {"symmetric": False}}, ["supervised"])
+    with pytest.raises(UserError, match="symmetric"):
+        tables._check_same_setting(unruled, {**unruled, "nri_flags": {"symmetric": True}}, ["supervised"])
     rerun = {**setting, "rows": [{"key": "supervised", "seconds": 1.0, "seeds": [42]}], "machine": "m", "seconds": 1.0}
     merged = tables.merge_rerun({**older, "rows": [{"key": r, "seconds": 2.0} for r in
                                                    paper_results.TABLE_ROWS["table1"]]}, rerun)

@@ -25,6 +25,7 @@ from data_pipelines.files import read_json, write_json_atomic
 from nri_tf.cli.budgets import baseline_settings
 from nri_tf.cli.experiment_models import RUNNERS, Experiment, NotApplicable
 from nri_tf.cli.paper_results import PAPER_TABLE1, PAPER_TABLE2, ROW_NAMES, TABLE2_STEPS, TABLE_ROWS
+from nri_tf.config import NRIConfig
 from nri_tf.presets import source_rule
 
 
@@ -87,6 +88,8 @@ def _differences(made_with: dict, wanted: dict) -> list:
     changed = []
     for key in sorted(set(made_with) | set(wanted)):
         old, new = made_with.get(key), wanted.get(key)
+        if key == "nri" and isinstance(old, dict):
+            old = _without_defaults(old)                # a model file made before the above
         if isinstance(old, dict) and isinstance(new, dict):
             changed += [f"{key}.{name}: {old.get(name)!r} -> {new.get(name)!r}"
                         for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
@@ -245,11 +248,23 @@ _LSTM_ROWS = ("corr_lstm", "lstm_single", "lstm_joint")
 
 def nri_setting(setting: dict) -> dict:
     """The NRI-type models' settings of a table's ``setting`` (as in its JSON): the budget's,
-    under the data source's rule, under the command-line flags (as `config_for_dataset`)."""
+    under the data source's rule, under the command-line flags (as `config_for_dataset`),
+    less those at the paper's default (`_without_defaults`)."""
     budget = setting.get("budget_settings") or {}
     rule = source_rule(budget.get("by_source"), setting.get("source"), setting.get("nodes"))
     flags = setting.get("nri_flags") or {}                     # older tables: no flags existed
-    return {**budget.get("nri", {}), **rule, **flags}
+    return _without_defaults({**budget.get("nri", {}), **rule, **flags})
+
+
+_NRI_DEFAULTS = {field.name: field.default for field in dataclasses.fields(NRIConfig)
+                 if field.default is not dataclasses.MISSING}
+
+
+def _without_defaults(values: dict) -> dict:
+    """NRIConfig ``values`` less those equal to the dataclass default: a setting given as a
+    flag at its default (``--no-symmetric``) and the same setting left out (a table made
+    before a data rule set it) make the same models."""
+    return {key: value for key, value in values.items() if _NRI_DEFAULTS.get(key, object()) != value}
 
 
 def _row_setting(setting: dict, row: str) -> dict:
