@@ -391,7 +391,8 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
         frames, target = trajectories[:, :, :-1], trajectories[:, :, 1:]
         shape = tf.shape(edge_types)
         typed = [tf.cast(self.messages(frames, tf.one_hot(tf.fill(shape, k), self.edge_types), edges=edges),
-                         frames.dtype) for k in range(self.edge_types)]        # K x [batch, edges, T-1, H]
+                         frames.dtype) for k in range(self.messages.first_type, self.edge_types)]
+        typed = [tf.zeros_like(typed[0])] * self.messages.first_type + typed   # K x [batch, edges, T-1, H]
         chosen = tf.one_hot(tf.cast(edge_types, tf.int32), self.edge_types, dtype=frames.dtype)
         current = tf.add_n([typed[k] * chosen[:, :, k, None, None] for k in range(self.edge_types)])
         others = graph.broadcast_receiver_nodes_to_edges(graph.edge_to_node(current, edges=edges), edges) - current
