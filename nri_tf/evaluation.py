@@ -140,15 +140,18 @@ def graph_likelihoods(model, inferred: list) -> dict:
     inferred = list(inferred)
     to_model = np.argsort(_relabelling(model, inferred)).astype(np.int32)   # label type -> the model's type
     totals = np.zeros(2)
-    systems = 0
     for window, labels, edges, types, real in inferred:
-        size = int(tf.shape(window)[0])
         # Candidate padding slots keep the inferred type (the decoder ignores them anyway).
         true_types = tf.where(real, tf.gather(to_model, tf.maximum(tf.cast(labels, tf.int32), 0)), types)
-        totals += size * np.array([float(model.nll_on_graph(window, types, edges)),
-                                   float(model.nll_on_graph(window, true_types, edges))])
-        systems += size
-    return {"nll_inferred_graph": totals[0] / systems, "nll_true_graph": totals[1] / systems}
+        totals += [float(tf.reduce_sum(model.nll_on_graph(window, graph_types, edges)))
+                   for graph_types in (types, true_types)]
+    nodes = _node_count(inferred)
+    return {"nll_inferred_graph": totals[0] / nodes, "nll_true_graph": totals[1] / nodes}
+
+
+def _node_count(inferred: list) -> int:
+    """Nodes over all systems of `_inferred_edges` batches (at least 1)."""
+    return max(sum(int(tf.shape(window)[0]) * int(tf.shape(window)[1]) for window, *_ in inferred), 1)
 
 
 def _relabelling(model, inferred: list) -> np.ndarray:
@@ -178,13 +181,11 @@ def refined_graph(model, inferred: list, sweeps: int) -> dict:
        refined types), "nll" (the decoder's per node on the refined graph, as val_nll),
        "changed" (share of the real edges whose type the refinement changed)}.
     """
-    refined, nll, systems, nodes = [], 0.0, 0, 0
+    refined, nll = [], 0.0
     for window, labels, edges, types, real in inferred:
         new_types = refinement.refine_edge_types(model, window, types, sweeps, edges)
         refined.append((window, labels, edges, new_types, real))
         nll += float(tf.reduce_sum(refinement.graph_cost(model, window, new_types, edges)))
-        systems += int(tf.shape(window)[0])
-        nodes = int(tf.shape(window)[1])
     to_label = _relabelling(model, refined)
     correct = changed = total = 0
     for (_, labels, _, new_types, real), (_, _, _, types, _) in zip(refined, inferred):
@@ -193,7 +194,7 @@ def refined_graph(model, inferred: list, sweeps: int) -> dict:
         changed += int((new_types.numpy() != types.numpy())[real].sum())
         total += int(real.sum())
     return {"sweeps": int(sweeps), "edge_accuracy": correct / max(total, 1),
-            "nll": nll / max(systems * nodes, 1), "changed": changed / max(total, 1)}
+            "nll": nll / _node_count(inferred), "changed": changed / max(total, 1)}
 
 
 def _inferred_edges(model, dataset: tf.data.Dataset, frames: int):

@@ -39,12 +39,9 @@ def _check_refinable(model) -> None:
 
 
 def graph_cost(model, window, edge_types, edges=None) -> tf.Tensor:
-    """[batch]: the decoder's one-step nll per system (squared errors / (2 var), summed over
-    its nodes, frames 1..T-1 and dims) with the graph ``edge_types`` [batch, edges]."""
-    config = model.nri_config
-    weights = tf.one_hot(tf.cast(edge_types, tf.int32), config.edge_types, dtype=window.dtype)
-    predictions = model.decoder(window, weights, prediction_steps=1, training=False, edges=edges)
-    return tf.reduce_sum(tf.square(predictions - window[:, :, 1:]), axis=[1, 2, 3]) / (2.0 * config.var)
+    """[batch]: the decoder's one-step nll per system with the graph ``edge_types``
+    [batch, edges] (`NRI.nll_on_graph`), what the sweeps lower."""
+    return model.nll_on_graph(window, edge_types, edges)
 
 
 def refine_edge_types(model, window, edge_types, sweeps: int, edges=None) -> tf.Tensor:
