@@ -117,7 +117,7 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     if labelled and model.learned:
         results.update(graph_likelihoods(model, inferred))
         if refine_sweeps:
-            results["refined"] = refined_graph(model, inferred, refine_sweeps)
+            results["refined"] = refined_graph(model, inferred, refine_sweeps, dataset, steps)
         if normaliser is not None and position_dims >= 2:
             results["accuracy_by_closest_approach"] = _closest_approach_accuracy(
                 inferred, model.nri_config, normaliser, position_dims)
@@ -164,22 +164,28 @@ def _relabelling(model, inferred: list) -> np.ndarray:
     return best_permutation(types[None], labels[None], config.edge_types, config.skip_first)
 
 
-def refined_edge_accuracy(model, dataset: tf.data.Dataset, frames: int, sweeps: int) -> dict:
-    """`refined_graph` of the encoder's graphs of a labelled ``dataset`` (as `evaluate`'s)."""
-    return refined_graph(model, list(_inferred_edges(model, dataset, frames)), sweeps)
+def refined_evaluation(model, dataset: tf.data.Dataset, frames: int, sweeps: int,
+                       horizon: int = PAPER_HORIZON) -> dict:
+    """`refined_graph` of the encoder's graphs of a labelled ``dataset`` (as `evaluate`'s),
+    with predictions of up to ``horizon`` frames."""
+    steps = prediction_horizon(int(dataset.element_spec[0].shape[2] or _first_frames(dataset)), frames, horizon)
+    return refined_graph(model, list(_inferred_edges(model, dataset, frames)), sweeps, dataset, steps)
 
 
-def refined_graph(model, inferred: list, sweeps: int) -> dict:
+def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, steps: int) -> dict:
     """The encoder's graph improved against the decoder (`nri_tf.refinement`), scored.
 
     Args:
       model: a trained `nri_tf.model.NRI` with a learned graph and the MLP decoder.
       inferred: `_inferred_edges` batches of a labelled dataset.
       sweeps: the most sweeps per batch.
+      dataset, steps: the dataset of ``inferred`` (the same batches, in order) and the
+        frames to predict after the encoder's.
     Returns:
       {"sweeps", "edge_accuracy" (over the real edges, under the best relabelling of the
        refined types), "nll" (the decoder's per node on the refined graph, as val_nll),
-       "changed" (share of the real edges whose type the refinement changed)}.
+       "changed" (share of the real edges whose type the refinement changed),
+       "mse_per_step" (`prediction_mse` of rollouts on the refined graphs)}.
     """
     refined, nll = [], 0.0
     for window, labels, edges, types, real in inferred:
@@ -193,8 +199,13 @@ def refined_graph(model, inferred: list, sweeps: int) -> dict:
         correct += int((to_label[new_types.numpy()] == np.asarray(labels))[real].sum())
         changed += int((new_types.numpy() != types.numpy())[real].sum())
         total += int(real.sum())
+    graphs = iter([new_types for _, _, _, new_types, _ in refined])
+    mse = prediction_mse(lambda context, edge_labels, candidates=None: model.predict_future(
+        context, steps, candidates=candidates, edge_types=next(graphs)), dataset, int(tf.shape(refined[0][0])[2]),
+        steps)
     return {"sweeps": int(sweeps), "edge_accuracy": correct / max(total, 1),
-            "nll": nll / _node_count(inferred), "changed": changed / max(total, 1)}
+            "nll": nll / _node_count(inferred), "changed": changed / max(total, 1),
+            "mse_per_step": mse["mse_per_step"]}
 
 
 def _inferred_edges(model, dataset: tf.data.Dataset, frames: int):

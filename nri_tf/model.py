@@ -262,7 +262,7 @@ class NRI(keras.Model):
         return self.encoder(trajectories, training=False, edges=_candidate_edges(candidates))
 
     def predict_future(self, context, steps: int, dynamic_graph: bool = False, edge_labels=None,
-                       candidates=None):
+                       candidates=None, edge_types=None):
         """Predicts the ``steps`` frames after ``context``.
 
         The encoder infers the graph (argmax one-hot) from the last ``config.frames`` frames
@@ -281,10 +281,15 @@ class NRI(keras.Model):
           edge_labels: [batch, edges] int true edge types, for the "true" graph source.
           candidates: the candidate edges (a dataset batch's dict), or None for the complete
             graph.
+          edge_types: [batch, edges] int, a learned model's graph given instead of inferred
+            (e.g. refined against the decoder: `nri_tf.refinement`); not with dynamic_graph.
         Returns:
           [batch, nodes, steps, dims].
         """
         self._check_input(context, what="context", min_frames=1)
+        if edge_types is not None and (dynamic_graph or not self.learned):
+            raise ValueError("edge_types replace a learned model's static graph; this call has "
+                             + ("dynamic_graph" if dynamic_graph else f"the {self.graph_source!r} graph"))
         window = self.nri_config.frames
         frames = context.shape[2]
         if self.learned and self.nri_config.encoder == "mlp" and frames is not None and frames < window:
@@ -299,7 +304,8 @@ class NRI(keras.Model):
         if isinstance(candidates, graph.CandidateEdges):
             candidates = {"senders": candidates.senders,
                           **({} if candidates.mask is None else {"mask": candidates.mask})}
-        return self._predict_future(context, int(steps), bool(dynamic_graph), edge_labels, candidates)
+        return self._predict_future(context, int(steps), bool(dynamic_graph), edge_labels, candidates,
+                                    edge_types)
 
     def _infer_edges(self, history, edges=None):
         """Argmax one-hot edge types [batch, edges, edge_types] from the last
@@ -308,10 +314,13 @@ class NRI(keras.Model):
                                                     training=False, edges=edges))
 
     @tf.function
-    def _predict_future(self, context, steps, dynamic_graph, edge_labels, candidates):
+    def _predict_future(self, context, steps, dynamic_graph, edge_labels, candidates, edge_types=None):
         # The candidates travel as a dict: tf.function traces nests of tensors, not objects.
         edges = _candidate_edges(candidates)
-        if self.learned:
+        if edge_types is not None:
+            edge_weights = tf.one_hot(tf.cast(edge_types, tf.int32), self.nri_config.edge_types,
+                                      dtype=context.dtype)
+        elif self.learned:
             edge_weights = self._infer_edges(context, edges)
         else:
             edge_weights = self.fixed_edge_weights(context, edge_labels, edges)

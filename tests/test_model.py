@@ -381,6 +381,26 @@ def test_graph_likelihoods_score_the_true_graph_in_the_models_own_type_names():
     assert different["nll_true_graph"] != different["nll_inferred_graph"]
 
 
+def test_a_given_graph_rolls_out_like_the_inferred_one_and_refinement_from_it_changes_nothing():
+    from nri_tf.evaluation import prediction_mse, refined_evaluation
+
+    x, labels = _data(frames=FRAMES + 3, systems=BATCH)
+    model = NRI(_config())
+    model(x[:, :, :FRAMES])
+    context = x[:, :, :FRAMES]
+    types = tf.argmax(model.encode(context), -1)
+    np.testing.assert_allclose(model.predict_future(context, 3, edge_types=types).numpy(),
+                               model.predict_future(context, 3).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="dynamic_graph"):
+        model.predict_future(context, 3, dynamic_graph=True, edge_types=types)
+    # Zero sweeps keep the encoder's graphs: the same predictions as the plain evaluation's.
+    dataset = tf.data.Dataset.from_tensors((x, labels))
+    refined = refined_evaluation(model, dataset, FRAMES, sweeps=0, horizon=3)
+    plain = prediction_mse(lambda c, l: model.predict_future(c, 3), dataset, FRAMES, 3)
+    assert refined["changed"] == 0.0
+    np.testing.assert_allclose(refined["mse_per_step"], plain["mse_per_step"], rtol=1e-6)
+
+
 class _ClosenessEncoder:
     """A stand-in model whose encoder calls an edge type 1 when its two nodes come within
     ``threshold`` (normalised units) over the window, else type 0."""

@@ -228,8 +228,9 @@ def run_nri_learned(experiment: Experiment, seed: int) -> dict:
 
 
 def run_nri_refined(experiment: Experiment, seed: int) -> dict:
-    """NRI (learned)'s model (the same run, trained once for all three rows) with every test
-    system's graph refined against its decoder for `REFINE_SWEEPS` sweeps (`nri_tf.refinement`)."""
+    """NRI (learned)'s model (the same run, trained once for all its rows) with every test
+    system's graph refined against its decoder for `REFINE_SWEEPS` sweeps (`nri_tf.refinement`):
+    the refined graphs' edge accuracy (Table 1) and predictions (Table 2)."""
     experiment.require_labels()
     config = experiment.nri_config(seed)
     if config.decoder != "mlp":
@@ -238,9 +239,11 @@ def run_nri_refined(experiment: Experiment, seed: int) -> dict:
     model, _ = run_directory.load_best_model(learned["run"], experiment.metadata.nodes)
     candidates = loop.candidate_spec(config)
     test_batch = 128 if candidates.method == "complete" else config.batch_size
-    refined = evaluation.refined_edge_accuracy(
-        model, experiment.split("test", test_batch, candidates=candidates), config.frames, REFINE_SWEEPS)
-    return {"edge_accuracy": refined["edge_accuracy"], "refined": refined, "run": learned["run"]}
+    refined = evaluation.refined_evaluation(
+        model, experiment.split("test", test_batch, candidates=candidates), config.frames, REFINE_SWEEPS,
+        experiment.horizon())
+    return {"edge_accuracy": refined["edge_accuracy"], "mse_per_step": refined["mse_per_step"],
+            "refined": refined, "run": learned["run"]}
 
 
 def run_nri_sim(experiment: Experiment, seed: int) -> dict:

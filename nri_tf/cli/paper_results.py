@@ -12,7 +12,7 @@
 
 TABLE_ROWS = {
     "table1": ("corr_path", "corr_lstm", "nri_sim", "nri_learned", "nri_refined", "supervised"),
-    "table2": ("static", "lstm_single", "lstm_joint", "nri_full_graph", "nri_learned",
+    "table2": ("static", "lstm_single", "lstm_joint", "nri_full_graph", "nri_learned", "nri_refined",
                "nri_true_graph"),
 }
 

@@ -156,16 +156,21 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
         refined = results["refined"]
         lines.append(f"refined against the decoder ({refined['sweeps']} sweeps at most, "
                      f"{100 * refined['changed']:.1f}% of the edges changed): edge accuracy "
-                     f"{100 * refined['edge_accuracy']:.1f}%, nll {refined['nll']:.4g}")
+                     f"{100 * refined['edge_accuracy']:.1f}%, nll {refined['nll']:.4g}, "
+                     + _mse_after(refined["mse_per_step"]))
     lines.append(f"kl: {results['kl']:.4g} per node (without the constant log K, so <= 0 with a "
                  "uniform prior)")
-    mse = results["mse_per_step"]
-    shown = [s for s in (1, 10, 20) if s <= len(mse)]
-    lines.append("mse after " + ", ".join(f"{s} steps: {mse[s - 1]:.3g}" for s in shown)
+    lines.append(_mse_after(results["mse_per_step"])
                  + " (normalised units: every feature scaled to [-1, 1] by the training split's "
                    "min and max)")
     lines.append(f"results: {results_path}")
     return "\n".join(lines)
+
+
+def _mse_after(mse: list) -> str:
+    """"mse after 1 steps: ..., 10 steps: ..., 20 steps: ..." (the steps the list has)."""
+    shown = [s for s in (1, 10, 20) if s <= len(mse)]
+    return "mse after " + ", ".join(f"{s} steps: {mse[s - 1]:.3g}" for s in shown)
 
 
 def run(args: argparse.Namespace, log) -> tuple[dict, str]:
