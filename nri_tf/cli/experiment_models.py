@@ -29,8 +29,7 @@ from nri_tf.baselines.lstm import LSTMPredictor
 from nri_tf.baselines.predictors import static_prediction
 from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
 from nri_tf.cli.budgets import Budget, baseline_settings
-from nri_tf import evaluation
-from nri_tf.evaluation import prediction_horizon, prediction_mse
+from nri_tf.evaluation import prediction_horizon, prediction_mse, refined_evaluation
 from nri_tf.model import NRI
 from nri_tf.physics import SIMULATIONS as SIMULATED
 from nri_tf.presets import config_for_dataset, source_rule
@@ -239,7 +238,7 @@ def run_nri_refined(experiment: Experiment, seed: int) -> dict:
     model, _ = run_directory.load_best_model(learned["run"], experiment.metadata.nodes)
     candidates = loop.candidate_spec(config)
     test_batch = 128 if candidates.method == "complete" else config.batch_size
-    refined = evaluation.refined_evaluation(
+    refined = refined_evaluation(
         model, experiment.split("test", test_batch, candidates=candidates), config.frames, REFINE_SWEEPS,
         experiment.horizon())
     return {"edge_accuracy": refined["edge_accuracy"], "mse_per_step": refined["mse_per_step"],
