@@ -25,7 +25,7 @@ setup(
             "nri-evaluate=nri_tf.cli.evaluate:main",
             "nri-export=nri_tf.cli.export:main",
             "nri-experiments=nri_tf.cli.experiments:main",
-            "nri-generate=nri_tf.cli.generate:main",
+            "nri-generate=data_pipelines.generate:main",
         ],
     },
     extras_require={

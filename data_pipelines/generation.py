@@ -8,7 +8,7 @@ output directory are rejected (UserError) before any simulation starts; an inter
 run leaves no output directory behind. ``overwrite`` replaces only a dataset directory
 (`data_pipelines.storage.staging.foreign_entries` finds nothing else in it).
 
-The command line is `python -m data_pipelines.generate` (`nri_tf.cli.generate`); the
+The command line is `python -m data_pipelines.generate`; the
 training command builds its default dataset with `generate_dataset`.
 
 Building blocks:

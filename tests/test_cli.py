@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from data_pipelines import tf_startup
-from nri_tf.cli import common, evaluate as evaluate_cli, generate
+from data_pipelines import errors, generate, tf_startup
+from nri_tf.cli import common, evaluate as evaluate_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,7 +35,8 @@ def test_evaluate_dynamic_graph_defaults_to_the_run():
 def test_help_of_every_command_needs_no_tensorflow():
     script = """
 import contextlib, io, sys
-from nri_tf.cli import evaluate, experiments, export, generate, train
+from data_pipelines import generate
+from nri_tf.cli import evaluate, experiments, export, train
 for parse in (train.parse_args, evaluate.parse_args, export.parse_args, experiments.parse_args,
               generate.build_parser().parse_args):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
@@ -109,9 +110,10 @@ def test_an_internal_value_error_keeps_its_traceback(command):
             "experiments": "_run", "generate": "_generate"}[command]
     argv = {"train": [], "evaluate": ["--run", "r"], "export": ["--run", "r"],
             "experiments": ["table1"], "generate": []}[command]
+    package = "data_pipelines" if command == "generate" else "nri_tf.cli"
     script = f"""
 import sys
-from nri_tf.cli import {command} as cli
+from {package} import {command} as cli
 def bug(*args, **kwargs):
     raise ValueError("an internal bug")
 setattr(cli, {work!r}, bug)
@@ -142,9 +144,9 @@ def test_report_known_errors_lets_other_exceptions_through():
     def raise_(error):
         raise error
 
-    assert common.report_known_errors(lambda: raise_(DatasetError("bad data")), "x") == 2
-    assert common.report_known_errors(lambda: raise_(FloatingPointError("diverged")), "x") == 2
+    assert errors.report_known_errors(lambda: raise_(DatasetError("bad data")), "x") == 2
+    assert errors.report_known_errors(lambda: raise_(FloatingPointError("diverged")), "x") == 2
     with pytest.raises(ValueError, match="a bug"):
-        common.report_known_errors(lambda: raise_(ValueError("a bug")), "x")
+        errors.report_known_errors(lambda: raise_(ValueError("a bug")), "x")
     with pytest.raises(KeyError):
-        common.report_known_errors(lambda: raise_(KeyError("k")), "x")
+        errors.report_known_errors(lambda: raise_(KeyError("k")), "x")

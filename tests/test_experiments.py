@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import main_here
+from data_pipelines import generate
 from data_pipelines.errors import UserError
-from nri_tf.cli import budgets, experiment_models, experiments, generate, paper_results, tables
+from nri_tf.cli import budgets, experiment_models, experiments, paper_results, tables
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ from data_pipelines import generation
 from data_pipelines.mocap.cmu import build_cmu_dataset
 from data_pipelines.sportvu.nba import build_sportvu_dataset
 from data_pipelines.storage.reader import read_metadata, read_split
-from nri_tf.cli import generate
+from data_pipelines import generate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"

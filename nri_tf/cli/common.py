@@ -1,12 +1,11 @@
 """What the command-line entry points share: progress output that suits the terminal or a
-log file, and the one policy for errors.
+log file (the one policy for errors, `report_known_errors`, is the data layer's:
+`data_pipelines.errors`, which `python -m data_pipelines.generate` uses too).
 
 Building blocks:
   `keras_verbose`        the Keras ``verbose`` for "auto": a progress bar on a terminal,
                          one line per epoch otherwise
   `log_to_stderr`        progress messages of a command
-  `KNOWN_ERRORS`         what a command reports on one line, without a traceback
-  `report_known_errors`  run a command, turning `KNOWN_ERRORS` into ``error: ...`` and exit 2
 
 Error policy: input is validated where it enters (flags, dataset reader, run directories,
 export and serving arguments), which raise `data_pipelines.errors.UserError` (DatasetError,
@@ -19,12 +18,6 @@ with its traceback.
 from __future__ import annotations
 
 import sys
-from typing import Callable
-
-from data_pipelines.errors import UserError
-
-KNOWN_ERRORS = (UserError, OSError, FloatingPointError)
-USER_ERROR_EXIT = 2
 
 
 def keras_verbose(verbose: int | str) -> int:
@@ -38,21 +31,3 @@ def keras_verbose(verbose: int | str) -> int:
 
 def log_to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def report_known_errors(command: Callable[[], int], interrupted: str) -> int:
-    """Runs ``command``; returns its exit code, or prints a one-line message for a
-    `KNOWN_ERRORS` exception (exit 2) or Ctrl-C / SIGTERM (``interrupted``, exit 130).
-
-    Args:
-      command: the command's work, returning its exit code (0 on success).
-      interrupted: what the user learns on an interruption, e.g. "nothing was written".
-    """
-    try:
-        return command()
-    except KNOWN_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USER_ERROR_EXIT
-    except KeyboardInterrupt:
-        print(f"error: interrupted; {interrupted}", file=sys.stderr)
-        return 130

@@ -36,12 +36,11 @@ import argparse
 import os
 
 from data_pipelines.contract import has_edge_labels, position_dims
-from data_pipelines.errors import DatasetError, UserError
+from data_pipelines.errors import DatasetError, UserError, report_known_errors
 from data_pipelines.files import read_json, write_json_atomic
 from data_pipelines.normalisation import Normaliser
 from data_pipelines.storage.reader import check_split, read_metadata
 from data_pipelines.tf_startup import import_tensorflow
-from nri_tf.cli.common import report_known_errors
 from nri_tf.cli.train import format_summary
 from trainers import run_directory
 

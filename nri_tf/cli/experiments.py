@@ -46,11 +46,12 @@ import argparse
 import os
 import sys
 
+from data_pipelines.errors import report_known_errors
 from data_pipelines.simulations import SIMULATION_NAMES
 from data_pipelines.storage.reader import read_metadata
 from data_pipelines.tf_startup import import_tensorflow
 from nri_tf.cli.budgets import budgets
-from nri_tf.cli.common import log_to_stderr, report_known_errors
+from nri_tf.cli.common import log_to_stderr
 from nri_tf.cli.paper_results import TABLE_ROWS
 from nri_tf.cli.train import ensure_default_data
 from nri_tf.flags import add_config_arguments, config_overrides

@@ -32,12 +32,11 @@ import tempfile
 import warnings
 
 from data_pipelines import files
-from data_pipelines.errors import DatasetError, UserError
+from data_pipelines.errors import DatasetError, UserError, report_known_errors
 from data_pipelines.files import read_json
 from data_pipelines.normalisation import FORMULA, Normaliser
 from data_pipelines.storage.reader import metadata_fingerprint, read_metadata
 from data_pipelines.tf_startup import import_tensorflow
-from nri_tf.cli.common import report_known_errors
 from nri_tf.config import SERVING_MAX_STEPS
 from trainers import run_directory
 

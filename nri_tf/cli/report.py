@@ -35,9 +35,9 @@ import os
 import re
 import shutil
 
+from data_pipelines.errors import report_known_errors
 from data_pipelines.files import read_json
 from nri_tf import figures
-from nri_tf.cli.common import report_known_errors
 from nri_tf.cli.paper_results import NRI_MPM_TABLE1, PAPER_PLOTS, ROW_NAMES, TABLE_ROWS
 from nri_tf.cli.tables import format_summary, markdown_table, nri_setting, row_seeds
 from nri_tf.cli.train import default_data_name

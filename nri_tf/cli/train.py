@@ -29,11 +29,12 @@ import hashlib
 import json
 import os
 
+from data_pipelines.errors import report_known_errors
 from data_pipelines.files import interrupt_on_sigterm
 from data_pipelines.generation import generate_dataset
 from data_pipelines.storage.reader import read_metadata
 from data_pipelines.tf_startup import import_tensorflow
-from nri_tf.cli.common import keras_verbose, log_to_stderr, report_known_errors
+from nri_tf.cli.common import keras_verbose, log_to_stderr
 from nri_tf.flags import add_config_arguments, config_overrides
 from nri_tf.presets import DEFAULT_PRESET, PRESETS, config_for_dataset, describe_config, setting_origins
 from trainers.run_directory import load_config
