@@ -29,7 +29,7 @@ setup(
         ],
     },
     extras_require={
-        "test": ["pytest>=8,<10", "tensorflow-serving-api>=2.21,<2.22"],
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "tensorflow-serving-api>=2.21,<2.22"],
     },
     license="MIT",
 )
