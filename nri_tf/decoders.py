@@ -159,14 +159,10 @@ class EdgeTypeMessages(keras.layers.Layer):
         # type axis: oneDNN fuses matmul, bias and activation (and their gradients) only
         # for 2-D products, which measured 1.2x (float32) and up to 1.7x (bfloat16) faster
         # training at paper sizes without XLA, level with XLA (benchmarks/train_step.py).
-        nodes_shape = tf.shape(nodes)
-        shape = tf.concat([nodes_shape[:1], tf.shape(edge_weights)[1:2], nodes_shape[2:-1]], 0)   # [b, e, ...]
+        shape = self._edge_shape(nodes, tf.shape(edge_weights)[1])            # [b, e, ...]
         inner_axes = nodes.shape.rank - 3
         messages = None
-        for k, pre in enumerate(self.first_layer(nodes, edges=edges)):
-            x = self._activation_fn(tf.nn.bias_add(pre, self.bias1[k, 0]))    # [r, H]
-            x = self.drop(x, training=training)
-            x = self._activation_fn(tf.nn.bias_add(tf.matmul(x, self.kernel2[k]), self.bias2[k, 0]))
+        for k, x in enumerate(self._type_rows(nodes, training, edges)):
             # Edge weights of type k [b, e] -> [r, 1], broadcast over the axes between edges and features.
             weights = edge_weights[:, :, self.first_type + k]
             weights = tf.reshape(weights, tf.concat([tf.shape(weights), tf.ones([inner_axes], tf.int32)], 0))
@@ -176,6 +172,37 @@ class EdgeTypeMessages(keras.layers.Layer):
         if self.average_types:
             messages = messages / float(self.message_types)
         return tf.reshape(messages, tf.concat([shape, [self.hidden]], axis=0))
+
+    def messages_by_type(self, nodes, num_edges, edges=None) -> list:
+        """Every edge's message as if it had type k, for each type k (inference).
+
+        Args:
+          nodes, edges: as ``call``'s.
+          num_edges: E, the edge axis of ``call``'s edge weights (scalar).
+        Returns:
+          K tensors [batch, edges, ..., H] (with ``skip_first``, zeros for type 0): what
+          ``call`` returns with every edge's weight one-hot on that type; each message MLP
+          runs once.
+        """
+        shape = tf.concat([self._edge_shape(nodes, num_edges), [self.hidden]], axis=0)
+        divisor = float(self.message_types) if self.average_types else 1.0
+        typed = [tf.reshape(x, shape) / divisor for x in self._type_rows(nodes, False, edges)]
+        return [tf.zeros_like(typed[0])] * self.first_type + typed
+
+    @staticmethod
+    def _edge_shape(nodes, num_edges):
+        """[batch, edges, (nodes' axes between nodes and features)]."""
+        nodes_shape = tf.shape(nodes)
+        return tf.concat([nodes_shape[:1], [num_edges], nodes_shape[2:-1]], 0)
+
+    def _type_rows(self, nodes, training, edges):
+        """K' tensors [rows, H]: each message MLP on every edge (`first_layer`'s rows)."""
+        rows = []
+        for k, pre in enumerate(self.first_layer(nodes, edges=edges)):
+            x = self._activation_fn(tf.nn.bias_add(pre, self.bias1[k, 0]))    # [r, H]
+            x = self.drop(x, training=training)
+            rows.append(self._activation_fn(tf.nn.bias_add(tf.matmul(x, self.kernel2[k]), self.bias2[k, 0])))
+        return rows
 
     def get_config(self):
         return {**super().get_config(), "edge_types": self.edge_types, "hidden": self.hidden,
@@ -384,15 +411,14 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
         Returns:
           [batch, edges, edge_types]: entry (e, k) is the Gaussian nll (squared errors /
           (2 variance), summed over frames 1..T-1 and dims) of the one-step predictions of
-          edge e's receiver if e alone took type k and every other edge kept its type. One
-          message and output pass per type for all edges at once: a receiver's prediction
-          depends on its incoming messages only through their sum.
+          edge e's receiver if e alone took type k and every other edge kept its type. Each
+          message MLP runs once and one output pass per type scores all edges at once: a
+          receiver's prediction depends on its incoming messages only through their sum.
         """
         frames, target = trajectories[:, :, :-1], trajectories[:, :, 1:]
         shape = tf.shape(edge_types)
-        typed = [tf.cast(self.messages(frames, tf.one_hot(tf.fill(shape, k), self.edge_types), edges=edges),
-                         frames.dtype) for k in range(self.messages.first_type, self.edge_types)]
-        typed = [tf.zeros_like(typed[0])] * self.messages.first_type + typed   # K x [batch, edges, T-1, H]
+        typed = [tf.cast(message, frames.dtype)                                 # K x [batch, edges, T-1, H]
+                 for message in self.messages.messages_by_type(frames, shape[1], edges)]
         chosen = tf.one_hot(tf.cast(edge_types, tf.int32), self.edge_types, dtype=frames.dtype)
         current = tf.add_n([typed[k] * chosen[:, :, k, None, None] for k in range(self.edge_types)])
         others = graph.broadcast_receiver_nodes_to_edges(graph.edge_to_node(current, edges=edges), edges) - current
