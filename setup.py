@@ -26,6 +26,7 @@ setup(
             "nri-export=nri_tf.cli.export:main",
             "nri-experiments=nri_tf.cli.experiments:main",
             "nri-generate=data_pipelines.generate:main",
+            "nri-refit=nri_tf.cli.refit:main",
         ],
     },
     extras_require={

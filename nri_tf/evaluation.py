@@ -101,7 +101,7 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
         results["edge_confusion"] = model.edge_accuracy.aligned_confusion().tolist()
 
     # One pass of the encoder over the test set serves both graph statistics.
-    inferred = list(_inferred_edges(model, dataset, frames)) if model.learned else []
+    inferred = list(inferred_edges(model, dataset, frames)) if model.learned else []
     if model.learned:
         results["edge_type_shares"] = _type_shares(inferred, model.nri_config.edge_types)
     mse = prediction_mse(
@@ -129,7 +129,7 @@ def graph_likelihoods(model, inferred: list) -> dict:
 
     Args:
       model: a trained `nri_tf.model.NRI` with a learned graph.
-      inferred: `_inferred_edges` batches of a labelled dataset.
+      inferred: `inferred_edges` batches of a labelled dataset.
     Returns:
       {"nll_inferred_graph", "nll_true_graph"}: the decoder's nll per node (`NRI.nll_on_graph`,
       as val_nll) on the encoder's most likely graph and on the true graph, its types
@@ -150,13 +150,13 @@ def graph_likelihoods(model, inferred: list) -> dict:
 
 
 def _node_count(inferred: list) -> int:
-    """Nodes over all systems of `_inferred_edges` batches (at least 1)."""
+    """Nodes over all systems of `inferred_edges` batches (at least 1)."""
     return max(sum(int(tf.shape(window)[0]) * int(tf.shape(window)[1]) for window, *_ in inferred), 1)
 
 
 def _relabelling(model, inferred: list) -> np.ndarray:
     """`best_permutation` of the inferred types against the labels over the real edges of
-    `_inferred_edges` batches (padding slots must not choose it): int32 [edge_types],
+    `inferred_edges` batches (padding slots must not choose it): int32 [edge_types],
     inferred type k -> label type row[k]."""
     config = model.nri_config
     types = np.concatenate([t.numpy()[r.numpy()] for _, _, _, t, r in inferred])
@@ -169,7 +169,7 @@ def refined_evaluation(model, dataset: tf.data.Dataset, frames: int, sweeps: int
     """`refined_graph` of the encoder's graphs of a labelled ``dataset`` (as `evaluate`'s),
     with predictions of up to ``horizon`` frames."""
     steps = prediction_horizon(int(dataset.element_spec[0].shape[2] or _first_frames(dataset)), frames, horizon)
-    return refined_graph(model, list(_inferred_edges(model, dataset, frames)), sweeps, dataset, steps)
+    return refined_graph(model, list(inferred_edges(model, dataset, frames)), sweeps, dataset, steps)
 
 
 def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, steps: int) -> dict:
@@ -177,7 +177,7 @@ def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, 
 
     Args:
       model: a trained `nri_tf.model.NRI` with a learned graph and the MLP decoder.
-      inferred: `_inferred_edges` batches of a labelled dataset.
+      inferred: `inferred_edges` batches of a labelled dataset.
       sweeps: the most sweeps per batch.
       dataset, steps: the dataset of ``inferred`` (the same batches, in order) and the
         frames to predict after the encoder's.
@@ -208,7 +208,7 @@ def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, 
             "mse_per_step": mse["mse_per_step"]}
 
 
-def _inferred_edges(model, dataset: tf.data.Dataset, frames: int):
+def inferred_edges(model, dataset: tf.data.Dataset, frames: int):
     """Per batch of ``dataset``: (window [batch, nodes, frames, dims] the encoder sees,
     edge labels or None, `CandidateEdges` or None, inferred types [batch, edges] (the most
     likely), real-edge mask [batch, edges] bool (candidate padding slots False))."""
@@ -233,11 +233,11 @@ def edge_type_shares(model, dataset: tf.data.Dataset, frames: int) -> list:
       ``edge_types`` floats summing to 1, over every real edge (candidate padding slots
       left out) of every system: e.g. how sparse a graph with type 0 = no edge is.
     """
-    return _type_shares(_inferred_edges(model, dataset, frames), model.nri_config.edge_types)
+    return _type_shares(inferred_edges(model, dataset, frames), model.nri_config.edge_types)
 
 
 def _type_shares(inferred, edge_types: int) -> list:
-    """`edge_type_shares` of `_inferred_edges`' batches."""
+    """`edge_type_shares` of `inferred_edges`' batches."""
     counts = np.zeros(edge_types, dtype=np.int64)
     for _, _, _, types, real in inferred:
         counts += np.bincount(types.numpy()[real.numpy()], minlength=edge_types)[:edge_types]
@@ -263,12 +263,12 @@ def accuracy_by_closest_approach(model, dataset: tf.data.Dataset, frames: int, n
       approach range (data units), "share": of the real edges, "accuracy": under the
       permutation of exchangeable types that is best over all edges (the edge accuracy's)}.
     """
-    return _closest_approach_accuracy(_inferred_edges(model, dataset, frames), model.nri_config,
+    return _closest_approach_accuracy(inferred_edges(model, dataset, frames), model.nri_config,
                                       normaliser, position_dims, bins)
 
 
 def _closest_approach_accuracy(batches, config, normaliser, position_dims: int, bins: int = 5) -> list:
-    """`accuracy_by_closest_approach` of `_inferred_edges`' batches; ``config`` the model's
+    """`accuracy_by_closest_approach` of `inferred_edges`' batches; ``config`` the model's
     `NRIConfig` (its edge types and skip_first decide the permutations)."""
     closest, inferred, labels = [], [], []
     for window, edge_labels, edges, types, real in batches:

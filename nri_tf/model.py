@@ -386,21 +386,25 @@ class NRI(keras.Model):
         (one-step predictions), the training's ``prediction_steps`` for the RNN decoder."""
         return 1 if isinstance(self.decoder, MarkovianDecoder) else self.nri_config.prediction_steps
 
-    def nll_on_graph(self, trajectories, edge_types, candidates=None) -> tf.Tensor:
-        """The decoder's Gaussian nll of each system on a given graph, as val_nll scores it.
+    def nll_on_graph(self, trajectories, edge_types, candidates=None, training: bool = False) -> tf.Tensor:
+        """The decoder's Gaussian nll of each system on a given graph, as val_nll scores it
+        (``training``: as the training nll does: ground truth fed every ``prediction_steps``
+        frames, dropout on).
 
         Args:
           trajectories: [batch, nodes, frames, dims].
           edge_types: [batch, edges] int, the model's type of every edge.
           candidates: the batch's candidate edges, or None for the complete graph.
+          training: score as training does (above).
         Returns:
           [batch]: squared errors / (2 var) of the predictions of frames 1..T-1, summed over
           the system's nodes, frames and dims (divided by the node count: val_nll's per node).
         """
         weights = tf.one_hot(tf.cast(edge_types, tf.int32), self.nri_config.edge_types, dtype=trajectories.dtype)
-        predictions = self.decoder(trajectories, weights, prediction_steps=self.test_prediction_steps,
-                                   training=False, edges=_candidate_edges(candidates))
-        errors = tf.square(predictions - tf.cast(trajectories[:, :, 1:], predictions.dtype))
+        steps = self.nri_config.prediction_steps if training else self.test_prediction_steps
+        predictions = self.decoder(trajectories, weights, prediction_steps=steps, training=training,
+                                   edges=_candidate_edges(candidates))
+        errors = tf.square(tf.cast(predictions, tf.float32) - tf.cast(trajectories[:, :, 1:], tf.float32))
         return tf.reduce_sum(errors, axis=[1, 2, 3]) / (2.0 * self.nri_config.var)
 
     def test_step(self, data):

@@ -36,9 +36,9 @@ def test_help_of_every_command_needs_no_tensorflow():
     script = """
 import contextlib, io, sys
 from data_pipelines import generate
-from nri_tf.cli import evaluate, experiments, export, train
+from nri_tf.cli import evaluate, experiments, export, refit, train
 for parse in (train.parse_args, evaluate.parse_args, export.parse_args, experiments.parse_args,
-              generate.build_parser().parse_args):
+              refit.parse_args, generate.build_parser().parse_args):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
         parse(["--help"])
 assert "tensorflow" not in sys.modules, "TensorFlow imported for --help"
@@ -90,7 +90,8 @@ def test_console_scripts_name_existing_entry_points():
 
     setup = open(os.path.join(REPO, "setup.py")).read()
     scripts = dict(re.findall(r'"(nri-[a-z]+)=([a-z_.]+:[a-z_]+)"', setup))
-    assert set(scripts) == {"nri-train", "nri-evaluate", "nri-export", "nri-experiments", "nri-generate"}
+    assert set(scripts) == {"nri-train", "nri-evaluate", "nri-export", "nri-experiments", "nri-generate",
+                            "nri-refit"}
     for target in scripts.values():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function)), target
@@ -102,14 +103,14 @@ def run_python(script: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "export", "experiments", "generate"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "export", "experiments", "generate", "refit"])
 def test_an_internal_value_error_keeps_its_traceback(command):
     """A bug raised as ValueError deep inside a command is no user error: it must not be
     shortened to ``error: ...`` but end the process with its traceback."""
     work = {"train": "run", "evaluate": "evaluate_run", "export": "export_run",
-            "experiments": "_run", "generate": "_generate"}[command]
+            "experiments": "_run", "generate": "_generate", "refit": "refit"}[command]
     argv = {"train": [], "evaluate": ["--run", "r"], "export": ["--run", "r"],
-            "experiments": ["table1"], "generate": []}[command]
+            "experiments": ["table1"], "generate": [], "refit": ["--run", "r"]}[command]
     package = "data_pipelines" if command == "generate" else "nri_tf.cli"
     script = f"""
 import sys

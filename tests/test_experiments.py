@@ -76,7 +76,10 @@ def test_tables_share_nri_learned_and_a_rerun_reuses_every_model(smoke_tables):
     table2 = json.loads((output / "table2.json").read_text())
     learned = [next(r for r in t["rows"] if r["key"] == "nri_learned") for t in (table1, table2)]
     assert learned[0]["seconds"] == learned[1]["seconds"]          # trained once, reused
-    assert sorted(p.name for p in (output / "runs").iterdir()) == ["nri_learned-seed42", "nri_sim-seed42"]
+    assert sorted(p.name for p in (output / "runs").iterdir()) == ["nri_learned-seed42", "nri_refit-seed42",
+                                                                    "nri_sim-seed42"]
+    refit = json.loads((output / "runs" / "nri_refit-seed42" / "refit.json").read_text())
+    assert refit["source"] == str(output / "runs" / "nri_learned-seed42") and refit["epochs"] == 2
     again = main_here(experiments.main, "table2", "--budget", "smoke", "--output", output, env_extra=env)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((output / "table2.json").read_text())["rows"] == table2["rows"]

@@ -23,7 +23,7 @@ PACKAGES = ("data_pipelines", "nri_tf", "trainers")
 CONTRACT = {"data_pipelines.contract", "data_pipelines.errors", "data_pipelines.normalisation",
             "data_pipelines.files", "data_pipelines.tf_startup"}
 # python -m data_pipelines.generate is no shim: its command line lives in the data layer.
-ENTRY_POINTS = {"nri_tf.train", "nri_tf.evaluate", "nri_tf.export", "nri_tf.experiments"}
+ENTRY_POINTS = {"nri_tf.train", "nri_tf.evaluate", "nri_tf.export", "nri_tf.experiments", "nri_tf.refit"}
 LAYER_NAMES = {1: "data contract", 2: "data_pipelines", 3: "nri_tf model library", 4: "trainers",
                5: "nri_tf.cli", 6: "entry point"}
 

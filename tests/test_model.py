@@ -356,7 +356,7 @@ def test_edge_type_shares_count_the_most_likely_type_of_every_real_edge():
 
 def test_graph_likelihoods_score_the_true_graph_in_the_models_own_type_names():
     from nri_tf import losses
-    from nri_tf.evaluation import _inferred_edges, graph_likelihoods
+    from nri_tf.evaluation import inferred_edges, graph_likelihoods
 
     x, _ = _data(systems=BATCH)
     model = NRI(_config(edge_types=2))
@@ -365,7 +365,7 @@ def test_graph_likelihoods_score_the_true_graph_in_the_models_own_type_names():
 
     def scores(labels):
         dataset = tf.data.Dataset.from_tensors((x, labels))
-        return graph_likelihoods(model, _inferred_edges(model, dataset, FRAMES))
+        return graph_likelihoods(model, inferred_edges(model, dataset, FRAMES))
 
     by_hand = losses.nll_gaussian(model.decoder(x, tf.one_hot(types, 2), prediction_steps=1), x[:, :, 1:], 5e-5)
     # Labels that are the encoder's graph with the type names swapped: the same graph.

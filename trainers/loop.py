@@ -104,7 +104,7 @@ def build_model(config: NRIConfig, num_nodes: int, steps_per_epoch: int,
     return model
 
 
-def _split_dataset(data_dir: str, split: str, config: NRIConfig, *, training: bool, seed: int,
+def split_dataset(data_dir: str, split: str, config: NRIConfig, *, training: bool, seed: int,
                    frames: int | None, labelled: bool = True) -> tf.data.Dataset:
     """The split in global batches, trajectories cut to ``frames``; (trajectories, edge_labels)
     batches, or trajectories alone when the data has no true graph (not ``labelled``).
@@ -179,10 +179,10 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
             # Reseed shuffling on resume, so a resumed run does not replay epoch 1's order. The
             # encoder reads the first config.frames frames, the decoder reconstructs them all.
             frames = metadata.frames["train"]
-            train_data = _split_dataset(data_dir, "train", config, training=True,
+            train_data = split_dataset(data_dir, "train", config, training=True,
                                         seed=config.seed + initial_epoch, frames=frames,
                                         labelled=labelled)
-            valid_data = _split_dataset(data_dir, "valid", config, training=False,
+            valid_data = split_dataset(data_dir, "valid", config, training=False,
                                         seed=config.seed, frames=frames, labelled=labelled)
             fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
             if chief:
@@ -206,14 +206,23 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
 
         best_epoch = state.restore_best()
         state.close()
-        test_data = make_dataset(data_dir, "test", config.batch_size, shuffle=False,
-                                 candidates=candidate_spec(config))
-        if not labelled:
-            test_data = evaluation.trajectories_only(test_data)
-        results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph,
-                                      normaliser=Normaliser.from_metadata(metadata),
-                                      position_dims=position_dims(metadata))
+        results = evaluate_test_split(model, config, data_dir, metadata)
         results.update(best_epoch=best_epoch, epochs=int(state.epoch.numpy()), data=dataset["path"])
         if chief:
             run_directory.write_json_atomic(os.path.join(run_dir, run_directory.RESULTS_FILE), results)
         return results
+
+
+def evaluate_test_split(model, config: NRIConfig, data_dir: str, metadata, refine_sweeps: int = 0) -> dict:
+    """`nri_tf.evaluation.evaluate` of ``model`` (trained as ``config`` says) on the test split
+    of ``data_dir`` (whose metadata is ``metadata``): without labels where the data has no
+    true graph; ``refine_sweeps`` (data with labels) also scores refined graphs."""
+    labelled = has_edge_labels(metadata)
+    test_data = make_dataset(data_dir, "test", config.batch_size, shuffle=False,
+                             candidates=candidate_spec(config))
+    if not labelled:
+        test_data = evaluation.trajectories_only(test_data)
+    return evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph,
+                               normaliser=Normaliser.from_metadata(metadata),
+                               position_dims=position_dims(metadata),
+                               refine_sweeps=refine_sweeps if labelled else 0)

@@ -22,6 +22,7 @@ class Budget:
     baseline: "hidden", "epochs", "batch_size", "lr" of the LSTM baselines (motion capture's
       take the epochs and batch size of its ``by_source`` rule: `baseline_settings`).
     corr_lstm_epochs: Corr. (LSTM)'s training epochs (10 in the paper).
+    refit_epochs: the decoder refit's epochs of NRI (learned), refit (`trainers.refit`).
     supervised_dropout: the Supervised encoder's dropout (the paper's 0.5 at hidden 256; 0 at
       hidden 64, where 0.5 cost 10 points, `nri_tf.baselines.supervised`).
     by_source: NRIConfig values per dataset source over ``nri`` (`nri_tf.presets.Preset.by_source`:
@@ -34,7 +35,12 @@ class Budget:
     corr_lstm_epochs: int
     by_source: dict
     supervised_dropout: float
+    refit_epochs: int
 
+
+# The decoder refit's epochs (`trainers.refit`): springs5's cpu-budget decoder still gained in
+# its 20th (`python -m nri_tf.refit --epochs 20`).
+REFIT_EPOCHS = 20
 
 # Sources whose LSTM baselines train on the NRI models' schedule (the epochs and batch size
 # of the data rule): the paper trains its motion-capture baselines like its NRI models. Other
@@ -65,18 +71,20 @@ def budgets() -> dict:
                              "epochs": 2},
                         baseline={"hidden": 16, "epochs": 2, "batch_size": 25, "lr": 1e-3},
                         corr_lstm_epochs=1, by_source={**fast.by_source, "cmu": MOCAP_MODEL},
-                        supervised_dropout=0.0),
+                        supervised_dropout=0.0, refit_epochs=2),
         "cpu": Budget("about an hour on 2 CPU cores for springs5: the default training preset "
                       "('fast': 10k systems, hidden 64, 30 epochs) for the NRI models and the "
                       "supervised encoder (without dropout), 10 epochs at hidden 64 for the LSTM baselines",
                       data=sizes(fast.data), nri=dict(fast.config),
                       baseline={"hidden": 64, "epochs": 10, "batch_size": 32, "lr": 1e-3},
-                      corr_lstm_epochs=10, by_source=fast.by_source, supervised_dropout=0.0),
+                      corr_lstm_epochs=10, by_source=fast.by_source, supervised_dropout=0.0,
+                      refit_epochs=REFIT_EPOCHS),
         "paper": Budget("the paper's data sizes (50k/10k/10k) and settings (hidden 256, 500 "
                         "epochs): days on a CPU",
                         data=sizes(PAPER_DATA), nri={},
                         baseline={"hidden": 256, "epochs": 500, "batch_size": 128, "lr": 5e-4},
                         corr_lstm_epochs=10, by_source=PRESETS["paper"].by_source,
-                        supervised_dropout=0.5),        # appendix D.1.1
+                        supervised_dropout=0.5,         # appendix D.1.1
+                        refit_epochs=REFIT_EPOCHS),
     }
 

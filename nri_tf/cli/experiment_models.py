@@ -35,6 +35,8 @@ from nri_tf.physics import SIMULATIONS as SIMULATED
 from nri_tf.presets import config_for_dataset, source_rule
 from trainers import loop, run_directory
 from trainers.callbacks import RunState, RunStateCheckpoint
+from trainers.refit import refit_run
+from trainers.refit_options import RefitOptions
 
 
 # Sweeps of NRI (learned), refined: springs10's default model gains 4.2 points in 10 and
@@ -230,19 +232,42 @@ def run_nri_refined(experiment: Experiment, seed: int) -> dict:
     """NRI (learned)'s model (the same run, trained once for all its rows) with every test
     system's graph refined against its decoder for `REFINE_SWEEPS` sweeps (`nri_tf.refinement`):
     the refined graphs' edge accuracy (Table 1) and predictions (Table 2)."""
+    learned = run_nri_learned(_refinable(experiment, seed), seed)
+    return _refined_row(experiment, seed, learned["run"])
+
+
+def run_nri_refit(experiment: Experiment, seed: int) -> dict:
+    """NRI (learned)'s run with its decoder refit on the training systems' refined graphs
+    (`trainers.refit`, `REFINE_SWEEPS` sweeps, the budget's ``refit_epochs``; a finished
+    refit is reused), scored as `run_nri_refined` scores NRI (learned)'s."""
+    learned = run_nri_learned(_refinable(experiment, seed), seed)
+    run_dir = os.path.join(experiment.root, "runs", f"nri_refit-seed{seed}")
+    if not os.path.exists(os.path.join(run_dir, run_directory.RESULTS_FILE)):
+        refit_run(learned["run"], run_dir, RefitOptions(refine_sweeps=REFINE_SWEEPS,
+                                                        epochs=experiment.budget.refit_epochs, seed=seed), log=experiment.log)
+    return _refined_row(experiment, seed, run_dir)
+
+
+def _refinable(experiment: Experiment, seed: int) -> Experiment:
+    """``experiment``, or NotApplicable where its NRI model's graph cannot be refined."""
     experiment.require_labels()
+    decoder = experiment.nri_config(seed).decoder
+    if decoder != "mlp":
+        raise NotApplicable(f"graph refinement needs the mlp decoder, not the {decoder} decoder")
+    return experiment
+
+
+def _refined_row(experiment: Experiment, seed: int, run_dir: str) -> dict:
+    """The test metrics of ``run_dir``'s model with refined graphs (`refined_evaluation`)."""
     config = experiment.nri_config(seed)
-    if config.decoder != "mlp":
-        raise NotApplicable(f"graph refinement needs the mlp decoder, not the {config.decoder} decoder")
-    learned = run_nri_learned(experiment, seed)
-    model, _ = run_directory.load_best_model(learned["run"], experiment.metadata.nodes)
+    model, _ = run_directory.load_best_model(run_dir, experiment.metadata.nodes)
     candidates = loop.candidate_spec(config)
     test_batch = 128 if candidates.method == "complete" else config.batch_size
     refined = refined_evaluation(
         model, experiment.split("test", test_batch, candidates=candidates), config.frames, REFINE_SWEEPS,
         experiment.horizon())
     return {"edge_accuracy": refined["edge_accuracy"], "mse_per_step": refined["mse_per_step"],
-            "refined": refined, "run": learned["run"]}
+            "refined": refined, "run": run_dir}
 
 
 def run_nri_sim(experiment: Experiment, seed: int) -> dict:
@@ -330,7 +355,8 @@ def _complete_graph_only(runner: Callable) -> Callable:
 
 
 RUNNERS = {
-    "nri_learned": run_nri_learned, "nri_refined": run_nri_refined, "supervised": run_supervised,
+    "nri_learned": run_nri_learned, "nri_refined": run_nri_refined, "nri_refit": run_nri_refit,
+    "supervised": run_supervised,
     **{key: _complete_graph_only(runner) for key, runner in {
         "corr_path": run_corr_path, "corr_lstm": run_corr_lstm, "nri_sim": run_nri_sim,
         "static": run_static, "lstm_single": run_lstm_single, "lstm_joint": run_lstm_joint,

@@ -1,0 +1,39 @@
+"""What a decoder refit (`trainers.refit`) is asked to do, without TensorFlow (the command
+line's --help reads the defaults)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from data_pipelines.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class RefitOptions:
+    """How a decoder is refit.
+
+    refine_sweeps: sweeps of `nri_tf.refinement.refine_edge_types` per system (0: the
+      encoder's most likely graph as it is).
+    epochs: passes over the training systems.
+    lr: Adam's learning rate (the run's final rate is a good guide; default 1e-4).
+    seed: batch order and dropout.
+    """
+    refine_sweeps: int = 10
+    epochs: int = 10
+    lr: float = 1e-4
+    seed: int = 42
+
+    def check(self) -> None:
+        """UserError for an option out of range."""
+        if self.refine_sweeps < 0:
+            raise UserError(f"--refine-sweeps must be >= 0, got {self.refine_sweeps}")
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+
+
+def default_output(run_dir: str) -> str:
+    """Where a refit of ``run_dir`` goes unless told: beside it, ``<run>-refit``."""
+    return os.path.normpath(run_dir) + "-refit"
