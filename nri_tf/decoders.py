@@ -424,13 +424,49 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
         others = graph.broadcast_receiver_nodes_to_edges(graph.edge_to_node(current, edges=edges), edges) - current
         receiver_frames = graph.broadcast_receiver_nodes_to_edges(frames, edges)   # [batch, edges, T-1, dims]
         receiver_target = graph.broadcast_receiver_nodes_to_edges(target, edges)
-        own = receiver_frames[..., self.relative_dims:]
-        nll = []
-        for message in typed:
-            change = self._output_change(tf.concat([own, others + message], axis=-1), training=False)
-            error = receiver_frames + tf.cast(change, frames.dtype) - receiver_target
-            nll.append(tf.reduce_sum(tf.square(error), axis=[2, 3]) / (2.0 * variance))
-        return tf.stack(nll, axis=-1)
+        return tf.stack([self._one_step_nll(receiver_frames, others + message, receiver_target, variance)
+                         for message in typed], axis=-1)
+
+    def receiver_nll_by_assignment(self, trajectories, assignments, variance: float, chunk: int = 16):
+        """Every receiver's one-step nll under each joint assignment of its incoming edges'
+        types (complete graph).
+
+        Args:
+          trajectories: [batch, nodes, frames, dims].
+          assignments: int [A, nodes - 1]: the types of a receiver's incoming edges, in
+            receiver-major order (its senders ascending, itself left out).
+          variance: the Gaussian likelihood's fixed variance (`NRIConfig.var`).
+          chunk: assignments scored per output pass (bounds the memory: [batch, nodes,
+            chunk, frames, hidden]).
+        Returns:
+          [batch, nodes, A]: the Gaussian nll of receiver n's predictions of frames 1..T-1
+          (summed over frames and dims) with its incoming edges typed by assignment a. The
+          one-step likelihood is a sum over receivers, each depending only on its incoming
+          edges: the table's row minima are the exact best graph of a directed model.
+        """
+        frames, target = trajectories[:, :, :-1], trajectories[:, :, 1:]
+        nodes = tf.shape(frames)[1]
+        typed = tf.stack([tf.cast(message, frames.dtype) for message in self.messages.messages_by_type(
+            frames, nodes * (nodes - 1))])                                   # [K, batch, edges, T-1, H]
+        shape = tf.shape(typed)
+        typed = tf.reshape(typed, tf.concat([shape[:2], [nodes, nodes - 1], shape[3:]], 0))  # [K, b, n, n-1, T-1, H]
+        own, target = frames[:, :, None], target[:, :, None]                 # [batch, nodes, 1, T-1, dims]
+        tables = []
+        for start in range(0, int(assignments.shape[0]), chunk):
+            chosen = tf.one_hot(assignments[start:start + chunk], self.edge_types, dtype=frames.dtype)  # [a, n-1, K]
+            incoming = tf.einsum("ajk,kbnjth->bnath", chosen, typed)        # [batch, nodes, a, T-1, H]
+            tables.append(self._one_step_nll(own, incoming, target, variance))
+        return tf.concat(tables, axis=-1)
+
+    def _one_step_nll(self, frames, incoming, target, variance: float):
+        """[...]: the nll of one-step predictions from ``frames`` [..., T-1, dims] (broadcast
+        against ``incoming``) with the summed incoming messages ``incoming`` [..., T-1, H],
+        against ``target``, summed over frames and dims."""
+        own = tf.broadcast_to(frames[..., self.relative_dims:],
+                              tf.concat([tf.shape(incoming)[:-1], [self.dims - self.relative_dims]], 0))
+        change = self._output_change(tf.concat([own, incoming], axis=-1), training=False)
+        error = frames + tf.cast(change, frames.dtype) - target
+        return tf.reduce_sum(tf.square(error), axis=[-2, -1]) / (2.0 * variance)
 
     def get_config(self):
         return {**super().get_config(), "relative_dims": self.relative_dims}
