@@ -182,7 +182,8 @@ def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, 
       dataset, steps: the dataset of ``inferred`` (the same batches, in order) and the
         frames to predict after the encoder's.
     Returns:
-      {"sweeps", "edge_accuracy" (over the real edges, under the best relabelling of the
+      {"sweeps", "exact" (the graphs were searched exhaustively: `refinement.exact_search_fits`),
+       "edge_accuracy" (over the real edges, under the best relabelling of the
        refined types), "nll" (the decoder's per node on the refined graph, as val_nll),
        "changed" (share of the real edges whose type the refinement changed),
        "mse_per_step" (`prediction_mse` of rollouts on the refined graphs)}.
@@ -203,7 +204,9 @@ def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, 
     mse = prediction_mse(lambda context, edge_labels, candidates=None: model.predict_future(
         context, steps, candidates=candidates, edge_types=next(graphs)), dataset, int(tf.shape(refined[0][0])[2]),
         steps)
-    return {"sweeps": int(sweeps), "edge_accuracy": correct / max(total, 1),
+    window, _, edges, _, _ = inferred[0]
+    return {"sweeps": int(sweeps), "exact": refinement.exact_search_fits(model.nri_config, int(window.shape[1]), edges),
+            "edge_accuracy": correct / max(total, 1),
             "nll": nll / _node_count(inferred), "changed": changed / max(total, 1),
             "mse_per_step": mse["mse_per_step"]}
 

@@ -557,9 +557,11 @@ def test_evaluate_refines_the_graph_when_asked_and_keeps_the_plain_evaluation(ti
     results = json.load(open(output))
     refined = results["refined"]
     assert refined["sweeps"] == 3 and 0.0 <= refined["changed"] <= 1.0
-    # The sweeps never raise the decoder's nll of the encoder's most likely graph.
+    assert refined["exact"]                           # 5 nodes: every graph is searched
+    # The search never raises the decoder's nll of the encoder's most likely graph.
     assert refined["nll"] <= results["nll_inferred_graph"] * (1 + 1e-5)
-    assert f"edge accuracy {100 * refined['edge_accuracy']:.1f}%" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"edge accuracy {100 * refined['edge_accuracy']:.1f}%" in out and "(exact search, " in out
     assert evaluate_cli.main(["--run", tiny_run, "--refine-sweeps", "-1", "--output", output]) == 2
     assert "--refine-sweeps must be >= 0, got -1" in last_line(capsys.readouterr().err)
 

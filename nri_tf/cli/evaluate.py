@@ -57,7 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "default: the run's --dynamic-graph setting)")
     parser.add_argument("--refine-sweeps", type=int, default=0, metavar="N",
                         help="also improve the inferred graph against the decoder, up to N sweeps "
-                             "per batch, and score it beside the encoder's (mlp decoder, data with a "
+                             "per batch (small complete graphs, e.g. 5 nodes: any N > 0 searches "
+                             "exactly), and score it beside the encoder's (mlp decoder, data with a "
                              "true graph; nri_tf.refinement; default: 0, the paper's evaluation)")
     parser.add_argument("--batch-size", type=int,
                         help="test batch size (default: the run's; results depend on it only through "

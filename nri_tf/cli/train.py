@@ -155,7 +155,8 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
                      f"(types matched): {results['nll_true_graph']:.4g} ({verdict})")
     if "refined" in results:
         refined = results["refined"]
-        lines.append(f"refined against the decoder ({refined['sweeps']} sweeps at most, "
+        search = "exact search" if refined.get("exact") else f"{refined['sweeps']} sweeps at most"
+        lines.append(f"refined against the decoder ({search}, "
                      f"{100 * refined['changed']:.1f}% of the edges changed): edge accuracy "
                      f"{100 * refined['edge_accuracy']:.1f}%, nll {refined['nll']:.4g}, "
                      + _mse_after(refined["mse_per_step"]))
