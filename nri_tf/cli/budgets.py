@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 
 from nri_tf.presets import MOCAP_MODEL, PAPER_DATA, PRESETS
+from trainers.refit_options import RefitOptions
+
+REFIT = RefitOptions()     # the decoder refit's settings (`trainers.refit`) outside the smoke budget
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +40,6 @@ class Budget:
     supervised_dropout: float
     refit_epochs: int
 
-
-# The decoder refit's epochs (`trainers.refit`): springs5's cpu-budget decoder still gained in
-# its 20th (`python -m nri_tf.refit --epochs 20`).
-REFIT_EPOCHS = 20
 
 # Sources whose LSTM baselines train on the NRI models' schedule (the epochs and batch size
 # of the data rule): the paper trains its motion-capture baselines like its NRI models. Other
@@ -78,13 +77,13 @@ def budgets() -> dict:
                       data=sizes(fast.data), nri=dict(fast.config),
                       baseline={"hidden": 64, "epochs": 10, "batch_size": 32, "lr": 1e-3},
                       corr_lstm_epochs=10, by_source=fast.by_source, supervised_dropout=0.0,
-                      refit_epochs=REFIT_EPOCHS),
+                      refit_epochs=REFIT.epochs),
         "paper": Budget("the paper's data sizes (50k/10k/10k) and settings (hidden 256, 500 "
                         "epochs): days on a CPU",
                         data=sizes(PAPER_DATA), nri={},
                         baseline={"hidden": 256, "epochs": 500, "batch_size": 128, "lr": 5e-4},
                         corr_lstm_epochs=10, by_source=PRESETS["paper"].by_source,
                         supervised_dropout=0.5,         # appendix D.1.1
-                        refit_epochs=REFIT_EPOCHS),
+                        refit_epochs=REFIT.epochs),
     }
 

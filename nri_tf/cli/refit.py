@@ -1,7 +1,7 @@
 """`python -m nri_tf.refit`: retrain a trained run's decoder on its refined graphs (beyond the paper).
 
     python -m nri_tf.refit --run runs/springs5-1a2b3c4d
-    python -m nri_tf.refit --run runs/springs5-1a2b3c4d --output runs/springs5-refit --epochs 20
+    python -m nri_tf.refit --run runs/springs5-1a2b3c4d --output runs/springs5-refit --epochs 30
     python -m nri_tf.evaluate --run runs/springs5-1a2b3c4d-refit --refine-sweeps 10
 
 Each training system's graph is fixed to the encoder's most likely one, improved against the
