@@ -41,7 +41,7 @@ from data_pipelines.storage.reader import read_metadata
 from nri_tf import evaluation, refinement
 from nri_tf.model import unpack_batch
 from trainers import run_directory
-from trainers.loop import split_dataset, evaluate_test_split
+from trainers.loop import evaluate_test_split, split_dataset
 from trainers.refit_options import RefitOptions
 
 REFIT_FILE = run_directory.REFIT_FILE
@@ -84,11 +84,11 @@ def rebatched(graphs: list, batch_size: int) -> list:
     return out
 
 
-def mean_nll(model, graphs: list, training: bool = False) -> float:
+def mean_nll(model, graphs: list) -> float:
     """The decoder's nll per node (as val_nll) over ``graphs`` (`fixed_graphs`' batches)."""
     total = systems = 0.0
     for trajectories, candidates, types in graphs:
-        total += float(tf.reduce_sum(model.nll_on_graph(trajectories, types, candidates, training)))
+        total += float(tf.reduce_sum(model.nll_on_graph(trajectories, types, candidates)))
         systems += int(trajectories.shape[0]) * int(trajectories.shape[1])
     return total / max(systems, 1)
 
@@ -153,8 +153,8 @@ def refit_run(run_dir: str, output: str, options: RefitOptions,
       the test results written to ``output/results.json`` (`nri_tf.evaluation.evaluate`,
       with "refined" scored with ``options.refine_sweeps`` when the data has labels).
     Raises:
-      UserError: ``output`` exists, the run's graph cannot be refined (not the MLP decoder) while ``refine_sweeps`` asks for it, or its dataset
-        is gone.
+      UserError: ``output`` exists, the run's graph cannot be refined (not the MLP decoder)
+        while ``refine_sweeps`` asks for it, or its dataset is gone.
       FloatingPointError: the refit diverged (nothing is written).
     """
     options.check()
@@ -176,8 +176,11 @@ def refit_run(run_dir: str, output: str, options: RefitOptions,
                              frames=metadata.frames["train"], labelled=True)
 
     started = time.perf_counter()
+    exact = config.candidate_edges == "complete" and refinement.exact_search_fits(config, dataset["nodes"])
+    search = ("the encoder's graphs as they are" if not options.refine_sweeps else
+              "refined by exact search" if exact else f"{options.refine_sweeps} refinement sweeps")
     log(f"fixing the graphs of {metadata.splits['train']} training and {metadata.splits['valid']} "
-        f"validation systems ({options.refine_sweeps} refinement sweeps)")
+        f"validation systems ({search})")
     train, changed = fixed_graphs(model, split("train"), config.frames, options.refine_sweeps)
     train = rebatched(train, config.batch_size)
     valid, _ = fixed_graphs(model, split("valid"), config.frames, options.refine_sweeps)
