@@ -19,10 +19,10 @@ directed model's best graph is every receiver's best joint assignment (K^(N-1) o
 16 for springs5), and an undirected model's is the best of its K^(N(N-1)/2) pair graphs
 (1024 for 5 nodes) scored from the same per-receiver tables. On springs5 the sweeps left
 35 of 1000 test systems wrong, every one with two to four wrong edges into one receiver,
-which single-edge changes cannot undo and whose true graph the decoder scored better. The encoder's probabilities are left out of the cost: on springs10 (today's
-defaults, 200 test systems) weighing them in stopped at 95.8% edge accuracy, the likelihood
-alone reached 97.6%. MLP decoder only; the paper's evaluation is the encoder's graph
-(``sweeps = 0``).
+which single-edge changes cannot undo and whose true graph the decoder scored better. The
+encoder's probabilities are left out of the cost: on springs10 (today's defaults, 200 test
+systems) weighing them in stopped at 95.8% edge accuracy, the likelihood alone reached
+97.6%. MLP decoder only; the paper's evaluation is the encoder's graph (``sweeps = 0``).
 
 Building blocks:
   `refine_edge_types`   [batch, edges] edge types of a batch after some sweeps (or exact)

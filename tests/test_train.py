@@ -269,6 +269,25 @@ def test_missing_dataset_is_one_line_error(tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
+def test_training_also_scores_refined_graphs_where_that_is_cheap(tiny_run, tiny_data, tmp_path, capsys):
+    from nri_tf.config import NRIConfig
+    from trainers.loop import default_refine_sweeps
+
+    refined = json.load(open(os.path.join(tiny_run, "results.json")))["refined"]   # 5 nodes: exact
+    assert refined["exact"] and refined["sweeps"] == 10 and 0.0 <= refined["edge_accuracy"] <= 1.0
+    mlp, rnn = NRIConfig(), NRIConfig(decoder="rnn")
+    assert default_refine_sweeps(mlp, 5, labelled=True) == 10
+    assert default_refine_sweeps(mlp, 5, labelled=False) == 0            # nothing to score it by
+    assert default_refine_sweeps(rnn, 5, labelled=True) == 0
+    assert default_refine_sweeps(mlp, 10, labelled=True) == 0            # sweeps: minutes, not seconds
+    assert default_refine_sweeps(NRIConfig(candidate_edges="knn", candidate_k=2), 5, labelled=True) == 0
+    for flags, message in ((["--refine-sweeps", "-1"], "--refine-sweeps must be >= 0, got -1"),
+                           (["--refine-sweeps", "3", "--decoder", "rnn"], "--refine-sweeps needs the mlp decoder")):
+        assert train_cli.main(["--data", tiny_data, "--logdir", str(tmp_path / "run"), *flags]) == 2
+        assert message in last_line(capsys.readouterr().err)
+        assert not os.path.exists(tmp_path / "run")
+
+
 def test_unknown_flag_value_is_rejected(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         train_cli.main(["--encoder", "transformer", "--logdir", str(tmp_path / "run")])

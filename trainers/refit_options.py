@@ -1,5 +1,5 @@
-"""What a decoder refit (`trainers.refit`) is asked to do, without TensorFlow (the command
-line's --help reads the defaults)."""
+"""What a decoder refit (`trainers.refit`) is asked to do, and the refinement sweeps every
+command uses by default, without TensorFlow (the command lines' --help reads them)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import dataclasses
 import os
 
 from data_pipelines.errors import UserError
+
+# Sweeps of a refinement (`nri_tf.refinement`) unless told: springs10's default model gains
+# 4.2 points in 10 and none after (small graphs are searched exactly whatever the number).
+REFINE_SWEEPS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +24,7 @@ class RefitOptions:
     lr: Adam's learning rate (the run's final rate is a good guide; default 1e-4).
     seed: batch order and dropout.
     """
-    refine_sweeps: int = 10
+    refine_sweeps: int = REFINE_SWEEPS
     epochs: int = 20
     lr: float = 1e-4
     seed: int = 42

@@ -36,12 +36,9 @@ from nri_tf.presets import config_for_dataset, source_rule
 from trainers import loop, run_directory
 from trainers.callbacks import RunState, RunStateCheckpoint
 from trainers.refit import refit_run
-from trainers.refit_options import RefitOptions
+from trainers.refit_options import REFINE_SWEEPS, RefitOptions
 
 
-# Sweeps of NRI (learned), refined: springs10's default model gains 4.2 points in 10 and
-# none after (`python -m nri_tf.evaluate --refine-sweeps`).
-REFINE_SWEEPS = 10
 
 
 class NotApplicable(Exception):
@@ -230,21 +227,22 @@ def run_nri_learned(experiment: Experiment, seed: int) -> dict:
 
 def run_nri_refined(experiment: Experiment, seed: int) -> dict:
     """NRI (learned)'s model (the same run, trained once for all its rows) with every test
-    system's graph refined against its decoder for `REFINE_SWEEPS` sweeps (`nri_tf.refinement`):
-    the refined graphs' edge accuracy (Table 1) and predictions (Table 2)."""
+    system's graph refined against its decoder (`nri_tf.refinement`, `REFINE_SWEEPS` sweeps
+    or the exact search): the refined graphs' edge accuracy (Table 1) and predictions (Table 2)."""
     learned = run_nri_learned(_refinable(experiment, seed), seed)
     return _refined_row(experiment, seed, learned["run"])
 
 
 def run_nri_refit(experiment: Experiment, seed: int) -> dict:
     """NRI (learned)'s run with its decoder refit on the training systems' refined graphs
-    (`trainers.refit`, `REFINE_SWEEPS` sweeps, the budget's ``refit_epochs``; a finished
-    refit is reused), scored as `run_nri_refined` scores NRI (learned)'s."""
+    (`trainers.refit`, `REFINE_SWEEPS` sweeps or the exact search, the budget's
+    ``refit_epochs``; a finished refit is reused), scored as `run_nri_refined` scores NRI
+    (learned)'s."""
     learned = run_nri_learned(_refinable(experiment, seed), seed)
     run_dir = os.path.join(experiment.root, "runs", f"nri_refit-seed{seed}")
     if not os.path.exists(os.path.join(run_dir, run_directory.RESULTS_FILE)):
-        refit_run(learned["run"], run_dir, RefitOptions(refine_sweeps=REFINE_SWEEPS,
-                                                        epochs=experiment.budget.refit_epochs, seed=seed), log=experiment.log)
+        options = RefitOptions(refine_sweeps=REFINE_SWEEPS, epochs=experiment.budget.refit_epochs, seed=seed)
+        refit_run(learned["run"], run_dir, options, log=experiment.log)
     return _refined_row(experiment, seed, run_dir)
 
 

@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 
-from data_pipelines.errors import report_known_errors
+from data_pipelines.errors import UserError, report_known_errors
 from data_pipelines.files import interrupt_on_sigterm
 from data_pipelines.generation import generate_dataset
 from data_pipelines.storage.reader import read_metadata
@@ -37,6 +37,7 @@ from data_pipelines.tf_startup import import_tensorflow
 from nri_tf.cli.common import keras_verbose, log_to_stderr
 from nri_tf.flags import add_config_arguments, config_overrides
 from nri_tf.presets import DEFAULT_PRESET, PRESETS, config_for_dataset, describe_config, setting_origins
+from trainers.refit_options import REFINE_SWEEPS
 from trainers.run_directory import load_config
 from trainers.strategy import STRATEGIES, make_strategy
 
@@ -66,6 +67,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--verbose", choices=("auto", "0", "1", "2"), default="auto",
                         help="0 silent, 1 progress bar per epoch, 2 one line per epoch; auto: 1 on "
                              "a terminal, 2 when the output goes to a file or pipe (default: auto)")
+    parser.add_argument("--refine-sweeps", type=int, metavar="N",
+                        help="the test evaluation also scores the graphs improved against the decoder "
+                             "with up to N sweeps (nri_tf.refinement; 0: the paper's evaluation alone; "
+                             f"default: {REFINE_SWEEPS}, an exact search, where it is cheap: the mlp decoder "
+                             "on labelled data with small complete graphs, e.g. 5 nodes; else 0)")
     add_config_arguments(parser)
     return parser.parse_args(argv)
 
@@ -186,6 +192,8 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     # devices below.
     from trainers import loop
 
+    if args.refine_sweeps is not None and args.refine_sweeps < 0:
+        raise UserError(f"--refine-sweeps must be >= 0, got {args.refine_sweeps}")
     strategy = make_strategy(args.strategy, args.logical_cpus)
     preset = PRESETS[args.preset]
     data_dir = args.data or ensure_default_data(preset.data, log)
@@ -196,9 +204,11 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     log(f"preset {args.preset}; settings ([flag] given, [data] decided by the {metadata.source} "
         f"data, [preset] from the preset, the rest the paper's defaults):\n"
         + describe_config(config, setting_origins(preset.config, overrides, metadata, preset.by_source)))
+    if args.refine_sweeps and config.decoder != "mlp":
+        raise UserError(f"--refine-sweeps needs the mlp decoder, this run has the {config.decoder} decoder")
     options = loop.TrainingOptions(
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
-        verbose=keras_verbose(args.verbose))
+        verbose=keras_verbose(args.verbose), refine_sweeps=args.refine_sweeps)
     log(f"training {config.encoder} encoder / {config.decoder} decoder on {data_dir} "
         f"({metadata.nodes} nodes, {config.frames} frames) -> {run_dir}")
     return loop.train(config, data_dir, run_dir, strategy, options, log=log), run_dir
