@@ -116,6 +116,9 @@ def test_evaluate_reproduces_results(tiny_run, tmp_path):
     for key in ("edge_accuracy", "nll", "kl"):
         assert again[key] == pytest.approx(trained[key], rel=1e-5)
     np.testing.assert_allclose(again["mse_per_step"], trained["mse_per_step"], rtol=1e-5)
+    # Refined graphs by default where training scores them (5 nodes: the exact search).
+    assert again["refined"]["edge_accuracy"] == pytest.approx(trained["refined"]["edge_accuracy"])
+    np.testing.assert_allclose(again["refined"]["mse_per_step"], trained["refined"]["mse_per_step"], rtol=1e-5)
 
 
 def test_finished_run_is_not_retrained(tiny_run, capsys):

@@ -55,11 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dynamic-graph", action=argparse.BooleanOptionalAction,
                         help="re-infer the graph on a sliding window while predicting (RNN decoder; "
                              "default: the run's --dynamic-graph setting)")
-    parser.add_argument("--refine-sweeps", type=int, default=0, metavar="N",
+    parser.add_argument("--refine-sweeps", type=int, metavar="N",
                         help="also improve the inferred graph against the decoder, up to N sweeps "
                              "per batch (small complete graphs, e.g. 5 nodes: any N > 0 searches "
                              "exactly), and score it beside the encoder's (mlp decoder, data with a "
-                             "true graph; nri_tf.refinement; default: 0, the paper's evaluation)")
+                             "true graph; nri_tf.refinement; 0: the paper's evaluation alone; default: "
+                             "as training's, the exact search where it is cheap, else 0)")
     parser.add_argument("--batch-size", type=int,
                         help="test batch size (default: the run's; results depend on it only through "
                              "the order of the edge samples)")
@@ -90,7 +91,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     # Imported here: they import TensorFlow, which --help must not wait for.
     from data_pipelines.datasets import make_dataset
     from nri_tf import evaluation
-    from trainers.loop import candidate_spec, dataset_description
+    from trainers.loop import candidate_spec, dataset_description, default_refine_sweeps
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
@@ -104,7 +105,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     dataset = dataset_description(data_dir, config.frames)
     run_directory.check_dataset(args.run, dataset, same_nodes=False)
     dynamic_graph = config.dynamic_graph if args.dynamic_graph is None else args.dynamic_graph
-    if args.refine_sweeps < 0:
+    if args.refine_sweeps is not None and args.refine_sweeps < 0:
         raise UserError(f"--refine-sweeps must be >= 0, got {args.refine_sweeps}")
     if args.refine_sweeps and config.decoder != "mlp":
         raise UserError(f"--refine-sweeps needs a run with the mlp decoder, this one has the "
@@ -130,9 +131,12 @@ def evaluate_run(args: argparse.Namespace) -> int:
                              candidates=candidates)
     if not labelled:
         test_data = evaluation.trajectories_only(test_data)
+    refine_sweeps = args.refine_sweeps
+    if refine_sweeps is None:
+        refine_sweeps = default_refine_sweeps(config, dataset["nodes"], labelled)
     results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph,
                                   normaliser=normaliser, position_dims=position_dims(metadata),
-                                  refine_sweeps=args.refine_sweeps)
+                                  refine_sweeps=refine_sweeps)
     if args.image:
         write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system, candidates)
     if args.plots:
