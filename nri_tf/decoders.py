@@ -450,12 +450,12 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
             frames, nodes * (nodes - 1))])                                   # [K, batch, edges, T-1, H]
         shape = tf.shape(typed)
         typed = tf.reshape(typed, tf.concat([shape[:2], [nodes, nodes - 1], shape[3:]], 0))  # [K, b, n, n-1, T-1, H]
-        own, target = frames[:, :, None], target[:, :, None]                 # [batch, nodes, 1, T-1, dims]
+        receiver_frames, receiver_target = frames[:, :, None], target[:, :, None]   # [b, n, 1, T-1, dims]
         tables = []
         for start in range(0, int(assignments.shape[0]), chunk):
             chosen = tf.one_hot(assignments[start:start + chunk], self.edge_types, dtype=frames.dtype)  # [a, n-1, K]
             incoming = tf.einsum("ajk,kbnjth->bnath", chosen, typed)        # [batch, nodes, a, T-1, H]
-            tables.append(self._one_step_nll(own, incoming, target, variance))
+            tables.append(self._one_step_nll(receiver_frames, incoming, receiver_target, variance))
         return tf.concat(tables, axis=-1)
 
     def _one_step_nll(self, frames, incoming, target, variance: float):
