@@ -217,12 +217,20 @@ def inferred_edges(model, dataset: tf.data.Dataset, frames: int):
     likely), real-edge mask [batch, edges] bool (candidate padding slots False))."""
     for batch in dataset:
         trajectories, labels, candidates = unpack_batch(batch)
-        window = trajectories[:, :, :frames]
-        types = tf.argmax(model.encode(window, candidates), axis=-1, output_type=tf.int32)
-        edges = graph.CandidateEdges.from_batch(candidates)
-        mask = graph.edge_mask(edges)
-        real = tf.ones_like(types, tf.bool) if mask is None else tf.reshape(mask, tf.shape(types)) > 0
+        window, edges, types, real = infer_batch(model, trajectories, candidates, frames)
         yield window, labels, edges, types, real
+
+
+def infer_batch(model, trajectories, candidates, frames: int) -> tuple:
+    """One batch's (window, `CandidateEdges` or None, inferred types, real-edge mask) as
+    `inferred_edges` yields them, from its trajectories [batch, nodes, frames', dims] and
+    candidates (None: the complete graph)."""
+    window = trajectories[:, :, :frames]
+    types = tf.argmax(model.encode(window, candidates), axis=-1, output_type=tf.int32)
+    edges = graph.CandidateEdges.from_batch(candidates)
+    mask = graph.edge_mask(edges)
+    real = tf.ones_like(types, tf.bool) if mask is None else tf.reshape(mask, tf.shape(types)) > 0
+    return window, edges, types, real
 
 
 def edge_type_shares(model, dataset: tf.data.Dataset, frames: int) -> list:

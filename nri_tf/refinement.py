@@ -120,10 +120,11 @@ def _is_row_minimum(values) -> tf.Tensor:
 
 
 def exact_search_fits(config, num_nodes: int, edges=None) -> bool:
-    """Whether `best_edge_types` is within reach: the complete graph, at most
-    `EXACT_RECEIVER_ASSIGNMENTS` joint assignments of a receiver's incoming edges and, for
-    an undirected (``config.symmetric``) model, at most `EXACT_PAIR_GRAPHS` pair graphs."""
-    if edges is not None or num_nodes < 2:
+    """Whether `best_edge_types` is within reach: the complete graph (no candidate
+    ``edges``, a config without candidate edges), at most `EXACT_RECEIVER_ASSIGNMENTS` joint
+    assignments of a receiver's incoming edges and, for an undirected (``config.symmetric``)
+    model, at most `EXACT_PAIR_GRAPHS` pair graphs."""
+    if edges is not None or config.candidate_edges != "complete" or num_nodes < 2:
         return False
     types = config.edge_types
     if types ** (num_nodes - 1) > EXACT_RECEIVER_ASSIGNMENTS:

@@ -64,8 +64,9 @@ def fixed_graphs(model, dataset: tf.data.Dataset, frames: int, sweeps: int) -> t
        the share of the real edges the refinement changed).
     """
     graphs, changed, total = [], 0, 0
-    for batch, (window, _, edges, types, real) in zip(dataset, evaluation.inferred_edges(model, dataset, frames)):
+    for batch in dataset:                        # read once: the encoder's window and the decoder's frames
         trajectories, _, candidates = unpack_batch(batch)
+        window, edges, types, real = evaluation.infer_batch(model, trajectories, candidates, frames)
         refined = refinement.refine_edge_types(model, window, types, sweeps, edges) if sweeps else types
         changed += int(tf.reduce_sum(tf.cast((refined != types) & real, tf.int32)))
         total += int(tf.reduce_sum(tf.cast(real, tf.int32)))
@@ -176,9 +177,9 @@ def refit_run(run_dir: str, output: str, options: RefitOptions,
                              frames=metadata.frames["train"], labelled=True)
 
     started = time.perf_counter()
-    exact = config.candidate_edges == "complete" and refinement.exact_search_fits(config, dataset["nodes"])
     search = ("the encoder's graphs as they are" if not options.refine_sweeps else
-              "refined by exact search" if exact else f"{options.refine_sweeps} refinement sweeps")
+              "refined by exact search" if refinement.exact_search_fits(config, dataset["nodes"])
+              else f"{options.refine_sweeps} refinement sweeps")
     log(f"fixing the graphs of {metadata.splits['train']} training and {metadata.splits['valid']} "
         f"validation systems ({search})")
     train, changed = fixed_graphs(model, split("train"), config.frames, options.refine_sweeps)
