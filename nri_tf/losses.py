@@ -4,6 +4,8 @@ Building blocks:
   nll_gaussian             -log N(target; predictions, variance I), fixed variance
   kl_categorical_uniform   KL(q(z|x) || uniform) per edge
   kl_categorical           KL(q(z|x) || prior) for a given prior over edge types
+  edge_cross_entropy       -log q(z = given type | x) per real edge (training an encoder on
+                           given graphs: the Supervised baseline, a refit's self-training)
 
 Every term is a sum over all its elements divided by (batch * nodes), the reference's
 normalisation, so the numbers compare with the paper's code. The KL terms take the edges
@@ -40,6 +42,24 @@ def nll_gaussian(predictions: tf.Tensor, target: tf.Tensor, variance: float,
         neg_log_p += 0.5 * math.log(2.0 * math.pi * variance)
     shape = tf.shape(target)
     return tf.reduce_sum(neg_log_p) / tf.cast(shape[0] * shape[1], predictions.dtype)
+
+
+def edge_cross_entropy(logits: tf.Tensor, edge_types: tf.Tensor, edges=None) -> tuple[tf.Tensor, tf.Tensor]:
+    """Cross-entropy of edge-type logits against given types, over the real edges.
+
+    Args:
+      logits: [batch, edges, edge_types].
+      edge_types: [batch, edges] int, the type of every edge (padding slots: any).
+      edges: `nri_tf.graph.CandidateEdges`, or None for the complete graph.
+    Returns:
+      (scalar: the mean cross-entropy over the real edges (float32),
+       [batch, edges] float32 weights: 1 for a real edge, 0 for a candidate padding slot).
+    """
+    edge_types = tf.cast(edge_types, tf.int32)
+    mask = graph.edge_mask(edges)
+    weights = tf.ones_like(edge_types, tf.float32) if mask is None else tf.cast(mask, tf.float32)
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(edge_types, tf.cast(logits, tf.float32))
+    return tf.reduce_sum(cross_entropy * weights) / tf.maximum(tf.reduce_sum(weights), 1.0), weights
 
 
 def _per_batch_and_node(total: tf.Tensor, edge_tensor: tf.Tensor, edges=None) -> tf.Tensor:

@@ -255,11 +255,12 @@ class NRI(keras.Model):
         last_type = tf.fill([tf.shape(trajectories)[0], num_nodes * per_node], edge_types - 1)
         return tf.one_hot(last_type, edge_types, dtype=trajectories.dtype)
 
-    def encode(self, trajectories, candidates=None):
-        """Edge logits [batch, edges, edge_types] of [batch, nodes, frames, dims] (eval mode)
-        on the complete graph or on ``candidates`` (see `call`)."""
+    def encode(self, trajectories, candidates=None, training: bool = False):
+        """Edge logits [batch, edges, edge_types] of [batch, nodes, frames, dims] on the
+        complete graph or on ``candidates`` (see `call`); ``training``: dropout / batch
+        statistics as in training."""
         self._check_input(trajectories, min_frames=1)
-        return self.encoder(trajectories, training=False, edges=_candidate_edges(candidates))
+        return self.encoder(trajectories, training=training, edges=_candidate_edges(candidates))
 
     def predict_future(self, context, steps: int, dynamic_graph: bool = False, edge_labels=None,
                        candidates=None, edge_types=None):

@@ -67,6 +67,11 @@ def test_smoke_tables_are_complete(smoke_tables, table):
         refined, learned = (json.loads((output / "models" / f"{row}-seed42.json").read_text())
                             for row in ("nri_refined", "nri_learned"))
         assert refined["run"] == learned["run"] and refined["refined"]["sweeps"] == 10
+        # The refit row scores the refit run as it is: its results.json, its encoder's graphs.
+        refit = json.loads((output / "models" / "nri_refit_plain-seed42.json").read_text())
+        written = json.loads((output / "runs" / "nri_refit-seed42" / "results.json").read_text())
+        assert refit["run"] == str(output / "runs" / "nri_refit-seed42")
+        assert rows["nri_refit_plain"]["ours"]["mean"] == pytest.approx(100 * written["edge_accuracy"], abs=0.06)
 
 
 @pytest.mark.slow
@@ -168,10 +173,12 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     rerun = {**setting, "rows": [{"key": "supervised", "seconds": 1.0, "seeds": [42]}], "machine": "m", "seconds": 1.0}
     merged = tables.merge_rerun({**older, "rows": [{"key": r, "seconds": 2.0} for r in
                                                    paper_results.TABLE_ROWS["table1"]]}, rerun)
-    assert merged["budget_settings"] == budget and merged["training_seconds"] == 11.0
+    kept = len(paper_results.TABLE_ROWS["table1"]) - 1
+    assert merged["budget_settings"] == budget and merged["training_seconds"] == 2.0 * kept + 1.0
     assert [r["rows"] for r in merged["reruns"]] == [["supervised"]]
     # The same command again finds every model cached: nothing changed, no re-run is listed.
-    again = tables.merge_rerun(merged, {**rerun, "rows": [merged["rows"][5]], "seconds": 0.001})
+    supervised = next(row for row in merged["rows"] if row["key"] == "supervised")
+    again = tables.merge_rerun(merged, {**rerun, "rows": [supervised], "seconds": 0.001})
     assert again["reruns"] == merged["reruns"] and again["rows"] == merged["rows"]
 
 

@@ -1,4 +1,4 @@
-"""`python -m nri_tf.refit`: the decoder retrained on fixed, refined graphs (`trainers.refit`)."""
+"""`python -m nri_tf.refit`: the decoder and the encoder retrained on fixed, refined graphs (`trainers.refit`)."""
 
 import dataclasses
 import json
@@ -15,10 +15,11 @@ from nri_tf.config import NRIConfig
 from nri_tf.model import NRI
 from trainers import run_directory
 from trainers.loop import split_dataset
-from trainers.refit import fit_decoder, fixed_graphs, mean_nll, rebatched
+from trainers.refit import fit_to_graphs, fixed_graphs, graph_scores, mean_nll, rebatched
 from trainers.refit_options import RefitOptions
 
 REFIT = ["--epochs", "2", "--refine-sweeps", "2", "--lr", "1e-3"]
+KEEP_ENCODER = ["--no-distill"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def refit_run(tiny_run, tmp_path_factory):
     """(the refit's run directory, tiny_run's files before the refit, the command's result)."""
     before = tree_contents(tiny_run)
     output = str(tmp_path_factory.mktemp("refit") / "tiny-refit")
-    done = main_here(refit_cli.main, "--run", tiny_run, "--output", output, *REFIT)
+    done = main_here(refit_cli.main, "--run", tiny_run, "--output", output, *REFIT, *KEEP_ENCODER)
     return output, before, done
 
 
@@ -48,7 +49,8 @@ def test_refit_writes_a_new_run_with_the_same_encoder_and_a_new_decoder(refit_ru
     assert not [p for p in os.listdir(os.path.dirname(output)) if p.startswith(".")]   # no staging left
     refit = json.loads(open(os.path.join(output, "refit.json")).read())
     assert refit["source"] == os.path.abspath(tiny_run)
-    assert (refit["epochs"], refit["refine_sweeps"], refit["lr"]) == (2, 2, 1e-3) and 0 <= refit["changed"] <= 1
+    assert (refit["epochs"], refit["refine_sweeps"], refit["lr"], refit["distill"]) == (2, 2, 1e-3, False)
+    assert 0 <= refit["changed"] <= 1
     history = run_directory.read_history(output)
     assert [r["epoch"] for r in history] == [1, 2] and all(np.isfinite(r["val_nll"]) for r in history)
     source_logits, source_nll = _outputs(tiny_run, tiny_data)
@@ -57,7 +59,7 @@ def test_refit_writes_a_new_run_with_the_same_encoder_and_a_new_decoder(refit_ru
     assert not np.allclose(refit_nll, source_nll)                                     # decoder refit
     results = json.loads(open(os.path.join(output, "results.json")).read())
     assert results["refined"]["sweeps"] == 2 and results["epochs"] == 2
-    assert results["best_epoch"] in (0, 1, 2)
+    assert results["best_epoch"] in (0, 1, 2) and results["best_epochs"] == {"decoder": results["best_epoch"]}
     assert "run: " + output in done.stdout and "refined against the decoder" in done.stdout
 
 
@@ -77,7 +79,7 @@ def test_a_refit_directory_is_never_trained_or_overwritten(refit_run, tiny_data)
     before = tree_contents(output)
     trained = main_here(train_cli.main, "--data", tiny_data, "--logdir", output, "--epochs", "1",
                         "--verbose", "0")
-    assert trained.returncode == 2 and "holds a decoder refit of" in trained.stderr
+    assert trained.returncode == 2 and "holds a refit of" in trained.stderr
     again = main_here(refit_cli.main, "--run", output.replace("-refit", ""), "--output", output, *REFIT)
     assert again.returncode == 2 and f"{output} exists" in again.stderr
     after = tree_contents(output)
@@ -88,6 +90,7 @@ def test_a_refit_directory_is_never_trained_or_overwritten(refit_run, tiny_data)
     (["--epochs", "0"], "--epochs must be >= 1"),
     (["--refine-sweeps", "-1"], "--refine-sweeps must be >= 0"),
     (["--lr", "0"], "--lr must be positive"),
+    (["--encoder-lr", "-1"], "--encoder-lr must be positive"),
 ])
 def test_bad_options_are_one_line_errors_and_write_nothing(tiny_run, tmp_path, args, message):
     done = main_here(refit_cli.main, "--run", tiny_run, "--output", tmp_path / "out", *args)
@@ -98,24 +101,30 @@ def test_bad_options_are_one_line_errors_and_write_nothing(tiny_run, tmp_path, a
 def test_a_diverging_refit_is_an_error_and_writes_nothing(tiny_run, tmp_path):
     done = main_here(refit_cli.main, "--run", tiny_run, "--output", tmp_path / "out", "--epochs", "1",
                      "--refine-sweeps", "0", "--lr", "1e30")
-    assert done.returncode == 2 and "the refit's training nll became" in done.stderr
+    assert done.returncode == 2 and "the refit's training loss became non-finite in epoch 1" in done.stderr
     assert not os.listdir(tmp_path)
 
 
-def test_the_refit_lowers_the_decoder_nll_on_the_fixed_graphs(tiny_run, tiny_data):
-    """Refinement lowers each system's nll on the encoder's graphs; training the decoder on
-    the refined graphs lowers it further, and the decoder kept is the best epoch's."""
+def test_the_refit_fits_the_decoder_and_the_encoder_to_the_fixed_graphs(tiny_run, tiny_data):
+    """Refinement lowers each system's nll on the encoder's graphs; training on the refined
+    graphs lowers the decoder's nll further and teaches the encoder to output them (it
+    agreed with them less before), and each part kept is its best epoch's."""
     model, config = run_directory.load_best_model(tiny_run, 5)
     data = split_dataset(tiny_data, "valid", config, training=False, seed=0, frames=None)
     encoders, unchanged = fixed_graphs(model, data, config.frames, sweeps=0)
     refined, changed = fixed_graphs(model, data, config.frames, sweeps=3)
     assert unchanged == 0 and 0 < changed < 0.5
-    assert mean_nll(model, refined) < mean_nll(model, encoders)
-    start = mean_nll(model, refined)
-    history, best_epoch = fit_decoder(model, refined, refined, RefitOptions(epochs=3, lr=1e-3), log=lambda _: None)
-    assert history[-1]["nll"] < history[0]["nll"]
-    assert mean_nll(model, refined) == pytest.approx(min([start] + [r["val_nll"] for r in history]), rel=1e-5)
-    assert best_epoch == 0 or history[best_epoch - 1]["val_nll"] < start
+    assert graph_scores(model, encoders)["agreement"] == 1.0       # the encoder's own graphs
+    start = graph_scores(model, refined)
+    assert start["nll"] < mean_nll(model, encoders) and start["agreement"] == pytest.approx(1 - changed, abs=0.02)
+    history, best = fit_to_graphs(model, refined, refined, RefitOptions(epochs=3, lr=1e-3), log=lambda _: None)
+    assert history[-1]["nll"] < history[0]["nll"] and history[-1]["cross_entropy"] < history[0]["cross_entropy"]
+    end = graph_scores(model, refined)
+    assert end["nll"] == pytest.approx(min([start["nll"]] + [r["val_nll"] for r in history]), rel=1e-5)
+    assert end["cross_entropy"] == pytest.approx(
+        min([start["cross_entropy"]] + [r["val_cross_entropy"] for r in history]), rel=1e-5)
+    assert best["encoder"] > 0 and end["agreement"] > start["agreement"]
+    assert best["decoder"] == 0 or history[best["decoder"] - 1]["val_nll"] < start["nll"]
 
 
 def test_the_refit_works_on_candidate_edges_batch_by_batch(local_springs_data):
@@ -135,5 +144,7 @@ def test_the_refit_works_on_candidate_edges_batch_by_batch(local_springs_data):
     assert len(batches) == 8 and all(c["senders"].shape == (4, 40, 8) for _, c, _ in batches)
     np.testing.assert_array_equal(np.concatenate([t for _, _, t in batches]), graphs[0][2].numpy())
     before = mean_nll(model, batches)
-    history, best_epoch = fit_decoder(model, batches, batches, RefitOptions(epochs=2, lr=3e-3), log=lambda _: None)
-    assert best_epoch > 0 and mean_nll(model, batches) < before
+    cross_entropy = graph_scores(model, batches)["cross_entropy"]
+    history, best = fit_to_graphs(model, batches, batches, RefitOptions(epochs=2, lr=3e-3), log=lambda _: None)
+    assert best["decoder"] > 0 and mean_nll(model, batches) < before
+    assert best["encoder"] > 0 and graph_scores(model, batches)["cross_entropy"] < cross_entropy

@@ -63,7 +63,9 @@ def test_report_writes_page_copies_and_curves(tmp_path):
     page = (output / "results.md").read_text()
     assert "| NRI (learned) | 85.0 ± 5.0 (99.9) |" in page
     assert "![accuracy over time](results/accuracy_over_time.png)" in page
-    assert "- springs5, directed (`" in page and "3 epochs, 2 min, validation edge accuracy 80.0%" in page
+    assert ("- springs5, directed (`results/curves/springs5-directed`): 3 epochs, 2 min, validation edge "
+            "accuracy 80.0%") in page
+    assert "Earlier recipe comparisons" not in page
     # one figure per group (the label's text before its first comma)
     assert "### springs5\n" in page and "![recipes: springs5](results/recipes-springs5.png)" in page
     assert "![recipes: springs5 / wide: sym](results/recipes-springs5-wide-sym.png)" in page
@@ -75,10 +77,18 @@ def test_report_writes_page_copies_and_curves(tmp_path):
     # The copies hold the run's history too: the page is rebuilt from them in place.
     copies = output / "results" / "springs5"
     assert (copies / "runs" / "nri_learned-seed42" / "history.jsonl").read_text() == (run / "history.jsonl").read_text()
+    curve_copy = output / "results" / "curves" / "springs5-directed"
+    assert (curve_copy / "history.jsonl").read_text() == (run / "history.jsonl").read_text()
     (output / "results" / "accuracy_over_time.png").unlink()
-    assert experiments.main(["report", str(copies), "--output", str(output)]) == 0
+    assert experiments.main(["report", str(copies), "--curve", f"springs5, directed={curve_copy}",
+                             "--output", str(output)]) == 0
     assert (output / "results" / "accuracy_over_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| NRI (learned) | 85.0 ± 5.0 (99.9) |" in (output / "results.md").read_text()
+    page = (output / "results.md").read_text()
+    assert "| NRI (learned) | 85.0 ± 5.0 (99.9) |" in page and "(`results/curves/springs5-directed`)" in page
+    # The figure this report did not draw (its run was not passed again) stays on the page.
+    assert "## Earlier recipe comparisons" in page
+    assert "![recipes-springs5-wide-sym](results/recipes-springs5-wide-sym.png)" in page
+    assert "![recipes-springs5](results/recipes-springs5.png)" not in page.split("Earlier recipe")[1]
 
 
 def test_table2_of_motion_capture_says_what_the_papers_plot_shows(tmp_path):

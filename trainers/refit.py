@@ -1,19 +1,24 @@
-"""Refitting a trained run's decoder on hard graphs (beyond the paper).
+"""Refitting a trained run on hard graphs (beyond the paper).
 
 NRI's decoder learns from the encoder's soft, sampled graphs, but predicts from one hard
 graph. On springs5 (the cpu budget's run, seed 42) the trained decoder rolled out on the
 *true* graph still errs 12x more after one step than a decoder trained on true graphs
 (2.7e-7 against 2.2e-8): the decoder holds the prediction error back, not only the graph.
-A refit keeps the encoder and retrains the decoder alone, on each training system's graph
-fixed to the encoder's most likely one improved against the decoder (`nri_tf.refinement`).
-The result is a new run directory, which ``evaluate`` (best with ``--refine-sweeps``, the
-graphs the decoder was refit on) and ``export`` read like any other:
+And the encoder's graphs are worse than the best the decoder can find (96.0% against 100.0%
+right after an exact search, `nri_tf.refinement`): the amortised inference lags the model.
+A refit fixes each training system's graph to the encoder's most likely one improved
+against the decoder, then trains on those graphs: the decoder to predict from them, and
+(``distill``, the default) the encoder to output them, so that one pass of the encoder (as
+an exported model serves it) gives what the search gave. No labels are used: this is
+self-training of the model on its own best explanations of the data.
+The result is a new run directory, which ``evaluate`` and ``export`` read like any other:
 
     NEW_RUN/
       config.json, dataset.json   the source run's (same model, same data)
-      best.weights.h5             the source run's encoder, the refit decoder of the epoch
-                                  with the lowest validation nll (on refined graphs)
-      history.jsonl               one line per refit epoch: seconds, nll, val_nll
+      best.weights.h5             each part at its best epoch: the decoder's lowest
+                                  validation nll, the encoder's lowest validation
+                                  cross-entropy (on the validation systems' refined graphs)
+      history.jsonl               one line per refit epoch (`fit_to_graphs`)
       results.json                the test evaluation, with the refined graphs' ("refined")
       refit.json                  what was refit from what, how (`REFIT_FILE`)
 
@@ -38,7 +43,8 @@ import tensorflow as tf
 from data_pipelines.errors import UserError
 from data_pipelines.files import read_json, write_json_atomic
 from data_pipelines.storage.reader import read_metadata
-from nri_tf import evaluation, refinement
+from nri_tf import evaluation, graph, refinement
+from nri_tf.losses import edge_cross_entropy
 from nri_tf.model import unpack_batch
 from trainers import run_directory
 from trainers.loop import evaluate_test_split, split_dataset
@@ -85,65 +91,139 @@ def rebatched(graphs: list, batch_size: int) -> list:
     return out
 
 
-def mean_nll(model, graphs: list) -> float:
-    """The decoder's nll per node (as val_nll) over ``graphs`` (`fixed_graphs`' batches)."""
-    total = systems = 0.0
-    for trajectories, candidates, types in graphs:
-        total += float(tf.reduce_sum(model.nll_on_graph(trajectories, types, candidates)))
-        systems += int(trajectories.shape[0]) * int(trajectories.shape[1])
-    return total / max(systems, 1)
-
-
-def fit_decoder(model, train: list, valid: list, options: RefitOptions,
-                log: Callable[[str], None] = print) -> tuple[list, int]:
-    """Trains ``model.decoder`` alone on the fixed graphs ``train``; leaves it with the
-    weights of the epoch with the lowest nll on ``valid`` (the start counts as epoch 0).
+def graph_scores(model, graphs: list) -> dict:
+    """How well ``model`` fits the fixed ``graphs`` (`fixed_graphs`' batches).
 
     Returns:
-      (one {"epoch", "seconds", "nll", "val_nll"} per epoch (nll: the mean training nll),
-       the best epoch: 0 when none improved on the run's decoder).
-    Raises:
-      FloatingPointError when the training nll becomes NaN or infinite (the decoder is
-      left as it was at the best epoch so far).
+      {"nll": the decoder's nll per node on the graphs (as val_nll),
+       "cross_entropy": the encoder's mean cross-entropy against the graphs' types over the
+       real edges, "agreement": the share of real edges whose most likely type (the
+       encoder's) is the graph's}.
     """
-    variables = model.decoder.trainable_variables
-    optimizer = keras.optimizers.Adam(options.lr)
-    optimizer.build(variables)
+    nll = cross_entropy = agreed = nodes = edges = 0.0
+    frames = model.nri_config.frames
+    for trajectories, candidates, types in graphs:
+        nll += float(tf.reduce_sum(model.nll_on_graph(trajectories, types, candidates)))
+        nodes += int(trajectories.shape[0]) * int(trajectories.shape[1])
+        logits = model.encode(trajectories[:, :, :frames], candidates)
+        mean, weights = edge_cross_entropy(logits, types, graph.CandidateEdges.from_batch(candidates))
+        real = float(tf.reduce_sum(weights))
+        cross_entropy += float(mean) * real
+        same = tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32) == types, tf.float32)
+        agreed += float(tf.reduce_sum(same * weights))
+        edges += real
+    return {"nll": nll / max(nodes, 1), "cross_entropy": cross_entropy / max(edges, 1),
+            "agreement": agreed / max(edges, 1)}
+
+
+def mean_nll(model, graphs: list) -> float:
+    """The decoder's nll per node (as val_nll) over ``graphs`` (`fixed_graphs`' batches)."""
+    return graph_scores(model, graphs)["nll"]
+
+
+class _BestWeights:
+    """The weights of one part of the model (the decoder or the encoder) at the epoch where
+    its validation score was lowest; the start counts as epoch 0."""
+
+    def __init__(self, variables: list, score: float):
+        self.variables, self.score, self.epoch = variables, score, 0
+        self.values = [v.numpy() for v in variables]
+
+    def update(self, epoch: int, score: float) -> bool:
+        """Keeps the weights of ``epoch`` if ``score`` is the lowest yet; says whether it was."""
+        if not score < self.score:
+            return False
+        self.score, self.epoch, self.values = score, epoch, [v.numpy() for v in self.variables]
+        return True
+
+    def restore(self) -> None:
+        for variable, value in zip(self.variables, self.values):
+            variable.assign(value)
+
+
+def fit_to_graphs(model, train: list, valid: list, options: RefitOptions,
+                  log: Callable[[str], None] = print) -> tuple[list, dict]:
+    """Trains ``model.decoder`` on the fixed graphs ``train`` (the nll of its predictions on
+    them) and, with ``options.distill``, ``model.encoder`` to output them (cross-entropy of
+    its logits against their types); leaves each part with the weights of its epoch with the
+    lowest score on ``valid`` (the decoder's nll, the encoder's cross-entropy; the start
+    counts as epoch 0). The two losses share no weights, so each part learns as if alone,
+    with its own Adam (``options.lr``, ``options.encoder_lr``).
+
+    Returns:
+      (one {"epoch", "seconds", "nll", "val_nll"[, "cross_entropy", "val_cross_entropy",
+       "val_agreement"]} per epoch (nll, cross_entropy: the means over the training batches),
+       {"decoder": its best epoch[, "encoder": its best epoch]}: 0 when none improved on the run's).
+    Raises:
+      FloatingPointError when a training loss becomes NaN or infinite (each part is left as
+      it was at its best epoch so far).
+    """
+    parts = {"decoder": model.decoder.trainable_variables}
+    if options.distill:
+        parts["encoder"] = model.encoder.trainable_variables
+    optimizers = {"decoder": keras.optimizers.Adam(options.lr), "encoder": keras.optimizers.Adam(options.encoder_lr)}
+    for name, variables in parts.items():
+        optimizers[name].build(variables)
+    frames = model.nri_config.frames
 
     @tf.function(reduce_retracing=True)
     def step(trajectories, candidates, types):
         with tf.GradientTape() as tape:
             per_system = model.nll_on_graph(trajectories, types, candidates, training=True)
-            loss = tf.reduce_sum(per_system) / tf.cast(tf.shape(trajectories)[0] * tf.shape(trajectories)[1],
-                                                       per_system.dtype)
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
+            nll = tf.reduce_sum(per_system) / tf.cast(tf.shape(trajectories)[0] * tf.shape(trajectories)[1],
+                                                      per_system.dtype)
+            cross_entropy = tf.zeros([], tf.float32)
+            if options.distill:
+                logits = model.encode(trajectories[:, :, :frames], candidates, training=True)
+                cross_entropy, _ = edge_cross_entropy(logits, types, graph.CandidateEdges.from_batch(candidates))
+            loss = tf.cast(nll, tf.float32) + cross_entropy
+        gradients = tape.gradient(loss, parts)
+        for name, variables in parts.items():
+            optimizers[name].apply_gradients(zip(gradients[name], variables))
+        return nll, cross_entropy
 
-    best_epoch, best_nll, best_weights = 0, mean_nll(model, valid), [v.numpy() for v in variables]
-    log(f"refit epoch 0: val_nll {best_nll:.4g} (the run's decoder)")
+    scores = graph_scores(model, valid)
+    best = {"decoder": _BestWeights(parts["decoder"], scores["nll"])}
+    if options.distill:
+        best["encoder"] = _BestWeights(parts["encoder"], scores["cross_entropy"])
+    log(f"refit epoch 0: {_describe(scores, options.distill)} (the run's model)")
     order = np.random.default_rng(options.seed)
     history = []
     for epoch in range(1, options.epochs + 1):
         start, losses = time.perf_counter(), []
         for index in order.permutation(len(train)):
-            losses.append(float(step(*train[index])))
-            if not np.isfinite(losses[-1]):
-                for variable, value in zip(variables, best_weights):
-                    variable.assign(value)
-                raise FloatingPointError(f"the refit's training nll became {losses[-1]} in epoch {epoch}; "
+            losses.append([float(value) for value in step(*train[index])])
+            if not np.all(np.isfinite(losses[-1])):
+                for part in best.values():
+                    part.restore()
+                nll, cross_entropy = losses[-1]
+                raise FloatingPointError(f"the refit's training loss became non-finite in epoch {epoch} (nll {nll}"
+                                         f"{f', cross-entropy {cross_entropy}' if options.distill else ''}); "
                                          f"lower --lr (now {options.lr})")
-        val_nll = mean_nll(model, valid)
-        record = {"epoch": epoch, "seconds": time.perf_counter() - start, "nll": float(np.mean(losses)),
-                  "val_nll": val_nll}
+        scores = graph_scores(model, valid)
+        mean_losses = np.mean(losses, axis=0)
+        record = {"epoch": epoch, "seconds": time.perf_counter() - start, "nll": float(mean_losses[0]),
+                  "val_nll": scores["nll"]}
+        if options.distill:
+            record.update(cross_entropy=float(mean_losses[1]), val_cross_entropy=scores["cross_entropy"],
+                          val_agreement=scores["agreement"])
         history.append(record)
-        better = val_nll < best_nll
-        if better:
-            best_epoch, best_nll, best_weights = epoch, val_nll, [v.numpy() for v in variables]
-        log(f"refit epoch {epoch}/{options.epochs}: nll {record['nll']:.4g}, val_nll {val_nll:.4g}"
-            f"{' (best)' if better else ''}, {record['seconds']:.0f} s")
-    for variable, value in zip(variables, best_weights):
-        variable.assign(value)
-    return history, best_epoch
+        improved = [name for name, part in best.items()
+                    if part.update(epoch, scores["nll" if name == "decoder" else "cross_entropy"])]
+        log(f"refit epoch {epoch}/{options.epochs}: nll {record['nll']:.4g}, {_describe(scores, options.distill)}"
+            f"{' (best ' + ', '.join(improved) + ')' if improved else ''}, {record['seconds']:.0f} s")
+    for part in best.values():
+        part.restore()
+    return history, {name: part.epoch for name, part in best.items()}
+
+
+def _describe(scores: dict, distill: bool) -> str:
+    """`graph_scores` on the validation graphs, for the log."""
+    text = f"val_nll {scores['nll']:.4g}"
+    if distill:
+        text += (f", val_cross_entropy {scores['cross_entropy']:.4g}, the encoder agrees on "
+                 f"{scores['agreement']:.2%} of the edges")
+    return text
 
 
 def refit_run(run_dir: str, output: str, options: RefitOptions,
@@ -187,7 +267,7 @@ def refit_run(run_dir: str, output: str, options: RefitOptions,
     valid, _ = fixed_graphs(model, split("valid"), config.frames, options.refine_sweeps)
     log(f"the refinement changed {changed:.1%} of the training edges "
         f"({time.perf_counter() - started:.0f} s)")
-    history, best_epoch = fit_decoder(model, train, valid, options, log)
+    history, best_epochs = fit_to_graphs(model, train, valid, options, log)
 
     staging = os.path.join(os.path.dirname(os.path.abspath(output)), f".{os.path.basename(output)}.tmp-refit")
     shutil.rmtree(staging, ignore_errors=True)
@@ -199,7 +279,8 @@ def refit_run(run_dir: str, output: str, options: RefitOptions,
         with open(os.path.join(staging, run_directory.HISTORY_FILE), "w") as stream:
             stream.writelines(json.dumps(record) + "\n" for record in history)
         results = evaluate_test_split(model, config, data_dir, metadata, options.refine_sweeps)
-        results.update(best_epoch=best_epoch, epochs=options.epochs, data=data_dir)
+        results.update(best_epoch=best_epochs["decoder"], best_epochs=best_epochs, epochs=options.epochs,
+                       data=data_dir)
         write_json_atomic(os.path.join(staging, run_directory.RESULTS_FILE), results)
         write_json_atomic(os.path.join(staging, REFIT_FILE), {
             "source": os.path.abspath(run_dir), **dataclasses.asdict(options), "changed": changed,

@@ -1,4 +1,4 @@
-"""What a decoder refit (`trainers.refit`) is asked to do, and the refinement sweeps every
+"""What a refit (`trainers.refit`) is asked to do, and the refinement sweeps every
 command uses by default, without TensorFlow (the command lines' --help reads them)."""
 
 from __future__ import annotations
@@ -15,19 +15,23 @@ REFINE_SWEEPS = 10
 
 @dataclasses.dataclass(frozen=True)
 class RefitOptions:
-    """How a decoder is refit.
+    """How a run is refit (`trainers.refit`).
 
     refine_sweeps: sweeps of `nri_tf.refinement.refine_edge_types` per system (0: the
       encoder's most likely graph as it is).
     epochs: passes over the training systems (springs5's cpu-budget decoder still gained
       in its 19th).
-    lr: Adam's learning rate (the run's final rate is a good guide; default 1e-4).
+    lr: Adam's learning rate for the decoder (the run's final rate is a good guide).
     seed: batch order and dropout.
+    distill: also train the encoder to output the refined graphs (else it is kept as it is).
+    encoder_lr: Adam's learning rate for the encoder (``distill``).
     """
     refine_sweeps: int = REFINE_SWEEPS
     epochs: int = 20
     lr: float = 1e-4
     seed: int = 42
+    distill: bool = True
+    encoder_lr: float = 1e-3
 
     def check(self) -> None:
         """UserError for an option out of range."""
@@ -35,8 +39,9 @@ class RefitOptions:
             raise UserError(f"--refine-sweeps must be >= 0, got {self.refine_sweeps}")
         if self.epochs < 1:
             raise UserError(f"--epochs must be >= 1, got {self.epochs}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
+        for flag, value in (("--lr", self.lr), ("--encoder-lr", self.encoder_lr)):
+            if not value > 0:
+                raise UserError(f"{flag} must be positive, got {value}")
 
 
 def default_output(run_dir: str) -> str:

@@ -10,7 +10,7 @@
       history.jsonl      one line per epoch: its seconds and train/validation metrics
       results.json       test metrics of the best checkpoint
       .lock              held (flock) by the training process using the directory
-      refit.json         only in a decoder refit's directory (`trainers.refit`), which
+      refit.json         only in a refit's directory (`trainers.refit`), which
                          has no checkpoints: it is evaluated and exported, never trained
 
 Re-running the same command on an existing run directory resumes it; asking for more
@@ -48,7 +48,7 @@ CHECKPOINT_DIR = "checkpoints"
 BEST_WEIGHTS_FILE = "best.weights.h5"
 LOG_DIR = "logs"
 LOCK_FILE = ".lock"
-# Marks a run directory written by `trainers.refit` (a refit decoder, not a training run).
+# Marks a run directory written by `trainers.refit` (refit weights, not a training run).
 REFIT_FILE = "refit.json"
 # Dataset properties a run's weights depend on; a resumed or evaluated run must match them.
 DATASET_SHAPE_KEYS = ("nodes", "dims", "frames")
@@ -118,13 +118,13 @@ def prepare(run_dir: str, config: NRIConfig, dataset: dict) -> bool:
       was started with; its config.json then records the new count).
     Raises:
       RunDirectoryError: the directory belongs to a run with another configuration (or
-        more epochs than asked for) or dataset shape, holds a decoder refit, or is a
+        more epochs than asked for) or dataset shape, holds a refit, or is a
         non-empty directory that is not a run directory.
     """
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.exists(os.path.join(run_dir, REFIT_FILE)):
         source = read_json(os.path.join(run_dir, REFIT_FILE)).get("source", "another run")
-        raise RunDirectoryError(f"{run_dir} holds a decoder refit of {source}, not a training run: "
+        raise RunDirectoryError(f"{run_dir} holds a refit of {source}, not a training run: "
                                 "train that run, or use another --logdir")
     if _holds_a_run(run_dir):
         saved, requested = load_config(run_dir).identity(), config.identity()

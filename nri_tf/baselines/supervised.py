@@ -21,6 +21,7 @@ import tensorflow as tf
 from nri_tf import graph
 from nri_tf.builders import encoder_from_config
 from nri_tf.config import NRIConfig
+from nri_tf.losses import edge_cross_entropy
 from nri_tf.model import unpack_batch
 
 ACCURACY_METRIC = "accuracy"
@@ -65,10 +66,7 @@ class SupervisedEncoder(keras.Model):
         edges = graph.CandidateEdges.from_batch(candidates)
         logits = self.encoder(trajectories, training=training, edges=edges)
         labels = tf.cast(labels, tf.int32)
-        mask = graph.edge_mask(edges)
-        weights = tf.ones_like(labels, tf.float32) if mask is None else tf.cast(mask, tf.float32)
-        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
-        loss = tf.reduce_sum(cross_entropy * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+        loss, weights = edge_cross_entropy(logits, labels, edges)
         correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32)
         return loss, weights, correct
 

@@ -12,7 +12,7 @@ import dataclasses
 from nri_tf.presets import MOCAP_MODEL, PAPER_DATA, PRESETS
 from trainers.refit_options import RefitOptions
 
-REFIT = RefitOptions()     # the decoder refit's settings (`trainers.refit`) outside the smoke budget
+REFIT = RefitOptions()     # the refit's settings (`trainers.refit`) outside the smoke budget
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Budget:
     baseline: "hidden", "epochs", "batch_size", "lr" of the LSTM baselines (motion capture's
       take the epochs and batch size of its ``by_source`` rule: `baseline_settings`).
     corr_lstm_epochs: Corr. (LSTM)'s training epochs (10 in the paper).
-    refit_epochs: the decoder refit's epochs of NRI (learned), refit (`trainers.refit`).
+    refit_epochs: the epochs of NRI (learned)'s refit (`trainers.refit`).
     supervised_dropout: the Supervised encoder's dropout (the paper's 0.5 at hidden 256; 0 at
       hidden 64, where 0.5 cost 10 points, `nri_tf.baselines.supervised`).
     by_source: NRIConfig values per dataset source over ``nri`` (`nri_tf.presets.Preset.by_source`:

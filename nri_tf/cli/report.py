@@ -18,6 +18,12 @@ Every argument is an output directory of `python -m nri_tf.experiments table1|ta
   <output>/results/recipes-<group>.png       the ``--curve`` runs (recipe comparisons) against
                                              epochs, one figure per group: a label's text
                                              before its first comma ("charged5, CNN" -> charged5)
+  <output>/results/curves/<label>/history.jsonl  copies of the ``--curve`` runs' histories (the
+                                             page names them: ``--curve LABEL=<copy>`` redraws
+                                             a comparison once its run is gone)
+
+A recipes-*.png already in <output>/results that this report does not draw (its runs and
+their copies gone) stays, listed on the page as an earlier comparison.
 
 Building blocks:
   `training_curve`      a run's history.jsonl as cumulative training seconds per epoch
@@ -249,6 +255,19 @@ def _copy_results(setting: Setting, copy_dir: str) -> None:
         shutil.copyfile(source, target)
 
 
+def _copy_curve(label: str, run: str, figures_dir: str) -> str:
+    """Copies the ``--curve`` run's history to ``figures_dir``/curves/<label>/ (unless
+    ``run`` is that copy); returns the copy's directory."""
+    copy = os.path.join(figures_dir, "curves", _file_name(label))
+    source, target = os.path.join(run, HISTORY_FILE), os.path.join(copy, HISTORY_FILE)
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"{run} has no {HISTORY_FILE}: not a started training run")
+    if not (os.path.exists(target) and os.path.samefile(source, target)):
+        os.makedirs(copy, exist_ok=True)
+        shutil.copyfile(source, target)
+    return copy
+
+
 def _file_name(text: str) -> str:
     """``text`` as a file name: letters, digits, '-' and '.' kept, anything else '-'."""
     return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "runs"
@@ -296,23 +315,34 @@ def write_report(directories: list, output: str, extra_curves: dict | None = Non
         lines += ["", "## Accuracy over training time", "",
                   "NRI (learned), one line per seed; dashed: the paper's test accuracy.", "",
                   f"![accuracy over time]({os.path.relpath(path, output)})"]
+    drawn = set()
     if extra_curves:
         lines += ["", "## Recipe comparisons", "",
                   "Validation edge accuracy against epochs (the runs shared the machine with different "
-                  "loads, so their minutes compare poorly)."]
+                  "loads, so their minutes compare poorly); each run's history is copied beside the "
+                  "figure (the path given), from which `--curve LABEL=PATH` redraws it."]
         groups = {}
         for label, run in extra_curves.items():
-            groups.setdefault(label.split(",")[0].strip(), {})[label] = run
+            groups.setdefault(label.split(",")[0].strip(), {})[label] = _copy_curve(label, run, figures_dir)
         for group, runs in groups.items():
             curves = {label: [training_curve(run)] for label, run in runs.items()}
             path = figures.save_figure(accuracy_over_time_figure(curves, title=f"recipes: {group}", by_epoch=True),
                                        os.path.join(figures_dir, f"recipes-{_file_name(group)}.png"))
+            drawn.add(os.path.basename(path))
             lines += ["", f"### {group}", ""]
             for label, run in runs.items():
                 last = curves[label][0][-1]
-                lines.append(f"- {label} (`{run}`): {last.epoch} epochs, {last.seconds / 60:.0f} min, "
-                             f"validation edge accuracy {100 * last.record['val_edge_accuracy']:.1f}%")
+                lines.append(f"- {label} (`{os.path.relpath(run, output)}`): {last.epoch} epochs, "
+                             f"{last.seconds / 60:.0f} min, validation edge accuracy "
+                             f"{100 * last.record['val_edge_accuracy']:.1f}%")
             lines += ["", f"![recipes: {group}]({os.path.relpath(path, output)})"]
+    kept = sorted(name for name in os.listdir(figures_dir)
+                  if name.startswith("recipes-") and name.endswith(".png") and name not in drawn)
+    if kept:
+        lines += ["", "## Earlier recipe comparisons", "",
+                  "Figures of an earlier report whose runs this one did not have (their numbers are in "
+                  "the git history of this page)."]
+        lines += [f"\n![{name[:-4]}]({FIGURES_DIR}/{name})" for name in kept]
 
     page = os.path.join(output, "results.md")
     with open(page, "w") as handle:

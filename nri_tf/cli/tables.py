@@ -242,7 +242,7 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     return result
 
 
-_NRI_ROWS = ("nri_sim", "nri_learned", "nri_refined", "nri_refit", "supervised", "nri_full_graph",
+_NRI_ROWS = ("nri_sim", "nri_learned", "nri_refined", "nri_refit_plain", "nri_refit", "supervised", "nri_full_graph",
              "nri_true_graph")
 _LSTM_ROWS = ("corr_lstm", "lstm_single", "lstm_joint")
 
@@ -286,7 +286,7 @@ def _row_setting(setting: dict, row: str) -> dict:
         depends["baseline"] = baseline_settings(budget.get("baseline", {}), setting.get("source"), rule, flags)
     if row == "corr_lstm":
         depends["corr_lstm_epochs"] = budget.get("corr_lstm_epochs")
-    if row == "nri_refit":
+    if row in ("nri_refit_plain", "nri_refit"):
         depends["refit_epochs"] = budget.get("refit_epochs")
     return depends
 
