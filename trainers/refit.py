@@ -116,11 +116,6 @@ def graph_scores(model, graphs: list) -> dict:
             "agreement": agreed / max(edges, 1)}
 
 
-def mean_nll(model, graphs: list) -> float:
-    """The decoder's nll per node (as val_nll) over ``graphs`` (`fixed_graphs`' batches)."""
-    return graph_scores(model, graphs)["nll"]
-
-
 class _BestWeights:
     """The weights of one part of the model (the decoder or the encoder) at the epoch where
     its validation score was lowest; the start counts as epoch 0."""
