@@ -49,7 +49,8 @@ def edge_cross_entropy(logits: tf.Tensor, edge_types: tf.Tensor, edges=None) -> 
 
     Args:
       logits: [batch, edges, edge_types].
-      edge_types: [batch, edges] int, the type of every edge (padding slots: any).
+      edge_types: [batch, edges] int, the type of every edge (padding slots: any type in
+        range; they count nothing).
       edges: `nri_tf.graph.CandidateEdges`, or None for the complete graph.
     Returns:
       (scalar: the mean cross-entropy over the real edges (float32),
