@@ -156,7 +156,8 @@ def fit_to_graphs(model, train: list, valid: list, options: RefitOptions,
     parts = {"decoder": model.decoder.trainable_variables}
     if options.distill:
         parts["encoder"] = model.encoder.trainable_variables
-    optimizers = {"decoder": keras.optimizers.Adam(options.lr), "encoder": keras.optimizers.Adam(options.encoder_lr)}
+    rates = {"decoder": options.lr, "encoder": options.encoder_lr}
+    optimizers = {name: keras.optimizers.Adam(rates[name]) for name in parts}
     for name, variables in parts.items():
         optimizers[name].build(variables)
     frames = model.nri_config.frames

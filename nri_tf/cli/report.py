@@ -248,23 +248,25 @@ def _copy_results(setting: Setting, copy_dir: str) -> None:
     files = [name for name in TABLE_FILES if os.path.exists(os.path.join(setting.directory, name))]
     files += [os.path.join("runs", os.path.basename(run), HISTORY_FILE) for run in setting.learned_runs()]
     for name in files:
-        source, target = os.path.join(setting.directory, name), os.path.join(copy_dir, name)
-        if os.path.exists(target) and os.path.samefile(source, target):
-            continue
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(source, target)
+        _copy_file(os.path.join(setting.directory, name), os.path.join(copy_dir, name))
+
+
+def _copy_file(source: str, target: str) -> None:
+    """Copies ``source`` to ``target`` (making its folder) unless they are the same file:
+    a report rebuilt from its own copies leaves them as they are."""
+    if os.path.exists(target) and os.path.samefile(source, target):
+        return
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(source, target)
 
 
 def _copy_curve(label: str, run: str, figures_dir: str) -> str:
     """Copies the ``--curve`` run's history to ``figures_dir``/curves/<label>/ (unless
     ``run`` is that copy); returns the copy's directory."""
     copy = os.path.join(figures_dir, "curves", _file_name(label))
-    source, target = os.path.join(run, HISTORY_FILE), os.path.join(copy, HISTORY_FILE)
-    if not os.path.exists(source):
+    if not os.path.exists(os.path.join(run, HISTORY_FILE)):
         raise FileNotFoundError(f"{run} has no {HISTORY_FILE}: not a started training run")
-    if not (os.path.exists(target) and os.path.samefile(source, target)):
-        os.makedirs(copy, exist_ok=True)
-        shutil.copyfile(source, target)
+    _copy_file(os.path.join(run, HISTORY_FILE), os.path.join(copy, HISTORY_FILE))
     return copy
 
 

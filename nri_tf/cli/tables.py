@@ -242,8 +242,8 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     return result
 
 
-_NRI_ROWS = ("nri_sim", "nri_learned", "nri_refined", "nri_refit_plain", "nri_refit", "supervised", "nri_full_graph",
-             "nri_true_graph")
+_NRI_ROWS = ("nri_sim", "nri_learned", "nri_refined", "nri_refit_plain", "nri_refit", "supervised",
+             "nri_full_graph", "nri_true_graph")
 _LSTM_ROWS = ("corr_lstm", "lstm_single", "lstm_joint")
 
 
