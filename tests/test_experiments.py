@@ -251,7 +251,7 @@ def test_table2_on_motion_capture_with_nri_flags(tmp_path):
     assert built.returncode == 0, built.stderr
     done = main_here(experiments.main, "table2", "--data", data, "--budget", "smoke",
                      "--output", tmp_path / "out", "--decoder", "rnn", "--edge-types", "4",
-                     "--skip-first", "--batch-size", "2")
+                     "--skip-first", "--batch-size", "2", "--epochs", "1")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "out" / "table2.json").read_text())
     rows = {row["key"]: row for row in result["rows"]}
@@ -261,7 +261,8 @@ def test_table2_on_motion_capture_with_nri_flags(tmp_path):
         assert rows[key]["paper"] is None
     config = json.loads((tmp_path / "out" / "runs" / "nri_learned-seed42" / "config.json").read_text())
     assert (config["decoder"], config["edge_types"], config["skip_first"], config["batch_size"]) == ("rnn", 4, True, 2)
-    assert result["nri_flags"] == {"decoder": "rnn", "edge_types": 4, "skip_first": True, "batch_size": 2}
+    assert result["nri_flags"] == {"decoder": "rnn", "edge_types": 4, "skip_first": True, "batch_size": 2,
+                                   "epochs": 1}
     assert "| NRI (true graph) | no true graph in cmu data | – | – | – |" in done.stdout
 
 
