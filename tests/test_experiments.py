@@ -215,6 +215,32 @@ def test_summary_and_markdown_of_hand_made_records():
     assert "| NRI (sim.) | no differentiable simulator for kuramoto | – |" in markdown
 
 
+def test_a_row_built_on_another_times_only_its_own_work(tmp_path, monkeypatch):
+    """The refit rows build on NRI (learned)'s run: asked for alone, they make that row's
+    model as a record of its own (cached, timed apart), so no row's seconds hold another's."""
+    clock = [0.0]
+
+    def runner(seconds, builds_on=()):
+        def run(experiment, seed):
+            for row in builds_on:
+                experiment.record(row, seed)
+            clock[0] += seconds
+            return {"run": f"runs/{seed}"}
+        return run
+
+    monkeypatch.setattr(tables.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setitem(experiment_models.RUNNERS, "nri_learned", runner(100.0))
+    monkeypatch.setitem(experiment_models.RUNNERS, "nri_refit_plain", runner(10.0, ["nri_learned"]))
+    monkeypatch.setitem(experiment_models.RUNNERS, "nri_refit", runner(1.0, ["nri_refit_plain"]))
+    records = tables.ModelRecords(experiment_models.Experiment("unused", None, None, str(tmp_path)), {})
+    assert records("nri_refit", 42)["seconds"] == 1.0
+    cached = {path.name: json.loads(path.read_text())["seconds"] for path in (tmp_path / "models").iterdir()}
+    assert cached == {"nri_learned-seed42.json": 100.0, "nri_refit_plain-seed42.json": 10.0,
+                      "nri_refit-seed42.json": 1.0}
+    assert records("nri_refit_plain", 42)["seconds"] == 10.0 and clock[0] == 111.0    # from its cache
+    assert set(tables._with_the_rows_built_on(["nri_refit"])) == {"nri_refit", "nri_refit_plain", "nri_learned"}
+
+
 def test_nri_sim_is_not_applicable_without_a_simulator():
     class Metadata:
         source = "kuramoto"

@@ -7,6 +7,7 @@ Definitions: paper appendix D.1.1 and `nri_tf.baselines`.
 Building blocks:
   `Experiment`     one table's setting: dataset, budget, output directory, NRI overrides
   `RUNNERS`        model key (`nri_tf.cli.paper_results.ROW_NAMES`) -> runner
+  `BUILDS_ON`      row -> the rows whose models its runner builds on
   `NotApplicable`  a model that does not exist for this data
 """
 
@@ -51,6 +52,9 @@ class Experiment:
     """One table's setting: the dataset, the budget and where results go.
 
     nri_overrides: NRIConfig values on top of ``budget.nri`` (command-line flags).
+    row_record: how a runner gets the record of a row it builds on (`BUILDS_ON`): the
+      table's (`nri_tf.cli.tables.ModelRecords`: cached under that row's name, its time its
+      own); None: by that row's runner, here.
     """
     data_dir: str
     metadata: object            # data_pipelines.storage.metadata.DatasetMetadata
@@ -59,6 +63,15 @@ class Experiment:
     verbose: int = 0
     log: Callable[[str], None] = print
     nri_overrides: dict = dataclasses.field(default_factory=dict)
+    row_record: Callable[[str, int], dict] | None = None
+
+    def record(self, row: str, seed: int) -> dict:
+        """The test record of ``row`` (a row in `BUILDS_ON` of the calling one) for ``seed``;
+        NotApplicable where that row is."""
+        record = self.row_record(row, seed) if self.row_record else RUNNERS[row](self, seed)
+        if "not_applicable" in record:
+            raise NotApplicable(record["not_applicable"])
+        return record
 
     @property
     def baseline(self) -> dict:
@@ -235,7 +248,7 @@ def run_nri_refined(experiment: Experiment, seed: int) -> dict:
     """NRI (learned)'s model (the same run, trained once for all its rows) with every test
     system's graph refined against its decoder (`nri_tf.refinement`, `REFINE_SWEEPS` sweeps
     or the exact search): the refined graphs' edge accuracy (Table 1) and predictions (Table 2)."""
-    learned = run_nri_learned(_refinable(experiment, seed), seed)
+    learned = _refinable(experiment, seed).record("nri_learned", seed)
     return _refined_row(experiment, seed, learned["run"])
 
 
@@ -244,23 +257,17 @@ def run_nri_refit_plain(experiment: Experiment, seed: int) -> dict:
     the decoder and the encoder, `REFINE_SWEEPS` sweeps or the exact search, the budget's
     ``refit_epochs``; a finished refit is reused), scored as it is: on its encoder's own
     graphs, as its exported model serves them (the refit's results.json)."""
-    run_dir = _refit(experiment, seed)
+    learned = _refinable(experiment, seed).record("nri_learned", seed)
+    run_dir = os.path.join(experiment.root, "runs", f"nri_refit-seed{seed}")
+    if not os.path.exists(os.path.join(run_dir, run_directory.RESULTS_FILE)):
+        options = RefitOptions(refine_sweeps=REFINE_SWEEPS, epochs=experiment.budget.refit_epochs, seed=seed)
+        refit_run(learned["run"], run_dir, options, log=experiment.log)
     return _run_row(read_json(os.path.join(run_dir, run_directory.RESULTS_FILE)), run_dir)
 
 
 def run_nri_refit(experiment: Experiment, seed: int) -> dict:
     """`run_nri_refit_plain`'s refit run, scored as `run_nri_refined` scores NRI (learned)'s."""
-    return _refined_row(experiment, seed, _refit(experiment, seed))
-
-
-def _refit(experiment: Experiment, seed: int) -> str:
-    """The run directory of NRI (learned)'s refit (made once for both refit rows)."""
-    learned = run_nri_learned(_refinable(experiment, seed), seed)
-    run_dir = os.path.join(experiment.root, "runs", f"nri_refit-seed{seed}")
-    if not os.path.exists(os.path.join(run_dir, run_directory.RESULTS_FILE)):
-        options = RefitOptions(refine_sweeps=REFINE_SWEEPS, epochs=experiment.budget.refit_epochs, seed=seed)
-        refit_run(learned["run"], run_dir, options, log=experiment.log)
-    return run_dir
+    return _refined_row(experiment, seed, experiment.record("nri_refit_plain", seed)["run"])
 
 
 def _refinable(experiment: Experiment, seed: int) -> Experiment:
@@ -368,6 +375,10 @@ def _complete_graph_only(runner: Callable) -> Callable:
         return runner(experiment, seed)
     return run
 
+
+# The rows whose models a row's runner builds on (`Experiment.record`), nearest first.
+BUILDS_ON = {"nri_refined": ("nri_learned",), "nri_refit_plain": ("nri_learned",),
+             "nri_refit": ("nri_refit_plain", "nri_learned")}
 
 RUNNERS = {
     "nri_learned": run_nri_learned, "nri_refined": run_nri_refined,

@@ -2,7 +2,7 @@
 the seeds, and the Markdown and JSON next to the paper's numbers.
 
 Building blocks:
-  `run_model`       one model and seed: from its cache file, or trained now
+  `ModelRecords`    one model and seed: from its cache file, or trained now
   `check_cached_models`   refuses cached models made with other settings
   `summarise`       mean and standard error over seeds
   `table_rows`, `markdown_table`, `format_summary`   ours next to the paper's
@@ -23,28 +23,42 @@ import time
 from data_pipelines.errors import UserError
 from data_pipelines.files import read_json, write_json_atomic
 from nri_tf.cli.budgets import baseline_settings
-from nri_tf.cli.experiment_models import RUNNERS, Experiment, NotApplicable
+from nri_tf.cli.experiment_models import BUILDS_ON, RUNNERS, Experiment, NotApplicable
 from nri_tf.cli.paper_results import PAPER_TABLE1, PAPER_TABLE2, ROW_NAMES, TABLE2_STEPS, TABLE_ROWS
 from nri_tf.config import NRIConfig
 from nri_tf.presets import source_rule
 
 
-def run_model(experiment: Experiment, row: str, seed: int, made_with: dict) -> dict:
-    """The test metrics of one model and seed: from its cache file, or trained now and
-    cached with ``made_with`` (`model_setting`; `check_cached_models` compares it)."""
+class ModelRecords:
+    """The test records of one table's models, by row and seed: from a model's cache file, or
+    trained now (`RUNNERS`) and cached with what it was made with (`model_setting`;
+    `check_cached_models` compares it). A runner that builds on another row's model
+    (`BUILDS_ON`: the refined and refit rows on NRI (learned)'s run) gets that row's record
+    from here too, so it is cached under its own name and a row's seconds are its own work
+    only."""
 
-    cache = _cache_path(experiment, row, seed)
-    if os.path.exists(cache):
-        return read_json(cache)
-    started = time.perf_counter()
-    try:
-        metrics = RUNNERS[row](experiment, seed)
-    except NotApplicable as reason:
-        metrics = {"not_applicable": str(reason)}
-    record = {"model": row, "seed": seed, "seconds": time.perf_counter() - started, **metrics,
-              "made_with": made_with}
-    write_json_atomic(cache, record)
-    return record
+    def __init__(self, experiment: Experiment, setting: dict):
+        self.experiment = dataclasses.replace(experiment, row_record=self)
+        self.setting = setting
+        self._made_inside = 0.0      # seconds of the records made inside the one being made
+
+    def __call__(self, row: str, seed: int) -> dict:
+        cache = _cache_path(self.experiment, row, seed)
+        if os.path.exists(cache):
+            return read_json(cache)
+        outer, self._made_inside = self._made_inside, 0.0
+        started = time.perf_counter()
+        try:
+            metrics = RUNNERS[row](self.experiment, seed)
+        except NotApplicable as reason:
+            metrics = {"not_applicable": str(reason)}
+        finally:
+            elapsed = time.perf_counter() - started
+            own, self._made_inside = elapsed - self._made_inside, outer + elapsed
+        record = {"model": row, "seed": seed, "seconds": own, **metrics,
+                  "made_with": model_setting(self.setting, row)}
+        write_json_atomic(cache, record)
+        return record
 
 
 def _cache_path(experiment: Experiment, row: str, seed: int) -> str:
@@ -65,7 +79,7 @@ def check_cached_models(experiment: Experiment, setting: dict, rows: list, seeds
     are judged by the table JSON of this directory that lists them."""
     tables_here = [read_json(path) for path in (os.path.join(experiment.root, f"{name}.json") for name in TABLE_ROWS)
                    if os.path.exists(path)]
-    for row in rows:
+    for row in _with_the_rows_built_on(rows):
         wanted = model_setting(setting, row)
         for seed in seeds:
             cache = _cache_path(experiment, row, seed)
@@ -81,6 +95,11 @@ def check_cached_models(experiment: Experiment, setting: dict, rows: list, seeds
                 raise UserError(f"{cache} was made with other settings than this command gives "
                                 f"{ROW_NAMES[row]} ({'; '.join(changed)}): delete it (and runs/{row}-seed{seed}/ "
                                 f"where there is one) to train it again, or choose another --output")
+
+
+def _with_the_rows_built_on(rows: list) -> list:
+    """``rows`` and every row their models build on (`BUILDS_ON`), each once."""
+    return list(dict.fromkeys(r for row in rows for r in (row, *BUILDS_ON.get(row, ()))))
 
 
 def _differences(made_with: dict, wanted: dict) -> list:
@@ -110,7 +129,7 @@ def table_rows(table: str, records: dict, source: str, num_nodes: int) -> list:
     """One dict per row: the model's name, our summary over seeds and the paper's number(s).
 
     Args:
-      records: row -> list of `run_model` records (one per seed); rows without records
+      records: row -> list of `ModelRecords` records (one per seed); rows without records
         (`run_table`'s ``rows``) are left out.
     """
     rows = []
@@ -221,11 +240,12 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     if previous is not None:
         _check_same_setting(previous, setting, rows)       # before anything is trained
     check_cached_models(experiment, setting, rows, seeds)
+    model_records = ModelRecords(experiment, setting)
     for index, row in enumerate(rows, 1):
         records[row] = []
         for seed in seeds:
             experiment.log(f"[{index}/{len(rows)}] {ROW_NAMES[row]}, seed {seed}")
-            record = run_model(experiment, row, seed, model_setting(setting, row))
+            record = model_records(row, seed)
             experiment.log(f"    {_describe(record)} ({record['seconds']:.0f} s)")
             records[row].append(record)
     result = {**setting, "data": os.path.abspath(experiment.data_dir),
