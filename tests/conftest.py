@@ -11,8 +11,10 @@ suite runs in a few minutes on 2 CPU cores.
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
+import socket
 import subprocess
 
 import numpy as np
@@ -54,6 +56,32 @@ def main_here(main, *args, env_extra=None) -> subprocess.CompletedProcess:
             except SystemExit as exit:
                 status = exit.code
     return subprocess.CompletedProcess(args, status, stdout.getvalue(), stderr.getvalue())
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of a command's output (a one-line error, a summary's last)."""
+    return [line for line in text.strip().splitlines() if line.strip()][-1]
+
+
+def event_tags(directory) -> dict:
+    """{tag: [(step, value, or None where the event holds no tensor)]} of the TensorBoard
+    event files in ``directory``."""
+    import tensorflow as tf
+
+    tags = {}
+    for path in glob.glob(os.path.join(str(directory), "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                number = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
+                tags.setdefault(value.tag, []).append((event.step, number))
+    return tags
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def normalise_springs(trajectories: np.ndarray, reference: np.ndarray) -> np.ndarray:

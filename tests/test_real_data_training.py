@@ -14,7 +14,6 @@ CNN encoder on the first 17 of 25 frames (``--frames 17``), RNN decoder reconstr
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import main_here
+from conftest import event_tags, last_line, main_here
 from data_pipelines import generate
 from nri_tf import evaluate as evaluate_cli
 from nri_tf import train as train_cli
@@ -42,22 +41,6 @@ SPORTVU_TRAIN = ["--encoder", "cnn", "--frames", "17", "--decoder", "rnn", "--ed
 # the inferred graph alone 6.2 x 4.2 (one panel and the legend).
 SKELETON_PICTURE = (420, 3 * 320, 3)         # edge types 1, 2, 3 (type 0 is "no edge")
 INFERRED_PICTURE = (420, 620, 3)
-
-
-def last_line(text: str) -> str:
-    return [line for line in text.strip().splitlines() if line.strip()][-1]
-
-
-def event_tags(directory) -> dict:
-    """{tag: [(step, tensor value)]} of the TensorBoard event files in ``directory``."""
-    import tensorflow as tf
-
-    tags = {}
-    for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                tags.setdefault(value.tag, []).append((event.step, tf.make_ndarray(value.tensor)))
-    return tags
 
 
 def decode_png(data: bytes) -> np.ndarray:

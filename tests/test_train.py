@@ -2,8 +2,8 @@
 
 One tiny run (`conftest.tiny_run`: hidden 8, 3 epochs, a few hundred short springs systems)
 is trained once per session and inspected by several tests, and by test_export; it is also
-the uninterrupted run a killed-and-resumed one is compared with. Resume and distribution
-tests start their own processes. Everything here runs on 2 CPU cores in about two minutes.
+the uninterrupted run a killed-and-resumed one is compared with. Resume tests start their
+own processes; candidate edges and tf.distribute strategies: test_train_candidates. Everything here runs on 2 CPU cores in about two minutes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,8 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import TINY_EPOCHS, TINY_MODEL, rewrite_records, rewrite_system, tree_contents
+from conftest import (TINY_EPOCHS, TINY_MODEL, event_tags, free_port, last_line, rewrite_records,
+                      rewrite_system, tree_contents)
 from nri_tf.cli import evaluate as evaluate_cli, train as train_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,23 +36,6 @@ SPLIT_TAGS = {"train": TRAIN_TAGS, "validation": VALIDATION_TAGS}
 def run_module(module: str, *args: str, env=None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, **kwargs)
-
-
-def last_line(text: str) -> str:
-    return [line for line in text.strip().splitlines() if line.strip()][-1]
-
-
-def event_tags(directory: str) -> dict:
-    """{tag: [(step, value-or-None)]} of the TensorBoard event files in ``directory``."""
-    import tensorflow as tf
-
-    tags = {}
-    for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                number = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
-                tags.setdefault(value.tag, []).append((event.step, number))
-    return tags
 
 
 def test_run_directory_contents(tiny_run):
@@ -133,12 +116,6 @@ def test_finished_run_is_not_retrained(tiny_run, capsys):
     assert "lr_decay=10 [preset]" in started
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_tensorboard_server_serves_the_scalars(tiny_run):
     port = free_port()
@@ -203,65 +180,6 @@ def test_killed_run_resumes_without_retraining_epochs(tiny_data, tiny_run, tmp_p
         json.load(open(os.path.join(killed, "config.json")))      # the same run, uninterrupted
     assert killed_results["epochs"] == straight_results["epochs"] == TINY_EPOCHS
     assert killed_results["nll"] == pytest.approx(straight_results["nll"], rel=0.5)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("candidates", ["complete", "knn"])
-def test_mirrored_strategy_matches_one_device(tiny_data, local_springs_data, candidates):
-    data, nodes, frames = (tiny_data, 5, 9) if candidates == "complete" else (local_springs_data, 40, 9)
-    script = f"""
-import numpy as np, tensorflow as tf
-from trainers.strategy import make_strategy
-from trainers.loop import build_model
-from data_pipelines.candidate_selection import CandidateSpec
-from data_pipelines.datasets import make_dataset
-from nri_tf.config import NRIConfig
-mirrored = make_strategy("mirrored", logical_cpus=2)
-assert mirrored.num_replicas_in_sync == 2
-batch = next(iter(make_dataset({data!r}, "train", 16, shuffle=False,
-                               candidates=CandidateSpec({candidates!r}, k=4))))
-# One edge type: the relaxed sample is exactly 1 whatever the Gumbel noise, so the
-# replicas' different noise draws cannot change the loss; batch norm is synchronised.
-config = NRIConfig(dims=4, frames={frames}, encoder_hidden=8, decoder_hidden=8, batch_size=16, edge_types=1,
-                   candidate_edges={candidates!r}, candidate_k=4)
-losses = []
-for strategy in (tf.distribute.get_strategy(), mirrored):
-    tf.keras.utils.set_random_seed(0)
-    with strategy.scope():
-        model = build_model(config, {nodes}, steps_per_epoch=1, jit_compile=False)
-    data = tf.data.Dataset.from_tensors(batch)
-    history = model.fit(data, epochs=2, verbose=0)
-    losses.append(history.history["loss"])
-print("LOSSES", losses)
-np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
-"""
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
-@pytest.mark.slow
-def test_two_worker_multi_worker_run_completes(local_springs_data, tmp_path):
-    # On knn candidate edges: the dataset's candidates are sharded and split with the
-    # trajectories (the complete graph takes the same path, `test_mirrored_...` both).
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    run_dir = str(tmp_path / "multi")
-    workers = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "nri_tf.train", "--data", local_springs_data, "--logdir", run_dir,
-             "--strategy", "multi-worker", "--epochs", "1", "--candidate-edges", "knn", "--candidate-k", "4",
-             *TINY_MODEL],
-            cwd=REPO, env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (_, stderr) in zip(workers, outputs):
-        assert worker.returncode == 0, stderr[-3000:]
-    results = json.load(open(os.path.join(run_dir, "results.json")))
-    assert results["epochs"] == 1 and len(results["mse_per_step"]) == 20
-    assert results["systems"] == 8 and 0.0 < results["candidate_recall"] < 1.0
-    assert not glob.glob(os.path.join(run_dir, ".worker-scratch-*"))
 
 
 def test_missing_dataset_is_one_line_error(tmp_path):
@@ -634,42 +552,3 @@ def test_evaluate_draws_the_chosen_system_and_the_run_plots(tiny_run, tmp_path, 
 
 
 # --- candidate edges on large-system data (issue 15) --------------------------------------
-
-def test_knn_candidates_train_evaluate_and_draw_end_to_end(local_springs_data, tmp_path, capsys):
-    run_dir = str(tmp_path / "knn")
-    flags = ["--data", local_springs_data, "--logdir", run_dir, "--candidate-edges", "knn",
-             "--candidate-k", "4", "--epochs", "2", "--encoder-hidden", "8", "--decoder-hidden", "8",
-             "--batch-size", "8", "--verbose", "0"]
-    assert train_cli.main(flags) == 0
-    summary = capsys.readouterr().out
-    assert "over the knn candidate edges" in summary and "candidate recall: " in summary
-    results = json.load(open(os.path.join(run_dir, "results.json")))
-    assert 0.0 < results["candidate_recall"] < 1.0     # 4 of ~7 pairs per node within the cutoff
-    assert 0.0 <= results["edge_accuracy"] <= 1.0 and results["systems"] == 8
-    history = [json.loads(line) for line in open(os.path.join(run_dir, "history.jsonl"))]
-    assert "val_candidate_recall" in history[-1]
-    images = event_tags(os.path.join(run_dir, "logs", "images"))
-    assert [step for step, _ in images["graphs"]] == [0, 1]
-    # Resume: the same command finds the finished run; evaluate reproduces its numbers.
-    assert train_cli.main(flags) == 0
-    output = str(tmp_path / "eval.json")
-    assert evaluate_cli.main(["--run", run_dir, "--output", output, "--image",
-                              str(tmp_path / "graph.png")]) == 0
-    again = json.load(open(output))
-    for key in ("edge_accuracy", "candidate_recall", "nll"):
-        assert again[key] == pytest.approx(results[key], rel=1e-5)
-    assert os.path.getsize(tmp_path / "graph.png") > 0
-
-
-def test_given_candidates_default_on_edge_list_data_and_are_refused_on_dense_data(
-        local_springs_data, tiny_data, tmp_path, capsys):
-    run_dir = str(tmp_path / "given")
-    assert train_cli.main(["--data", local_springs_data, "--logdir", run_dir, "--epochs", "1",
-                           *TINY_MODEL]) == 0
-    assert "candidate_edges='given' [data]" in capsys.readouterr().err
-    assert json.load(open(os.path.join(run_dir, "results.json")))["candidate_recall"] == 1.0
-    assert train_cli.main(["--data", tiny_data, "--logdir", str(tmp_path / "bad"), "--candidate-edges",
-                           "given", *TINY_MODEL]) == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: --candidate-edges given needs data stored with edge lists")
-    assert not os.path.exists(tmp_path / "bad")
