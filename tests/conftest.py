@@ -26,9 +26,10 @@ from data_pipelines import contract
 def _one_share_of_the_cores_per_worker() -> None:
     """Under pytest-xdist, each worker's TensorFlow computes on its share of the cores
     (``TF_NUM_INTRAOP_THREADS``, read when TensorFlow starts; inherited by the processes a
-    test starts): two workers of two threads each on 2 cores ran test_model, test_baselines
-    and test_learning 14% slower than two of one thread. A run in one process (``-n 0``)
-    keeps every core; a value already in the environment wins."""
+    test starts): on 2 cores, two workers of TensorFlow's default threads ran test-file
+    groups 5-14% slower than two of one thread (paired runs; the machine's own noise is about
+    10%). A run in one process (``-n 0``) keeps every core; a value already in the
+    environment wins."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers:
         share = max(1, len(os.sched_getaffinity(0)) // workers)
