@@ -18,6 +18,7 @@ from conftest import main_here
 from data_pipelines import generate
 from data_pipelines.errors import UserError
 from nri_tf.cli import budgets, experiment_models, experiments, paper_results, tables
+from trainers import run_directory
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -217,25 +218,27 @@ def test_summary_and_markdown_of_hand_made_records():
 
 def test_a_row_built_on_another_times_only_its_own_work(tmp_path, monkeypatch):
     """The refit rows build on NRI (learned)'s run: asked for alone, they make that row's
-    model as a record of its own (cached, timed apart), so no row's seconds hold another's."""
+    model as a record of its own (cached, timed apart), so no row's seconds hold another's;
+    a model resumed here counts the epochs an earlier process trained (40 s here)."""
     clock = [0.0]
 
-    def runner(seconds, builds_on=()):
+    def runner(seconds, builds_on=(), earlier=0.0):
         def run(experiment, seed):
             for row in builds_on:
                 experiment.record(row, seed)
+            experiment.count_earlier_seconds(earlier)
             clock[0] += seconds
             return {"run": f"runs/{seed}"}
         return run
 
     monkeypatch.setattr(tables.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setitem(experiment_models.RUNNERS, "nri_learned", runner(100.0))
+    monkeypatch.setitem(experiment_models.RUNNERS, "nri_learned", runner(100.0, earlier=40.0))
     monkeypatch.setitem(experiment_models.RUNNERS, "nri_refit_plain", runner(10.0, ["nri_learned"]))
     monkeypatch.setitem(experiment_models.RUNNERS, "nri_refit", runner(1.0, ["nri_refit_plain"]))
     records = tables.ModelRecords(experiment_models.Experiment("unused", None, None, str(tmp_path)), {})
     assert records("nri_refit", 42)["seconds"] == 1.0
     cached = {path.name: json.loads(path.read_text())["seconds"] for path in (tmp_path / "models").iterdir()}
-    assert cached == {"nri_learned-seed42.json": 100.0, "nri_refit_plain-seed42.json": 10.0,
+    assert cached == {"nri_learned-seed42.json": 140.0, "nri_refit_plain-seed42.json": 10.0,
                       "nri_refit-seed42.json": 1.0}
     assert records("nri_refit_plain", 42)["seconds"] == 10.0 and clock[0] == 111.0    # from its cache
     assert set(tables._with_the_rows_built_on(["nri_refit"])) == {"nri_refit", "nri_refit_plain", "nri_learned"}
@@ -308,13 +311,15 @@ def test_table1_on_candidate_edges_runs_supervised_on_them(local_springs_data, t
 
 def test_a_killed_baseline_resumes_after_its_last_completed_epoch(tiny_data, tmp_path):
     """Every trained baseline checkpoints each epoch (`experiment_models._fit`): a table
-    killed in a long row (motion capture's LSTM (joint): 200 epochs) resumes that model."""
+    killed in a long row (motion capture's LSTM (joint): 200 epochs) resumes that model, and
+    its time counts the epochs trained before (history.jsonl, as a run's)."""
     from data_pipelines.storage.reader import read_metadata
     from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
 
-    logged = []
+    logged, earlier = [], []
     experiment = experiment_models.Experiment(tiny_data, read_metadata(tiny_data), budgets.budgets()["smoke"],
-                                              str(tmp_path), log=logged.append)
+                                              str(tmp_path), log=logged.append,
+                                              count_earlier_seconds=earlier.append)
     config = experiment.nri_config(42, encoder_hidden=8)
     steps = experiment.metadata.splits["train"] // 64
 
@@ -325,9 +330,12 @@ def test_a_killed_baseline_resumes_after_its_last_completed_epoch(tiny_data, tmp
         return model
 
     first = fit(1)                      # "killed" after epoch 1
-    assert int(first.optimizer.iterations.numpy()) == steps and not logged
+    assert int(first.optimizer.iterations.numpy()) == steps and not logged and earlier == [0.0]
+    epoch_1 = run_directory.read_history(str(tmp_path / "weights" / "supervised-seed42"))
+    assert [record["epoch"] for record in epoch_1] == [1] and epoch_1[0]["seconds"] > 0
     resumed = fit(2)
     assert logged == ["resuming supervised-seed42 after epoch 1 of 2"]
+    assert earlier == [0.0, epoch_1[0]["seconds"]]
     assert int(resumed.optimizer.iterations.numpy()) == 2 * steps      # one more epoch, not two
     finished = fit(2)                   # nothing left to train: the best epoch's weights
     assert int(finished.optimizer.iterations.numpy()) == 2 * steps

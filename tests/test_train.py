@@ -180,6 +180,12 @@ def test_killed_run_resumes_without_retraining_epochs(tiny_data, tiny_run, tmp_p
         json.load(open(os.path.join(killed, "config.json")))      # the same run, uninterrupted
     assert killed_results["epochs"] == straight_results["epochs"] == TINY_EPOCHS
     assert killed_results["nll"] == pytest.approx(straight_results["nll"], rel=0.5)
+    # A caller timing the run (the tables) is told what the earlier processes trained.
+    from trainers import loop, run_directory
+    told = []
+    loop.train(run_directory.load_config(killed), tiny_data, killed, options=loop.TrainingOptions(
+        jit_compile=False, graph_images=0, refine_sweeps=0, count_earlier_seconds=told.append))
+    assert told == [pytest.approx(sum(json.loads(line)["seconds"] for line in open(history)))]
 
 
 def test_missing_dataset_is_one_line_error(tmp_path):

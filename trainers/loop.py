@@ -38,11 +38,15 @@ class TrainingOptions:
     graph_images: validation systems drawn in TensorBoard each epoch (0 disables).
     refine_sweeps: the test evaluation also scores the graphs refined against the decoder
       (`nri_tf.refinement`) with this many sweeps; None: `default_refine_sweeps`.
+    count_earlier_seconds: told, once the run is restored, the seconds of the epochs that
+      earlier processes trained (`run_directory.seconds_trained`), so that a caller timing
+      this call can count a resumed run's whole training.
     """
     jit_compile: bool | str = "auto"
     verbose: int | str = "auto"
     graph_images: int = 3
     refine_sweeps: int | None = None
+    count_earlier_seconds: Callable[[float], None] | None = None
 
 
 def default_refine_sweeps(config: NRIConfig, nodes: int, labelled: bool) -> int:
@@ -184,6 +188,8 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
         initial_epoch = state.restore()
         if resumed:
             log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
+        if options.count_earlier_seconds:
+            options.count_earlier_seconds(run_directory.seconds_trained(run_dir, initial_epoch))
         if chief:
             run_callbacks.trim_event_files(os.path.join(run_dir, run_directory.LOG_DIR),
                                            initial_epoch, steps_per_epoch)

@@ -242,6 +242,12 @@ def read_history(run_dir: str) -> list:
         return [json.loads(line) for line in stream if line.strip()]
 
 
+def seconds_trained(run_dir: str, epochs: int) -> float:
+    """Seconds of the run's first ``epochs`` epochs by its history.jsonl (training and
+    validation, whichever process trained them; 0 where the history is missing)."""
+    return sum(record["seconds"] for record in read_history(run_dir) if record["epoch"] <= epochs)
+
+
 def training_progress(run_dir: str, metric: str = BEST_CHECKPOINT_METRIC) -> dict:
     """{"best_epoch", "epochs", "finished"} of a run: results.json's once it has finished;
     before that (a run stopped or still training) the epochs of history.jsonl so far and

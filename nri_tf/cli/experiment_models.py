@@ -36,11 +36,9 @@ from nri_tf.model import NRI
 from nri_tf.physics import SIMULATIONS as SIMULATED
 from nri_tf.presets import config_for_dataset, source_rule
 from trainers import loop, run_directory
-from trainers.callbacks import RunState, RunStateCheckpoint
+from trainers.callbacks import EpochHistory, RunState, RunStateCheckpoint
 from trainers.refit import refit_run
 from trainers.refit_options import REFINE_SWEEPS, RefitOptions
-
-
 
 
 class NotApplicable(Exception):
@@ -55,6 +53,9 @@ class Experiment:
     row_record: how a runner gets the record of a row it builds on (`BUILDS_ON`): the
       table's (`nri_tf.cli.tables.ModelRecords`: cached under that row's name, its time its
       own); None: by that row's runner, here.
+    count_earlier_seconds: told the seconds of the epochs that earlier processes trained
+      whenever a runner restores a model it trains (0 for a fresh one), so a resumed model's
+      time is its whole training (`loop.TrainingOptions.count_earlier_seconds`).
     """
     data_dir: str
     metadata: object            # data_pipelines.storage.metadata.DatasetMetadata
@@ -64,6 +65,7 @@ class Experiment:
     log: Callable[[str], None] = print
     nri_overrides: dict = dataclasses.field(default_factory=dict)
     row_record: Callable[[str, int], dict] | None = None
+    count_earlier_seconds: Callable[[float], None] | None = None
 
     def record(self, row: str, seed: int) -> dict:
         """The test record of ``row`` (a row in `BUILDS_ON` of the calling one) for ``seed``;
@@ -131,7 +133,8 @@ def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: i
          monitor: str = "val_nll", mode: str = "min", keep_best: bool = True, candidates=None) -> None:
     """Trains the compiled, built ``model`` on the training split, resumable: every epoch's
     model and optimizer state is checkpointed under ``weights/<name>`` (`RunState`), so a
-    killed table resumes the model it was training after its last completed epoch.
+    killed table resumes the model it was training after its last completed epoch; its
+    history.jsonl has every epoch's seconds and metrics, as a run's.
 
     Args:
       monitor, mode: the epoch metric that picks the best epoch (lower is better unless
@@ -149,6 +152,8 @@ def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: i
     initial_epoch = state.restore()
     if initial_epoch:
         experiment.log(f"resuming {name} after epoch {initial_epoch} of {epochs}")
+    if experiment.count_earlier_seconds:
+        experiment.count_earlier_seconds(run_directory.seconds_trained(run_dir, initial_epoch))
     if initial_epoch < epochs:
         validation = experiment.split("valid", batch_size, frames=experiment.frames,
                                       candidates=candidates) if keep_best else None
@@ -157,7 +162,8 @@ def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: i
                                    frames=experiment.frames, candidates=candidates),
                   validation_data=validation, epochs=epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps_per_epoch, shuffle=False, verbose=experiment.verbose,
-                  callbacks=[RunStateCheckpoint(state, monitor, mode)])
+                  callbacks=[EpochHistory(os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch),
+                             RunStateCheckpoint(state, monitor, mode)])
     if keep_best:
         state.restore_best()
     state.close()
@@ -229,7 +235,8 @@ def _run_nri(experiment: Experiment, seed: int, name: str, **changes) -> dict:
     config = experiment.nri_config(seed, **changes)
     run_dir = os.path.join(experiment.root, "runs", f"{name}-seed{seed}")
     results = loop.train(config, experiment.data_dir, run_dir,
-                         options=loop.TrainingOptions(verbose=experiment.verbose, graph_images=0),
+                         options=loop.TrainingOptions(verbose=experiment.verbose, graph_images=0,
+                                                      count_earlier_seconds=experiment.count_earlier_seconds),
                          log=experiment.log)
     return _run_row(results, run_dir)
 

@@ -35,18 +35,25 @@ class ModelRecords:
     `check_cached_models` compares it). A runner that builds on another row's model
     (`BUILDS_ON`: the refined and refit rows on NRI (learned)'s run) gets that row's record
     from here too, so it is cached under its own name and a row's seconds are its own work
-    only."""
+    only: this process's, plus the epochs that earlier processes trained of a model it
+    resumed."""
 
     def __init__(self, experiment: Experiment, setting: dict):
-        self.experiment = dataclasses.replace(experiment, row_record=self)
+        self.experiment = dataclasses.replace(experiment, row_record=self,
+                                              count_earlier_seconds=self._count_earlier_seconds)
         self.setting = setting
         self._made_inside = 0.0      # seconds of the records made inside the one being made
+        self._earlier = 0.0          # seconds of its models' epochs trained by earlier processes
+
+    def _count_earlier_seconds(self, seconds: float) -> None:
+        self._earlier += seconds
 
     def __call__(self, row: str, seed: int) -> dict:
         cache = _cache_path(self.experiment, row, seed)
         if os.path.exists(cache):
             return read_json(cache)
-        outer, self._made_inside = self._made_inside, 0.0
+        outer = self._made_inside, self._earlier
+        self._made_inside, self._earlier = 0.0, 0.0
         started = time.perf_counter()
         try:
             metrics = RUNNERS[row](self.experiment, seed)
@@ -54,7 +61,8 @@ class ModelRecords:
             metrics = {"not_applicable": str(reason)}
         finally:
             elapsed = time.perf_counter() - started
-            own, self._made_inside = elapsed - self._made_inside, outer + elapsed
+            own = elapsed - self._made_inside + self._earlier
+            self._made_inside, self._earlier = outer[0] + elapsed, outer[1]
         record = {"model": row, "seed": seed, "seconds": own, **metrics,
                   "made_with": model_setting(self.setting, row)}
         write_json_atomic(cache, record)
