@@ -189,8 +189,6 @@ def _correlation_accuracy(scores) -> dict:
     Args:
       scores: ``scores(split) -> (correlations [systems, edges], labels [systems, edges])``.
     """
-
-
     fit = [scores(split) for split in ("train", "valid")]
     rule = fit_threshold_rule(np.concatenate([f[0] for f in fit]), np.concatenate([f[1] for f in fit]))
     return {"edge_accuracy": rule.accuracy(*scores("test")), "rule": dataclasses.asdict(rule)}
@@ -210,8 +208,6 @@ def run_corr_path(experiment: Experiment, seed: int) -> dict:
 
 def run_corr_lstm(experiment: Experiment, seed: int) -> dict:
     """An LSTM (single) trained with ground truth at every step; correlations of its last output."""
-
-
     experiment.require_labels()
     keras.utils.set_random_seed(seed)
     baseline = experiment.baseline
@@ -352,8 +348,6 @@ def run_lstm_joint(experiment: Experiment, seed: int) -> dict:
 
 def _run_fixed_graph(experiment: Experiment, seed: int, graph: str) -> dict:
     """The NRI decoder trained on a given graph with the NRI (learned) model's settings."""
-
-
     keras.utils.set_random_seed(seed)
     # Both edge types carry messages, as in the paper (type 0 is a real type of the true graph).
     config = experiment.nri_config(seed, skip_first=False)
