@@ -157,6 +157,10 @@ def test_ten_node_springs_train_four_times_as_long():
     assert preset_config("paper", "springs", nodes=10).epochs == 500
     five = preset_config("fast", "kuramoto")                             # 86.7% test against 84.8
     assert (five.epochs, five.lr_decay, five.encoder) == (60, 20, "cnn")
+    ten_charged = preset_config("fast", "charged", nodes=10)             # 57.3% test against 50.7
+    assert ten_charged.relative_positions and not preset_config("fast", "charged").relative_positions
+    assert not preset_config("fast", "charged", "--no-relative-positions", nodes=10).relative_positions
+    assert not preset_config("paper", "charged", nodes=10).relative_positions
 
 
 @pytest.mark.parametrize("preset", ["fast", "paper"])
