@@ -3,7 +3,8 @@
 One tiny run (`conftest.tiny_run`: hidden 8, 3 epochs, a few hundred short springs systems)
 is trained once per session and inspected by several tests, and by test_export; it is also
 the uninterrupted run a killed-and-resumed one is compared with. Resume tests start their
-own processes; candidate edges and tf.distribute strategies: test_train_candidates. Everything here runs on 2 CPU cores in about two minutes.
+own processes; candidate edges and tf.distribute strategies: test_train_candidates.
+Everything here runs on 2 CPU cores in about two minutes.
 """
 
 from __future__ import annotations

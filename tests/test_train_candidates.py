@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import TINY_MODEL, event_tags, free_port
+from conftest import TINY_MODEL, event_tags, free_port, last_line
 from nri_tf.cli import evaluate as evaluate_cli, train as train_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,6 +108,6 @@ def test_given_candidates_are_refused_on_dense_data(tiny_data, tmp_path, capsys)
     # Data stored with edge lists trains on them by default: test_two_worker_multi_worker_run_completes.
     assert train_cli.main(["--data", tiny_data, "--logdir", str(tmp_path / "bad"), "--candidate-edges",
                            "given", *TINY_MODEL]) == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
+    error = last_line(capsys.readouterr().err)
     assert error.startswith("error: --candidate-edges given needs data stored with edge lists")
     assert not os.path.exists(tmp_path / "bad")

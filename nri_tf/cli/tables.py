@@ -52,7 +52,7 @@ class ModelRecords:
         cache = _cache_path(self.experiment, row, seed)
         if os.path.exists(cache):
             return read_json(cache)
-        outer = self._made_inside, self._earlier
+        outer_made_inside, outer_earlier = self._made_inside, self._earlier
         self._made_inside, self._earlier = 0.0, 0.0
         started = time.perf_counter()
         try:
@@ -62,7 +62,7 @@ class ModelRecords:
         finally:
             elapsed = time.perf_counter() - started
             own = elapsed - self._made_inside + self._earlier
-            self._made_inside, self._earlier = outer[0] + elapsed, outer[1]
+            self._made_inside, self._earlier = outer_made_inside + elapsed, outer_earlier
         record = {"model": row, "seed": seed, "seconds": own, **metrics,
                   "made_with": model_setting(self.setting, row)}
         write_json_atomic(cache, record)
