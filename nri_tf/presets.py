@@ -34,7 +34,28 @@ def reference_prior(edge_types: int) -> list:
 
 # Fields the data decides whenever it can, under any preset (`data_settings`).
 DATA_DECIDED = {"edge_types": "the edge types of a simulated dataset's labels",
-                "candidate_edges": "given for data stored with candidate edge lists"}
+                "candidate_edges": "given for data stored with candidate edge lists",
+                "batch_size": "on large systems at most the largest power of two whose candidate "
+                              "edges x hidden units fit what N = 1000 with k = 16, batch 8 and "
+                              "hidden 64 hold (7.1 GB)"}
+
+# What one training batch may hold unless --batch-size says otherwise: systems x nodes x
+# candidate slots per node x hidden units, at most that of N = 1000 with k = 16 candidates,
+# batch 8 and hidden 64, which trains in 7.1 GB (README "Large systems",
+# benchmarks/large_systems.py). A preset's batch size fits the paper's 5-10 nodes; on large
+# systems it would not fit the memory (N = 1000, k = 16 at batch 32: about 28 GB).
+BATCH_EDGE_UNITS = 8 * 1000 * 16 * 64
+
+
+def largest_batch(nodes: int, degree: int, hidden: int) -> int:
+    """The largest power of two of systems, at least 1, whose nodes x ``degree`` candidate
+    slots x ``hidden`` units fit `BATCH_EDGE_UNITS` (options out of range, such as k = 0,
+    are the config's checks to refuse: counted as 1 here)."""
+    per_system = max(1, nodes * degree * hidden)
+    batch = 1
+    while 2 * batch * per_system <= BATCH_EDGE_UNITS:
+        batch *= 2
+    return batch
 
 
 def source_rule(by_source: dict | None, source: str, nodes: int | None) -> dict:
@@ -44,7 +65,8 @@ def source_rule(by_source: dict | None, source: str, nodes: int | None) -> dict:
     return {**by_source.get(source, {}), **by_source.get(f"{source}{nodes}", {})}
 
 
-def data_settings(metadata, by_source: dict | None = None) -> dict:
+def data_settings(metadata, by_source: dict | None = None, preset: dict | None = None,
+                  overrides: dict | None = None) -> dict:
     """NRIConfig values that follow from the data unless a flag says otherwise.
 
     Args:
@@ -52,12 +74,16 @@ def data_settings(metadata, by_source: dict | None = None) -> dict:
       by_source: source name (or source and node count, "springs10") -> NRIConfig values
         for that data (a preset's `Preset.by_source`, e.g. ``skip_first`` where the
         simulator's edge type 0 means "no interaction"; `source_rule`).
+      preset, overrides: the preset's values and the command-line flags the data's settings
+        sit between (`build_config`), for the batch size below (the user's stays).
     Returns:
       ``edge_types`` of data with a true graph (the number of label types, e.g. 3 for
       3-type springs), ``candidate_edges`` "given" for data stored with edge lists (large
       systems: its edges and their labels are all it has) and the ``by_source`` values of
       ``metadata.source``, less ``relative_positions`` for data simulated with walls (where
-      a node is matters there, and the translation-invariant model cannot see it).
+      a node is matters there, and the translation-invariant model cannot see it), and a
+      smaller ``batch_size`` where the one chosen would hold more candidate edges than
+      `BATCH_EDGE_UNITS` allows (`largest_batch`; large systems).
     """
     settings = source_rule(by_source, metadata.source, metadata.nodes)
     if metadata.parameters.get("walls"):
@@ -66,7 +92,24 @@ def data_settings(metadata, by_source: dict | None = None) -> dict:
         settings["edge_types"] = metadata.edge_types
     if getattr(metadata, "edge_lists", None):
         settings["candidate_edges"] = "given"
+    if "batch_size" not in (overrides or {}):
+        settings.update(_batch_that_fits(metadata, {**(preset or {}), **settings, **(overrides or {})}))
     return settings
+
+
+def _batch_that_fits(metadata, values: dict) -> dict:
+    """{"batch_size": `largest_batch`} where the batch size of the NRIConfig values
+    ``values`` (over the dataclass defaults) holds more than `BATCH_EDGE_UNITS` on this
+    data's candidate edges; {} otherwise."""
+    # Imported here: candidate_selection imports TensorFlow, which `--help` must not wait for.
+    from data_pipelines.candidate_selection import CandidateSpec, candidate_degree
+
+    values = {**dataclasses.asdict(NRIConfig()), **values}
+    spec = CandidateSpec(values["candidate_edges"], values["candidate_k"], values["candidate_radius"])
+    max_degree = metadata.edge_lists["max_degree"] if getattr(metadata, "edge_lists", None) else None
+    degree = candidate_degree(spec, metadata.nodes, max_degree)
+    batch = largest_batch(metadata.nodes, degree, max(values["encoder_hidden"], values["decoder_hidden"]))
+    return {"batch_size": batch} if batch < values["batch_size"] else {}
 
 
 def build_config(preset: dict, overrides: dict, data_fields: dict, data_defaults: dict | None = None) -> NRIConfig:
@@ -101,7 +144,7 @@ def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict 
     Raises:
       ConfigError: for bad settings, or the sim decoder on data it cannot simulate.
     """
-    data_defaults = data_settings(metadata, by_source)
+    data_defaults = data_settings(metadata, by_source, preset, overrides)
     data_fields = {"dims": metadata.dims, "frames": metadata.frames["train"],
                    "position_dims": position_dims(metadata)}
     if {**preset, **data_defaults, **overrides}.get("decoder") == "sim":
@@ -118,7 +161,7 @@ def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict 
 def setting_origins(preset: dict, overrides: dict, metadata, by_source: dict | None = None) -> dict:
     """Where each NRIConfig value of `config_for_dataset` comes from: field -> "flag",
     "data" (the dataset, or the preset's rule for its source), "preset" or "default"."""
-    data = {**data_settings(metadata, by_source), "dims": None, "frames": None, "simulator": None,
+    data = {**data_settings(metadata, by_source, preset, overrides), "dims": None, "frames": None, "simulator": None,
             "position_dims": None}
     origins = {}
     for field in dataclasses.fields(NRIConfig):

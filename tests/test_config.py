@@ -244,3 +244,24 @@ def test_local_springs_in_open_space_get_the_translation_invariant_model():
     assert not preset_config("fast", "local-springs", "--no-relative-positions", walls=False).relative_positions
     assert not preset_config("fast", "springs").relative_positions
     assert not preset_config("paper", "local-springs", walls=False).relative_positions
+
+
+def test_batches_of_large_systems_fit_the_memory_unless_a_flag_says_otherwise():
+    from nri_tf.presets import PRESETS, describe_config, setting_origins
+
+    knn = ("--candidate-edges", "knn", "--candidate-k", "16")
+    # N = 1000 with k = 16 at hidden 64: 8 systems (7.1 GB measured); 32 would need about 28 GB.
+    assert preset_config("fast", "local-springs", *knn, nodes=1000).batch_size == 8
+    assert preset_config("fast", "local-springs", *knn, "--encoder-hidden", "128", nodes=1000).batch_size == 4
+    assert preset_config("paper", "local-springs", *knn, nodes=1000).batch_size == 2          # hidden 256
+    assert preset_config("fast", "local-springs", *knn, "--batch-size", "32", nodes=1000).batch_size == 32
+    assert preset_config("fast", "springs", nodes=100).batch_size == 8          # the complete graph: 9900 edges
+    # The paper's sizes keep the presets' batches.
+    assert preset_config("fast", "springs", nodes=10).batch_size == 32
+    assert preset_config("paper", "springs", nodes=10).batch_size == 128
+    fast = PRESETS["fast"]
+    overrides = config_overrides(parse(*knn))
+    text = describe_config(preset_config("fast", "local-springs", *knn, nodes=1000),
+                           setting_origins(fast.config, overrides, metadata_of("local-springs", nodes=1000),
+                                           fast.by_source))
+    assert "batch_size=8 [data]" in text
