@@ -83,7 +83,7 @@ def data_settings(metadata, by_source: dict | None = None, preset: dict | None =
       ``metadata.source``, less ``relative_positions`` for data simulated with walls (where
       a node is matters there, and the translation-invariant model cannot see it), and a
       smaller ``batch_size`` where the one chosen would hold more candidate edges than
-      `BATCH_EDGE_UNITS` allows (`largest_batch`; large systems).
+      `BATCH_EDGE_UNITS` allows (`fitting_batch_size`; large systems).
     """
     settings = source_rule(by_source, metadata.source, metadata.nodes)
     if metadata.parameters.get("walls"):
@@ -92,24 +92,27 @@ def data_settings(metadata, by_source: dict | None = None, preset: dict | None =
         settings["edge_types"] = metadata.edge_types
     if getattr(metadata, "edge_lists", None):
         settings["candidate_edges"] = "given"
-    if "batch_size" not in (overrides or {}):
-        settings.update(_batch_that_fits(metadata, {**(preset or {}), **settings, **(overrides or {})}))
+    chosen = {**(preset or {}), **settings, **(overrides or {})}
+    batch = fitting_batch_size(metadata, chosen)
+    if "batch_size" not in (overrides or {}) and batch < chosen.get("batch_size", NRIConfig.batch_size):
+        settings["batch_size"] = batch
     return settings
 
 
-def _batch_that_fits(metadata, values: dict) -> dict:
-    """{"batch_size": `largest_batch`} where the batch size of the NRIConfig values
-    ``values`` (over the dataclass defaults) holds more than `BATCH_EDGE_UNITS` on this
-    data's candidate edges; {} otherwise."""
+def fitting_batch_size(metadata, values: dict) -> int:
+    """The batch size of the NRIConfig values ``values`` (over the dataclass defaults), cut
+    to `largest_batch` of this data's systems and candidate edges (large systems)."""
     # Imported here: candidate_selection imports TensorFlow, which `--help` must not wait for.
     from data_pipelines.candidate_selection import CandidateSpec, candidate_degree
 
     values = {**dataclasses.asdict(NRIConfig()), **values}
     spec = CandidateSpec(values["candidate_edges"], values["candidate_k"], values["candidate_radius"])
     max_degree = metadata.edge_lists["max_degree"] if getattr(metadata, "edge_lists", None) else None
+    if spec.method == "given" and max_degree is None:
+        return values["batch_size"]            # `CandidateSpec.check` refuses it, in one line
     degree = candidate_degree(spec, metadata.nodes, max_degree)
-    batch = largest_batch(metadata.nodes, degree, max(values["encoder_hidden"], values["decoder_hidden"]))
-    return {"batch_size": batch} if batch < values["batch_size"] else {}
+    hidden = max(values["encoder_hidden"], values["decoder_hidden"])
+    return min(values["batch_size"], largest_batch(metadata.nodes, degree, hidden))
 
 
 def build_config(preset: dict, overrides: dict, data_fields: dict, data_defaults: dict | None = None) -> NRIConfig:

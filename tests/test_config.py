@@ -1,6 +1,7 @@
 """NRIConfig: validation, JSON round trip, and the command-line flags derived from it."""
 
 import argparse
+import dataclasses
 
 import pytest
 
@@ -265,3 +266,11 @@ def test_batches_of_large_systems_fit_the_memory_unless_a_flag_says_otherwise():
                            setting_origins(fast.config, overrides, metadata_of("local-springs", nodes=1000),
                                            fast.by_source))
     assert "batch_size=8 [data]" in text
+    # Stored edge lists count their largest in-degree; evaluate cuts a run's batch the same way.
+    from nri_tf.presets import fitting_batch_size
+
+    stored = dataclasses.replace(metadata_of("local-springs", nodes=1000), edge_lists={"max_degree": 20})
+    run = {"batch_size": 32, "encoder_hidden": 64, "decoder_hidden": 64, "candidate_edges": "given"}
+    assert fitting_batch_size(stored, run) == 4
+    assert fitting_batch_size(metadata_of("local-springs", nodes=100), {**run, "candidate_edges": "knn"}) == 32
+    assert fitting_batch_size(metadata_of("springs", nodes=1000), {**run, "candidate_edges": "complete"}) == 1

@@ -33,6 +33,7 @@ epochs (DIR/accuracy.png) and this evaluation's MSE over the predicted frames (D
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 from data_pipelines.contract import has_edge_labels, position_dims
@@ -42,6 +43,7 @@ from data_pipelines.normalisation import Normaliser
 from data_pipelines.storage.reader import check_split, read_metadata
 from data_pipelines.tf_startup import import_tensorflow
 from nri_tf.cli.train import format_summary
+from nri_tf.presets import fitting_batch_size
 from trainers import run_directory
 
 NORMALISATIONS = ("run", "data")
@@ -62,8 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "true graph; nri_tf.refinement; 0: the paper's evaluation alone; default: "
                              "as training's, the exact search where it is cheap, else 0)")
     parser.add_argument("--batch-size", type=int,
-                        help="test batch size (default: the run's; results depend on it only through "
-                             "the order of the edge samples)")
+                        help="test batch size (default: the run's, cut on larger systems than it "
+                             "trained on to what fits in memory as training's default is; results "
+                             "depend on it only through the order of the edge samples)")
     parser.add_argument("--normalisation", choices=NORMALISATIONS, default="run",
                         help="statistics that scale the test systems to [-1, 1]: run, those of the "
                              "run's training data (what the model learned and what its SavedModel "
@@ -126,7 +129,8 @@ def evaluate_run(args: argparse.Namespace) -> int:
     model, _ = run_directory.load_best_model(args.run, dataset["nodes"])
     labelled = has_edge_labels(metadata)
     normaliser, normalised_by = evaluation_normaliser(args.normalisation, run_data, data_dir)
-    batch_size = config.batch_size if args.batch_size is None else args.batch_size
+    batch_size = (fitting_batch_size(metadata, dataclasses.asdict(config)) if args.batch_size is None
+                  else args.batch_size)
     test_data = make_dataset(data_dir, "test", batch_size, shuffle=False, normaliser=normaliser,
                              candidates=candidates)
     if not labelled:
