@@ -10,6 +10,7 @@ Building blocks:
   CandidateSpec          method, k and radius (the training flags --candidate-edges,
                          --candidate-k, --candidate-radius) and its checks against a dataset
   candidate_degree       the static number of candidate slots per node
+  dataset_candidate_degree  the same on a dataset's systems
   nearest_senders        the k nearest other nodes of every node (squared distances too)
   select_senders         senders [nodes, degree] and mask (None for knn) of one system
   labels_from_edge_list  labels of candidate edges looked up in a stored edge list
@@ -98,6 +99,13 @@ def candidate_degree(spec: CandidateSpec, num_nodes: int, max_degree: int | None
     if spec.method == "given":
         return int(max_degree)
     return min(int(spec.k), num_nodes - 1)
+
+
+def dataset_candidate_degree(spec: CandidateSpec, metadata) -> int:
+    """`candidate_degree` on the systems of a dataset (``metadata``: a `DatasetMetadata`;
+    its stored ``max_degree`` for given)."""
+    max_degree = metadata.edge_lists["max_degree"] if metadata.has_edge_lists else None
+    return candidate_degree(spec, metadata.nodes, max_degree)
 
 
 def nearest_senders(positions: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:

@@ -143,8 +143,7 @@ def _system_parser(metadata, frames: int, spec: CandidateSpec, normaliser: Norma
     """serialized record -> one system's (trajectories [nodes, frames, dims], labels[, candidates])
     (the module notes), normalised by ``normaliser`` after the candidates are chosen in raw units."""
     nodes, dims = metadata.nodes, metadata.dims
-    max_degree = metadata.edge_lists["max_degree"] if metadata.has_edge_lists else None
-    degree = candidate_selection.candidate_degree(spec, nodes, max_degree)
+    degree = candidate_selection.dataset_candidate_degree(spec, metadata)
 
     def parse(serialized):
         if metadata.has_edge_lists:

@@ -103,14 +103,13 @@ def fitting_batch_size(metadata, values: dict) -> int:
     """The batch size of the NRIConfig values ``values`` (over the dataclass defaults), cut
     to `largest_batch` of this data's systems and candidate edges (large systems)."""
     # Imported here: candidate_selection imports TensorFlow, which `--help` must not wait for.
-    from data_pipelines.candidate_selection import CandidateSpec, candidate_degree
+    from data_pipelines.candidate_selection import CandidateSpec, dataset_candidate_degree
 
     values = {**dataclasses.asdict(NRIConfig()), **values}
     spec = CandidateSpec(values["candidate_edges"], values["candidate_k"], values["candidate_radius"])
-    max_degree = metadata.edge_lists["max_degree"] if getattr(metadata, "edge_lists", None) else None
-    if spec.method == "given" and max_degree is None:
+    if spec.method == "given" and not metadata.has_edge_lists:
         return values["batch_size"]            # `CandidateSpec.check` refuses it, in one line
-    degree = candidate_degree(spec, metadata.nodes, max_degree)
+    degree = dataset_candidate_degree(spec, metadata)
     hidden = max(values["encoder_hidden"], values["decoder_hidden"])
     return min(values["batch_size"], largest_batch(metadata.nodes, degree, hidden))
 

@@ -15,7 +15,7 @@ from nri_tf.config import NRIConfig
 from nri_tf.model import NRI
 from trainers import run_directory
 from trainers.loop import split_dataset
-from trainers.refit import fit_to_graphs, fixed_graphs, graph_scores, rebatched
+from trainers.refit import fit_to_graphs, fixed_graphs, graph_scores, rebatched, refinement_batch_size
 from trainers.refit_options import RefitOptions
 
 REFIT = ["--epochs", "2", "--refine-sweeps", "2", "--lr", "1e-3"]
@@ -149,3 +149,18 @@ def test_the_refit_works_on_candidate_edges_batch_by_batch(local_springs_data):
     history, best = fit_to_graphs(model, batches, batches, RefitOptions(epochs=2, lr=3e-3), log=lambda _: None)
     assert best["decoder"] > 0 and graph_scores(model, batches)["nll"] < before
     assert best["encoder"] > 0 and graph_scores(model, batches)["cross_entropy"] < cross_entropy
+
+
+def test_refinement_batches_hold_as_many_edges_as_256_springs5_systems():
+    from types import SimpleNamespace
+
+    def data(nodes, max_degree=None):
+        return SimpleNamespace(nodes=nodes, has_edge_lists=max_degree is not None,
+                               edge_lists={"max_degree": max_degree})
+
+    config = NRIConfig(batch_size=32)
+    assert refinement_batch_size(config, data(5)) == 256
+    assert refinement_batch_size(config, data(10)) == 56                   # 90 edges a system
+    given = dataclasses.replace(config, batch_size=8, candidate_edges="given")
+    assert refinement_batch_size(given, data(100, max_degree=20)) == 8     # never below the run's batch
+    assert refinement_batch_size(dataclasses.replace(config, batch_size=1), data(100)) == 1

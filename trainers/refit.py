@@ -40,6 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines.candidate_selection import dataset_candidate_degree
 from data_pipelines.errors import UserError
 from data_pipelines.files import read_json, write_json_atomic
 from data_pipelines.storage.reader import read_metadata
@@ -47,13 +48,22 @@ from nri_tf import evaluation, graph, refinement
 from nri_tf.losses import edge_cross_entropy
 from nri_tf.model import unpack_batch
 from trainers import run_directory
-from trainers.loop import evaluate_test_split, split_dataset
+from trainers.loop import candidate_spec, evaluate_test_split, split_dataset
 from trainers.refit_options import RefitOptions
 
 REFIT_FILE = run_directory.REFIT_FILE
-# Systems per refinement call: its sweeps run eagerly, so small batches pay per-call
-# overhead (springs5's 10k training systems: 223 s in the run's batches of 32).
-REFINE_BATCH = 256
+# Candidate edges per refinement call: its sweeps run eagerly, so small batches pay
+# per-call overhead (springs5's 10k training systems: 223 s in the run's batches of 32),
+# and each sweep holds every edge's every type at once, so large systems need few systems
+# a call: 256 springs5 systems' edges (`refinement_batch_size`).
+REFINE_BATCH_EDGES = 256 * 20
+
+
+def refinement_batch_size(config, metadata) -> int:
+    """Systems per refinement call on a dataset (``metadata``): `REFINE_BATCH_EDGES`
+    candidate edges' worth, at least the run's batch (``config``, an `NRIConfig`)."""
+    edges = metadata.nodes * dataset_candidate_degree(candidate_spec(config), metadata)
+    return max(config.batch_size, REFINE_BATCH_EDGES // edges)
 
 
 def fixed_graphs(model, dataset: tf.data.Dataset, frames: int, sweeps: int) -> tuple[list, float]:
@@ -248,7 +258,7 @@ def refit_run(run_dir: str, output: str, options: RefitOptions,
     keras.utils.set_random_seed(options.seed)
 
     def split(name: str) -> tf.data.Dataset:   # refined in large batches, trained in the run's
-        batch = dataclasses.replace(config, batch_size=max(config.batch_size, REFINE_BATCH))
+        batch = dataclasses.replace(config, batch_size=refinement_batch_size(config, metadata))
         return split_dataset(data_dir, name, batch, training=False, seed=options.seed,
                              frames=metadata.frames["train"], labelled=True)
 
