@@ -44,7 +44,8 @@ def decoder_from_config(config: NRIConfig, name: str = "decoder") -> StepDecoder
                   dropout=config.decoder_dropout, skip_first=config.skip_first,
                   precision=config.precision, name=name)
     if config.decoder == "mlp":
-        return MLPDecoder(relative_dims=relative_dims(config), **common)
+        return MLPDecoder(relative_dims=relative_dims(config),
+                          inverse_square_dims=config.position_dims if config.inverse_square else 0, **common)
     if config.decoder == "rnn":
         return RNNDecoder(own_hidden=config.gru_own_hidden, **common)
     if config.decoder == "sim":

@@ -39,7 +39,8 @@ SERVING_MAX_SCALED = 1e6
 OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_k", "candidate_radius")),
                  "relative_positions": (False, ("relative_positions", "position_dims")),
                  "gru_own_hidden": (False, ("gru_own_hidden",)),
-                 "triangles": (False, ("triangles",))}
+                 "triangles": (False, ("triangles",)),
+                 "inverse_square": (False, ("inverse_square",))}
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:
@@ -99,6 +100,11 @@ class NRIConfig:
         "differences along edges, so where a system lies does not matter (e.g. a model trained "
         "on small boxes applied to larger ones; data simulated with walls keeps absolute "
         "positions whatever the preset says)")
+    inverse_square: bool = _field(
+        False, "mlp decoder (beyond the paper): the messages also read each pair's position "
+        "difference d as the softened inverse-square vector 0.04 d / (|d|^2 + 0.02^2)^(3/2) "
+        "(normalised units), the form of Coulomb and gravitational forces (charged particles), "
+        "which a ReLU network on d itself forms poorly")
     triangles: bool = _field(
         False, "joint inference across edges (beyond the paper): before its logits, each edge of "
         "the encoder also reads the two-edge paths that close a triangle with it, averaged over "
@@ -164,6 +170,13 @@ class NRIConfig:
             if self.decoder == "rnn":
                 raise ConfigError("--relative-positions works with the mlp (or sim) decoder; "
                                   "the rnn decoder's messages read hidden states, not positions")
+        if self.inverse_square:
+            if self.position_dims < 1:
+                raise ConfigError("--inverse-square needs position features (x, y, z); this data "
+                                  "has none named as positions")
+            if self.decoder != "mlp":
+                raise ConfigError(f"--inverse-square is a setting of the mlp decoder's messages; "
+                                  f"the {self.decoder} decoder has none")
         if self.triangles and self.candidate_edges != "complete":
             raise ConfigError(f"--triangles reasons over the complete graph; these are "
                               f"{self.candidate_edges} candidate edges")

@@ -82,6 +82,9 @@ class EdgeTypeMessages(keras.layers.Layer):
       relative_dims: P, the leading node features that are positions: the message MLPs
         read [receiver's other features, sender's other features, sender positions -
         receiver positions] (2F - P inputs), translation invariant; 0: [x_i, x_j].
+      inverse_square_dims: Q, the leading node features that are positions, whose
+        sender-minus-receiver difference the message MLPs also read as a softened
+        inverse-square vector (`nri_tf.graph.inverse_square`, Q more inputs); 0: none.
     Call:
       nodes: [batch, nodes, ..., F] node features (any axes between nodes and features).
       edge_weights: [batch, edges, edge_types].
@@ -94,7 +97,7 @@ class EdgeTypeMessages(keras.layers.Layer):
 
     def __init__(self, edge_types: int, hidden: int, activation: str = "relu", dropout: float = 0.0,
                  skip_first: bool = False, average_types: bool = False, relative_dims: int = 0,
-                 **kwargs):
+                 inverse_square_dims: int = 0, **kwargs):
         super().__init__(**kwargs)
         if activation not in MESSAGE_ACTIVATIONS:
             raise ValueError(f"activation must be one of {MESSAGE_ACTIVATIONS}, got {activation!r}")
@@ -105,6 +108,7 @@ class EdgeTypeMessages(keras.layers.Layer):
         self.skip_first = bool(skip_first)
         self.average_types = bool(average_types)
         self.relative_dims = int(relative_dims)
+        self.inverse_square_dims = int(inverse_square_dims)
         self.first_type = 1 if self.skip_first else 0
         self.message_types = self.edge_types - self.first_type
         if self.message_types < 1:
@@ -112,8 +116,12 @@ class EdgeTypeMessages(keras.layers.Layer):
         self._activation_fn = keras.activations.get(activation)
         self.drop = keras.layers.Dropout(self.dropout, name="dropout", dtype=self.dtype_policy)
 
+    def _pair_features(self, features: int) -> int:
+        """Inputs of the message MLPs for F node features (the class notes)."""
+        return 2 * features - self.relative_dims + self.inverse_square_dims
+
     def build(self, nodes_shape):
-        in_features = 2 * nodes_shape[-1] - self.relative_dims
+        in_features = self._pair_features(nodes_shape[-1])
         types, h = self.message_types, self.hidden
         init1, init2 = _torch_uniform(in_features), _torch_uniform(h)
         self.kernel1 = self.add_weight(shape=(types, in_features, h), initializer=init1, name="kernel1")
@@ -132,8 +140,8 @@ class EdgeTypeMessages(keras.layers.Layer):
         F-wide ones, so it pays off only for wide node features: the RNN decoder's hidden
         states (1.5x faster training at springs5 sizes), not the MLP decoder's 4 dims.
 
-        With ``relative_dims`` the features are gathered first (the inputs are not the
-        nodes' own features).
+        With ``relative_dims`` or ``inverse_square_dims`` the features are gathered first
+        (the inputs are not the nodes' own features).
 
         Args:
           nodes: [batch, nodes, ..., F].
@@ -143,13 +151,17 @@ class EdgeTypeMessages(keras.layers.Layer):
           K' tensors [rows, H], rows = batch * edges * (inner axes), in [batch, edges, ...] order.
         """
         features = nodes.shape[-1]
+        gathered_only = self.relative_dims or self.inverse_square_dims
         if project_nodes_first is None:
-            project_nodes_first = features >= self.PROJECT_FIRST_MIN_FEATURES and not self.relative_dims
-        if project_nodes_first and self.relative_dims:
+            project_nodes_first = features >= self.PROJECT_FIRST_MIN_FEATURES and not gathered_only
+        if project_nodes_first and gathered_only:
             raise ValueError("messages on relative positions gather the node features first")
         if not project_nodes_first:
             pairs = graph.node_to_edge(nodes, edges, self.relative_dims)
-            pairs = tf.reshape(pairs, [-1, 2 * features - self.relative_dims])   # [r, 2F - P]
+            if self.inverse_square_dims:
+                positions = nodes[..., :self.inverse_square_dims]
+                pairs = tf.concat([pairs, graph.inverse_square(graph.sender_minus_receiver(positions, edges))], -1)
+            pairs = tf.reshape(pairs, [-1, self._pair_features(features)])   # [r, 2F - P + Q]
             return [tf.matmul(pairs, self.kernel1[k]) for k in range(self.message_types)]
         return [tf.reshape(graph.node_pairs_matmul(nodes, self.kernel1[k], edges), [-1, self.hidden])
                 for k in range(self.message_types)]
@@ -208,7 +220,7 @@ class EdgeTypeMessages(keras.layers.Layer):
         return {**super().get_config(), "edge_types": self.edge_types, "hidden": self.hidden,
                 "activation": self.activation, "dropout": self.dropout,
                 "skip_first": self.skip_first, "average_types": self.average_types,
-                "relative_dims": self.relative_dims}
+                "relative_dims": self.relative_dims, "inverse_square_dims": self.inverse_square_dims}
 
 
 class StepDecoder(keras.layers.Layer):
@@ -375,16 +387,22 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
         messages see them as sender minus receiver (`EdgeTypeMessages`) and the output MLP
         not at all ([x_t without positions, messages]), so the predicted change does not
         depend on where the system is (translation invariant); 0: the paper's decoder.
+      inverse_square_dims: Q, the leading features that are positions (beyond the paper):
+        the messages also read the sender-minus-receiver positions as a softened
+        inverse-square vector (`nri_tf.graph.inverse_square`), the form of Coulomb and
+        gravitational forces, which a ReLU MLP on the difference itself forms poorly; 0: not.
     State for `step`: the current frame [batch, nodes, dims].
     """
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
                  skip_first: bool = False, precision: str = "float32", relative_dims: int = 0,
-                 **kwargs):
+                 inverse_square_dims: int = 0, **kwargs):
         super().__init__(dims, edge_types, hidden, dropout, skip_first, precision, **kwargs)
         self.relative_dims = graph.checked_relative_dims(relative_dims, self.dims)
+        self.inverse_square_dims = graph.checked_relative_dims(inverse_square_dims, self.dims)
         self.messages = EdgeTypeMessages(edge_types, hidden, "relu", dropout, skip_first,
-                                         relative_dims=self.relative_dims, name="messages",
+                                         relative_dims=self.relative_dims,
+                                         inverse_square_dims=self.inverse_square_dims, name="messages",
                                          dtype=self.hidden_policy)
         self._add_output_mlp(self.dims - self.relative_dims + self.hidden)
 
@@ -469,7 +487,8 @@ class MLPDecoder(MarkovianDecoder, _Decoder):
         return tf.reduce_sum(tf.square(error), axis=[-2, -1]) / (2.0 * variance)
 
     def get_config(self):
-        return {**super().get_config(), "relative_dims": self.relative_dims}
+        return {**super().get_config(), "relative_dims": self.relative_dims,
+                "inverse_square_dims": self.inverse_square_dims}
 
 
 class RecurrentDecoder(StepDecoder):

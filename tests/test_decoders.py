@@ -198,6 +198,34 @@ def test_relative_position_messages_equal_the_formula_on_position_differences():
         layer.first_layer(frame, project_nodes_first=True)
 
 
+def test_inverse_square_messages_add_the_softened_coulomb_vector_of_the_position_differences():
+    """With --inverse-square the message MLPs also read r0^2 d / (|d|^2 + eps^2)^(3/2) of the
+    sender-minus-receiver positions d (2 more inputs), on top of --relative-positions."""
+    d = tf.constant([[0.2, 0.0], [0.0, -0.4], [0.0, 0.0], [3e-3, 4e-3]])
+    feature = graph.inverse_square(d).numpy()
+    np.testing.assert_allclose(feature[:, 0], [0.04 * 0.2 / 0.0404 ** 1.5, 0, 0, 0.04 * 3e-3 / 0.000425 ** 1.5],
+                               rtol=1e-5)
+    np.testing.assert_allclose(feature[1], [0, -0.04 * 0.4 / 0.1604 ** 1.5], rtol=1e-5)
+    assert np.abs(feature).max() < 0.04 * 2 / 3 ** 1.5 / 0.02 ** 2           # bounded by the softening
+    layer = EdgeTypeMessages(EDGE_TYPES, 8, relative_dims=2, inverse_square_dims=2)
+    x, z = _data()
+    frame = x[:, :, 0]                                                    # [batch, nodes, 4]
+    got = layer(frame, z)
+    assert layer.kernel1.shape == (EDGE_TYPES, 2 * DIMS, 8)
+    receivers, senders = graph.edge_indices(NODES)
+    r, s = tf.gather(frame, receivers, axis=1), tf.gather(frame, senders, axis=1)
+    d = s[..., :2] - r[..., :2]
+    norm = tf.norm(d, axis=-1, keepdims=True)
+    pairs = tf.concat([r[..., 2:], s[..., 2:], d, 0.04 * d / (norm ** 2 + 0.02 ** 2) ** 1.5], axis=-1)
+    expected = 0.0
+    for k in range(EDGE_TYPES):
+        hidden = tf.nn.relu(pairs @ layer.kernel1[k] + layer.bias1[k, 0])
+        expected += tf.nn.relu(hidden @ layer.kernel2[k] + layer.bias2[k, 0]) * z[..., k:k + 1]
+    _close(got, expected)
+    with pytest.raises(ValueError, match="gather the node features first"):
+        EdgeTypeMessages(EDGE_TYPES, 8, inverse_square_dims=2).first_layer(frame, project_nodes_first=True)
+
+
 def test_gru_own_hidden_is_the_standard_gru_over_messages_and_input():
     config = NRIConfig(decoder="rnn", decoder_hidden=16, edge_types=EDGE_TYPES, skip_first=True,
                        gru_own_hidden=True)

@@ -335,6 +335,23 @@ def test_relative_positions_need_positions_and_a_decoder_that_reads_them():
         _config(relative_positions=True, position_dims=2, decoder="rnn").validate()
 
 
+def test_inverse_square_messages_are_built_saved_and_checked():
+    from nri_tf.config import ConfigError
+
+    x, _ = _data(systems=BATCH)
+    model = NRI(_config(inverse_square=True, relative_positions=True, position_dims=2))
+    model(x)
+    assert model.decoder.messages.kernel1.shape[1] == 2 * 4        # [vx, vy] x 2, d, its inverse square
+    clone = NRI.from_config(model.get_config())              # what saving and export rebuild
+    clone(x)
+    clone.set_weights(model.get_weights())
+    _assert_same_outputs(model, clone, x)
+    with pytest.raises(ConfigError, match="position features"):
+        _config(inverse_square=True, position_dims=0).validate()             # e.g. Kuramoto
+    with pytest.raises(ConfigError, match="mlp decoder"):
+        _config(inverse_square=True, position_dims=2, decoder="rnn").validate()
+
+
 def test_edge_type_shares_count_the_most_likely_type_of_every_real_edge():
     from nri_tf.evaluation import edge_type_shares
 
