@@ -102,7 +102,7 @@ class NRIConfig:
         "positions whatever the preset says)")
     inverse_square: bool = _field(
         False, "mlp decoder (beyond the paper): the messages also read each pair's position "
-        "difference d as the softened inverse-square vector 0.04 d / (|d|^2 + 0.02^2)^(3/2) "
+        "difference d as the softened inverse-square vector 0.04 d / (|d|^2 + 0.1^2)^(3/2) "
         "(normalised units), the form of Coulomb and gravitational forces (charged particles), "
         "which a ReLU network on d itself forms poorly")
     triangles: bool = _field(

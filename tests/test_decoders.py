@@ -203,10 +203,10 @@ def test_inverse_square_messages_add_the_softened_coulomb_vector_of_the_position
     sender-minus-receiver positions d (2 more inputs), on top of --relative-positions."""
     d = tf.constant([[0.2, 0.0], [0.0, -0.4], [0.0, 0.0], [3e-3, 4e-3]])
     feature = graph.inverse_square(d).numpy()
-    np.testing.assert_allclose(feature[:, 0], [0.04 * 0.2 / 0.0404 ** 1.5, 0, 0, 0.04 * 3e-3 / 0.000425 ** 1.5],
+    np.testing.assert_allclose(feature[:, 0], [0.04 * 0.2 / 0.05 ** 1.5, 0, 0, 0.04 * 3e-3 / 0.010025 ** 1.5],
                                rtol=1e-5)
-    np.testing.assert_allclose(feature[1], [0, -0.04 * 0.4 / 0.1604 ** 1.5], rtol=1e-5)
-    assert np.abs(feature).max() < 0.04 * 2 / 3 ** 1.5 / 0.02 ** 2           # bounded by the softening
+    np.testing.assert_allclose(feature[1], [0, -0.04 * 0.4 / 0.17 ** 1.5], rtol=1e-5)
+    assert np.abs(feature).max() < 0.04 * 2 / 3 ** 1.5 / 0.1 ** 2            # bounded by the softening
     layer = EdgeTypeMessages(EDGE_TYPES, 8, relative_dims=2, inverse_square_dims=2)
     x, z = _data()
     frame = x[:, :, 0]                                                    # [batch, nodes, 4]
@@ -216,7 +216,7 @@ def test_inverse_square_messages_add_the_softened_coulomb_vector_of_the_position
     r, s = tf.gather(frame, receivers, axis=1), tf.gather(frame, senders, axis=1)
     d = s[..., :2] - r[..., :2]
     norm = tf.norm(d, axis=-1, keepdims=True)
-    pairs = tf.concat([r[..., 2:], s[..., 2:], d, 0.04 * d / (norm ** 2 + 0.02 ** 2) ** 1.5], axis=-1)
+    pairs = tf.concat([r[..., 2:], s[..., 2:], d, 0.04 * d / (norm ** 2 + 0.1 ** 2) ** 1.5], axis=-1)
     expected = 0.0
     for k in range(EDGE_TYPES):
         hidden = tf.nn.relu(pairs @ layer.kernel1[k] + layer.bias1[k, 0])
