@@ -109,6 +109,7 @@ class _Metadata:
         self.feature_names = ["x", "y", "vx", "vy"] if source != "kuramoto" else ["dphi_dt", "sin_phi", "omega"]
         self.parameters = {"sample_every": 100}
         self.frames = {"train": 49}
+        self.has_edge_lists, self.edge_lists = False, None       # one label per node pair
 
         class Normalisation:
             min, max = NORM_MIN, NORM_MAX
