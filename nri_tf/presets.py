@@ -253,9 +253,9 @@ def _fast_rules() -> dict:
     - 10 charged particles: the translation-invariant model as well (57.3% test after 30
       epochs against 50.7, chance, with absolute positions, which let the latent types split
       the pairs by distance instead of by charge; 2-core EPYC; charged5 level with it), and
-      the inverse-square messages (validation 62.6% after 9 epochs and about 63 from there,
-      against 57.0 after 30 without; charged5 69.1 against 67.9 after 10 epochs, so not
-      its default yet);
+      the inverse-square messages (63.5% test after 30 epochs, validation 62.6 after 9,
+      against 57.3 test without; charged5 69.1 against 67.9% validation after 10 epochs,
+      not yet measured over a whole run, so not its default);
     - motion capture: the paper's model and schedule.
     """
     rules = _what_the_simulator_says()
