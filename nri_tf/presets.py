@@ -92,10 +92,11 @@ def data_settings(metadata, by_source: dict | None = None, preset: dict | None =
         settings["edge_types"] = metadata.edge_types
     if getattr(metadata, "edge_lists", None):
         settings["candidate_edges"] = "given"
-    chosen = {**(preset or {}), **settings, **(overrides or {})}
-    batch = fitting_batch_size(metadata, chosen)
-    if "batch_size" not in (overrides or {}) and batch < chosen.get("batch_size", NRIConfig.batch_size):
-        settings["batch_size"] = batch
+    if "batch_size" not in (overrides or {}):
+        chosen = {**(preset or {}), **settings, **(overrides or {})}
+        batch = fitting_batch_size(metadata, chosen)
+        if batch < chosen.get("batch_size", NRIConfig.batch_size):
+            settings["batch_size"] = batch
     return settings
 
 
