@@ -178,6 +178,18 @@ def test_bfloat16_hidden_layers_change_the_state_like_float32_to_bfloat16_precis
     assert 0 < error.max() < 0.05 * np.abs(change).max()
 
 
+def _messages_by_formula(layer, frame, z, pair_features):
+    """[batch, edges, H]: ``layer``'s message MLPs written out on the complete graph's
+    pairs, their inputs ``pair_features(receiver features, sender features)``."""
+    receivers, senders = graph.edge_indices(NODES)
+    pairs = pair_features(tf.gather(frame, receivers, axis=1), tf.gather(frame, senders, axis=1))
+    expected = 0.0
+    for k in range(EDGE_TYPES):
+        hidden = tf.nn.relu(pairs @ layer.kernel1[k] + layer.bias1[k, 0])
+        expected += tf.nn.relu(hidden @ layer.kernel2[k] + layer.bias2[k, 0]) * z[..., k:k + 1]
+    return expected
+
+
 def test_relative_position_messages_equal_the_formula_on_position_differences():
     """The message MLPs read [receiver's velocities, sender's velocities, sender - receiver
     positions]; the first layer has 2F - P inputs."""
@@ -186,14 +198,8 @@ def test_relative_position_messages_equal_the_formula_on_position_differences():
     frame = x[:, :, 0]                                                    # [batch, nodes, 4]
     got = layer(frame, z)
     assert layer.kernel1.shape == (EDGE_TYPES, 2 * DIMS - 2, 8)
-    receivers, senders = graph.edge_indices(NODES)
-    r, s = tf.gather(frame, receivers, axis=1), tf.gather(frame, senders, axis=1)
-    pairs = tf.concat([r[..., 2:], s[..., 2:], s[..., :2] - r[..., :2]], axis=-1)
-    expected = 0.0
-    for k in range(EDGE_TYPES):
-        hidden = tf.nn.relu(pairs @ layer.kernel1[k] + layer.bias1[k, 0])
-        expected += tf.nn.relu(hidden @ layer.kernel2[k] + layer.bias2[k, 0]) * z[..., k:k + 1]
-    _close(got, expected)
+    _close(got, _messages_by_formula(layer, frame, z, lambda r, s: tf.concat(
+        [r[..., 2:], s[..., 2:], s[..., :2] - r[..., :2]], axis=-1)))
     with pytest.raises(ValueError, match="gather the node features first"):
         layer.first_layer(frame, project_nodes_first=True)
 
@@ -212,16 +218,13 @@ def test_inverse_square_messages_add_the_softened_coulomb_vector_of_the_position
     frame = x[:, :, 0]                                                    # [batch, nodes, 4]
     got = layer(frame, z)
     assert layer.kernel1.shape == (EDGE_TYPES, 2 * DIMS, 8)
-    receivers, senders = graph.edge_indices(NODES)
-    r, s = tf.gather(frame, receivers, axis=1), tf.gather(frame, senders, axis=1)
-    d = s[..., :2] - r[..., :2]
-    norm = tf.norm(d, axis=-1, keepdims=True)
-    pairs = tf.concat([r[..., 2:], s[..., 2:], d, 0.04 * d / (norm ** 2 + 0.1 ** 2) ** 1.5], axis=-1)
-    expected = 0.0
-    for k in range(EDGE_TYPES):
-        hidden = tf.nn.relu(pairs @ layer.kernel1[k] + layer.bias1[k, 0])
-        expected += tf.nn.relu(hidden @ layer.kernel2[k] + layer.bias2[k, 0]) * z[..., k:k + 1]
-    _close(got, expected)
+
+    def pair_features(r, s):
+        d = s[..., :2] - r[..., :2]
+        norm = tf.norm(d, axis=-1, keepdims=True)
+        return tf.concat([r[..., 2:], s[..., 2:], d, 0.04 * d / (norm ** 2 + 0.1 ** 2) ** 1.5], axis=-1)
+
+    _close(got, _messages_by_formula(layer, frame, z, pair_features))
     with pytest.raises(ValueError, match="gather the node features first"):
         EdgeTypeMessages(EDGE_TYPES, 8, inverse_square_dims=2).first_layer(frame, project_nodes_first=True)
 
