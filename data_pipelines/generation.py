@@ -48,16 +48,18 @@ class ProgressBar:
         train  [############------------------]  20480/50000   4310 sims/s   4.8 s
 
     On a terminal the line is redrawn in place at most every ``interval`` seconds; on
-    anything else (a log file, CI) only the finished line is written.
+    anything else (a log file, CI) a new line is written at most every ``log_interval``
+    seconds, and the finished line.
     """
 
     def __init__(self, label: str, total: int, stream: TextIO | None = None, width: int = 30,
-                 interval: float = 0.2):
-        self.label, self.total, self.width, self.interval = label, total, width, interval
+                 interval: float = 0.2, log_interval: float = 60.0):
+        self.label, self.total, self.width = label, total, width
         self.stream = stream or sys.stderr
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval = interval if self.interactive else log_interval
         self.start = time.perf_counter()
-        self._last_draw = -float("inf")
+        self._last_draw = -float("inf") if self.interactive else self.start
         self.done = 0
 
     def line(self) -> str:
@@ -72,9 +74,9 @@ class ProgressBar:
         """Records ``done`` systems finished (a `Simulation.sample` progress callback)."""
         self.done = done
         now = time.perf_counter()
-        if self.interactive and now - self._last_draw >= self.interval:
+        if now - self._last_draw >= self.interval:
             self._last_draw = now
-            self.stream.write("\r" + self.line())
+            self.stream.write("\r" + self.line() if self.interactive else self.line() + "\n")
             self.stream.flush()
 
     def close(self) -> None:

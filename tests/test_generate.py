@@ -98,6 +98,17 @@ def test_progress_bar_reports_rate():
     assert "2048/2048" in line and "sims/s" in line
 
 
+def test_progress_bar_writes_lines_to_a_log_now_and_then():
+    stream = io.StringIO()
+    bar = ProgressBar("train", 2048, stream, log_interval=0.0)
+    bar.update(1024)
+    bar.update(2048)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[2] for line in lines] == ["1024/2048", "2048/2048", "2048/2048"]
+    assert "\r" not in stream.getvalue()
+
+
 def test_cli_reference_format(tmp_path):
     completed = run_cli("--simulation", "springs", "--format", "reference", *TINY_FLAGS, cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr
