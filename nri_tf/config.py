@@ -26,6 +26,7 @@ from data_pipelines.errors import UserError
 ENCODERS = ("mlp", "cnn")
 DECODERS = ("mlp", "rnn", "sim")
 PRECISIONS = ("float32", "bfloat16")
+RNN_MESSAGE_DIVISORS = ("nodes", "dims")
 CNN_MIN_FRAMES = 14
 # The most frames one served `predict` request may ask for, unless the export's --max-steps
 # says otherwise: the paper scores 20; every step costs the server time and memory.
@@ -39,6 +40,7 @@ SERVING_MAX_SCALED = 1e6
 OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_k", "candidate_radius")),
                  "relative_positions": (False, ("relative_positions", "position_dims")),
                  "gru_own_hidden": (False, ("gru_own_hidden",)),
+                 "rnn_message_divisor": ("nodes", ("rnn_message_divisor",)),
                  "triangles": (False, ("triangles",)),
                  "inverse_square": (False, ("inverse_square",))}
 
@@ -114,6 +116,11 @@ class NRIConfig:
         False, "rnn decoder (beyond the reference code, as the paper's equation): the GRU also "
         "reads each node's own previous hidden state, not only the messages from its "
         "neighbours, so a node with no incoming edge keeps its memory")
+    rnn_message_divisor: str = _field(
+        "nodes", "rnn decoder: what divides each node's summed incoming messages: nodes (N, "
+        "SPEC.md's average over nodes) or dims (the feature count D, as the reference code's "
+        "`inputs.size(2)` does); with many nodes and a sparse graph (motion capture: N = 31, "
+        "D = 6) dims keeps more of the messages", choices=RNN_MESSAGE_DIVISORS)
     temp: float = _field(0.5, "Gumbel-softmax temperature tau")
     hard: bool = _field(False, "straight-through one-hot samples in training")
     prior: list = _field([], "sparsity prior over edge types, e.g. 0.91 0.03 0.03 0.03",
@@ -183,6 +190,9 @@ class NRIConfig:
         if self.gru_own_hidden and self.decoder != "rnn":
             raise ConfigError(f"--gru-own-hidden is a setting of the rnn decoder's GRU; the "
                               f"{self.decoder} decoder has none")
+        if self.rnn_message_divisor != "nodes" and self.decoder != "rnn":
+            raise ConfigError(f"--rnn-message-divisor is a setting of the rnn decoder's messages; "
+                              f"the {self.decoder} decoder's are summed")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.decoder == "sim" and not self.simulator:

@@ -39,6 +39,7 @@ import keras
 import tensorflow as tf
 
 from nri_tf import graph
+from nri_tf.config import RNN_MESSAGE_DIVISORS
 from nri_tf.layers import on_rows
 
 MESSAGE_ACTIVATIONS = ("relu", "tanh")
@@ -567,7 +568,8 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
     """Recurrent decoder with GRU-style updates (reference ``RNNDecoder``).
 
     Per step: messages from the hidden states h [batch, nodes, H] (tanh message MLPs,
-    averaged over edge types, summed over incoming edges and divided by N); GRU gates from
+    averaged over edge types, summed over incoming edges and divided by N, or by the feature
+    count D with ``message_divisor="dims"`` as the reference code); GRU gates from
     the current input x and the aggregated messages a, as the reference code:
       r = sigmoid(W_ir x + W_hr a), i = sigmoid(W_ii x + W_hi a),
       n = tanh(W_in x + r * W_hn a), h' = (1 - i) * n + i * h;
@@ -584,14 +586,18 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
     Args:
       dims, edge_types, hidden, dropout, skip_first: see `NRIConfig`.
       own_hidden: `NRIConfig.gru_own_hidden`.
+      message_divisor: `NRIConfig.rnn_message_divisor`, "nodes" or "dims".
     State for `step`: (current frame [batch, nodes, dims], hidden [batch, nodes, H]).
     """
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
                  skip_first: bool = False, precision: str = "float32", own_hidden: bool = False,
-                 **kwargs):
+                 message_divisor: str = "nodes", **kwargs):
         super().__init__(dims, edge_types, hidden, dropout, skip_first, precision, **kwargs)
+        if message_divisor not in RNN_MESSAGE_DIVISORS:
+            raise ValueError(f"message_divisor must be one of {RNN_MESSAGE_DIVISORS}, got {message_divisor!r}")
         self.own_hidden = bool(own_hidden)
+        self.message_divisor = message_divisor
         self.messages = EdgeTypeMessages(edge_types, hidden, "tanh", dropout, skip_first,
                                          average_types=True, name="messages", dtype=self.hidden_policy)
         # The three input (bias) and three message (no bias) projections of the GRU, stacked;
@@ -613,7 +619,10 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
     def _predict(self, inputs, hidden, edge_weights, training, edges=None):
         """One recurrent step: ([b, n, dims], [b, n, H]) -> (prediction, new hidden)."""
         messages = self.messages(hidden, edge_weights, training=training, edges=edges)
-        aggregated = graph.edge_to_node(messages, divide_by_nodes=True, edges=edges)
+        if self.message_divisor == "nodes":
+            aggregated = graph.edge_to_node(messages, divide_by_nodes=True, edges=edges)
+        else:
+            aggregated = graph.edge_to_node(messages, edges=edges) / float(self.dims)
         x_r, x_i, x_n = tf.split(on_rows(self.input_gates, inputs), 3, axis=-1)
         a_r, a_i, a_n = tf.split(on_rows(self.message_gates, aggregated), 3, axis=-1)
         if self.own_hidden:
@@ -633,4 +642,5 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
         return tf.zeros([shape[0], shape[1], self.hidden], dtype=trajectories.dtype)
 
     def get_config(self):
-        return {**super().get_config(), "own_hidden": self.own_hidden}
+        return {**super().get_config(), "own_hidden": self.own_hidden,
+                "message_divisor": self.message_divisor}

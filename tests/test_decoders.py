@@ -279,3 +279,29 @@ def test_gru_own_hidden_round_trips_and_belongs_to_the_rnn_decoder():
     _close(clone(x, z, prediction_steps=3), expected, tol=0)
     with pytest.raises(ConfigError, match="gru-own-hidden"):
         NRIConfig(decoder="mlp", gru_own_hidden=True).validate()
+
+
+@pytest.mark.parametrize("divisor", ["nodes", "dims"])
+def test_rnn_message_divisor_divides_the_summed_messages_by_n_or_by_the_feature_count(divisor):
+    config = NRIConfig(decoder="rnn", decoder_hidden=16, edge_types=EDGE_TYPES, skip_first=True,
+                       rnn_message_divisor=divisor)
+    decoder = decoder_from_config(config)
+    decoder.build((None, None, FRAMES, DIMS))
+    x, z = _data()
+    inputs = x[:, :, 0]
+    hidden = tf.random.stateless_uniform([3, NODES, 16], seed=[8, 8], minval=-1, maxval=1)
+    summed = graph.edge_to_node(decoder.messages(hidden, z)).numpy()
+    aggregated = summed / {"nodes": NODES, "dims": DIMS}[divisor]
+    kernel_x, bias_x = (w.numpy() for w in decoder.input_gates.weights)
+    gates_x = np.split(inputs.numpy() @ kernel_x + bias_x, 3, axis=-1)
+    gates_a = np.split(aggregated @ decoder.message_gates.kernel.numpy(), 3, axis=-1)
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))
+    reset, update = sigmoid(gates_x[0] + gates_a[0]), sigmoid(gates_x[1] + gates_a[1])
+    candidate = np.tanh(gates_x[2] + reset * gates_a[2])
+    _, new_hidden = decoder._predict(inputs, hidden, z, training=False)
+    _close(new_hidden, (1 - update) * candidate + update * hidden.numpy())
+
+    clone = keras.layers.deserialize(keras.layers.serialize(decoder))
+    assert clone.get_config()["message_divisor"] == divisor
+    with pytest.raises(ConfigError, match="rnn-message-divisor"):
+        NRIConfig(decoder="mlp", rnn_message_divisor="dims").validate()
