@@ -160,9 +160,10 @@ def test_ten_node_springs_train_four_times_as_long():
     assert ten_charged.relative_positions and not preset_config("fast", "charged").relative_positions
     assert not preset_config("fast", "charged", "--no-relative-positions", nodes=10).relative_positions
     assert not preset_config("paper", "charged", nodes=10).relative_positions
-    assert ten_charged.inverse_square and not preset_config("fast", "charged").inverse_square
+    assert ten_charged.inverse_square and preset_config("fast", "charged").inverse_square   # 69.8 against 68.7
     assert not preset_config("fast", "charged", "--no-inverse-square", nodes=10).inverse_square
     assert not preset_config("paper", "charged", nodes=10).inverse_square
+    assert not preset_config("paper", "charged").inverse_square
 
 
 @pytest.mark.parametrize("preset", ["fast", "paper"])
