@@ -229,20 +229,30 @@ def test_inverse_square_messages_add_the_softened_coulomb_vector_of_the_position
         EdgeTypeMessages(EDGE_TYPES, 8, inverse_square_dims=2).first_layer(frame, project_nodes_first=True)
 
 
-def test_gru_own_hidden_is_the_standard_gru_over_messages_and_input():
-    config = NRIConfig(decoder="rnn", decoder_hidden=16, edge_types=EDGE_TYPES, skip_first=True,
-                       gru_own_hidden=True)
+def _rnn_step(**options):
+    """(decoder, inputs [3, nodes, dims], hidden [3, nodes, 16], edge weights): an rnn
+    decoder built with the config ``options`` and the arguments of one of its steps."""
+    config = NRIConfig(decoder="rnn", decoder_hidden=16, edge_types=EDGE_TYPES, skip_first=True, **options)
     decoder = decoder_from_config(config)
     decoder.build((None, None, FRAMES, DIMS))
     x, z = _data()
-    inputs = x[:, :, 0]
     hidden = tf.random.stateless_uniform([3, NODES, 16], seed=[7, 7], minval=-1, maxval=1)
+    return decoder, x[:, :, 0], hidden, z
+
+
+def _gru_gates(decoder, inputs, aggregated):
+    """(input part, message part) of the GRU's reset, update and candidate gates, numpy."""
+    kernel_x, bias_x = (w.numpy() for w in decoder.input_gates.weights)
+    return (np.split(inputs.numpy() @ kernel_x + bias_x, 3, axis=-1),
+            np.split(aggregated @ decoder.message_gates.kernel.numpy(), 3, axis=-1))
+
+
+def test_gru_own_hidden_is_the_standard_gru_over_messages_and_input():
+    decoder, inputs, hidden, z = _rnn_step(gru_own_hidden=True)
     prediction, new_hidden = decoder._predict(inputs, hidden, z, training=False)
 
     aggregated = graph.edge_to_node(decoder.messages(hidden, z), divide_by_nodes=True).numpy()
-    kernel_x, bias_x = (w.numpy() for w in decoder.input_gates.weights)
-    gates_x = np.split(inputs.numpy() @ kernel_x + bias_x, 3, axis=-1)
-    gates_a = np.split(aggregated @ decoder.message_gates.kernel.numpy(), 3, axis=-1)
+    gates_x, gates_a = _gru_gates(decoder, inputs, aggregated)
     gates_h = np.split(hidden.numpy() @ decoder.hidden_gates.kernel.numpy(), 3, axis=-1)
     sigmoid = lambda v: 1 / (1 + np.exp(-v))
     reset = sigmoid(gates_x[0] + gates_a[0] + gates_h[0])
@@ -283,18 +293,9 @@ def test_gru_own_hidden_round_trips_and_belongs_to_the_rnn_decoder():
 
 @pytest.mark.parametrize("divisor", ["nodes", "dims"])
 def test_rnn_message_divisor_divides_the_summed_messages_by_n_or_by_the_feature_count(divisor):
-    config = NRIConfig(decoder="rnn", decoder_hidden=16, edge_types=EDGE_TYPES, skip_first=True,
-                       rnn_message_divisor=divisor)
-    decoder = decoder_from_config(config)
-    decoder.build((None, None, FRAMES, DIMS))
-    x, z = _data()
-    inputs = x[:, :, 0]
-    hidden = tf.random.stateless_uniform([3, NODES, 16], seed=[8, 8], minval=-1, maxval=1)
+    decoder, inputs, hidden, z = _rnn_step(rnn_message_divisor=divisor)
     summed = graph.edge_to_node(decoder.messages(hidden, z)).numpy()
-    aggregated = summed / {"nodes": NODES, "dims": DIMS}[divisor]
-    kernel_x, bias_x = (w.numpy() for w in decoder.input_gates.weights)
-    gates_x = np.split(inputs.numpy() @ kernel_x + bias_x, 3, axis=-1)
-    gates_a = np.split(aggregated @ decoder.message_gates.kernel.numpy(), 3, axis=-1)
+    gates_x, gates_a = _gru_gates(decoder, inputs, summed / {"nodes": NODES, "dims": DIMS}[divisor])
     sigmoid = lambda v: 1 / (1 + np.exp(-v))
     reset, update = sigmoid(gates_x[0] + gates_a[0]), sigmoid(gates_x[1] + gates_a[1])
     candidate = np.tanh(gates_x[2] + reset * gates_a[2])
