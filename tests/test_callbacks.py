@@ -188,3 +188,20 @@ def test_an_interrupt_during_an_epoch_ends_training_before_that_epoch_ends(signu
             model.fit(data, epochs=2, steps_per_epoch=4, verbose=0, callbacks=[stop, Signal()])
     assert trained == [0, 1] and ended == []
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+
+
+def test_the_time_limit_stops_once_another_epoch_would_end_past_it(monkeypatch):
+    """Epochs of 10 s with 25 s trained earlier and a 60 s limit: after epoch 2 (45 s) another
+    would end at 55 s, so it goes on; after epoch 3 (55 s) the next would end at 65 s."""
+    clock = iter(range(0, 1000, 10))
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    said = []
+    stop = callbacks.StopAtTimeLimit(60, earlier_seconds=25, log=said.append)
+    stop.set_model(type("Model", (), {"stop_training": False})())
+    for epoch in range(3):
+        assert not stop.model.stop_training
+        stop.on_epoch_begin(epoch)
+        stop.on_epoch_end(epoch)
+    assert stop.model.stop_training and stop.stopped_after == 3
+    assert said == ["stopping after epoch 3: 0.9 minutes trained, and another epoch of about 0.2 would "
+                    "pass the --time-limit of 1 minutes"]

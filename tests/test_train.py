@@ -262,6 +262,32 @@ def test_finished_run_is_extended_by_more_epochs(tiny_run, tiny_data, tmp_path, 
     assert glob.glob(os.path.join(run_dir, "checkpoints", "ckpt-4.index"))
 
 
+def test_time_limit_ends_training_and_a_run_past_it_is_only_evaluated(tiny_run, tiny_data, tmp_path, capsys):
+    """A limit just above what the finished 3-epoch run trained: one more epoch of the 6
+    asked for, then the stop; the same command again trains nothing and reports the run."""
+    import shutil
+
+    run_dir = str(tmp_path / "limited")
+    shutil.copytree(tiny_run, run_dir)
+    history = os.path.join(run_dir, "history.jsonl")
+    earlier = sum(json.loads(line)["seconds"] for line in open(history))
+    command = ["--data", tiny_data, "--logdir", run_dir, "--epochs", "6", *TINY_MODEL, "--jit-compile", "off",
+               "--time-limit", str(earlier / 60 + 1e-4)]
+    assert train_cli.main(command) == 0
+    assert "stopping after epoch 4:" in capsys.readouterr().err
+    assert [json.loads(line)["epoch"] for line in open(history)] == [1, 2, 3, 4]
+    assert json.load(open(os.path.join(run_dir, "results.json")))["epochs"] == 4
+    assert train_cli.main(command) == 0
+    assert "not training: the run has trained" in capsys.readouterr().err
+    assert [json.loads(line)["epoch"] for line in open(history)] == [1, 2, 3, 4]
+
+
+def test_time_limit_must_be_positive(tiny_data, tmp_path, capsys):
+    assert train_cli.main(["--data", tiny_data, "--logdir", str(tmp_path / "run"), "--time-limit", "0"]) == 2
+    assert last_line(capsys.readouterr().err) == "error: --time-limit must be > 0 minutes, got 0.0"
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_default_run_directory_does_not_depend_on_epochs():
     from nri_tf.config import NRIConfig
 

@@ -240,6 +240,38 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 "or lower --lr")
 
 
+class StopAtTimeLimit(keras.callbacks.Callback):
+    """Ends training once another epoch as long as the last one would end past a time limit.
+
+    Args:
+      limit_seconds: the training time allowed, counting ``earlier_seconds``.
+      earlier_seconds: what earlier processes trained of this run (`run_directory.seconds_trained`).
+      log: told one line when training stops early.
+    An epoch's time runs from its start to the end of its validation, as `EpochHistory`
+    counts it; ``stopped_after`` is the last epoch trained (1-based) once it stops, else None.
+    """
+
+    def __init__(self, limit_seconds: float, earlier_seconds: float = 0.0, log=print):
+        super().__init__()
+        self.limit_seconds = float(limit_seconds)
+        self.trained_seconds = float(earlier_seconds)
+        self.log = log
+        self.stopped_after = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        took = time.perf_counter() - self._started
+        self.trained_seconds += took
+        if self.trained_seconds + took > self.limit_seconds:
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
+            self.log(f"stopping after epoch {epoch + 1}: {self.trained_seconds / 60:.1f} minutes trained, "
+                     f"and another epoch of about {took / 60:.1f} would pass the --time-limit of "
+                     f"{self.limit_seconds / 60:g} minutes")
+
+
 class EpochHistory(keras.callbacks.Callback):
     """Appends one JSON line per completed epoch to ``RUN/history.jsonl``: the epoch, its
     seconds (training and validation), the seconds of its validation alone, and every epoch

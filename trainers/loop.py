@@ -26,7 +26,7 @@ from nri_tf.config import ConfigError, NRIConfig
 from nri_tf.model import NRI
 from trainers import callbacks as run_callbacks, run_directory
 from trainers.refit_options import REFINE_SWEEPS
-from trainers.strategy import is_chief
+from trainers.strategy import is_chief, process_count
 
 
 @dataclasses.dataclass
@@ -41,12 +41,17 @@ class TrainingOptions:
     count_earlier_seconds: told, once the run is restored, the seconds of the epochs that
       earlier processes trained (`run_directory.seconds_trained`), so that a caller timing
       this call can count a resumed run's whole training.
+    time_limit_seconds: stop training once another epoch would end past this much training
+      time, counted over every process that trained the run (`callbacks.StopAtTimeLimit`);
+      a run already past it trains no further and is evaluated as it is. None: no limit.
+      Not with several workers, whose clocks could disagree on the last epoch.
     """
     jit_compile: bool | str = "auto"
     verbose: int | str = "auto"
     graph_images: int = 3
     refine_sweeps: int | None = None
     count_earlier_seconds: Callable[[float], None] | None = None
+    time_limit_seconds: float | None = None
 
 
 def default_refine_sweeps(config: NRIConfig, nodes: int, labelled: bool) -> int:
@@ -176,6 +181,9 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
     if steps_per_epoch == 0:
         raise ConfigError(f"batch size {config.batch_size} is larger than the training split "
                           f"({dataset['splits']['train']} systems)")
+    if options.time_limit_seconds is not None and process_count(strategy) > 1:
+        raise ConfigError("--time-limit needs a single training process: several workers could "
+                          "disagree on which epoch is the last")
     check_training_data(config, data_dir, metadata)
     # Only the chief writes into the run directory; it holds the lock while it does.
     with run_directory.claimed(run_dir) if chief else contextlib.nullcontext():
@@ -188,13 +196,18 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
         initial_epoch = state.restore()
         if resumed:
             log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
+        earlier_seconds = run_directory.seconds_trained(run_dir, initial_epoch)
         if options.count_earlier_seconds:
-            options.count_earlier_seconds(run_directory.seconds_trained(run_dir, initial_epoch))
+            options.count_earlier_seconds(earlier_seconds)
+        out_of_time = options.time_limit_seconds is not None and earlier_seconds >= options.time_limit_seconds
+        if out_of_time and initial_epoch < config.epochs:
+            log(f"not training: the run has trained {earlier_seconds / 60:.1f} minutes, the --time-limit "
+                f"is {options.time_limit_seconds / 60:g} minutes; evaluating its best epoch")
         if chief:
             run_callbacks.trim_event_files(os.path.join(run_dir, run_directory.LOG_DIR),
                                            initial_epoch, steps_per_epoch)
 
-        if initial_epoch < config.epochs:
+        if initial_epoch < config.epochs and not out_of_time:
             # Reseed shuffling on resume, so a resumed run does not replay epoch 1's order. The
             # encoder reads the first config.frames frames, the decoder reconstructs them all.
             frames = metadata.frames["train"]
@@ -204,6 +217,8 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
             valid_data = split_dataset(data_dir, "valid", config, training=False,
                                         seed=config.seed, frames=frames, labelled=labelled)
             fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
+            if options.time_limit_seconds is not None:
+                fit_callbacks.append(run_callbacks.StopAtTimeLimit(options.time_limit_seconds, earlier_seconds, log))
             if chief:
                 logs = os.path.join(run_dir, run_directory.LOG_DIR)
                 fit_callbacks.append(run_callbacks.EpochTensorBoard(logs, write_graph=False, profile_batch=0))

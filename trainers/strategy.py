@@ -71,6 +71,13 @@ def make_strategy(name: str = "default", logical_cpus: int = 1) -> tf.distribute
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def process_count(strategy: tf.distribute.Strategy) -> int:
+    """Training processes of the strategy's cluster (chief and workers); 1 for a single process."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return max(1, sum(len(cluster.get(task, ())) for task in ("chief", "worker")))
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True on the worker that writes checkpoints, summaries and results.
 

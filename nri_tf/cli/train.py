@@ -72,6 +72,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "with up to N sweeps (nri_tf.refinement; 0: the paper's evaluation alone; "
                              f"default: {REFINE_SWEEPS}, an exact search, where it is cheap: the mlp decoder "
                              "on labelled data with small complete graphs, e.g. 5 nodes; else 0)")
+    parser.add_argument("--time-limit", type=float, metavar="MINUTES",
+                        help="stop once another epoch would end past this many minutes of training, "
+                             "counted over every process that trained the run (a resumed run trains "
+                             "only what is left; a larger limit continues it); the best epoch so far "
+                             "is evaluated as usual (default: none, all --epochs)")
     add_config_arguments(parser)
     return parser.parse_args(argv)
 
@@ -194,6 +199,8 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
 
     if args.refine_sweeps is not None and args.refine_sweeps < 0:
         raise UserError(f"--refine-sweeps must be >= 0, got {args.refine_sweeps}")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise UserError(f"--time-limit must be > 0 minutes, got {args.time_limit}")
     strategy = make_strategy(args.strategy, args.logical_cpus)
     preset = PRESETS[args.preset]
     data_dir = args.data or ensure_default_data(preset.data, log)
@@ -208,7 +215,8 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
         raise UserError(f"--refine-sweeps needs the mlp decoder, this run has the {config.decoder} decoder")
     options = loop.TrainingOptions(
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
-        verbose=keras_verbose(args.verbose), refine_sweeps=args.refine_sweeps)
+        verbose=keras_verbose(args.verbose), refine_sweeps=args.refine_sweeps,
+        time_limit_seconds=None if args.time_limit is None else 60.0 * args.time_limit)
     log(f"training {config.encoder} encoder / {config.decoder} decoder on {data_dir} "
         f"({metadata.nodes} nodes, {config.frames} frames) -> {run_dir}")
     return loop.train(config, data_dir, run_dir, strategy, options, log=log), run_dir
