@@ -22,6 +22,11 @@ runtime and model, before any batch), and peak minus that, per edge of a batch. 
 graph whose estimate (that per-edge figure of the largest candidate run of the same N, times
 its edges) exceeds ``--memory-budget-gb`` is not run; its estimate is printed instead.
 The load average is printed before and after: other processes slow the timings.
+
+``--allocators malloc bfc`` runs each setting under both of TensorFlow's CPU allocators
+(``TF_CPU_ALLOCATOR_USE_BFC`` false / true in the child's environment) and prints the bfc
+run's samples/s as a multiple of the malloc run's: large tensors from malloc are fresh
+pages on every step (page faults, system time), the BFC pool keeps and reuses them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.timing import load_average   # noqa: E402
 
+ALLOCATORS = {"malloc": "false", "bfc": "true"}   # -> TF_CPU_ALLOCATOR_USE_BFC
 # setting -> (candidate method, k, symmetric)
 SETTINGS = {"complete": ("complete", None, False), "knn8": ("knn", 8, False), "knn16": ("knn", 16, False),
             "knn16-symmetric": ("knn", 16, True)}
@@ -98,10 +104,11 @@ def ensure_data(root: str, nodes: int, systems: int) -> str:
     return path
 
 
-def run_child(args, data: str, setting: str) -> dict:
+def run_child(args, data: str, setting: str, allocator: str) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--child", "--data", data, "--setting", setting,
                "--batch", str(args.batch), "--epochs", str(args.epochs)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": ALLOCATORS[allocator]}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
@@ -116,6 +123,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="systems per batch")
     parser.add_argument("--steps", type=int, default=3, help="training steps per epoch")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the first")
+    parser.add_argument("--allocators", nargs="+", choices=sorted(ALLOCATORS), default=["bfc"],
+                        help="TensorFlow CPU allocators to run each setting under (default: bfc, "
+                             "the commands' choice; both: the bfc/malloc speed ratio)")
     parser.add_argument("--memory-budget-gb", type=float, default=16.0,
                         help="complete graphs estimated above this are not run")
     parser.add_argument("--data-root", default=os.path.join("/tmp", "nri-large-systems"))
@@ -129,7 +139,7 @@ def main() -> None:
 
     print(f"batch {args.batch}, {args.steps} steps per epoch, {args.epochs} timed epochs; "
           f"model {MODEL}; {load_average('before')}", flush=True)
-    print(f"{'N':>5} {'setting':>15} {'edges/system':>12} {'samples/s':>10} {'peak GB':>8} "
+    print(f"{'N':>5} {'setting':>15} {'alloc':>6} {'edges/system':>12} {'samples/s':>10} {'peak GB':>8} "
           f"{'built GB':>8} {'KB/edge':>8}  notes", flush=True)
     for nodes in args.nodes:
         data = ensure_data(args.data_root, nodes, args.batch * args.steps)
@@ -140,21 +150,27 @@ def main() -> None:
             if method == "complete" and per_edge is not None:
                 estimate = per_edge * edges * args.batch / 2 ** 20
                 if estimate > args.memory_budget_gb:
-                    print(f"{nodes:5d} {setting:>15} {edges:12d} {'-':>10} {'-':>8} {'-':>8} {'-':>8}  "
+                    print(f"{nodes:5d} {setting:>15} {'-':>6} {edges:12d} {'-':>10} {'-':>8} {'-':>8} {'-':>8}  "
                           f"not run: estimated {estimate:.0f} GB above the built model "
                           f"(> --memory-budget-gb {args.memory_budget_gb:g})", flush=True)
                     continue
-            result = run_child(args, data, setting)
-            if "error" in result:
-                print(f"{nodes:5d} {setting:>15} {edges:12d}  failed: {result['error']}", flush=True)
-                continue
-            extra = (result["peak_rss_kb"] - result["built_rss_kb"]) / (edges * args.batch)
-            if method != "complete":
-                per_edge = extra if per_edge is None else max(per_edge, extra)
-            print(f"{nodes:5d} {setting:>15} {edges:12d} {result['samples_per_s']:10.2f} "
-                  f"{result['peak_rss_kb'] / 2 ** 20:8.2f} {result['built_rss_kb'] / 2 ** 20:8.2f} "
-                  f"{extra:8.2f}  XLA {result['jit_compile']}, first epoch {result['first_epoch_s']:.1f} s",
-                  flush=True)
+            rates = {}
+            for allocator in args.allocators:
+                result = run_child(args, data, setting, allocator)
+                if "error" in result:
+                    print(f"{nodes:5d} {setting:>15} {allocator:>6} {edges:12d}  failed: {result['error']}",
+                          flush=True)
+                    continue
+                rates[allocator] = result["samples_per_s"]
+                extra = (result["peak_rss_kb"] - result["built_rss_kb"]) / (edges * args.batch)
+                if method != "complete":
+                    per_edge = extra if per_edge is None else max(per_edge, extra)
+                ratio = (f", bfc/malloc {rates['bfc'] / rates['malloc']:.2f}x"
+                         if len(rates) == 2 else "")
+                print(f"{nodes:5d} {setting:>15} {allocator:>6} {edges:12d} {result['samples_per_s']:10.2f} "
+                      f"{result['peak_rss_kb'] / 2 ** 20:8.2f} {result['built_rss_kb'] / 2 ** 20:8.2f} "
+                      f"{extra:8.2f}  XLA {result['jit_compile']}, first epoch {result['first_epoch_s']:.1f} s"
+                      f"{ratio}", flush=True)
     print(load_average("after"))
 
 

@@ -12,6 +12,12 @@ error-level "failed call to cuInit ... (303)". `import_tensorflow` sets
 errors stay; a value set by the user is kept) and captures descriptor 2 while TensorFlow
 loads and finds its devices, then writes back every captured line except the ones in
 `STARTUP_NOISE`. Set ``NRI_TF_SHOW_TF_STARTUP=1`` to see them all.
+
+It also sets ``TF_CPU_ALLOCATOR_USE_BFC=true`` (a value set by the user is kept): TensorFlow's
+default CPU allocator hands every tensor to malloc, which maps each large one afresh and
+unmaps it when it is freed, so training on 1000 nodes spent a third of its CPU time in the
+kernel zeroing fresh pages; TensorFlow's BFC pool keeps the memory and reuses it
+(`benchmarks/large_systems.py --allocators malloc bfc`; README "Benchmarks").
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ def import_tensorflow():
       still split the CPU into logical devices afterwards.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     if "tensorflow" in sys.modules or os.environ.get(SHOW_STARTUP_ENV):
         import tensorflow as tf   # the one job of this function: import it, when asked
 
