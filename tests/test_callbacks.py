@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nri_tf.config import NRIConfig
+from data_pipelines.generation import generate_dataset
+from nri_tf.config import ConfigError, NRIConfig
 from trainers import callbacks, loop, run_directory
+from trainers.strategy import process_count
 from trainers.run_directory import RunDirectoryError
 
 CONFIG = NRIConfig(dims=4, frames=5, encoder_hidden=4, decoder_hidden=4, batch_size=2)
@@ -205,3 +207,19 @@ def test_the_time_limit_stops_once_another_epoch_would_end_past_it(monkeypatch):
     assert stop.model.stop_training and stop.stopped_after == 3
     assert said == ["stopping after epoch 3: 0.9 minutes trained, and another epoch of about 0.2 would "
                     "pass the --time-limit of 1 minutes"]
+
+
+def test_a_time_limit_is_refused_for_several_training_processes(tmp_path):
+    """Two workers could disagree on the last epoch: refused before anything is written."""
+    cluster = {"worker": ["localhost:1", "localhost:2"]}
+    resolver = type("Resolver", (), {"cluster_spec": lambda self: tf.train.ClusterSpec(cluster),
+                                     "task_type": "worker", "task_id": 0})()
+    strategy = type("TwoWorkers", (), {"cluster_resolver": resolver, "num_replicas_in_sync": 1})()
+    assert process_count(strategy) == 2 and process_count(tf.distribute.get_strategy()) == 1
+    data = tmp_path / "data"
+    generate_dataset(str(data), simulation="springs", num_nodes=NODES, num_train=4, num_valid=2, num_test=2,
+                     length=500, length_test=500, seed=0, progress=False)
+    with pytest.raises(ConfigError, match="--time-limit needs a single training process"):
+        loop.train(CONFIG, str(data), str(tmp_path / "run"), strategy,
+                   loop.TrainingOptions(time_limit_seconds=60))
+    assert not (tmp_path / "run").exists()

@@ -1,5 +1,5 @@
 """Keras callbacks of a training run: resumable checkpoints, learning-rate logging and
-TensorBoard scalars, hyperparameters and images of inferred graphs.
+TensorBoard scalars, hyperparameters and images of inferred graphs, a time limit.
 
 TensorBoard layout of RUN/logs (one step convention: step n is the end of epoch n + 1, as
 Keras writes its epoch scalars):
