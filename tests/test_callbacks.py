@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines.generation import generate_dataset
 from nri_tf.config import ConfigError, NRIConfig
 from trainers import callbacks, loop, run_directory
 from trainers.strategy import process_count
@@ -209,17 +208,14 @@ def test_the_time_limit_stops_once_another_epoch_would_end_past_it(monkeypatch):
                     "pass the --time-limit of 1 minutes"]
 
 
-def test_a_time_limit_is_refused_for_several_training_processes(tmp_path):
+def test_a_time_limit_is_refused_for_several_training_processes(tiny_data, tmp_path):
     """Two workers could disagree on the last epoch: refused before anything is written."""
     cluster = {"worker": ["localhost:1", "localhost:2"]}
     resolver = type("Resolver", (), {"cluster_spec": lambda self: tf.train.ClusterSpec(cluster),
                                      "task_type": "worker", "task_id": 0})()
     strategy = type("TwoWorkers", (), {"cluster_resolver": resolver, "num_replicas_in_sync": 1})()
     assert process_count(strategy) == 2 and process_count(tf.distribute.get_strategy()) == 1
-    data = tmp_path / "data"
-    generate_dataset(str(data), simulation="springs", num_nodes=NODES, num_train=4, num_valid=2, num_test=2,
-                     length=500, length_test=500, seed=0, progress=False)
     with pytest.raises(ConfigError, match="--time-limit needs a single training process"):
-        loop.train(CONFIG, str(data), str(tmp_path / "run"), strategy,
+        loop.train(CONFIG, tiny_data, str(tmp_path / "run"), strategy,
                    loop.TrainingOptions(time_limit_seconds=60))
     assert not (tmp_path / "run").exists()
