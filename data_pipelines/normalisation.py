@@ -9,6 +9,8 @@ Building blocks:
   `compute_normalisation`  [systems, nodes, frames, dims] training values -> `Normalisation`
   `Normaliser`             the scaling (and back) for numpy arrays and TensorFlow tensors of
                            shape [..., dims], without importing TensorFlow itself
+  `change_rms`             the RMS one-frame change of each scaled feature (the decoders'
+                           `--change-scale`)
 
 Used by the dataset writer, the tf.data pipeline, the simulation decoder, the serving
 module and the export.
@@ -17,7 +19,7 @@ module and the export.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -146,3 +148,30 @@ class Normaliser:
         x = self._checked(x)
         minimum, span = self._constants(x)
         return (x + 1) * span / 2 + minimum
+
+
+def change_rms(batches: Iterable[np.ndarray], normaliser: Normaliser, max_systems: int) -> list[float]:
+    """Each feature's root-mean-square change from one frame to the next, in scaled units.
+
+    Args:
+      batches: [batch, nodes, frames, dims] raw trajectories (e.g. a training split's, in
+        stored order); read until ``max_systems`` systems are seen.
+      normaliser: the dataset's scaling (`Normaliser`); a change of x scales by 2 / span.
+      max_systems: the most systems read (the statistic settles long before a large split ends).
+    Returns:
+      [dims] floats >= 0; 0 for a feature that never changes.
+    Raises:
+      DatasetError if no batch has two frames.
+    """
+    squares, count, systems = np.zeros(normaliser.dims), 0, 0
+    for trajectories in batches:
+        trajectories = np.asarray(trajectories, dtype=np.float64)[:max_systems - systems]
+        changes = np.diff(normaliser.normalise(trajectories), axis=2).reshape(-1, normaliser.dims)
+        squares += (changes ** 2).sum(axis=0)
+        count += len(changes)
+        systems += len(trajectories)
+        if systems >= max_systems:
+            break
+    if count == 0:
+        raise DatasetError("no system with two frames to measure the one-frame change on")
+    return [float(v) for v in np.sqrt(squares / count)]

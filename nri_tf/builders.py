@@ -42,7 +42,7 @@ def decoder_from_config(config: NRIConfig, name: str = "decoder") -> StepDecoder
     """The decoder ``config.decoder`` names, with the config's sizes."""
     common = dict(dims=config.dims, edge_types=config.edge_types, hidden=config.decoder_hidden,
                   dropout=config.decoder_dropout, skip_first=config.skip_first,
-                  precision=config.precision, name=name)
+                  precision=config.precision, change_scale=config.change_scale, name=name)
     if config.decoder == "mlp":
         return MLPDecoder(relative_dims=relative_dims(config),
                           inverse_square_dims=config.position_dims if config.inverse_square else 0, **common)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 from data_pipelines.candidates import CANDIDATE_METHODS
@@ -36,17 +37,31 @@ SERVING_MAX_STEPS = 1000
 SERVING_MAX_SCALED = 1e6
 
 
+# The reference implementation's sparsity prior for 4 edge types with type 0 = no edge;
+# `--prior` given without values uses its first entry and spreads the rest evenly
+# (`nri_tf.presets.reference_prior`).
+REFERENCE_PRIOR_NO_EDGE = 0.91
+# `--change-scale` without values measures the first this many training systems.
+CHANGE_SCALE_SYSTEMS = 1000
+
+
 # Options added after runs existed, with the fields that belong to them (`NRIConfig.identity`).
 OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_k", "candidate_radius")),
                  "relative_positions": (False, ("relative_positions", "position_dims")),
                  "gru_own_hidden": (False, ("gru_own_hidden",)),
                  "rnn_message_divisor": ("nodes", ("rnn_message_divisor",)),
                  "triangles": (False, ("triangles",)),
-                 "inverse_square": (False, ("inverse_square",))}
+                 "inverse_square": (False, ("inverse_square",)),
+                 "change_scale": ([], ("change_scale",))}
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field whose ``help`` text becomes the CLI flag's help."""
+    """A dataclass field whose ``help`` text becomes the CLI flag's help.
+
+    ``extra`` metadata: ``cli`` (False: not a flag), ``choices``, ``default_help`` (the
+    value shown when the flag is not given), and for list fields ``empty_help`` / ``empty_short``
+    (what the flag given without values means, in full for its help and in a word or two
+    where a preset's rule asks for it)."""
     metadata = {"help": help, **extra}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
@@ -121,10 +136,22 @@ class NRIConfig:
         "SPEC.md's average over nodes) or dims (the feature count D, as the reference code's "
         "`inputs.size(2)` does); with many nodes and a sparse graph (motion capture: N = 31, "
         "D = 6) dims keeps more of the messages", choices=RNN_MESSAGE_DIVISORS)
+    change_scale: list = _field(
+        [], "mlp and rnn decoders (beyond the paper): each feature's predicted change multiplied "
+        "by this factor, one per feature, so the output layer works at the scale of the data's "
+        "frame-to-frame changes rather than of the features (motion capture: joints move 0.0004 "
+        "to 0.017 of the scaled range a frame, an untrained output layer 0.1-0.2)",
+        default_help="none",
+        empty_help="each feature's root-mean-square one-frame change in the scaled training data "
+                   f"(its first {CHANGE_SCALE_SYSTEMS} systems at most)",
+        empty_short="measured")
     temp: float = _field(0.5, "Gumbel-softmax temperature tau")
     hard: bool = _field(False, "straight-through one-hot samples in training")
     prior: list = _field([], "sparsity prior over edge types, e.g. 0.91 0.03 0.03 0.03",
-                         default_help="uniform")
+                         default_help="uniform",
+                         empty_help=f"the reference's sparsity prior [{REFERENCE_PRIOR_NO_EDGE}, rest "
+                                    "spread evenly]",
+                         empty_short="the reference's")
     var: float = _field(5e-5, "fixed output variance of the Gaussian likelihood")
     prediction_steps: int = _field(10, "MLP decoder: ground truth fed every M steps; RNN: steps predicted after burn-in")
     dynamic_graph: bool = _field(False, "RNN decoder at test time: re-infer the graph on a sliding window")
@@ -193,6 +220,15 @@ class NRIConfig:
         if self.rnn_message_divisor != "nodes" and self.decoder != "rnn":
             raise ConfigError(f"--rnn-message-divisor is a setting of the rnn decoder's messages; "
                               f"the {self.decoder} decoder's are summed")
+        if self.change_scale:
+            if self.decoder not in ("mlp", "rnn"):
+                raise ConfigError(f"--change-scale scales a learned decoder's output; the "
+                                  f"{self.decoder} decoder has none")
+            if len(self.change_scale) != self.dims:
+                raise ConfigError(f"--change-scale has {len(self.change_scale)} values but the data "
+                                  f"has {self.dims} features")
+            if not all(math.isfinite(v) and v >= 0 for v in self.change_scale):
+                raise ConfigError(f"--change-scale values must be finite and >= 0, got {self.change_scale}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.decoder == "sim" and not self.simulator:

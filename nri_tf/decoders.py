@@ -335,8 +335,11 @@ class _Decoder(StepDecoder):
     """Settings and serialisation shared by the learned decoders."""
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
-                 skip_first: bool = False, precision: str = "float32", **kwargs):
+                 skip_first: bool = False, precision: str = "float32", change_scale=(), **kwargs):
         super().__init__(**kwargs)
+        self.change_scale = [float(v) for v in change_scale]
+        if self.change_scale and len(self.change_scale) != int(dims):
+            raise ValueError(f"change_scale needs one value per feature ({dims}), got {self.change_scale}")
         self.dims = int(dims)
         self.edge_types = int(edge_types)
         self.hidden = int(hidden)
@@ -362,16 +365,20 @@ class _Decoder(StepDecoder):
         self.out3.build((None, self.hidden))
 
     def _output_change(self, features, training):
-        """The output MLP on [..., in_features] -> the predicted change [..., dims]."""
+        """The output MLP on [..., in_features] -> the predicted change [..., dims], each
+        feature multiplied by its ``change_scale`` (`NRIConfig.change_scale`) if given."""
         def mlp(rows):
             x = self.out2(self.drop(self.out1(rows), training=training))
             return self.out3(self.drop(x, training=training))
-        return on_rows(mlp, features)
+        change = on_rows(mlp, features)
+        if self.change_scale:
+            change = change * tf.constant(self.change_scale, dtype=change.dtype)
+        return change
 
     def get_config(self):
         return {**super().get_config(), "dims": self.dims, "edge_types": self.edge_types,
                 "hidden": self.hidden, "dropout": self.dropout, "skip_first": self.skip_first,
-                "precision": self.precision}
+                "precision": self.precision, "change_scale": self.change_scale}
 
 
 @keras.saving.register_keras_serializable(package="nri_tf")

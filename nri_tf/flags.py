@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any
 
 from nri_tf.config import NRIConfig
-from nri_tf.presets import DATA_DECIDED, DEFAULT_PRESET, PRESETS, REFERENCE_PRIOR_NO_EDGE, Preset
+from nri_tf.presets import DATA_DECIDED, DEFAULT_PRESET, PRESETS, Preset
 
 def add_config_arguments(parser) -> None:
     """Adds one flag per NRIConfig field (``--field-name``) to an argparse parser.
@@ -38,10 +38,9 @@ def add_config_arguments(parser) -> None:
         if field.type in ("bool", bool):
             group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=help_text)
-        elif field.name == "prior":
-            group.add_argument(flag, dest="prior", nargs="*", type=float, default=argparse.SUPPRESS,
-                               help=help_text + "; without values: the reference's sparsity prior "
-                               f"[{REFERENCE_PRIOR_NO_EDGE}, rest spread evenly]")
+        elif field.type in ("list", list):
+            group.add_argument(flag, dest=field.name, nargs="*", type=float, default=argparse.SUPPRESS,
+                               help=f"{help_text}; without values: {meta['empty_help']}")
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(field.type), type(field.default))
             group.add_argument(flag, dest=field.name, type=kind, choices=meta.get("choices"),
@@ -53,8 +52,8 @@ def effective_default_help(field: dataclasses.Field) -> str:
     value, the data's rule where the data decides (`data_settings`), and the other
     presets' values where they differ."""
     def shown(value, rule: bool = False):
-        if field.name == "prior" and not value:     # a rule's empty prior: as `--prior` alone
-            return "the reference's" if rule else "none"
+        if isinstance(value, list) and not value:     # a rule's empty list: as the flag alone
+            return field.metadata["empty_short"] if rule else "none"
         return "on" if value is True else "off" if value is False else str(value)
 
     def value_in(preset: Preset) -> str:

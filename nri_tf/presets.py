@@ -19,12 +19,8 @@ import dataclasses
 
 from data_pipelines.contract import has_edge_labels, position_dims
 from data_pipelines.simulations import ALL_SIMULATION_NAMES, get_simulation
-from nri_tf.config import ConfigError, NRIConfig
-
-# The reference implementation's sparsity prior for 4 edge types with type 0 = no edge;
-# `--prior` given without values uses its first entry and spreads the rest evenly.
-REFERENCE_PRIOR_NO_EDGE = 0.91
-
+from data_pipelines.normalisation import Normaliser, change_rms
+from nri_tf.config import CHANGE_SCALE_SYSTEMS, REFERENCE_PRIOR_NO_EDGE, ConfigError, NRIConfig
 
 def reference_prior(edge_types: int) -> list:
     """[0.91, 0.09/(K-1), ...]: the reference's sparsity prior generalised to K types."""
@@ -137,17 +133,31 @@ def build_config(preset: dict, overrides: dict, data_fields: dict, data_defaults
     return NRIConfig(**values).validate()
 
 
-def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict | None = None) -> NRIConfig:
+def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict | None = None,
+                       data_dir: str | None = None) -> NRIConfig:
     """`build_config` with the data fields and `data_settings` of a dataset.
 
     Args:
       preset, overrides: NRIConfig values, the later winning.
       metadata: the dataset's `data_pipelines.storage.metadata.DatasetMetadata`.
       by_source: the preset's per-source settings (`Preset.by_source`).
+      data_dir: the dataset's directory, read when a flag or the data's rule asks for a
+        measured `NRIConfig.change_scale` (an empty list): `measured_change_scale`.
     Raises:
-      ConfigError: for bad settings, or the sim decoder on data it cannot simulate.
+      ConfigError: for bad settings, the sim decoder on data it cannot simulate, or a
+        measured change scale without ``data_dir``.
+      DatasetError: the training split cannot be read for that measurement.
     """
     data_defaults = data_settings(metadata, by_source, preset, overrides)
+    if {**data_defaults, **overrides}.get("change_scale") == []:
+        if data_dir is None:
+            raise ConfigError("--change-scale without values measures the training data; "
+                              "give the values, or the dataset's directory")
+        measured = {"change_scale": measured_change_scale(data_dir, metadata)}
+        if "change_scale" in overrides:
+            overrides = {**overrides, **measured}
+        else:
+            data_defaults = {**data_defaults, **measured}
     data_fields = {"dims": metadata.dims, "frames": metadata.frames["train"],
                    "position_dims": position_dims(metadata)}
     if {**preset, **data_defaults, **overrides}.get("decoder") == "sim":
@@ -159,6 +169,16 @@ def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict 
         except ValueError as error:
             raise ConfigError(str(error)) from None
     return build_config(preset, overrides, data_fields, data_defaults)
+
+
+def measured_change_scale(data_dir: str, metadata) -> list:
+    """Each feature's RMS one-frame change over the first `CHANGE_SCALE_SYSTEMS` training
+    systems, in the units the model sees (`data_pipelines.normalisation.change_rms`)."""
+    # Imported here: reading records imports TensorFlow, which `--help` must not wait for.
+    from data_pipelines.storage.reader import iter_split
+
+    batches = (trajectories for trajectories, _ in iter_split(data_dir, "train", metadata))
+    return change_rms(batches, Normaliser.from_metadata(metadata), CHANGE_SCALE_SYSTEMS)
 
 
 def setting_origins(preset: dict, overrides: dict, metadata, by_source: dict | None = None) -> dict:

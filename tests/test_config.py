@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 
+import numpy as np
 import pytest
 
 from nri_tf.config import ConfigError, NRIConfig
@@ -178,6 +179,26 @@ def test_motion_capture_gets_the_papers_model_and_schedule(preset):
     flagged = preset_config(preset, "cmu", "--edge-types", "2", "--no-skip-first", "--epochs", "3", labelled=False)
     assert (flagged.edge_types, flagged.skip_first, flagged.epochs) == (2, False, 3)
     assert flagged.prior == pytest.approx([0.91, 0.09])             # the reference's prior for K = 2
+
+
+def test_change_scale_without_values_is_measured_on_the_training_data(tiny_data):
+    from data_pipelines.normalisation import Normaliser
+    from data_pipelines.storage.reader import read_metadata, read_split
+    from nri_tf.presets import PRESETS, config_for_dataset
+
+    metadata, fast = read_metadata(tiny_data), PRESETS["fast"]
+    scaled = Normaliser.from_metadata(metadata).normalise(read_split(tiny_data, "train")[0].astype(np.float64))
+    expected = np.sqrt((np.diff(scaled, axis=2) ** 2).mean(axis=(0, 1, 2)))     # all 256 systems
+    config = config_for_dataset(fast.config, config_overrides(parse("--change-scale")), metadata,
+                                fast.by_source, tiny_data)
+    np.testing.assert_allclose(config.change_scale, expected, rtol=1e-5)
+    assert 0 < min(config.change_scale) and max(config.change_scale) < 0.5      # a frame moves little
+    given = config_overrides(parse("--change-scale", "1", "2", "3", "4"))
+    assert config_for_dataset(fast.config, given, metadata, fast.by_source).change_scale == [1, 2, 3, 4]
+    with pytest.raises(ConfigError, match="measures the training data"):
+        config_for_dataset(fast.config, config_overrides(parse("--change-scale")), metadata, fast.by_source)
+    with pytest.raises(ConfigError, match="the sim decoder has none"):
+        NRIConfig(decoder="sim", simulator={"kind": "springs"}, change_scale=[1.0] * 4).validate()
 
 
 def test_paper_preset_follows_the_papers_appendix_per_simulation():

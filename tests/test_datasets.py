@@ -82,6 +82,24 @@ def test_normaliser_formula_and_inverse():
         normaliser.normalise(np.zeros((2, 4)))
 
 
+def test_change_rms_is_each_scaled_features_rms_frame_to_frame_change():
+    from data_pipelines.normalisation import change_rms
+
+    normaliser = Normaliser([0.0, -2.0, 5.0], [4.0, 2.0, 5.0])           # spans 4, 4, 0 (constant)
+    frames = np.arange(6, dtype=np.float32)
+    first = np.zeros([2, 3, 6, 3], np.float32)
+    first[..., 0] = 0.1 * frames                    # steady: every change 0.1 raw = 0.05 scaled
+    first[0, :, :, 1] = 0.4 * (frames % 2)          # alternating: changes of +-0.4 raw = 0.2 scaled
+    first[..., 2] = 5.0
+    later = np.full([2, 3, 6, 3], 100.0, np.float32)                     # beyond max_systems
+    got = change_rms(iter([first, later]), normaliser, max_systems=2)
+    # feature 1 moves in one of the two systems only: the mean square is half of 0.2^2.
+    np.testing.assert_allclose(got, [0.05, np.sqrt(0.02), 0.0], rtol=1e-6)
+    assert change_rms(iter([first, later]), normaliser, max_systems=1)[1] == pytest.approx(0.2)
+    with pytest.raises(DatasetError, match="two frames"):
+        change_rms(iter([first[:, :, :1]]), normaliser, max_systems=2)
+
+
 def test_seeded_shuffle_is_reproducible_per_epoch(data_dir):
     def two_epochs(seed):
         dataset = make_dataset(data_dir, "train", 5, seed=seed, normalise=False)

@@ -229,6 +229,25 @@ def test_inverse_square_messages_add_the_softened_coulomb_vector_of_the_position
         EdgeTypeMessages(EDGE_TYPES, 8, inverse_square_dims=2).first_layer(frame, project_nodes_first=True)
 
 
+@pytest.mark.parametrize("kind", ["mlp", "rnn"])
+def test_change_scale_multiplies_each_features_predicted_change(kind):
+    scale = [0.5, 2.0, 0.0, 1e-3]
+    plain = _decoder(kind)
+    config = NRIConfig(decoder=kind, decoder_hidden=16, edge_types=EDGE_TYPES, change_scale=scale)
+    scaled = decoder_from_config(config)
+    scaled.build((None, None, FRAMES, DIMS))
+    scaled.set_weights(plain.get_weights())
+    x, z = _data()
+    change = plain(x, z, prediction_steps=1) - x[:, :, :-1]
+    _close(scaled(x, z, prediction_steps=1) - x[:, :, :-1], change * np.array(scale, np.float32))
+    clone = keras.layers.deserialize(keras.layers.serialize(scaled))
+    assert clone.get_config()["change_scale"] == scale
+    with pytest.raises(ConfigError, match="3 values but the data has 4 features"):
+        NRIConfig(decoder=kind, change_scale=[1.0, 1.0, 1.0]).validate()
+    with pytest.raises(ConfigError, match="finite and >= 0"):
+        NRIConfig(decoder=kind, change_scale=[1.0, -1.0, 1.0, 1.0]).validate()
+
+
 def _rnn_step(**options):
     """(decoder, inputs [3, nodes, dims], hidden [3, nodes, 16], edge weights): an rnn
     decoder built with the config ``options`` and the arguments of one of its steps."""

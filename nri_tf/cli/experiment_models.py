@@ -103,7 +103,7 @@ class Experiment:
     def nri_config(self, seed: int, **changes):
         # Flags (and the model's own changes) win over the data's settings and the budget's.
         return config_for_dataset({**self.budget.nri, "seed": seed}, {**self.nri_overrides, **changes},
-                                  self.metadata, self.budget.by_source)
+                                  self.metadata, self.budget.by_source, self.data_dir)
 
     def path(self, *parts: str) -> str:
         path = os.path.join(self.root, *parts)

@@ -44,10 +44,13 @@ import shutil
 from data_pipelines.errors import report_known_errors
 from data_pipelines.files import read_json
 from nri_tf import figures
+from nri_tf.config import NRIConfig
 from nri_tf.cli.paper_results import NRI_MPM_TABLE1, PAPER_PLOTS, ROW_NAMES, TABLE_ROWS
 from nri_tf.cli.tables import format_summary, markdown_table, nri_setting, row_seeds
 from nri_tf.cli.train import default_data_name
 from trainers.run_directory import HISTORY_FILE, read_history
+
+NRI_FIELDS = {field.name: field for field in dataclasses.fields(NRIConfig)}
 
 TABLE_FILES = ("table1.json", "table1.md", "table2.json", "table2.md")
 FIGURES_DIR = "results"
@@ -185,8 +188,11 @@ def wall_time_markdown(settings: list) -> str:
 
 
 def _setting_value(name: str, value) -> str:
-    """A setting as the page shows it: an empty prior is the reference's (as `--prior` alone)."""
-    return "the reference's" if name == "prior" and value == [] else str(value)
+    """A setting as the page shows it: an empty list as its flag alone means (the reference's
+    prior for `--prior`, measured for `--change-scale`)."""
+    if value == [] and "empty_short" in getattr(NRI_FIELDS.get(name), "metadata", {}):
+        return NRI_FIELDS[name].metadata["empty_short"]
+    return str(value)
 
 
 def _settings_line(setting: Setting) -> str:

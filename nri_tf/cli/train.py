@@ -206,7 +206,7 @@ def run(args: argparse.Namespace, log) -> tuple[dict, str]:
     data_dir = args.data or ensure_default_data(preset.data, log)
     metadata = read_metadata(data_dir)
     overrides = config_overrides(args)
-    config = config_for_dataset(preset.config, overrides, metadata, preset.by_source)
+    config = config_for_dataset(preset.config, overrides, metadata, preset.by_source, data_dir)
     run_dir = args.logdir or default_run_dir(data_dir, config)
     log(f"preset {args.preset}; settings ([flag] given, [data] decided by the {metadata.source} "
         f"data, [preset] from the preset, the rest the paper's defaults):\n"
