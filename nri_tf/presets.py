@@ -11,6 +11,8 @@ Building blocks:
   `config_for_dataset`, `build_config`, `data_settings`  the config of a run on a dataset
   `setting_origins`, `describe_config`   where each value comes from, for the run's log
   `reference_prior`    the reference's sparsity prior for K edge types
+  `measured_change_scale`   the training data's frame-to-frame change per feature
+                            (`NRIConfig.change_scale` asked for without values)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from data_pipelines.contract import has_edge_labels, position_dims
 from data_pipelines.simulations import ALL_SIMULATION_NAMES, get_simulation
 from data_pipelines.normalisation import Normaliser, change_rms
 from nri_tf.config import CHANGE_SCALE_SYSTEMS, REFERENCE_PRIOR_NO_EDGE, ConfigError, NRIConfig
+
 
 def reference_prior(edge_types: int) -> list:
     """[0.91, 0.09/(K-1), ...]: the reference's sparsity prior generalised to K types."""
@@ -117,7 +120,7 @@ def build_config(preset: dict, overrides: dict, data_fields: dict, data_defaults
 
     ``data_defaults`` (`data_settings`) are the settings the data suggests;
     ``data_fields`` (from `config_for_dataset`) always set ``dims``, ``position_dims`` (and
-    ``simulator``);
+    ``simulator``, and ``change_scale`` when measured);
     their ``frames`` (the training systems' length) is the default and the upper bound of
     the encoder's frames. An empty ``prior`` given on the command line or by the data's
     rule means the reference's sparsity prior for the run's edge types.
@@ -149,17 +152,13 @@ def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict 
       DatasetError: the training split cannot be read for that measurement.
     """
     data_defaults = data_settings(metadata, by_source, preset, overrides)
-    if {**data_defaults, **overrides}.get("change_scale") == []:
+    data_fields = {"dims": metadata.dims, "frames": metadata.frames["train"],
+                   "position_dims": position_dims(metadata)}
+    if {**preset, **data_defaults, **overrides}.get("change_scale") == []:
         if data_dir is None:
             raise ConfigError("--change-scale without values measures the training data; "
                               "give the values, or the dataset's directory")
-        measured = {"change_scale": measured_change_scale(data_dir, metadata)}
-        if "change_scale" in overrides:
-            overrides = {**overrides, **measured}
-        else:
-            data_defaults = {**data_defaults, **measured}
-    data_fields = {"dims": metadata.dims, "frames": metadata.frames["train"],
-                   "position_dims": position_dims(metadata)}
+        data_fields["change_scale"] = measured_change_scale(data_dir, metadata)
     if {**preset, **data_defaults, **overrides}.get("decoder") == "sim":
         # Imported here: physics imports TensorFlow, which `--help` must not wait for.
         from nri_tf.physics import simulator_settings
