@@ -188,8 +188,8 @@ def wall_time_markdown(settings: list) -> str:
 
 
 def _setting_value(name: str, value) -> str:
-    """A setting as the page shows it: an empty list as its flag alone means (the reference's
-    prior for `--prior`, measured for `--change-scale`)."""
+    """A setting as the page shows it; an empty list as what its flag given alone means
+    ("the reference's" prior, a "measured" change scale)."""
     if value == [] and "empty_short" in getattr(NRI_FIELDS.get(name), "metadata", {}):
         return NRI_FIELDS[name].metadata["empty_short"]
     return str(value)
