@@ -165,7 +165,7 @@ def change_rms(batches: Iterable[np.ndarray], normaliser: Normaliser, max_system
     """
     squares, count, systems = np.zeros(normaliser.dims), 0, 0
     for trajectories in batches:
-        trajectories = np.asarray(trajectories, dtype=np.float64)[:max_systems - systems]
+        trajectories = np.asarray(trajectories[:max_systems - systems], dtype=np.float64)
         changes = np.diff(normaliser.normalise(trajectories), axis=2).reshape(-1, normaliser.dims)
         squares += (changes ** 2).sum(axis=0)
         count += len(changes)

@@ -170,14 +170,24 @@ def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict 
     return build_config(preset, overrides, data_fields, data_defaults)
 
 
+# metadata fingerprint -> `measured_change_scale` of that data: an experiment builds its
+# config once per model, and the measurement reads the training split.
+_MEASURED_CHANGE_SCALES: dict = {}
+
+
 def measured_change_scale(data_dir: str, metadata) -> list:
     """Each feature's RMS one-frame change over the first `CHANGE_SCALE_SYSTEMS` training
-    systems, in the units the model sees (`data_pipelines.normalisation.change_rms`)."""
+    systems, in the units the model sees (`data_pipelines.normalisation.change_rms`);
+    measured once per dataset (by its metadata fingerprint) and process."""
     # Imported here: reading records imports TensorFlow, which `--help` must not wait for.
-    from data_pipelines.storage.reader import iter_split
+    from data_pipelines.storage.reader import iter_split, metadata_fingerprint
 
-    batches = (trajectories for trajectories, _ in iter_split(data_dir, "train", metadata))
-    return change_rms(batches, Normaliser.from_metadata(metadata), CHANGE_SCALE_SYSTEMS)
+    key = metadata_fingerprint(metadata)
+    if key not in _MEASURED_CHANGE_SCALES:
+        batches = (trajectories for trajectories, _ in iter_split(data_dir, "train", metadata))
+        _MEASURED_CHANGE_SCALES[key] = change_rms(batches, Normaliser.from_metadata(metadata),
+                                                  CHANGE_SCALE_SYSTEMS)
+    return list(_MEASURED_CHANGE_SCALES[key])
 
 
 def setting_origins(preset: dict, overrides: dict, metadata, by_source: dict | None = None) -> dict:

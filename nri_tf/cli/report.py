@@ -190,8 +190,9 @@ def wall_time_markdown(settings: list) -> str:
 def _setting_value(name: str, value) -> str:
     """A setting as the page shows it; an empty list as what its flag given alone means
     ("the reference's" prior, a "measured" change scale)."""
-    if value == [] and "empty_short" in getattr(NRI_FIELDS.get(name), "metadata", {}):
-        return NRI_FIELDS[name].metadata["empty_short"]
+    field = NRI_FIELDS.get(name)
+    if value == [] and field is not None and "empty_short" in field.metadata:
+        return field.metadata["empty_short"]
     return str(value)
 
 
