@@ -47,8 +47,8 @@ def decoder_from_config(config: NRIConfig, name: str = "decoder") -> StepDecoder
         return MLPDecoder(relative_dims=relative_dims(config),
                           inverse_square_dims=config.position_dims if config.inverse_square else 0, **common)
     if config.decoder == "rnn":
-        return RNNDecoder(own_hidden=config.gru_own_hidden,
-                          message_divisor=config.rnn_message_divisor, **common)
+        return RNNDecoder(own_hidden=config.gru_own_hidden, message_divisor=config.rnn_message_divisor,
+                          reads_change=config.gru_reads_change, **common)
     if config.decoder == "sim":
         return SimulationDecoder(config.edge_types, name=name, **config.simulator)
     raise ValueError(f"unknown decoder {config.decoder!r}; expected one of mlp, rnn, sim")

@@ -52,7 +52,8 @@ OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_
                  "rnn_message_divisor": ("nodes", ("rnn_message_divisor",)),
                  "triangles": (False, ("triangles",)),
                  "inverse_square": (False, ("inverse_square",)),
-                 "change_scale": ([], ("change_scale",))}
+                 "change_scale": ([], ("change_scale",)),
+                 "gru_reads_change": (False, ("gru_reads_change",))}
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:
@@ -145,6 +146,11 @@ class NRIConfig:
         empty_help="each feature's root-mean-square one-frame change in the scaled training data "
                    f"(its first {CHANGE_SCALE_SYSTEMS} systems at most)",
         empty_short="measured")
+    gru_reads_change: bool = _field(
+        False, "rnn decoder (beyond the paper): the GRU also reads each node's last "
+        "frame-to-frame change divided by --change-scale, which it needs (motion capture: the "
+        "next change follows from the last two, which a GRU reading the frames alone forms "
+        "poorly)")
     temp: float = _field(0.5, "Gumbel-softmax temperature tau")
     hard: bool = _field(False, "straight-through one-hot samples in training")
     prior: list = _field([], "sparsity prior over edge types, e.g. 0.91 0.03 0.03 0.03",
@@ -220,6 +226,13 @@ class NRIConfig:
         if self.rnn_message_divisor != "nodes" and self.decoder != "rnn":
             raise ConfigError(f"--rnn-message-divisor is a setting of the rnn decoder's messages; "
                               f"the {self.decoder} decoder's are summed")
+        if self.gru_reads_change:
+            if self.decoder != "rnn":
+                raise ConfigError(f"--gru-reads-change is a setting of the rnn decoder's GRU; the "
+                                  f"{self.decoder} decoder has none")
+            if not self.change_scale:
+                raise ConfigError("--gru-reads-change divides the change by --change-scale: give "
+                                  "--change-scale too (alone it measures the data)")
         if self.change_scale:
             if self.decoder not in ("mlp", "rnn"):
                 raise ConfigError(f"--change-scale scales a learned decoder's output; the "

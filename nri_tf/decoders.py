@@ -590,26 +590,36 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
     so its candidate state n reads the input alone: its memory survives only through the
     update gate. ``own_hidden`` keeps it for every node whatever the graph.
 
+    With ``reads_change`` the GRU's input x is [x_t, (x_t - x_{t-1}) / change_scale]: the
+    last frame-to-frame change at the scale of the data's changes (zero at the first
+    frame), which a GRU reading the frames alone must form from two saturating states.
+
     Args:
-      dims, edge_types, hidden, dropout, skip_first: see `NRIConfig`.
+      dims, edge_types, hidden, dropout, skip_first, change_scale: see `NRIConfig`.
       own_hidden: `NRIConfig.gru_own_hidden`.
       message_divisor: `NRIConfig.rnn_message_divisor`, "nodes" or "dims".
-    State for `step`: (current frame [batch, nodes, dims], hidden [batch, nodes, H]).
+      reads_change: `NRIConfig.gru_reads_change`; needs ``change_scale``.
+    State for `step`: (current frame [batch, nodes, dims], hidden), where hidden is
+    [batch, nodes, H], or with ``reads_change`` (that, the previous frame [batch, nodes, dims]).
     """
 
     def __init__(self, dims: int, edge_types: int, hidden: int, dropout: float = 0.0,
                  skip_first: bool = False, precision: str = "float32", own_hidden: bool = False,
-                 message_divisor: str = "nodes", **kwargs):
+                 message_divisor: str = "nodes", reads_change: bool = False, **kwargs):
         super().__init__(dims, edge_types, hidden, dropout, skip_first, precision, **kwargs)
         if message_divisor not in RNN_MESSAGE_DIVISORS:
             raise ValueError(f"message_divisor must be one of {RNN_MESSAGE_DIVISORS}, got {message_divisor!r}")
+        if reads_change and not self.change_scale:
+            raise ValueError("reads_change divides the change by change_scale, which is not given")
         self.own_hidden = bool(own_hidden)
         self.message_divisor = message_divisor
+        self.reads_change = bool(reads_change)
+        self.gate_inputs = 2 * self.dims if self.reads_change else self.dims
         self.messages = EdgeTypeMessages(edge_types, hidden, "tanh", dropout, skip_first,
                                          average_types=True, name="messages", dtype=self.hidden_policy)
         # The three input (bias) and three message (no bias) projections of the GRU, stacked;
         # float32, as the hidden state they update.
-        self.input_gates = _dense(3 * hidden, dims, name="input_gates")
+        self.input_gates = _dense(3 * hidden, self.gate_inputs, name="input_gates")
         self.message_gates = _dense(3 * hidden, hidden, use_bias=False, name="message_gates")
         self.hidden_gates = (_dense(3 * hidden, hidden, use_bias=False, name="hidden_gates")
                              if self.own_hidden else None)
@@ -617,20 +627,26 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
 
     def build(self, input_shape):
         self.messages.build((None, None, self.hidden))
-        self.input_gates.build((None, self.dims))
+        self.input_gates.build((None, self.gate_inputs))
         self.message_gates.build((None, self.hidden))
         if self.own_hidden:
             self.hidden_gates.build((None, self.hidden))
         self._build_output_mlp()
 
     def _predict(self, inputs, hidden, edge_weights, training, edges=None):
-        """One recurrent step: ([b, n, dims], [b, n, H]) -> (prediction, new hidden)."""
+        """One recurrent step: ([b, n, dims], hidden) -> (prediction, new hidden); hidden as
+        the class's state says."""
+        gate_inputs = inputs
+        if self.reads_change:
+            hidden, previous = hidden
+            change = tf.math.divide_no_nan(inputs - previous, tf.constant(self.change_scale, inputs.dtype))
+            gate_inputs = tf.concat([inputs, change], axis=-1)
         messages = self.messages(hidden, edge_weights, training=training, edges=edges)
         if self.message_divisor == "nodes":
             aggregated = graph.edge_to_node(messages, divide_by_nodes=True, edges=edges)
         else:
             aggregated = graph.edge_to_node(messages, edges=edges) / float(self.dims)
-        x_r, x_i, x_n = tf.split(on_rows(self.input_gates, inputs), 3, axis=-1)
+        x_r, x_i, x_n = tf.split(on_rows(self.input_gates, gate_inputs), 3, axis=-1)
         a_r, a_i, a_n = tf.split(on_rows(self.message_gates, aggregated), 3, axis=-1)
         if self.own_hidden:
             h_r, h_i, h_n = tf.split(on_rows(self.hidden_gates, hidden), 3, axis=-1)
@@ -642,12 +658,15 @@ class RNNDecoder(RecurrentDecoder, _Decoder):
             update = tf.sigmoid(x_i + a_i)
             candidate = tf.tanh(x_n + reset * a_n)
         hidden = (1.0 - update) * candidate + update * hidden
-        return inputs + self._output_change(hidden, training), hidden
+        prediction = inputs + self._output_change(hidden, training)
+        return prediction, ((hidden, inputs) if self.reads_change else hidden)
 
     def _initial_hidden(self, trajectories):
         shape = tf.shape(trajectories)
-        return tf.zeros([shape[0], shape[1], self.hidden], dtype=trajectories.dtype)
+        hidden = tf.zeros([shape[0], shape[1], self.hidden], dtype=trajectories.dtype)
+        # The first frame as its own predecessor: no change before it.
+        return (hidden, trajectories[:, :, 0]) if self.reads_change else hidden
 
     def get_config(self):
         return {**super().get_config(), "own_hidden": self.own_hidden,
-                "message_divisor": self.message_divisor}
+                "message_divisor": self.message_divisor, "reads_change": self.reads_change}

@@ -118,7 +118,7 @@ def preset_config(preset: str, source: str, *argv, **metadata):
 def test_every_boolean_flag_has_both_forms():
     booleans = [f.name for f in dataclasses.fields(NRIConfig) if f.type in ("bool", bool)]
     assert set(booleans) == {"factor", "skip_first", "symmetric", "relative_positions", "inverse_square",
-                             "gru_own_hidden", "triangles", "hard", "dynamic_graph"}
+                             "gru_own_hidden", "gru_reads_change", "triangles", "hard", "dynamic_graph"}
     for name in booleans:
         flag = name.replace("_", "-")
         assert config_overrides(parse(f"--{flag}")) == {name: True}

@@ -310,6 +310,44 @@ def test_gru_own_hidden_round_trips_and_belongs_to_the_rnn_decoder():
         NRIConfig(decoder="mlp", gru_own_hidden=True).validate()
 
 
+def test_gru_reads_change_feeds_the_last_change_over_the_change_scale_to_the_gru():
+    scale = [0.5, 2.0, 0.0, 1e-3]
+    decoder, inputs, hidden, z = _rnn_step(gru_reads_change=True, change_scale=scale)
+    assert decoder.input_gates.kernel.shape == (2 * DIMS, 3 * 16)
+    previous = inputs + tf.constant([0.1, -0.2, 0.3, 1e-4])
+    prediction, (new_hidden, carried) = decoder._predict(inputs, (hidden, previous), z, training=False)
+    _close(carried, inputs, tol=0)                       # the next step's previous frame
+    # The formula of the reference GRU with x = [x_t, (x_t - x_{t-1}) / scale], a zero scale
+    # giving a zero change (a feature that never moves).
+    change = np.array([-0.1 / 0.5, 0.2 / 2.0, 0.0, -1e-4 / 1e-3], np.float32) * np.ones([3, NODES, 1], np.float32)
+    aggregated = graph.edge_to_node(decoder.messages(hidden, z), divide_by_nodes=True).numpy()
+    gates_x, gates_a = _gru_gates(decoder, tf.concat([inputs, change], -1), aggregated)
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))
+    reset, update = sigmoid(gates_x[0] + gates_a[0]), sigmoid(gates_x[1] + gates_a[1])
+    candidate = np.tanh(gates_x[2] + reset * gates_a[2])
+    _close(new_hidden, (1 - update) * candidate + update * hidden.numpy())
+    _close(prediction, inputs + decoder._output_change(new_hidden, False))
+
+    # The first frame has no change before it; burn-in and rollout give the training pass's
+    # predictions; the option round-trips.
+    x, _ = _data()
+    first = decoder._initial_hidden(x)
+    _close(first[1], x[:, :, 0], tol=0)
+    expected = decoder(x, z, prediction_steps=4)
+    state = decoder.burn_in(x[:, :, :FRAMES - 4], z)
+    rolled, _ = decoder.rollout(state, z, 4)
+    _close(rolled, expected[:, :, -4:])
+    clone = keras.layers.deserialize(keras.layers.serialize(decoder))
+    assert clone.get_config()["reads_change"] is True
+    clone(x, z, prediction_steps=4)
+    clone.set_weights(decoder.get_weights())
+    _close(clone(x, z, prediction_steps=4), expected, tol=0)
+    with pytest.raises(ConfigError, match="give --change-scale too"):
+        NRIConfig(decoder="rnn", gru_reads_change=True).validate()
+    with pytest.raises(ConfigError, match="gru-reads-change"):
+        NRIConfig(decoder="mlp", gru_reads_change=True, change_scale=scale).validate()
+
+
 @pytest.mark.parametrize("divisor", ["nodes", "dims"])
 def test_rnn_message_divisor_divides_the_summed_messages_by_n_or_by_the_feature_count(divisor):
     decoder, inputs, hidden, z = _rnn_step(rnn_message_divisor=divisor)
