@@ -171,14 +171,24 @@ def test_ten_node_springs_train_four_times_as_long():
 def test_motion_capture_gets_the_papers_model_and_schedule(preset):
     from nri_tf.presets import PRESETS
 
-    config = preset_config(preset, "cmu", labelled=False)
+    # Given factors: a measured change scale (the fast rule's) reads the data, which this has not.
+    config = preset_config(preset, "cmu", "--change-scale", "1", "1", "1", "1", labelled=False)
     assert (config.encoder, config.decoder, config.edge_types, config.skip_first) == ("mlp", "rnn", 4, True)
     assert config.prior == pytest.approx([0.91, 0.03, 0.03, 0.03]) and config.hard and config.dynamic_graph
     assert (config.epochs, config.batch_size, config.lr, config.lr_decay) == (200, 8, 5e-4, 200)
     assert config.encoder_hidden == PRESETS[preset].config.get("encoder_hidden", 256)
-    flagged = preset_config(preset, "cmu", "--edge-types", "2", "--no-skip-first", "--epochs", "3", labelled=False)
+    flagged = preset_config(preset, "cmu", "--edge-types", "2", "--no-skip-first", "--epochs", "3",
+                            "--change-scale", "1", "1", "1", "1", labelled=False)
     assert (flagged.edge_types, flagged.skip_first, flagged.epochs) == (2, False, 3)
     assert flagged.prior == pytest.approx([0.91, 0.09])             # the reference's prior for K = 2
+    # Beyond the paper, the fast preset's decoder: a measured change scale, the GRU reading
+    # its own hidden state and the last change; the paper preset keeps the reference's GRU.
+    fast = preset == "fast"
+    assert (config.gru_own_hidden, config.gru_reads_change) == (fast, fast)
+    assert PRESETS[preset].by_source["cmu"].get("change_scale") == ([] if fast else None)
+    if fast:
+        with pytest.raises(ConfigError, match="measures the training data"):
+            preset_config(preset, "cmu", labelled=False)
 
 
 def test_change_scale_without_values_is_measured_on_the_training_data(tiny_data):
