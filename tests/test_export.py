@@ -118,12 +118,14 @@ def mlp_run(tiny_run):
 
 @pytest.fixture(scope="module")
 def cnn_run(dataset_dir, tmp_path_factory):
-    """A CNN encoder / RNN decoder run directory made with the run-directory helpers."""
+    """A CNN encoder / RNN decoder run directory made with the run-directory helpers; the
+    decoder is motion capture's (its state also carries the previous frame)."""
     from nri_tf.model import NRI
 
     path = str(tmp_path_factory.mktemp("runs") / "tiny-cnn")
     config = NRIConfig(dims=4, frames=CNN_FRAMES, encoder="cnn", decoder="rnn",
-                       encoder_hidden=8, decoder_hidden=8).validate()
+                       encoder_hidden=8, decoder_hidden=8, change_scale=[0.1, 0.2, 0.3, 0.4],
+                       gru_own_hidden=True, gru_reads_change=True).validate()
     run_directory.prepare(path, config, {"path": dataset_dir, "nodes": 5, "dims": 4, "frames": CNN_FRAMES})
     model = NRI(config)
     model(tf.zeros([1, 5, CNN_FRAMES, 4]))
