@@ -292,7 +292,7 @@ def _fast_rules() -> dict:
       after 9) against 57.3 without;
     - motion capture: the paper's model and schedule, with the decoder's output at the
       measured change scale, its GRU reading its own hidden state and the last change
-      (`MOCAP_DECODER`; 2-core EPYC, 200 epochs, test MSE after 1 / 10 / 20 frames: NRI
+      (`MOCAP_DECODER`; 2-core Xeon, 200 epochs, test MSE after 1 / 10 / 20 frames: NRI
       (learned) 2.66e-5 / 2.44e-4 / 5.19e-4 against 5.51e-5 / 6.27e-4 / 1.98e-3, NRI (full
       graph) 2.83e-5 / 1.82e-4 / 3.46e-4 against 4.99e-5 / 2.93e-4 / 4.90e-4).
     """
