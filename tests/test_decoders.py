@@ -296,16 +296,21 @@ def test_gru_own_hidden_is_the_standard_gru_over_messages_and_input():
     assert np.abs(own.numpy() - 2 * (1 - sigmoid(gates_x[1])) * np.tanh(gates_x[2])).max() > 1e-3
 
 
+def _round_trip_config(decoder, x, z, steps: int) -> dict:
+    """The config of ``decoder`` rebuilt from its serialisation, after checking that the
+    rebuilt decoder with the same weights predicts exactly as the original."""
+    expected = decoder(x, z, prediction_steps=steps)
+    clone = keras.layers.deserialize(keras.layers.serialize(decoder))
+    clone(x, z, prediction_steps=steps)
+    clone.set_weights(decoder.get_weights())
+    _close(clone(x, z, prediction_steps=steps), expected, tol=0)
+    return clone.get_config()
+
+
 def test_gru_own_hidden_round_trips_and_belongs_to_the_rnn_decoder():
     config = NRIConfig(decoder="rnn", decoder_hidden=16, edge_types=EDGE_TYPES, gru_own_hidden=True)
-    decoder = decoder_from_config(config)
     x, z = _data()
-    expected = decoder(x, z, prediction_steps=3)
-    clone = keras.layers.deserialize(keras.layers.serialize(decoder))
-    assert clone.get_config()["own_hidden"] is True
-    clone(x, z, prediction_steps=3)
-    clone.set_weights(decoder.get_weights())
-    _close(clone(x, z, prediction_steps=3), expected, tol=0)
+    assert _round_trip_config(decoder_from_config(config), x, z, 3)["own_hidden"] is True
     with pytest.raises(ConfigError, match="gru-own-hidden"):
         NRIConfig(decoder="mlp", gru_own_hidden=True).validate()
 
@@ -337,11 +342,7 @@ def test_gru_reads_change_feeds_the_last_change_over_the_change_scale_to_the_gru
     state = decoder.burn_in(x[:, :, :FRAMES - 4], z)
     rolled, _ = decoder.rollout(state, z, 4)
     _close(rolled, expected[:, :, -4:])
-    clone = keras.layers.deserialize(keras.layers.serialize(decoder))
-    assert clone.get_config()["reads_change"] is True
-    clone(x, z, prediction_steps=4)
-    clone.set_weights(decoder.get_weights())
-    _close(clone(x, z, prediction_steps=4), expected, tol=0)
+    assert _round_trip_config(decoder, x, z, 4)["reads_change"] is True
     with pytest.raises(ConfigError, match="give --change-scale too"):
         NRIConfig(decoder="rnn", gru_reads_change=True).validate()
     with pytest.raises(ConfigError, match="gru-reads-change"):
