@@ -154,12 +154,13 @@ def config_for_dataset(preset: dict, overrides: dict, metadata, by_source: dict 
     data_defaults = data_settings(metadata, by_source, preset, overrides)
     data_fields = {"dims": metadata.dims, "frames": metadata.frames["train"],
                    "position_dims": position_dims(metadata)}
-    if {**preset, **data_defaults, **overrides}.get("change_scale") == []:
+    asked = {**preset, **data_defaults, **overrides}
+    if asked.get("change_scale") == []:
         if data_dir is None:
             raise ConfigError("--change-scale without values measures the training data; "
                               "give the values, or the dataset's directory")
         data_fields["change_scale"] = measured_change_scale(data_dir, metadata)
-    if {**preset, **data_defaults, **overrides}.get("decoder") == "sim":
+    if asked.get("decoder") == "sim":
         # Imported here: physics imports TensorFlow, which `--help` must not wait for.
         from nri_tf.physics import simulator_settings
 
