@@ -56,6 +56,19 @@ OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_
                  "gru_reads_change": (False, ("gru_reads_change",))}
 
 
+# Settings that only some decoders take, with those decoders: a preset's rule or an
+# experiment's flags leave them out of a model with another decoder (`decoder_settings_of_others`).
+DECODER_SETTINGS = {"relative_positions": ("mlp", "sim"), "inverse_square": ("mlp",),
+                    "change_scale": ("mlp", "rnn"),
+                    "gru_own_hidden": ("rnn",), "rnn_message_divisor": ("rnn",),
+                    "gru_reads_change": ("rnn",)}
+
+
+def decoder_settings_of_others(decoder: str) -> tuple:
+    """The `DECODER_SETTINGS` that ``decoder`` does not take."""
+    return tuple(name for name, decoders in DECODER_SETTINGS.items() if decoder not in decoders)
+
+
 def _field(default: Any, help: str, **extra: Any) -> Any:
     """A dataclass field whose ``help`` text becomes the CLI flag's help.
 

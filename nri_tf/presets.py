@@ -22,7 +22,8 @@ import dataclasses
 from data_pipelines.contract import has_edge_labels, position_dims
 from data_pipelines.simulations import ALL_SIMULATION_NAMES, get_simulation
 from data_pipelines.normalisation import Normaliser, change_rms
-from nri_tf.config import CHANGE_SCALE_SYSTEMS, REFERENCE_PRIOR_NO_EDGE, ConfigError, NRIConfig
+from nri_tf.config import (CHANGE_SCALE_SYSTEMS, REFERENCE_PRIOR_NO_EDGE, ConfigError, NRIConfig,
+                           decoder_settings_of_others)
 
 
 def reference_prior(edge_types: int) -> list:
@@ -80,13 +81,18 @@ def data_settings(metadata, by_source: dict | None = None, preset: dict | None =
       3-type springs), ``candidate_edges`` "given" for data stored with edge lists (large
       systems: its edges and their labels are all it has) and the ``by_source`` values of
       ``metadata.source``, less ``relative_positions`` for data simulated with walls (where
-      a node is matters there, and the translation-invariant model cannot see it), and a
+      a node is matters there, and the translation-invariant model cannot see it) and less
+      the settings of decoders other than the run's (charged particles' inverse-square
+      messages on a run with ``--decoder rnn`` or ``sim``: `DECODER_SETTINGS`), and a
       smaller ``batch_size`` where the one chosen would hold more candidate edges than
       `BATCH_EDGE_UNITS` allows (`fitting_batch_size`; large systems).
     """
     settings = source_rule(by_source, metadata.source, metadata.nodes)
     if metadata.parameters.get("walls"):
         settings.pop("relative_positions", None)
+    decoder = {**(preset or {}), **settings, **(overrides or {})}.get("decoder", NRIConfig.decoder)
+    for name in decoder_settings_of_others(decoder):
+        settings.pop(name, None)
     if has_edge_labels(metadata):
         settings["edge_types"] = metadata.edge_types
     if getattr(metadata, "edge_lists", None):

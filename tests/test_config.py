@@ -167,6 +167,23 @@ def test_ten_node_springs_train_four_times_as_long():
     assert not preset_config("paper", "charged").inverse_square
 
 
+def test_a_rules_decoder_settings_reach_only_the_decoders_that_have_them():
+    """Charged particles' inverse-square messages are the mlp decoder's: a run with another
+    decoder gets the rest of the rule, not an error about a setting nobody typed."""
+    for decoder in ("rnn", "sim"):
+        config = preset_config("fast", "charged", "--decoder", decoder, nodes=10)
+        assert (config.decoder, config.inverse_square) == (decoder, False)
+        assert (config.encoder, config.symmetric) == ("cnn", True)
+        # Relative positions: the sim decoder's too, not the rnn decoder's (it reads hidden states).
+        assert config.relative_positions == (decoder == "sim")
+    # Motion capture's rule is the rnn decoder's: with the mlp decoder, only its change scale stays.
+    mlp = preset_config("fast", "cmu", "--decoder", "mlp", "--change-scale", "1", "1", "1", "1", labelled=False)
+    assert (mlp.gru_own_hidden, mlp.gru_reads_change, mlp.change_scale) == (False, False, [1, 1, 1, 1])
+    # The user's own flag is not dropped: it is refused, naming it.
+    with pytest.raises(ConfigError, match="--inverse-square is a setting of the mlp decoder"):
+        preset_config("fast", "charged", "--decoder", "rnn", "--inverse-square")
+
+
 @pytest.mark.parametrize("preset", ["fast", "paper"])
 def test_motion_capture_gets_the_papers_model_and_schedule(preset):
     from nri_tf.presets import PRESETS

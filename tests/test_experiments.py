@@ -200,6 +200,20 @@ def test_baselines_train_as_long_as_the_sources_rule_says():
     assert experiment_models.Experiment("unused", Metadata(), cpu, "unused").baseline == cpu.baseline
 
 
+def test_nri_sim_leaves_out_the_flags_of_the_learned_decoders(tiny_data):
+    """`experiments --inverse-square` (or the charged rule's) is meant for the mlp decoder's
+    models; NRI (sim.) trains the same encoder through the simulator, which has no messages."""
+    from data_pipelines.storage.reader import read_metadata
+
+    flags = {"inverse_square": True, "change_scale": [1.0, 1.0, 1.0, 1.0], "symmetric": True}
+    experiment = experiment_models.Experiment(tiny_data, read_metadata(tiny_data), budgets.budgets()["smoke"],
+                                              "unused", nri_overrides=flags)
+    learned, sim = experiment.nri_config(42), experiment.nri_config(42, decoder="sim", skip_first=False)
+    assert (learned.decoder, learned.inverse_square, learned.change_scale) == ("mlp", True, [1.0] * 4)
+    assert (sim.decoder, sim.inverse_square, sim.change_scale, sim.symmetric) == ("sim", False, [], True)
+    assert sim.simulator["simulation"] == "springs" and experiment.nri_overrides == flags
+
+
 def test_summary_and_markdown_of_hand_made_records():
     summary = tables.summarise([1.0, 2.0, 3.0])
     assert summary["mean"] == 2.0 and summary["stderr"] == pytest.approx(1 / math.sqrt(3))

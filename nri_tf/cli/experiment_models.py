@@ -31,6 +31,7 @@ from nri_tf.baselines.lstm import LSTMPredictor
 from nri_tf.baselines.predictors import static_prediction
 from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
 from nri_tf.cli.budgets import Budget, baseline_settings
+from nri_tf.config import decoder_settings_of_others
 from nri_tf.evaluation import prediction_horizon, prediction_mse, refined_evaluation
 from nri_tf.model import NRI
 from nri_tf.physics import SIMULATIONS as SIMULATED
@@ -101,8 +102,14 @@ class Experiment:
         return self.metadata.frames["train"]
 
     def nri_config(self, seed: int, **changes):
-        # Flags (and the model's own changes) win over the data's settings and the budget's.
-        return config_for_dataset({**self.budget.nri, "seed": seed}, {**self.nri_overrides, **changes},
+        """The NRIConfig of an NRI-type model: flags (and the model's own ``changes``) win
+        over the data's settings and the budget's; a model with its own decoder (NRI
+        (sim.)) leaves out the flags of the other decoders, which are meant for those."""
+        flags = dict(self.nri_overrides)
+        if "decoder" in changes:
+            for name in decoder_settings_of_others(changes["decoder"]):
+                flags.pop(name, None)
+        return config_for_dataset({**self.budget.nri, "seed": seed}, {**flags, **changes},
                                   self.metadata, self.budget.by_source, self.data_dir)
 
     def path(self, *parts: str) -> str:

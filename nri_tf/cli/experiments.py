@@ -6,7 +6,8 @@
     python -m nri_tf.experiments report experiments/springs5-cpu experiments/charged5-cpu --output docs
 
 Flags of `python -m nri_tf.train` (``--decoder rnn``, ...) change every NRI-type model of
-the budget (learned, sim., full / true graph); ``--batch-size`` changes every model's.
+the budget (learned, sim., full / true graph; a learned decoder's own flags, such as
+``--inverse-square``, not NRI (sim.)'s); ``--batch-size`` changes every model's.
 The data's source brings its rule (`nri_tf.presets`): motion capture gets the paper's model
 and, in the cpu and paper budgets, its 200 epochs of batch 8 for every model, baselines too.
 
