@@ -79,6 +79,28 @@ def test_gradients_reach_the_edge_weights():
     np.testing.assert_array_equal(gradient[..., 0], 0.0)
 
 
+def test_training_integrates_with_the_compiled_loop_to_the_same_numbers():
+    """Training's XLA-compiled leapfrog loop (forwards and backwards) against the plain loop
+    that evaluation runs, on springs (not chaotic, so float rounding stays small)."""
+    raw, labels = _springs_case(seed=3)
+    frames = tf.constant(Normaliser(NORM_MIN, NORM_MAX).normalise(raw.astype(np.float32)))
+    compiled = _decoder("springs", [0.0, 1.0], 0.1, "none", steps_per_frame=10)
+    plain = _decoder("springs", [0.0, 1.0], 0.1, "none", steps_per_frame=10)
+    plain.integrate_in_training = plain.integrate
+    assert compiled.integrate_in_training is not compiled.integrate
+    assert _decoder("springs", [0.0, 1.0], 0.1, "none", 1).integrate_in_training is not None
+
+    def predictions_and_gradient(decoder):
+        weights = tf.one_hot(labels, 2) * 0.8 + 0.1
+        return _gradient_through(lambda w: decoder(frames, w, prediction_steps=4, training=True),
+                                 weights.numpy(), np.ones((3, NODES, FRAMES - 1, 4), np.float32))
+
+    (ours, our_gradient), (theirs, their_gradient) = map(predictions_and_gradient, (compiled, plain))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5)
+    np.testing.assert_allclose(our_gradient.numpy(), their_gradient.numpy(), rtol=1e-4, atol=1e-4)
+    assert np.abs(their_gradient.numpy()[..., 1]).max() > 1e-2
+
+
 def test_charged_decoder_reproduces_the_simulated_trajectory():
     rng, positions, velocities = _initial_state(2, 1.0)
     charges = 2.0 * rng.integers(0, 2, (3, NODES)) - 1.0
