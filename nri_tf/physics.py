@@ -54,8 +54,9 @@ DISTANCE_EPSILON = 1e-10   # the reference's _EPS added to |r_i - r_j|^3
 # encounters (chaos): per system, the norm of the gradient of the squared error with respect
 # to the edge logits had median 7, 99th percentile 4e11 and maximum 1e17 (charged5, 2000
 # training systems, random logits, 10 open-loop frames), and NRI (sim.)'s encoder
-# overflowed to NaN in its 9th batch. So the charged decoder bounds each system's gradient with respect to its edge
-# weights at this many times the batch's median (`bounded_gradient`); springs need none.
+# overflowed to NaN in its 9th batch. So the charged decoder bounds each system's gradient
+# with respect to its edge weights at this many times the batch's median
+# (`bounded_gradient`); springs need none.
 DEFAULT_GRADIENT_BOUND = {"springs": 0.0, "charged": 10.0}
 
 
@@ -177,7 +178,7 @@ def compiled_with_gradient(function):
     """``function(*tensors) -> tuple of tensors`` compiled with XLA, forwards and backwards.
 
     The leapfrog loop is hundreds of tiny element-wise steps, which XLA fuses into a kernel
-    each (charged5, 100 steps a frame: NRI (sim.) trains 5x faster). A compiled function's
+    each (charged5, 100 steps a frame: NRI (sim.) trains 3-5x faster). A compiled function's
     own gradient would pass the loop's saved steps across the XLA boundary, which TensorFlow
     cannot do; so the backward pass is a second compiled function that runs the loop again
     and differentiates it inside XLA (the forward pass computed twice, its steps kept only
