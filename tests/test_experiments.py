@@ -159,6 +159,13 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     wider = {**setting, "budget_settings": {**budget, "nri": {**budget["nri"], "encoder_hidden": 128}}}
     with pytest.raises(UserError, match="nri .* for NRI \\(sim.\\)"):
         tables._check_same_setting(older, wider, ["supervised", "nri_learned"])
+    # A row that had no model (NRI (sim.) on Kuramoto, say) depends on no setting.
+    nri_rows = ["nri_learned", "nri_refined", "nri_refit_plain", "supervised"]
+    simless = {**older, "rows": [{"key": "nri_sim", "not_applicable": "no simulator"} if row["key"] == "nri_sim"
+                                 else row for row in older["rows"]]}
+    tables._check_same_setting(simless, wider, nri_rows)
+    with pytest.raises(UserError, match="for NRI \\(sim.\\)"):
+        tables._check_same_setting(older, wider, nri_rows)
     # A flag that a newer budget's rule for the source makes the default: the same models.
     flagged = {**older, "nri_flags": {"encoder": "cnn"}}
     springs_rule = budget["by_source"]["springs"]

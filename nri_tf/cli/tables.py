@@ -321,8 +321,10 @@ def _row_setting(setting: dict, row: str) -> dict:
 
 def _check_same_setting(previous: dict, setting: dict, rows: list) -> None:
     """UserError unless every row of the table JSON ``previous`` that ``rows`` do not replace
-    was made with what ``setting`` would give it (`_row_setting`)."""
-    for row in (r["key"] for r in previous["rows"] if r["key"] not in rows):
+    was made with what ``setting`` would give it (`_row_setting`). A row without a number
+    (not applicable: NRI (sim.) on Kuramoto) depends on no setting."""
+    kept = (r["key"] for r in previous["rows"] if r["key"] not in rows and "not_applicable" not in r)
+    for row in kept:
         old, new = _row_setting(previous, row), _row_setting(setting, row)
         for key in (key for key in new if old.get(key) != new[key]):
             raise UserError(f"the existing {previous.get('table')}.json of this output directory has "
