@@ -56,17 +56,22 @@ OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_
                  "gru_reads_change": (False, ("gru_reads_change",))}
 
 
-# Settings that only some decoders take, with those decoders: a preset's rule or an
-# experiment's flags leave them out of a model with another decoder (`decoder_settings_of_others`).
-DECODER_SETTINGS = {"relative_positions": ("mlp", "sim"), "inverse_square": ("mlp",),
-                    "change_scale": ("mlp", "rnn"),
-                    "gru_own_hidden": ("rnn",), "rnn_message_divisor": ("rnn",),
-                    "gru_reads_change": ("rnn",)}
+# Settings that only some decoders take: (those decoders, what the setting is). A preset's rule
+# or an experiment's flags leave them out of a model with another decoder
+# (`decoder_settings_of_others`); a user's own is refused there (`NRIConfig.validate`).
+DECODER_SETTINGS = {
+    "relative_positions": (("mlp", "sim"), "of messages that read positions"),
+    "inverse_square": (("mlp",), "of the mlp decoder's messages"),
+    "change_scale": (("mlp", "rnn"), "scaling a learned decoder's output"),
+    "gru_own_hidden": (("rnn",), "of the rnn decoder's GRU"),
+    "rnn_message_divisor": (("rnn",), "of the rnn decoder's messages"),
+    "gru_reads_change": (("rnn",), "of the rnn decoder's GRU"),
+}
 
 
 def decoder_settings_of_others(decoder: str) -> tuple:
     """The `DECODER_SETTINGS` that ``decoder`` does not take."""
-    return tuple(name for name, decoders in DECODER_SETTINGS.items() if decoder not in decoders)
+    return tuple(name for name, (decoders, _) in DECODER_SETTINGS.items() if decoder not in decoders)
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:
@@ -199,6 +204,11 @@ class NRIConfig:
             raise ConfigError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.decoder not in DECODERS:
             raise ConfigError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        defaults = NRIConfig()
+        for name, (decoders, what) in DECODER_SETTINGS.items():
+            if getattr(self, name) != getattr(defaults, name) and self.decoder not in decoders:
+                raise ConfigError(f"--{name.replace('_', '-')} is a setting {what}; the {self.decoder} "
+                                  f"decoder has none")
         min_types = 2 if self.skip_first else 1
         if self.edge_types < min_types:
             raise ConfigError(f"edge_types must be >= {min_types}, got {self.edge_types}")
@@ -220,36 +230,17 @@ class NRIConfig:
                 raise ConfigError(f"--relative-positions needs position features (x, y, z) and "
                                   f"others besides them; this data has {self.position_dims} of "
                                   f"its {self.dims} features named as positions")
-            if self.decoder == "rnn":
-                raise ConfigError("--relative-positions works with the mlp (or sim) decoder; "
-                                  "the rnn decoder's messages read hidden states, not positions")
         if self.inverse_square:
             if self.position_dims < 1:
                 raise ConfigError("--inverse-square needs position features (x, y, z); this data "
                                   "has none named as positions")
-            if self.decoder != "mlp":
-                raise ConfigError(f"--inverse-square is a setting of the mlp decoder's messages; "
-                                  f"the {self.decoder} decoder has none")
         if self.triangles and self.candidate_edges != "complete":
             raise ConfigError(f"--triangles reasons over the complete graph; these are "
                               f"{self.candidate_edges} candidate edges")
-        if self.gru_own_hidden and self.decoder != "rnn":
-            raise ConfigError(f"--gru-own-hidden is a setting of the rnn decoder's GRU; the "
-                              f"{self.decoder} decoder has none")
-        if self.rnn_message_divisor != "nodes" and self.decoder != "rnn":
-            raise ConfigError(f"--rnn-message-divisor is a setting of the rnn decoder's messages; "
-                              f"the {self.decoder} decoder's are summed")
-        if self.gru_reads_change:
-            if self.decoder != "rnn":
-                raise ConfigError(f"--gru-reads-change is a setting of the rnn decoder's GRU; the "
-                                  f"{self.decoder} decoder has none")
-            if not self.change_scale:
-                raise ConfigError("--gru-reads-change divides the change by --change-scale: give "
-                                  "--change-scale too (alone it measures the data)")
+        if self.gru_reads_change and not self.change_scale:
+            raise ConfigError("--gru-reads-change divides the change by --change-scale: give "
+                              "--change-scale too (alone it measures the data)")
         if self.change_scale:
-            if self.decoder not in ("mlp", "rnn"):
-                raise ConfigError(f"--change-scale scales a learned decoder's output; the "
-                                  f"{self.decoder} decoder has none")
             if len(self.change_scale) != self.dims:
                 raise ConfigError(f"--change-scale has {len(self.change_scale)} values but the data "
                                   f"has {self.dims} features")

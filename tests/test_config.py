@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from nri_tf.config import ConfigError, NRIConfig
+from nri_tf.config import DECODER_SETTINGS, DECODERS, ConfigError, NRIConfig
 from nri_tf.flags import add_config_arguments, config_overrides
 from nri_tf.presets import build_config, reference_prior
 
@@ -324,3 +324,18 @@ def test_batches_of_large_systems_fit_the_memory_unless_a_flag_says_otherwise():
     assert fitting_batch_size(stored, run) == 4
     assert fitting_batch_size(metadata_of("local-springs", nodes=100), {**run, "candidate_edges": "knn"}) == 32
     assert fitting_batch_size(metadata_of("springs", nodes=1000), {**run, "candidate_edges": "complete"}) == 1
+
+
+
+@pytest.mark.parametrize("name", sorted(DECODER_SETTINGS))
+def test_a_decoder_setting_is_taken_by_its_decoders_and_refused_by_the_others(name):
+    given = {name: {"rnn_message_divisor": "dims", "change_scale": [1.0] * 4}.get(name, True)}
+    if name == "gru_reads_change":
+        given["change_scale"] = [1.0] * 4                   # it reads the change scale
+    for decoder in DECODERS:
+        config = NRIConfig(decoder=decoder, simulator={"kind": "springs"}, position_dims=2, **given)
+        if all(decoder in DECODER_SETTINGS[key][0] for key in given):
+            config.validate()
+        else:
+            with pytest.raises(ConfigError, match=f"is a setting .*; the {decoder} decoder has none"):
+                config.validate()
