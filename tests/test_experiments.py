@@ -138,6 +138,9 @@ def test_rows_trains_and_tabulates_only_those_rows(smoke_tables, tmp_path):
     second_seed = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
                             "--rows", "corr_path", "--seeds", "2", env_extra=env)
     assert second_seed.returncode == 0, second_seed.stderr[-2000:]
+    # The wall time it prints is its own, not the merged table's first run's.
+    rerun_seconds = json.loads((tmp_path / "table1.json").read_text())["reruns"][-1]["seconds"]
+    assert f"wall time {rerun_seconds:.0f} s;" in second_seed.stdout
     seeded = json.loads((tmp_path / "table1.json").read_text())
     assert seeded["seeds"] == [42, 43]
     assert [row["seeds"] for row in seeded["rows"]] == [[42, 43], [42], [42]]

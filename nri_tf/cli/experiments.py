@@ -130,5 +130,5 @@ def _run(args: argparse.Namespace, nri_overrides: dict) -> int:
     seeds = [42 + k for k in range(args.seeds)]
     result = run_table(args.table, experiment, metadata.source, seeds, args.budget, args.rows)
     print(result["markdown"])
-    print(f"wall time {result['seconds']:.0f} s; written to {os.path.join(root, args.table)}.md/.json")
+    print(f"wall time {result['wall_seconds']:.0f} s; written to {os.path.join(root, args.table)}.md/.json")
     return 0

@@ -234,6 +234,9 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
 
     With ``rows``, an existing table of the same setting in the output directory keeps its
     other rows (`merge_rerun`): a row re-run after a fix replaces only that row.
+
+    Returns the table as written, with its ``markdown`` and this call's ``wall_seconds`` (a
+    merged table's ``seconds`` are its first run's).
     """
 
     started = time.perf_counter()
@@ -256,9 +259,10 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
             record = model_records(row, seed)
             experiment.log(f"    {_describe(record)} ({record['seconds']:.0f} s)")
             records[row].append(record)
+    elapsed = time.perf_counter() - started
     result = {**setting, "data": os.path.abspath(experiment.data_dir),
               "rows": table_rows(table, records, source, num_nodes),
-              "machine": machine_description(), "seconds": time.perf_counter() - started,
+              "machine": machine_description(), "seconds": elapsed,
               "training_seconds": sum(r["seconds"] for runs in records.values() for r in runs)}
     if previous is not None:
         result = merge_rerun(previous, result)
@@ -266,8 +270,7 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     write_json_atomic(json_path, result)
     with open(os.path.join(experiment.root, f"{table}.md"), "w") as handle:
         handle.write(markdown)
-    result["markdown"] = markdown
-    return result
+    return {**result, "markdown": markdown, "wall_seconds": elapsed}
 
 
 _NRI_ROWS = ("nri_sim", "nri_learned", "nri_refined", "nri_refit_plain", "nri_refit", "supervised",
