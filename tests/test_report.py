@@ -44,6 +44,11 @@ def test_table1_puts_settings_side_by_side_with_paper_and_nri_mpm(tmp_path):
     # The experiments command's NRI flags win over the budget's settings on the page.
     assert "NRI: encoder cnn, epochs 5), seeds 42, 43" in report._settings_line(settings[1])
     assert "NRI: epochs 3), seeds 42, 43" in report._settings_line(settings[0])
+    # Tables of one setting made under different NRI settings: each table's own.
+    springs.joinpath("table2.json").write_text(json.dumps({**_table("springs", 5, "table2", {}),
+                                                           "nri_flags": {"symmetric": True}}))
+    assert ("(10 / 2 / 2 systems; NRI (Table 1): epochs 3; NRI (Table 2): epochs 3, symmetric True)"
+            in report._settings_line(report.read_tables(springs)))
     markdown = report.table1_markdown(settings)
     lines = markdown.splitlines()
     assert lines[0] == "| model | springs5 | charged10 |"

@@ -206,12 +206,21 @@ def _settings_line(setting: Setting) -> str:
                                      **data, "seed": 42})
     systems = (f"{data['num_train']} / {data['num_valid']} / {data['num_test']} systems"
                if os.path.basename(table["data"]) == budget_data else f"data {os.path.basename(table['data'])}")
-    return (f"- **{setting.name}**: budget `{table['budget']}` ({systems}; NRI: "
-            + ", ".join(f"{k} {_setting_value(k, v)}" for k, v in sorted(nri_setting(table).items()))
+    return (f"- **{setting.name}**: budget `{table['budget']}` ({systems}; {_nri_settings(setting)}"
             + (f"; Supervised dropout {budget['supervised_dropout']}" if "supervised_dropout" in budget else "")
             + f"), seeds {', '.join(map(str, table['seeds']))}; machine: {table.get('machine', 'not recorded')}"
             + "".join(dict.fromkeys(f"; re-run later: {', '.join(ROW_NAMES[row] for row in rerun['rows'])} "
                                     f"({rerun['machine']})" for rerun in table.get("reruns", []))))
+
+
+def _nri_settings(setting: Setting) -> str:
+    """"NRI: k v, ..." of the setting's tables; each table's own where they differ (one table
+    re-run under a newer rule, the other not yet)."""
+    described = {name: ", ".join(f"{k} {_setting_value(k, v)}" for k, v in sorted(nri_setting(table).items()))
+                 for name, table in setting.tables.items()}
+    if len(set(described.values())) == 1:
+        return "NRI: " + next(iter(described.values()))
+    return "; ".join(f"NRI (Table {name.removeprefix('table')}): {text}" for name, text in described.items())
 
 
 def accuracy_over_time_figure(curves: dict, paper: dict | None = None, title: str = "",
