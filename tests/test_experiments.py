@@ -167,8 +167,12 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     simless = {**older, "rows": [{"key": "nri_sim", "not_applicable": "no simulator"} if row["key"] == "nri_sim"
                                  else row for row in older["rows"]]}
     tables._check_same_setting(simless, wider, nri_rows)
+    # Every row to re-run is named at once, those made alike together.
     with pytest.raises(UserError, match="for NRI \\(sim.\\)"):
         tables._check_same_setting(older, wider, nri_rows)
+    with pytest.raises(UserError, match="for NRI \\(sim.\\), NRI \\(learned\\), .*Supervised, these rows .*: "
+                                        "re-run nri_sim nri_learned nri_refined nri_refit_plain supervised too"):
+        tables._check_same_setting(older, wider, ["corr_path"])
     # A flag that a newer budget's rule for the source makes the default: the same models.
     flagged = {**older, "nri_flags": {"encoder": "cnn"}}
     springs_rule = budget["by_source"]["springs"]

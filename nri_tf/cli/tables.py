@@ -324,15 +324,22 @@ def _row_setting(setting: dict, row: str) -> dict:
 
 def _check_same_setting(previous: dict, setting: dict, rows: list) -> None:
     """UserError unless every row of the table JSON ``previous`` that ``rows`` do not replace
-    was made with what ``setting`` would give it (`_row_setting`). A row without a number
-    (not applicable: NRI (sim.) on Kuramoto) depends on no setting."""
+    was made with what ``setting`` would give it (`_row_setting`); it names every such row at
+    once, grouped by their first differing setting. A row without a number (not applicable:
+    NRI (sim.) on Kuramoto) depends on no setting."""
     kept = (r["key"] for r in previous["rows"] if r["key"] not in rows and "not_applicable" not in r)
+    differing = {}                  # (setting, old, new) -> rows made otherwise
     for row in kept:
         old, new = _row_setting(previous, row), _row_setting(setting, row)
-        for key in (key for key in new if old.get(key) != new[key]):
-            raise UserError(f"the existing {previous.get('table')}.json of this output directory has "
-                            f"{key} {old.get(key)!r} for {ROW_NAMES[row]}, these rows {new[key]!r}: "
-                            f"re-run {row} too, keep the table's own settings, or choose another --output")
+        key = next((key for key in new if old.get(key) != new[key]), None)
+        if key is not None:
+            differing.setdefault((key, repr(old.get(key)), repr(new[key])), []).append(row)
+    if differing:
+        found = "; ".join(f"{key} {old} for {', '.join(ROW_NAMES[row] for row in made)}, these rows {new}"
+                          for (key, old, new), made in differing.items())
+        again = " ".join(row for made in differing.values() for row in made)
+        raise UserError(f"the existing {previous.get('table')}.json of this output directory has {found}: "
+                        f"re-run {again} too, keep the table's own settings, or choose another --output")
 
 
 def merge_rerun(previous: dict, rerun: dict) -> dict:
