@@ -326,7 +326,6 @@ def test_batches_of_large_systems_fit_the_memory_unless_a_flag_says_otherwise():
     assert fitting_batch_size(metadata_of("springs", nodes=1000), {**run, "candidate_edges": "complete"}) == 1
 
 
-
 @pytest.mark.parametrize("name", sorted(DECODER_SETTINGS))
 def test_a_decoder_setting_is_taken_by_its_decoders_and_refused_by_the_others(name):
     given = {name: {"rnn_message_divisor": "dims", "change_scale": [1.0] * 4}.get(name, True)}
