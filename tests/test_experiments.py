@@ -208,6 +208,10 @@ def test_baselines_train_as_long_as_the_sources_rule_says():
     flagged = experiment_models.Experiment("unused", Metadata(), cpu, "unused", nri_overrides={"batch_size": 4})
     assert flagged.baseline["batch_size"] == 4
     assert experiment_models.Experiment("unused", Metadata(), smoke, "unused").baseline == smoke.baseline
+    # CI's tables keep the smoke budget's 2 epochs: no rule brings its schedule.
+    assert smoke.by_source["springs"] == {"skip_first": True, "symmetric": True}
+    assert cpu.by_source["springs"]["epochs"] == 120 and "lr" in cpu.by_source["cmu"]
+    assert not any(set(rule) & set(budgets.SCHEDULE_FIELDS) for rule in smoke.by_source.values())
     Metadata.source = "springs"
     assert experiment_models.Experiment("unused", Metadata(), cpu, "unused").baseline == cpu.baseline
     Metadata.nodes = 10                         # the NRI models' 120 epochs are theirs alone

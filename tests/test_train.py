@@ -114,7 +114,7 @@ def test_finished_run_is_not_retrained(tiny_run, capsys):
     started = capsys.readouterr().err
     assert "preset fast; settings" in started
     assert "skip_first=True [data]" in started and "encoder_hidden=8 [flag]" in started
-    assert "lr_decay=10 [preset]" in started
+    assert "lr_decay=40 [data]" in started
 
 
 @pytest.mark.slow
