@@ -60,7 +60,7 @@ def largest_batch(nodes: int, degree: int, hidden: int) -> int:
 
 def source_rule(by_source: dict | None, source: str, nodes: int | None) -> dict:
     """A preset's settings for data of ``source`` with ``nodes`` nodes (`Preset.by_source`):
-    the source's rule (key "springs") under the rule for that size, if any (key "springs10")."""
+    the source's rule (key "kuramoto") under the rule for that size, if any (key "kuramoto5")."""
     by_source = by_source or {}
     return {**by_source.get(source, {}), **by_source.get(f"{source}{nodes}", {})}
 

@@ -43,7 +43,7 @@ class Budget:
 
 # Sources whose LSTM baselines train on the NRI models' schedule (the epochs and batch size
 # of the data rule): the paper trains its motion-capture baselines like its NRI models. Other
-# rules' schedules (e.g. springs10's 120 epochs) are the NRI models' alone.
+# rules' schedules (e.g. the springs rule's 120 epochs) are the NRI models' alone.
 BASELINES_ON_THE_NRI_SCHEDULE = ("cmu",)
 
 # A rule's training schedule, which the smoke budget leaves out of every rule: its own 2
