@@ -326,10 +326,10 @@ PRESETS = {
              "epochs, 10k systems; type 0 = no edge where the simulator has a no-interaction "
              "type: springs, Kuramoto; charged: CNN encoder, undirected graph, inverse-square "
              "messages; Kuramoto: CNN encoder (5 oscillators: 60 epochs, lr halved every 20); "
-             "springs: 120 epochs, lr halved every 40; local springs in open space and 10 charged particles: relative positions; "
-             "motion capture: the paper's model and schedule at hidden 64, the decoder's output "
-             "at the measured change scale, its GRU reading its own hidden state and the last "
-             "change)",
+             "springs: 120 epochs, lr halved every 40; local springs in open space and 10 "
+             "charged particles: relative positions; motion capture: the paper's model and "
+             "schedule at hidden 64, the decoder's output at the measured change scale, its GRU "
+             "reading its own hidden state and the last change)",
         config={"encoder_hidden": 64, "decoder_hidden": 64, "batch_size": 32, "lr": 1e-3,
                 "lr_decay": 10, "gamma": 0.5, "epochs": 30},
         data={"simulation": "springs", "num_nodes": 5, "num_train": 10000, "num_valid": 1000,

@@ -2,7 +2,7 @@
 `python -m nri_tf.experiments` (numpy-free to import, so that ``--help`` lists them fast).
 
   `Budget`    split sizes, NRI settings, LSTM baseline settings, per-source rules
-  `budgets`   name -> `Budget`: smoke (CI), cpu (about an hour), paper
+  `budgets`   name -> `Budget`: smoke (CI), cpu (hours), paper
 """
 
 from __future__ import annotations
@@ -77,9 +77,10 @@ def budgets() -> dict:
                             source: {k: v for k, v in rule.items() if k not in SCHEDULE_FIELDS}
                             for source, rule in fast.by_source.items()},
                         supervised_dropout=0.0, refit_epochs=2),
-        "cpu": Budget("about an hour on 2 CPU cores for springs5: the default training preset "
-                      "('fast': 10k systems, hidden 64, 30 epochs) for the NRI models and the "
-                      "supervised encoder (without dropout), 10 epochs at hidden 64 for the LSTM baselines",
+        "cpu": Budget("hours on 2 CPU cores: the default training preset ('fast': 10k systems, "
+                      "hidden 64, each source's schedule: 30 epochs, Kuramoto5 60, springs 120) "
+                      "for the NRI models and the supervised encoder (without dropout), 10 epochs "
+                      "at hidden 64 for the LSTM baselines",
                       data=sizes(fast.data), nri=dict(fast.config),
                       baseline={"hidden": 64, "epochs": 10, "batch_size": 32, "lr": 1e-3},
                       corr_lstm_epochs=10, by_source=fast.by_source, supervised_dropout=0.0,
