@@ -78,9 +78,9 @@ def budgets() -> dict:
                             for source, rule in fast.by_source.items()},
                         supervised_dropout=0.0, refit_epochs=2),
         "cpu": Budget("hours on 2 CPU cores: the default training preset ('fast': 10k systems, "
-                      "hidden 64, each source's schedule: 30 epochs, Kuramoto5 60, springs 120) "
-                      "for the NRI models and the supervised encoder (without dropout), 10 epochs "
-                      "at hidden 64 for the LSTM baselines",
+                      "hidden 64, the data's schedule as 'python -m nri_tf.train --help' lists it "
+                      "under --epochs) for the NRI models and the supervised encoder (without "
+                      "dropout), 10 epochs at hidden 64 for the LSTM baselines",
                       data=sizes(fast.data), nri=dict(fast.config),
                       baseline={"hidden": 64, "epochs": 10, "batch_size": 32, "lr": 1e-3},
                       corr_lstm_epochs=10, by_source=fast.by_source, supervised_dropout=0.0,
