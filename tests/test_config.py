@@ -156,8 +156,8 @@ def test_rules_set_the_schedule_by_source_and_size():
     assert preset_config("fast", "springs", "--epochs", "5", nodes=10).epochs == 5
     assert preset_config("paper", "springs", nodes=10).epochs == 500
     assert preset_config("fast", "local-springs").epochs == 30       # another source
-    five = preset_config("fast", "kuramoto")                             # 86.7% test against 84.8
-    assert (five.epochs, five.lr_decay, five.encoder) == (60, 20, "cnn")
+    five = preset_config("fast", "kuramoto")                             # 91.1% test against 90.2
+    assert (five.epochs, five.lr_decay, five.encoder) == (90, 30, "cnn")
     assert preset_config("fast", "kuramoto", nodes=10).epochs == 30
     ten_charged = preset_config("fast", "charged", nodes=10)             # 57.3% test against 50.7
     assert ten_charged.relative_positions and not preset_config("fast", "charged").relative_positions
@@ -265,7 +265,7 @@ def test_help_shows_the_values_a_run_uses():
     text = re.sub(r"\s+", " ", parser.format_help())
     assert "--encoder-hidden ENCODER_HIDDEN hidden units of encoder MLPs / convolutions (default: 64; " \
            "--preset paper: 256)" in text
-    assert ("--epochs EPOCHS training epochs (default: from the data: cmu 200, kuramoto5 60, springs 120, other data 30; "
+    assert ("--epochs EPOCHS training epochs (default: from the data: cmu 200, kuramoto5 90, springs 120, other data 30; "
             "--preset paper: from the data: cmu 200, other data 500)") in text
     assert "--skip-first, --no-skip-first" in text
     assert ("(default: from the data: charged off, cmu on, kuramoto on, local-springs on, springs on, other "
