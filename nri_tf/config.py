@@ -53,7 +53,8 @@ OPTION_FIELDS = {"candidate_edges": ("complete", ("candidate_edges", "candidate_
                  "triangles": (False, ("triangles",)),
                  "inverse_square": (False, ("inverse_square",)),
                  "change_scale": ([], ("change_scale",)),
-                 "gru_reads_change": (False, ("gru_reads_change",))}
+                 "gru_reads_change": (False, ("gru_reads_change",)),
+                 "kl_warmup": (0, ("kl_warmup",))}
 
 
 # Settings that only some decoders take: (those decoders, what the setting is). A preset's rule
@@ -196,6 +197,12 @@ class NRIConfig:
     lr: float = _field(5e-4, "Adam learning rate")
     lr_decay: int = _field(200, "epochs between learning-rate decays")
     gamma: float = _field(0.5, "learning-rate decay factor")
+    kl_warmup: int = _field(
+        0, "epochs over which training's weight on the KL term rises linearly from 0 to 1 "
+        "(beyond the paper: KL annealing, Bowman et al. 2016, against a decoder that learns "
+        "to predict without the edges while the encoder's graphs are still noise, so the "
+        "posterior settles on the prior; 0: the paper's full KL from the start); the logged "
+        "loss stays nll + kl")
     seed: int = _field(42, "random seed (model init, shuffling, sampling)")
 
     def validate(self) -> "NRIConfig":
@@ -216,6 +223,8 @@ class NRIConfig:
                      "epochs", "batch_size", "lr_decay", "candidate_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.kl_warmup < 0:
+            raise ConfigError(f"kl_warmup must be >= 0 epochs, got {self.kl_warmup}")
         for name in ("encoder_dropout", "decoder_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")

@@ -105,6 +105,10 @@ class NRI(keras.Model):
                                                       name="edge_accuracy")
         self.candidate_recall = (metrics.CandidateRecall(name="candidate_recall")
                                  if self.learned and config.candidate_edges != "complete" else None)
+        # Training's weight on the KL term as a function of the optimizer's iteration count
+        # (``config.kl_warmup``; set with the optimizer, `trainers.loop.build_model`), or None
+        # for the paper's full weight throughout.
+        self.kl_weight = None
 
     # --- Keras plumbing -------------------------------------------------------------
 
@@ -375,7 +379,9 @@ class NRI(keras.Model):
             outputs = self(trajectories, edge_labels, training=True, candidates=candidates)
             nll, kl = self._loss_terms(trajectories, outputs, _candidate_edges(candidates))
             # Gradients are summed over replicas: scale each replica's mean loss down.
-            loss = self._total_loss(nll, kl) / tf.distribute.get_strategy().num_replicas_in_sync
+            weighted_kl = kl if kl is None or self.kl_weight is None else \
+                kl * tf.cast(self.kl_weight(self.optimizer.iterations), kl.dtype)
+            loss = self._total_loss(nll, weighted_kl) / tf.distribute.get_strategy().num_replicas_in_sync
             loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)

@@ -8,6 +8,7 @@ timing a SIGKILL); nothing of the killed call runs after it, as after a real kil
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import glob
 import os
@@ -219,3 +220,16 @@ def test_a_time_limit_is_refused_for_several_training_processes(tiny_data, tmp_p
         loop.train(CONFIG, tiny_data, str(tmp_path / "run"), strategy,
                    loop.TrainingOptions(time_limit_seconds=60))
     assert not (tmp_path / "run").exists()
+
+
+def test_schedule_logger_adds_the_learning_rate_and_the_kl_weight_during_warmup():
+    logger = callbacks.ScheduleLogger()
+    for config, expected in ((CONFIG, [{"learning_rate": 5e-4}] * 2),
+                             (dataclasses.replace(CONFIG, kl_warmup=2),
+                              [{"learning_rate": 5e-4, "kl_weight": 0.0}, {"learning_rate": 5e-4, "kl_weight": 0.5}])):
+        logger.set_model(loop.build_model(config, NODES, steps_per_epoch=1, jit_compile=False))
+        for epoch, want in enumerate(expected):
+            logger.model.optimizer.iterations.assign(epoch)
+            logs = {}
+            logger.on_epoch_end(epoch, logs)
+            assert logs == pytest.approx(want)

@@ -6,8 +6,11 @@ They check what the parts are for rather than exact numbers:
   * a decoder trained with the true graph predicts held-out systems clearly better given
     the true graph than given the empty or the complete graph, so it uses the graph;
   * unsupervised NRI training lowers the reconstruction NLL epoch after epoch, and the
-    skip_first + sparsity-prior variant trains without NaNs.
+    skip_first + sparsity-prior variant trains without NaNs;
+  * KL warm-up trains on the nll alone at first.
 """
+
+import dataclasses
 
 import keras
 import numpy as np
@@ -19,6 +22,7 @@ from nri_tf.builders import decoder_from_config, encoder_from_config
 from nri_tf.config import NRIConfig
 from nri_tf.model import NRI
 from nri_tf.presets import reference_prior
+from trainers import loop
 
 NODES, FRAMES, DIMS = 5, 49, 4
 EDGES = NODES * (NODES - 1)
@@ -104,3 +108,33 @@ def test_skip_first_with_a_sparsity_prior_trains_without_nans(springs5_small):
     for name in ("loss", "nll", "kl", "edge_accuracy"):
         assert np.isfinite(history[name]).all(), (name, history[name])
     assert history["nll"][-1] < history["nll"][0]
+
+
+def test_kl_warmup_first_trains_on_the_nll_alone_and_reaches_the_full_kl(monkeypatch):
+    """`--kl-warmup`: the KL's weight rises linearly over the epochs given, so the first update
+    is the nll's alone (the same as a model whose KL is zeroed), unlike the paper's."""
+    config = NRIConfig(dims=4, frames=6, encoder_hidden=8, decoder_hidden=8, batch_size=4,
+                       var=1.0, prediction_steps=2, kl_warmup=2)
+    schedule = loop.kl_weight_schedule(config, steps_per_epoch=3)
+    assert [float(schedule(step)) for step in (0, 3, 6, 60)] == [0.0, 0.5, 1.0, 1.0]
+    assert loop.kl_weight_schedule(dataclasses.replace(config, kl_warmup=0), steps_per_epoch=3) is None
+    x = tf.random.stateless_uniform([4, 3, 6, 4], seed=[1, 2], minval=-1, maxval=1)
+
+    def weights_after_one_step(config, zero_kl=False):
+        keras.utils.set_random_seed(0)
+        model = loop.build_model(config, 3, steps_per_epoch=3, jit_compile=False)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)   # update = -0.1 grad
+        if zero_kl:
+            loss_terms = model._loss_terms
+
+            def nll_and_zero_kl(*args, **kwargs):
+                nll, kl = loss_terms(*args, **kwargs)
+                return nll, 0.0 * kl
+            monkeypatch.setattr(model, "_loss_terms", nll_and_zero_kl)
+        model.train_on_batch(x)
+        return np.concatenate([w.ravel() for w in model.get_weights()])
+
+    warm = weights_after_one_step(config)
+    paper = dataclasses.replace(config, kl_warmup=0)
+    np.testing.assert_allclose(warm, weights_after_one_step(paper, zero_kl=True), rtol=1e-5, atol=1e-7)
+    assert np.abs(warm - weights_after_one_step(paper)).max() > 1e-4

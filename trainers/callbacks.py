@@ -5,7 +5,8 @@ TensorBoard layout of RUN/logs (one step convention: step n is the end of epoch 
 Keras writes its epoch scalars):
   train/, validation/   ``epoch_<metric>`` scalars (`EpochTensorBoard`, Keras' own callback
                         without its duplicate ``evaluation_<metric>_vs_iterations`` tags);
-                        `LearningRateLogger` adds ``epoch_learning_rate`` to train/
+                        `ScheduleLogger` adds ``epoch_learning_rate`` (and with
+                        ``--kl-warmup`` ``epoch_kl_weight``) to train/
   images/               ``graphs``: `GraphImages`
   .                     the run's settings for TensorBoard's HPARAMS tab (`log_hparams`)
 """
@@ -218,15 +219,21 @@ def interrupts_between_batches():
             signal.signal(signum, handler)
 
 
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate to the epoch logs as ``learning_rate``.
+class ScheduleLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to the epoch logs as ``learning_rate`` and,
+    for a model with a KL warm-up (`NRI.kl_weight`), the KL term's current weight as
+    ``kl_weight``.
 
     Place it before the TensorBoard callback: later callbacks see the same logs dict.
     """
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if logs is None:
+            return
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        if getattr(self.model, "kl_weight", None) is not None:
+            logs["kl_weight"] = float(keras.ops.convert_to_numpy(self.model.kl_weight(optimizer.iterations)))
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

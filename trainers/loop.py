@@ -114,11 +114,22 @@ def learning_rate_schedule(config: NRIConfig, steps_per_epoch: int):
         staircase=True)
 
 
+def kl_weight_schedule(config: NRIConfig, steps_per_epoch: int):
+    """Training's weight on the KL term, rising linearly from 0 to 1 over ``config.kl_warmup``
+    epochs and 1 after (a schedule of the optimizer's iteration count, which checkpoints
+    restore); None without warm-up."""
+    if not config.kl_warmup:
+        return None
+    return keras.optimizers.schedules.PolynomialDecay(
+        0.0, decay_steps=config.kl_warmup * steps_per_epoch, end_learning_rate=1.0, power=1.0)
+
+
 def build_model(config: NRIConfig, num_nodes: int, steps_per_epoch: int,
                 jit_compile: bool | str = "auto") -> NRI:
-    """An NRI model with its Adam optimizer (`learning_rate_schedule`), built for ``num_nodes``
-    nodes (`NRI.build_for_nodes`)."""
+    """An NRI model with its Adam optimizer (`learning_rate_schedule`) and KL weight
+    (`kl_weight_schedule`), built for ``num_nodes`` nodes (`NRI.build_for_nodes`)."""
     model = NRI(config)
+    model.kl_weight = kl_weight_schedule(config, steps_per_epoch)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch)),
                   jit_compile=jit_compile)
     model.build_for_nodes(num_nodes)
@@ -216,7 +227,7 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
                                         labelled=labelled)
             valid_data = split_dataset(data_dir, "valid", config, training=False,
                                         seed=config.seed, frames=frames, labelled=labelled)
-            fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.LearningRateLogger()]
+            fit_callbacks = [run_callbacks.StopOnNonFiniteLoss(), run_callbacks.ScheduleLogger()]
             if options.time_limit_seconds is not None:
                 fit_callbacks.append(run_callbacks.StopAtTimeLimit(options.time_limit_seconds, earlier_seconds, log))
             if chief:
