@@ -149,6 +149,39 @@ def graph_likelihoods(model, inferred: list) -> dict:
     return {"nll_inferred_graph": totals[0] / nodes, "nll_true_graph": totals[1] / nodes}
 
 
+def likeliest_graphs(model, dataset: tf.data.Dataset, frames: int) -> dict:
+    """Does the likelihood itself identify the true graph? Every system's least-cost graph
+    under ``model``'s decoder, by exhaustive search (`refinement.best_edge_types`), against
+    its labels: where a decoder trained on the true graphs prefers wrong graphs, no encoder
+    trained through a likelihood of that precision can be expected to find the true ones.
+
+    Args:
+      model: a trained `nri_tf.model.NRI` with the MLP decoder, on the complete graph, whose
+        edge types are the labels' (the true-graph model, ``graph_source="true"``); within
+        `refinement.exact_search_fits`.
+      dataset: labelled batches of trajectories [batch, nodes, frames', dims] and edge
+        labels [batch, edges].
+      frames: the frames scored, [:, :, :frames] (the encoder's window).
+    Returns:
+      {"edge_accuracy": share of the edges whose likeliest type is the labelled one,
+       "nll_true_graph", "nll_likeliest_graph": the decoder's nll per node (as val_nll) on
+       the labelled graphs and on the likeliest}.
+    """
+    correct = total = nodes = 0
+    totals = np.zeros(2)
+    for batch in dataset:
+        trajectories, labels, _ = unpack_batch(batch)
+        window = trajectories[:, :, :frames]
+        labels = tf.cast(labels, tf.int32)
+        likeliest = refinement.best_edge_types(model, window)
+        correct += int(tf.reduce_sum(tf.cast(likeliest == labels, tf.int32)))
+        total += int(tf.size(labels))
+        nodes += int(tf.shape(window)[0]) * int(tf.shape(window)[1])
+        totals += [float(tf.reduce_sum(refinement.graph_cost(model, window, types))) for types in (labels, likeliest)]
+    return {"edge_accuracy": correct / max(total, 1), "nll_true_graph": totals[0] / max(nodes, 1),
+            "nll_likeliest_graph": totals[1] / max(nodes, 1)}
+
+
 def _node_count(inferred: list) -> int:
     """Nodes over all systems of `inferred_edges` batches (at least 1)."""
     return max(sum(int(tf.shape(window)[0]) * int(tf.shape(window)[1]) for window, *_ in inferred), 1)

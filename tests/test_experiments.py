@@ -73,6 +73,11 @@ def test_smoke_tables_are_complete(smoke_tables, table):
         written = json.loads((output / "runs" / "nri_refit-seed42" / "results.json").read_text())
         assert refit["run"] == str(output / "runs" / "nri_refit-seed42")
         assert rows["nri_refit_plain"]["ours"]["mean"] == pytest.approx(100 * written["edge_accuracy"], abs=0.06)
+        # The likeliest graphs under NRI (true graph)'s decoder (Table 2's model, trained
+        # here for Table 1) cost no more than the true ones: the search covers every graph.
+        likeliest = json.loads((output / "models" / "nri_true_graph_likeliest-seed42.json").read_text())
+        assert likeliest["nll_likeliest_graph"] <= likeliest["nll_true_graph"] * (1 + 1e-5)
+        assert (output / "weights" / "nri_true_graph-seed42" / "best.weights.h5").exists()
 
 
 @pytest.mark.slow
@@ -163,15 +168,15 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     with pytest.raises(UserError, match="nri .* for NRI \\(sim.\\)"):
         tables._check_same_setting(older, wider, ["supervised", "nri_learned"])
     # A row that had no model (NRI (sim.) on Kuramoto, say) depends on no setting.
-    nri_rows = ["nri_learned", "nri_refined", "nri_refit_plain", "supervised"]
+    nri_rows = ["nri_learned", "nri_refined", "nri_refit_plain", "supervised", "nri_true_graph_likeliest"]
     simless = {**older, "rows": [{"key": "nri_sim", "not_applicable": "no simulator"} if row["key"] == "nri_sim"
                                  else row for row in older["rows"]]}
     tables._check_same_setting(simless, wider, nri_rows)
     # Every row to re-run is named at once, those made alike together.
     with pytest.raises(UserError, match="for NRI \\(sim.\\)"):
         tables._check_same_setting(older, wider, nri_rows)
-    with pytest.raises(UserError, match="for NRI \\(sim.\\), NRI \\(learned\\), .*Supervised, these rows .*: "
-                                        "re-run nri_sim nri_learned nri_refined nri_refit_plain supervised too"):
+    with pytest.raises(UserError, match="for NRI \\(sim.\\), NRI \\(learned\\), .*Supervised, .*: re-run nri_sim "
+                                        "nri_learned nri_refined nri_refit_plain supervised nri_true_graph_likeliest too"):
         tables._check_same_setting(older, wider, ["corr_path"])
     # A flag that a newer budget's rule for the source makes the default: the same models.
     flagged = {**older, "nri_flags": {"encoder": "cnn"}}

@@ -139,3 +139,28 @@ def test_exact_search_fits_only_small_complete_graphs():
     assert exact_search_fits(undirected, 5) and not exact_search_fits(undirected, 6)      # 2^10, 2^15 pair graphs
     edges = graph.CandidateEdges(tf.zeros([1, 5, 2], tf.int32))
     assert not exact_search_fits(directed, 5, edges)
+
+
+def test_likeliest_graphs_score_the_graph_the_decoder_generated_against_the_labels():
+    """A true-graph model's decoder rolls trajectories out on known graphs: the likeliest graph
+    is that one (cost ~0), so labels equal to it score 100% and labels with a fifth of the
+    edges flipped score 80%, costing more than the likeliest."""
+    from nri_tf.evaluation import likeliest_graphs
+    config = NRIConfig(dims=DIMS, frames=FRAMES, encoder_hidden=8, decoder_hidden=16)
+    keras.utils.set_random_seed(0)
+    model = NRI(config, graph_source="true")
+    edges = NODES * (NODES - 1)
+    truth = tf.random.stateless_uniform([3, edges], seed=[4, 5], maxval=2, dtype=tf.int32)
+    model(_frames(), truth)
+    start = _frames(seed=6)[:, :, :1]
+    rolled, _ = model.decoder.rollout(start[:, :, 0], tf.one_hot(truth, 2), FRAMES + 2)
+    x = tf.concat([start, rolled], axis=2)                      # FRAMES + 3 frames; FRAMES scored
+    flip = tf.tile(tf.range(edges)[None] < edges // 5, [3, 1])      # receiver 0's incoming edges
+    corrupted = tf.where(flip, 1 - truth, truth)
+    exact = likeliest_graphs(model, tf.data.Dataset.from_tensors((x, truth)), FRAMES)
+    assert exact["edge_accuracy"] == 1.0
+    assert exact["nll_likeliest_graph"] == pytest.approx(exact["nll_true_graph"]) and exact["nll_true_graph"] < 1e-2
+    wrong = likeliest_graphs(model, tf.data.Dataset.from_tensors((x, corrupted)), FRAMES)
+    assert wrong["edge_accuracy"] == pytest.approx(0.8)
+    assert wrong["nll_likeliest_graph"] == pytest.approx(exact["nll_likeliest_graph"])
+    assert wrong["nll_true_graph"] > 100 * max(wrong["nll_likeliest_graph"], 1e-3)

@@ -32,7 +32,8 @@ from nri_tf.baselines.predictors import static_prediction
 from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
 from nri_tf.cli.budgets import Budget, baseline_settings
 from nri_tf.config import decoder_settings_of_others
-from nri_tf.evaluation import prediction_horizon, prediction_mse, refined_evaluation
+from nri_tf import refinement
+from nri_tf.evaluation import likeliest_graphs, prediction_horizon, prediction_mse, refined_evaluation
 from nri_tf.model import NRI
 from nri_tf.physics import SIMULATIONS as SIMULATED
 from nri_tf.presets import config_for_dataset, source_rule
@@ -136,6 +137,11 @@ class Experiment:
         return prediction_horizon(self.metadata.frames["test"], self.frames, data_dir=self.data_dir)
 
 
+def _weights_dir(experiment: Experiment, name: str) -> str:
+    """Where `_fit` keeps the model ``name``'s checkpoints and best weights."""
+    return os.path.join(experiment.root, "weights", name)
+
+
 def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: int, seed: int,
          monitor: str = "val_nll", mode: str = "min", keep_best: bool = True, candidates=None) -> None:
     """Trains the compiled, built ``model`` on the training split, resumable: every epoch's
@@ -152,7 +158,7 @@ def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: i
     steps_per_epoch = experiment.metadata.splits["train"] // batch_size
     if steps_per_epoch == 0:
         raise UserError(f"batch size {batch_size} is larger than the training split")
-    run_dir = os.path.join(experiment.root, "weights", name)
+    run_dir = _weights_dir(experiment, name)
     os.makedirs(run_dir, exist_ok=True)
     model.optimizer.build(model.trainable_variables)
     state = RunState(run_dir, model)
@@ -353,13 +359,25 @@ def run_lstm_joint(experiment: Experiment, seed: int) -> dict:
     return _run_lstm(experiment, seed, joint=True)
 
 
-def _run_fixed_graph(experiment: Experiment, seed: int, graph: str) -> dict:
-    """The NRI decoder trained on a given graph with the NRI (learned) model's settings."""
+def _fixed_graph_config(experiment: Experiment, seed: int):
+    """The NRIConfig of a model on a given graph: NRI (learned)'s, with messages on both edge
+    types, as in the paper (type 0 is a real type of the true graph)."""
+    return experiment.nri_config(seed, skip_first=False)
+
+
+def _fixed_graph_model(experiment: Experiment, seed: int, graph: str) -> NRI:
+    """The NRI decoder on a given graph (untrained), compiled with the NRI (learned) model's
+    settings and schedule."""
     keras.utils.set_random_seed(seed)
-    # Both edge types carry messages, as in the paper (type 0 is a real type of the true graph).
-    config = experiment.nri_config(seed, skip_first=False)
+    config = _fixed_graph_config(experiment, seed)
     schedule = loop.learning_rate_schedule(config, experiment.metadata.splits["train"] // config.batch_size)
-    model = _trajectory_predictor(experiment, None, graph, config, schedule)
+    return _trajectory_predictor(experiment, None, graph, config, schedule)
+
+
+def _run_fixed_graph(experiment: Experiment, seed: int, graph: str) -> dict:
+    """The NRI decoder trained on a given graph, its predictions scored."""
+    model = _fixed_graph_model(experiment, seed, graph)
+    config = model.nri_config
     _fit(experiment, model, f"nri_{graph}_graph-seed{seed}", epochs=config.epochs,
          batch_size=config.batch_size, seed=seed)
     steps = experiment.horizon()
@@ -376,6 +394,23 @@ def run_nri_true_graph(experiment: Experiment, seed: int) -> dict:
     return _run_fixed_graph(experiment, seed, "true")
 
 
+def run_nri_true_graph_likeliest(experiment: Experiment, seed: int) -> dict:
+    """What the likelihood can tell (beyond the paper): NRI (true graph)'s decoder (Table 2's
+    model, trained once for both) scores every graph of each test system, and the likeliest
+    is compared with the true one (`likeliest_graphs`). Not applicable where that search
+    does not fit (`refinement.exact_search_fits`: e.g. 10 nodes, undirected)."""
+    _refinable(experiment, seed)
+    if not refinement.exact_search_fits(_fixed_graph_config(experiment, seed), experiment.metadata.nodes):
+        raise NotApplicable(f"too many graphs of {experiment.metadata.nodes} nodes to search them all")
+    experiment.record("nri_true_graph", seed)           # trains it unless a table has
+    model = _fixed_graph_model(experiment, seed, "true")
+    name = f"nri_true_graph-seed{seed}"
+    if not run_directory.load_best_weights(_weights_dir(experiment, name), model):
+        raise UserError(f"{_weights_dir(experiment, name)} has no trained weights although "
+                        f"models/{name}.json says the model was trained: delete that file to train it again")
+    return likeliest_graphs(model, experiment.split("test", 128), experiment.frames)
+
+
 def _complete_graph_only(runner: Callable) -> Callable:
     """``runner`` behind `Experiment.require_complete_graph`."""
     def run(experiment: Experiment, seed: int) -> dict:
@@ -386,7 +421,8 @@ def _complete_graph_only(runner: Callable) -> Callable:
 
 # The rows whose models a row's runner builds on (`Experiment.record`), nearest first.
 BUILDS_ON = {"nri_refined": ("nri_learned",), "nri_refit_plain": ("nri_learned",),
-             "nri_refit": ("nri_refit_plain", "nri_learned")}
+             "nri_refit": ("nri_refit_plain", "nri_learned"),
+             "nri_true_graph_likeliest": ("nri_true_graph",)}
 
 RUNNERS = {
     "nri_learned": run_nri_learned, "nri_refined": run_nri_refined,
@@ -395,6 +431,7 @@ RUNNERS = {
     **{key: _complete_graph_only(runner) for key, runner in {
         "corr_path": run_corr_path, "corr_lstm": run_corr_lstm, "nri_sim": run_nri_sim,
         "static": run_static, "lstm_single": run_lstm_single, "lstm_joint": run_lstm_joint,
-        "nri_full_graph": run_nri_full_graph, "nri_true_graph": run_nri_true_graph}.items()},
+        "nri_full_graph": run_nri_full_graph, "nri_true_graph": run_nri_true_graph,
+        "nri_true_graph_likeliest": run_nri_true_graph_likeliest}.items()},
 }
 

@@ -274,7 +274,7 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
 
 
 _NRI_ROWS = ("nri_sim", "nri_learned", "nri_refined", "nri_refit_plain", "nri_refit", "supervised",
-             "nri_full_graph", "nri_true_graph")
+             "nri_full_graph", "nri_true_graph", "nri_true_graph_likeliest")
 _LSTM_ROWS = ("corr_lstm", "lstm_single", "lstm_joint")
 
 
