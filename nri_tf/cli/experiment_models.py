@@ -402,7 +402,7 @@ def run_nri_true_graph_likeliest(experiment: Experiment, seed: int) -> dict:
     _refinable(experiment, seed)
     if not refinement.exact_search_fits(_fixed_graph_config(experiment, seed), experiment.metadata.nodes):
         raise NotApplicable(f"too many graphs of {experiment.metadata.nodes} nodes to search them all")
-    experiment.record("nri_true_graph", seed)           # trains it unless a table has
+    experiment.record("nri_true_graph", seed)      # Table 2's model: trained here unless a table has it
     model = _fixed_graph_model(experiment, seed, "true")
     name = f"nri_true_graph-seed{seed}"
     if not run_directory.load_best_weights(_weights_dir(experiment, name), model):
