@@ -164,3 +164,7 @@ def test_likeliest_graphs_score_the_graph_the_decoder_generated_against_the_labe
     assert wrong["edge_accuracy"] == pytest.approx(0.8)
     assert wrong["nll_likeliest_graph"] == pytest.approx(exact["nll_likeliest_graph"])
     assert wrong["nll_true_graph"] > 100 * max(wrong["nll_likeliest_graph"], 1e-3)
+    six = tf.zeros([1, 6, FRAMES, DIMS])                     # undirected, 6 nodes: 2^15 graphs
+    with pytest.raises(ValueError, match="too many to score"):
+        likeliest_graphs(NRI(NRIConfig(dims=DIMS, frames=FRAMES, encoder_hidden=8, decoder_hidden=8, symmetric=True),
+                             graph_source="true"), tf.data.Dataset.from_tensors((six, tf.zeros([1, 30], tf.int32))), FRAMES)
