@@ -142,10 +142,14 @@ def best_edge_types(model, window) -> tf.Tensor:
       int32 [batch, edges] (receiver-major): each receiver's best assignment of its incoming
       edges (`MLPDecoder.receiver_nll_by_assignment`), or for an undirected model the pair
       graph whose receivers' costs sum lowest.
+    Raises:
+      ValueError: the graphs are too many to enumerate (`exact_search_fits` is false).
     """
     _check_refinable(model)
     config = model.nri_config
     nodes, types = int(window.shape[1]), config.edge_types
+    if not exact_search_fits(config, nodes):
+        raise ValueError(f"the graphs of {nodes} nodes are too many to score them all (exact_search_fits)")
     assignments = np.array(list(itertools.product(range(types), repeat=nodes - 1)), np.int32)   # [A, N-1]
     tables = model.decoder.receiver_nll_by_assignment(window, tf.constant(assignments), config.var)   # [b, N, A]
     if not config.symmetric:
