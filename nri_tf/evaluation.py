@@ -53,7 +53,7 @@ def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAP
 
 def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_HORIZON,
              dynamic_graph: bool = False, normaliser=None, position_dims: int = 0,
-             refine_sweeps: int = 0) -> dict:
+             refine_sweeps: int = 0, recorded_window: bool = False) -> dict:
     """Evaluates ``model`` on ``dataset`` the way the paper does.
 
     Args:
@@ -64,6 +64,9 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
       frames: context frames the encoder sees.
       horizon: frames to predict after the context (fewer if the data is shorter).
       dynamic_graph: re-infer the graph on a sliding window (recurrent decoders).
+      recorded_window: with dynamic_graph, the window slides over the test system's
+        recorded frames, earlier scored frames included (the reference code's test, an
+        oracle), not over the model's own predictions (what a deployed model has).
       normaliser, position_dims: the `Normaliser` that scaled ``dataset`` and how many of
         the data's leading features are positions (`data_pipelines.contract.position_dims`);
         with both (>= 2 positions) and labels, the edge accuracy by the pairs' closest
@@ -104,10 +107,12 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     inferred = list(inferred_edges(model, dataset, frames)) if model.learned else []
     if model.learned:
         results["edge_type_shares"] = _type_shares(inferred, model.nri_config.edge_types)
+    if recorded_window and not dynamic_graph:
+        raise ValueError("recorded_window is the dynamic graph's; pass dynamic_graph=True")
     mse = prediction_mse(
-        lambda context, edge_labels, candidates=None: model.predict_future(
-            context, steps, dynamic_graph=dynamic_graph, candidates=candidates),
-        dataset, frames, steps)
+        lambda context, edge_labels, candidates=None, recorded=None: model.predict_future(
+            context, steps, dynamic_graph=dynamic_graph, candidates=candidates, recorded=recorded),
+        dataset, frames, steps, pass_recorded=recorded_window)
     results.update(mse)
     not_finite = [name for name, value in results.items()
                   if not all(math.isfinite(v) for v in np.ravel(value))]
@@ -339,7 +344,8 @@ def _closest_approach_accuracy(batches, config, normaliser, position_dims: int, 
     return rows
 
 
-def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -> dict:
+def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int,
+                   pass_recorded: bool = False) -> dict:
     """MSE of each of the ``steps`` frames predicted after the first ``frames``.
 
     Args:
@@ -350,6 +356,8 @@ def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -
       dataset: yields (trajectories, edge_labels) or trajectories alone, with at least
         ``frames + steps`` frames, either followed by the batch's candidate edges.
       frames, steps: context length and prediction horizon.
+      pass_recorded: also pass ``recorded=`` the first ``frames + steps - 1`` recorded frames
+        (for the reference's dynamic-graph window, `NRI.predict_future`).
     Returns:
       {"mse_per_step": list of ``steps`` floats (mean over systems, nodes and dims),
        "systems": count}.
@@ -358,10 +366,11 @@ def prediction_mse(predict, dataset: tf.data.Dataset, frames: int, steps: int) -
     systems = 0
     for batch in dataset:
         trajectories, edge_labels, candidates = unpack_batch(batch)
+        extra = {"recorded": trajectories[:, :, :frames + steps - 1]} if pass_recorded else {}
         if candidates is None:
-            predicted = predict(trajectories[:, :, :frames], edge_labels)
+            predicted = predict(trajectories[:, :, :frames], edge_labels, **extra)
         else:
-            predicted = predict(trajectories[:, :, :frames], edge_labels, candidates)
+            predicted = predict(trajectories[:, :, :frames], edge_labels, candidates, **extra)
         truth = trajectories[:, :, frames:frames + steps]
         squared_error_sum += tf.reduce_sum(mse_per_step(predicted, truth), axis=0).numpy()
         systems += int(trajectories.shape[0])

@@ -267,7 +267,7 @@ class NRI(keras.Model):
         return self.encoder(trajectories, training=training, edges=_candidate_edges(candidates))
 
     def predict_future(self, context, steps: int, dynamic_graph: bool = False, edge_labels=None,
-                       candidates=None, edge_types=None):
+                       candidates=None, edge_types=None, recorded=None):
         """Predicts the ``steps`` frames after ``context``.
 
         The encoder infers the graph (argmax one-hot) from the last ``config.frames`` frames
@@ -281,13 +281,17 @@ class NRI(keras.Model):
           steps: frames to predict (>= 1).
           dynamic_graph: re-infer the graph before every predicted frame from the last
             ``config.frames`` frames seen so far, context and predictions (paper sec. 5.2;
-            the reference slides the window over ground-truth frames instead). Learned
-            graph only.
+            ``recorded`` gives the reference's window instead). Learned graph only.
           edge_labels: [batch, edges] int true edge types, for the "true" graph source.
           candidates: the candidate edges (a dataset batch's dict), or None for the complete
             graph.
           edge_types: [batch, edges] int, a learned model's graph given instead of inferred
             (e.g. refined against the decoder: `nri_tf.refinement`); not with dynamic_graph.
+          recorded: with dynamic_graph, [batch, nodes, frames_ctx + steps - 1 (or more), dims]
+            the recorded system from the context's first frame on: the window slides over
+            these frames instead of over the predictions, as the reference code's test does
+            (an oracle: the graph of prediction s is inferred from the recorded frames up to
+            the one before it, predictions 1..s-1's targets included).
         Returns:
           [batch, nodes, steps, dims].
         """
@@ -303,6 +307,15 @@ class NRI(keras.Model):
         if dynamic_graph and not self.learned:
             raise ValueError(f"dynamic_graph re-infers a learned graph; this model's graph is "
                              f"{self.graph_source!r}")
+        if recorded is not None:
+            if not dynamic_graph:
+                raise ValueError("recorded frames are the dynamic graph's window; pass dynamic_graph=True")
+            self._check_input(recorded, what="recorded", min_frames=1)
+            if frames is not None and recorded.shape[2] < frames + int(steps) - 1:
+                raise ValueError(f"recorded has {recorded.shape[2]} frames; the window of the last of "
+                                 f"{steps} predictions needs the {frames} context frames and "
+                                 f"{int(steps) - 1} more")
+            recorded = tf.convert_to_tensor(recorded, dtype=self.compute_dtype)
         if int(steps) < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         context = tf.convert_to_tensor(context, dtype=self.compute_dtype)
@@ -310,7 +323,7 @@ class NRI(keras.Model):
             candidates = {"senders": candidates.senders,
                           **({} if candidates.mask is None else {"mask": candidates.mask})}
         return self._predict_future(context, int(steps), bool(dynamic_graph), edge_labels, candidates,
-                                    edge_types)
+                                    edge_types, recorded)
 
     def _infer_edges(self, history, edges=None):
         """Argmax one-hot edge types [batch, edges, edge_types] from the last
@@ -319,7 +332,8 @@ class NRI(keras.Model):
                                                     training=False, edges=edges))
 
     @tf.function
-    def _predict_future(self, context, steps, dynamic_graph, edge_labels, candidates, edge_types=None):
+    def _predict_future(self, context, steps, dynamic_graph, edge_labels, candidates, edge_types=None,
+                        recorded=None):
         # The candidates travel as a dict: tf.function traces nests of tensors, not objects.
         edges = _candidate_edges(candidates)
         if edge_types is not None:
@@ -330,7 +344,11 @@ class NRI(keras.Model):
         else:
             edge_weights = self.fixed_edge_weights(context, edge_labels, edges)
         state = self.decoder.burn_in(context, edge_weights, edges=edges)
-        infer = (lambda history: self._infer_edges(history, edges)) if dynamic_graph else None
+        infer = None
+        if dynamic_graph and recorded is None:
+            infer = lambda history: self._infer_edges(history, edges)
+        elif dynamic_graph:   # the window ends where the history does, over recorded frames
+            infer = lambda history: self._infer_edges(recorded[:, :, :tf.shape(history)[2]], edges)
         predictions, _ = self.decoder.rollout(state, edge_weights, steps, infer_edge_weights=infer,
                                               history=context, edges=edges)
         return predictions

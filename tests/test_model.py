@@ -117,6 +117,18 @@ def test_predict_future(model):
                                atol=1e-6)   # the first window is the static one
     longer = model.predict_future(x, 2)     # longer contexts: the encoder reads the last frames
     assert longer.shape == (8, 5, 2, 4)
+    # The reference's window over recorded frames: fed the model's own predictions it is the
+    # default window; fed other frames the graphs after the first prediction change.
+    own = tf.concat([context, dynamic[:, :, :5]], axis=2)
+    np.testing.assert_allclose(model.predict_future(context, 6, dynamic_graph=True, recorded=own).numpy(),
+                               dynamic.numpy(), rtol=1e-5, atol=1e-6)
+    oracle = model.predict_future(context, 6, dynamic_graph=True, recorded=x)
+    np.testing.assert_allclose(oracle[:, :, :1].numpy(), dynamic[:, :, :1].numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(oracle.numpy(), dynamic.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=f"needs the {FRAMES} context frames and 5 more"):
+        model.predict_future(context, 6, dynamic_graph=True, recorded=x[:, :, :FRAMES + 4])
+    with pytest.raises(ValueError, match="dynamic_graph=True"):
+        model.predict_future(context, 6, recorded=x)
 
 
 def test_predict_future_uses_the_inferred_graph_and_the_last_context_frame():

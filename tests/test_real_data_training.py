@@ -113,7 +113,20 @@ def test_mocap_evaluate_dynamic_graph_writes_the_image(mocap_run, tmp_path):
     assert last_line(evaluated.stdout) == f"image: {png}"
     results = json.loads(output.read_text())
     assert_finite_results(results, steps=20)
-    assert results["dynamic_graph"] is True
+    assert results["dynamic_graph"] is True and results["graph_window"] == "predictions"
+    # The reference's window over the recorded frames: the first graph (the context's) is
+    # the same, so is the first frame's error.
+    recorded_output = tmp_path / "recorded.json"
+    evaluated = main_here(evaluate_cli.main, "--run", run_dir, "--dynamic-graph", "--graph-window",
+                          "recorded", "--output", recorded_output)
+    assert evaluated.returncode == 0, evaluated.stderr
+    recorded = json.loads(recorded_output.read_text())
+    assert recorded["graph_window"] == "recorded"
+    assert recorded["mse_per_step"][0] == pytest.approx(results["mse_per_step"][0], rel=1e-5)
+    refused = main_here(evaluate_cli.main, "--run", run_dir, "--no-dynamic-graph", "--graph-window",
+                        "recorded", "--output", tmp_path / "refused.json")
+    assert refused.returncode == 2 and "add --dynamic-graph" in last_line(refused.stderr)
+    assert not (tmp_path / "refused.json").exists()
     image = decode_png(png.read_bytes())
     assert image.shape == SKELETON_PICTURE[:2] + (4,)     # savefig writes RGBA
     # Something (bones, joints, titles) is drawn in every panel.

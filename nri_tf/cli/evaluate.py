@@ -21,6 +21,12 @@ evaluated dataset's own training split instead (the reference code's habit, whic
 different result on data of another range, e.g. springs10 for a
 springs5 run). The summary and the JSON (``normalisation``) say which was used.
 
+--dynamic-graph re-infers the graph before every predicted frame from the last frames seen,
+the model's own predictions among them; --graph-window recorded slides it over the test
+system's recorded frames instead, as the reference code's test does: the graph of each
+predicted frame is inferred from the recorded frames before it, earlier scored frames
+included (an oracle, for comparison with the paper's figures).
+
 --image PATH also writes a PNG of the graph inferred for test system --system N (default
 0): for skeleton data its first frame with the learned edges of each edge type, one panel
 per type; otherwise the true graph (left) and the inferred one (right, with its share of
@@ -47,6 +53,7 @@ from nri_tf.presets import fitting_batch_size
 from trainers import run_directory
 
 NORMALISATIONS = ("run", "data")
+GRAPH_WINDOWS = ("predictions", "recorded")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,6 +64,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dynamic-graph", action=argparse.BooleanOptionalAction,
                         help="re-infer the graph on a sliding window while predicting (RNN decoder; "
                              "default: the run's --dynamic-graph setting)")
+    parser.add_argument("--graph-window", choices=GRAPH_WINDOWS, default="predictions",
+                        help="what the dynamic graph's window reads after the context: predictions, "
+                             "the model's own (what a deployed model has); recorded, the test "
+                             "system's recorded frames, earlier scored frames included (the "
+                             "reference code's test: an oracle, for comparison with the paper) "
+                             "(default: %(default)s)")
     parser.add_argument("--refine-sweeps", type=int, metavar="N",
                         help="also improve the inferred graph against the decoder, up to N sweeps "
                              "per batch (small complete graphs, e.g. 5 nodes: any N > 0 searches "
@@ -113,7 +126,11 @@ def evaluate_run(args: argparse.Namespace) -> int:
     if args.refine_sweeps and config.decoder != "mlp":
         raise UserError(f"--refine-sweeps needs a run with the mlp decoder, this one has the "
                         f"{config.decoder} decoder")
+    recorded_window = args.graph_window == "recorded"
+    if recorded_window and not dynamic_graph:
+        raise UserError("--graph-window recorded is the dynamic graph's window; add --dynamic-graph")
     name = (os.path.basename(os.path.normpath(data_dir)) + ("-dynamic" if dynamic_graph else "")
+            + ("-recorded" if recorded_window else "")
             + (f"-refined{args.refine_sweeps}" if args.refine_sweeps else ""))
     output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
     check_output(output, dataset["path"])
@@ -140,13 +157,14 @@ def evaluate_run(args: argparse.Namespace) -> int:
         refine_sweeps = default_refine_sweeps(config, dataset["nodes"], labelled)
     results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph,
                                   normaliser=normaliser, position_dims=position_dims(metadata),
-                                  refine_sweeps=refine_sweeps)
+                                  refine_sweeps=refine_sweeps, recorded_window=recorded_window)
     if args.image:
         write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system, candidates)
     if args.plots:
         write_plots(args.plots, args.run, results, os.path.basename(os.path.normpath(data_dir)))
     results.update(**run_directory.training_progress(args.run),
                    data=dataset["path"], dynamic_graph=dynamic_graph,
+                   graph_window=args.graph_window if dynamic_graph else None,
                    normalisation={"statistics": args.normalisation, "dataset": os.path.abspath(normalised_by)})
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     write_json_atomic(output, results)
