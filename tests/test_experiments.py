@@ -53,10 +53,12 @@ def test_smoke_tables_are_complete(smoke_tables, table):
     assert markdown in done[table].stdout
     for key, row in rows.items():
         assert paper_results.ROW_NAMES[key] in markdown
-        ours = row["ours"]
+        ours = row.get("ours")
         if table == "table1":
             assert 0 <= ours["mean"] <= 100 and ours["values"] == [ours["mean"]]
             assert row["paper"] == paper_results.PAPER_TABLE1["springs"].get(key, (None,))[0]
+        elif key == "nri_recorded_window":     # the springs rule's graph is static
+            assert row["not_applicable"] == "the recorded window is the dynamic graph's; this setting's graph is static"
         else:
             assert list(ours) == ["1", "10", "20"]
             assert all(math.isfinite(s["mean"]) and s["mean"] >= 0 for s in ours.values())
@@ -152,6 +154,22 @@ def test_rows_trains_and_tabulates_only_those_rows(smoke_tables, tmp_path):
     assert seeded["rows"][1:] == [{**row, "seeds": [42]} for row in merged["rows"][1:]]
     markdown = (tmp_path / "table1.md").read_text()
     assert "2 seeds" in markdown and markdown.count("(seed 42)") == 2
+    # Another run on the same directory that writes its row while this one trains: both
+    # rows stay (the table is merged with the file as it is when this run ends).
+    without = {**seeded, "rows": [row for row in seeded["rows"] if row["key"] != "corr_lstm"]}
+    (tmp_path / "table1.json").write_text(json.dumps(without))
+    tabulate = tables.table_rows
+
+    def another_run_finishes_meanwhile(*args):
+        (tmp_path / "table1.json").write_text(json.dumps(seeded))
+        return tabulate(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tables, "table_rows", another_run_finishes_meanwhile)
+        concurrent = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
+                               "--rows", "supervised", env_extra=env)
+    assert concurrent.returncode == 0, concurrent.stderr[-2000:]
+    assert json.loads((tmp_path / "table1.json").read_text())["rows"] == seeded["rows"]
 
 
 def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
@@ -322,9 +340,12 @@ def test_table2_on_motion_capture_with_nri_flags(tmp_path):
     result = json.loads((tmp_path / "out" / "table2.json").read_text())
     rows = {row["key"]: row for row in result["rows"]}
     assert rows["nri_true_graph"]["not_applicable"] == "no true graph in cmu data"
-    for key in ("static", "lstm_single", "lstm_joint", "nri_full_graph", "nri_learned"):
+    for key in ("static", "lstm_single", "lstm_joint", "nri_full_graph", "nri_learned", "nri_recorded_window"):
         assert all(math.isfinite(s["mean"]) for s in rows[key]["ours"].values()), key
         assert rows[key]["paper"] is None
+    # The reference's test of NRI (learned)'s model: the first graph is the context's either way.
+    assert rows["nri_recorded_window"]["ours"]["1"]["mean"] == pytest.approx(rows["nri_learned"]["ours"]["1"]["mean"],
+                                                                          rel=1e-4)
     config = json.loads((tmp_path / "out" / "runs" / "nri_learned-seed42" / "config.json").read_text())
     assert (config["decoder"], config["edge_types"], config["skip_first"], config["batch_size"]) == ("rnn", 4, True, 2)
     assert result["nri_flags"] == {"decoder": "rnn", "edge_types": 4, "skip_first": True, "batch_size": 2,

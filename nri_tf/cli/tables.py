@@ -247,9 +247,9 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
                "budget_settings": dataclasses.asdict(experiment.budget),
                "nri_flags": dict(experiment.nri_overrides), "seeds": seeds}
     json_path = os.path.join(experiment.root, f"{table}.json")
-    previous = read_json(json_path) if len(rows) < len(TABLE_ROWS[table]) and os.path.exists(json_path) else None
-    if previous is not None:
-        _check_same_setting(previous, setting, rows)       # before anything is trained
+    partial = len(rows) < len(TABLE_ROWS[table])
+    if partial and os.path.exists(json_path):
+        _check_same_setting(read_json(json_path), setting, rows)       # before anything is trained
     check_cached_models(experiment, setting, rows, seeds)
     model_records = ModelRecords(experiment, setting)
     for index, row in enumerate(rows, 1):
@@ -264,7 +264,11 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
               "rows": table_rows(table, records, source, num_nodes),
               "machine": machine_description(), "seconds": elapsed,
               "training_seconds": sum(r["seconds"] for runs in records.values() for r in runs)}
-    if previous is not None:
+    if partial and os.path.exists(json_path):
+        # Read now, not at the start: another run on this directory (other rows, hours long)
+        # may have written its rows since.
+        previous = read_json(json_path)
+        _check_same_setting(previous, setting, rows)
         result = merge_rerun(previous, result)
     markdown = markdown_table(result)
     write_json_atomic(json_path, result)
@@ -273,8 +277,8 @@ def run_table(table: str, experiment: Experiment, source: str, seeds: list,
     return {**result, "markdown": markdown, "wall_seconds": elapsed}
 
 
-_NRI_ROWS = ("nri_sim", "nri_learned", "nri_refined", "nri_refit_plain", "nri_refit", "supervised",
-             "nri_full_graph", "nri_true_graph", "nri_true_graph_likeliest")
+_NRI_ROWS = ("nri_sim", "nri_learned", "nri_recorded_window", "nri_refined", "nri_refit_plain", "nri_refit",
+             "supervised", "nri_full_graph", "nri_true_graph", "nri_true_graph_likeliest")
 _LSTM_ROWS = ("corr_lstm", "lstm_single", "lstm_joint")
 
 
