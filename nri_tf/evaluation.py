@@ -64,15 +64,15 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
       frames: context frames the encoder sees.
       horizon: frames to predict after the context (fewer if the data is shorter).
       dynamic_graph: re-infer the graph on a sliding window (recurrent decoders).
-      recorded_window: with dynamic_graph, the window slides over the test system's
-        recorded frames, earlier scored frames included (the reference code's test, an
-        oracle), not over the model's own predictions (what a deployed model has).
       normaliser, position_dims: the `Normaliser` that scaled ``dataset`` and how many of
         the data's leading features are positions (`data_pipelines.contract.position_dims`);
         with both (>= 2 positions) and labels, the edge accuracy by the pairs' closest
         approach (`accuracy_by_closest_approach`).
       refine_sweeps: with labels and a learned graph, also score the graph improved against
         the decoder for up to this many sweeps (`refined_graph`; 0: not).
+      recorded_window: with dynamic_graph, the window slides over the test system's
+        recorded frames, earlier scored frames included (the reference code's test, an
+        oracle), not over the model's own predictions (what a deployed model has).
     Returns:
       {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels; over
        the candidate edges if there are any), "candidate_recall" (labels and candidates
@@ -87,6 +87,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     Raises:
       FloatingPointError naming the metrics that are NaN or Inf (nothing is reported then).
     """
+    if recorded_window and not dynamic_graph:
+        raise ValueError("recorded_window is the dynamic graph's; pass dynamic_graph=True")
     # Test-time edges are hard samples from the categorical (as the paper's test): restart
     # the sampling stream so that an evaluation gives the same numbers in any process.
     model.sampling_seed.state.assign([model.nri_config.seed, 0])
@@ -107,8 +109,6 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     inferred = list(inferred_edges(model, dataset, frames)) if model.learned else []
     if model.learned:
         results["edge_type_shares"] = _type_shares(inferred, model.nri_config.edge_types)
-    if recorded_window and not dynamic_graph:
-        raise ValueError("recorded_window is the dynamic graph's; pass dynamic_graph=True")
     mse = prediction_mse(
         lambda context, edge_labels, candidates=None, recorded=None: model.predict_future(
             context, steps, dynamic_graph=dynamic_graph, candidates=candidates, recorded=recorded),

@@ -121,7 +121,7 @@ def test_mocap_evaluate_dynamic_graph_writes_the_image(mocap_run, tmp_path):
                           "recorded", "--output", recorded_output)
     assert evaluated.returncode == 0, evaluated.stderr
     recorded = json.loads(recorded_output.read_text())
-    assert recorded["graph_window"] == "recorded"
+    assert recorded["graph_window"] == "recorded" and "from the recorded frames" in evaluated.stdout
     assert recorded["mse_per_step"][0] == pytest.approx(results["mse_per_step"][0], rel=1e-5)
     refused = main_here(evaluate_cli.main, "--run", run_dir, "--no-dynamic-graph", "--graph-window",
                         "recorded", "--output", tmp_path / "refused.json")

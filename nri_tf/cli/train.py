@@ -173,9 +173,13 @@ def format_summary(results: dict, run_dir: str, results_path: str) -> str:
                      + _mse_after(refined["mse_per_step"]))
     lines.append(f"kl: {results['kl']:.4g} per node (without the constant log K, so <= 0 with a "
                  "uniform prior)")
+    window = {"predictions": "; the graph re-inferred before every frame from the frames seen, its "
+                             "own predictions among them",
+              "recorded": "; the graph re-inferred before every frame from the recorded frames "
+                          "before it, as the reference's test"}.get(results.get("graph_window"), "")
     lines.append(_mse_after(results["mse_per_step"])
                  + " (normalised units: every feature scaled to [-1, 1] by the training split's "
-                   "min and max)")
+                   f"min and max{window})")
     lines.append(f"results: {results_path}")
     return "\n".join(lines)
 
