@@ -71,8 +71,9 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
       refine_sweeps: with labels and a learned graph, also score the graph improved against
         the decoder for up to this many sweeps (`refined_graph`; 0: not).
       recorded_window: with dynamic_graph, the window slides over the test system's
-        recorded frames, earlier scored frames included (the reference code's test, an
-        oracle), not over the model's own predictions (what a deployed model has).
+        recorded frames, the targets of earlier predictions included (the reference code's
+        test, an oracle; `NRI.predict_future`'s ``recorded``), not over the model's own
+        predictions (what a deployed model has).
     Returns:
       {"loss", "nll", "kl", "mse", "edge_accuracy" (only when the dataset has labels; over
        the candidate edges if there are any), "candidate_recall" (labels and candidates

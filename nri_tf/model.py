@@ -287,11 +287,12 @@ class NRI(keras.Model):
             graph.
           edge_types: [batch, edges] int, a learned model's graph given instead of inferred
             (e.g. refined against the decoder: `nri_tf.refinement`); not with dynamic_graph.
-          recorded: with dynamic_graph, [batch, nodes, frames_ctx + steps - 1 (or more), dims]
-            the recorded system from the context's first frame on: the window slides over
-            these frames instead of over the predictions, as the reference code's test does
-            (an oracle: the graph of prediction s is inferred from the recorded frames up to
-            the one before it, predictions 1..s-1's targets included).
+          recorded: with dynamic_graph, [batch, nodes, frames_ctx + max(steps - 2, 0) (or
+            more), dims] the recorded system from the context's first frame on: the window
+            slides over these frames instead of over the predictions, ending one frame
+            before the decoder's input frame as in the reference code's test (an oracle:
+            the graph of prediction s >= 3 is inferred from recorded frames that include
+            the targets of predictions 1..s-2; predictions 1 and 2 use the context's).
         Returns:
           [batch, nodes, steps, dims].
         """
@@ -311,10 +312,11 @@ class NRI(keras.Model):
             if not dynamic_graph:
                 raise ValueError("recorded frames are the dynamic graph's window; pass dynamic_graph=True")
             self._check_input(recorded, what="recorded", min_frames=1)
-            if frames is not None and recorded.shape[2] < frames + int(steps) - 1:
+            beyond = max(int(steps) - 2, 0)
+            if frames is not None and recorded.shape[2] < frames + beyond:
                 raise ValueError(f"recorded has {recorded.shape[2]} frames; the window of the last of "
                                  f"{steps} predictions needs the {frames} context frames and "
-                                 f"{int(steps) - 1} more")
+                                 f"{beyond} more")
             recorded = tf.convert_to_tensor(recorded, dtype=self.compute_dtype)
         if int(steps) < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -347,8 +349,12 @@ class NRI(keras.Model):
         infer = None
         if dynamic_graph and recorded is None:
             infer = lambda history: self._infer_edges(history, edges)
-        elif dynamic_graph:   # the window ends where the history does, over recorded frames
-            infer = lambda history: self._infer_edges(recorded[:, :, :tf.shape(history)[2]], edges)
+        elif dynamic_graph:
+            # The reference's window: it ends one frame before the decoder's input frame (the
+            # history's last), and no earlier than the context does.
+            context_frames = tf.shape(context)[2]
+            infer = lambda history: self._infer_edges(
+                recorded[:, :, :tf.maximum(tf.shape(history)[2] - 1, context_frames)], edges)
         predictions, _ = self.decoder.rollout(state, edge_weights, steps, infer_edge_weights=infer,
                                               history=context, edges=edges)
         return predictions

@@ -117,18 +117,21 @@ def test_predict_future(model):
                                atol=1e-6)   # the first window is the static one
     longer = model.predict_future(x, 2)     # longer contexts: the encoder reads the last frames
     assert longer.shape == (8, 5, 2, 4)
-    # The reference's window over recorded frames: fed the model's own predictions it is the
-    # default window; fed other frames the graphs after the first prediction change.
-    own = tf.concat([context, dynamic[:, :, :5]], axis=2)
-    np.testing.assert_allclose(model.predict_future(context, 6, dynamic_graph=True, recorded=own).numpy(),
-                               dynamic.numpy(), rtol=1e-5, atol=1e-6)
-    oracle = model.predict_future(context, 6, dynamic_graph=True, recorded=x)
-    np.testing.assert_allclose(oracle[:, :, :1].numpy(), dynamic[:, :, :1].numpy(), rtol=1e-5, atol=1e-6)
-    assert not np.allclose(oracle.numpy(), dynamic.numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match=f"needs the {FRAMES} context frames and 5 more"):
-        model.predict_future(context, 6, dynamic_graph=True, recorded=x[:, :, :FRAMES + 4])
+    # The reference's window over recorded frames, ending one frame before the decoder's
+    # input: the first two predictions use the context's graph (the static one), later ones
+    # read recorded frames, which here are far from anything the model predicts.
+    recorded = tf.concat([context, 10 * x[:, :, FRAMES:FRAMES + 4]], axis=2)
+    oracle = model.predict_future(context, 6, dynamic_graph=True, recorded=recorded)
+    np.testing.assert_allclose(oracle[:, :, :2].numpy(), predicted[:, :, :2].numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(oracle.numpy(), predicted.numpy(), rtol=1e-5, atol=1e-6)
+    # Prediction 6's window ends before recorded frame FRAMES + 4: what follows is not read.
+    longer = tf.concat([recorded, -10 * x[:, :, :2]], axis=2)
+    np.testing.assert_array_equal(model.predict_future(context, 6, dynamic_graph=True, recorded=longer).numpy(),
+                                  oracle.numpy())
+    with pytest.raises(ValueError, match=f"needs the {FRAMES} context frames and 4 more"):
+        model.predict_future(context, 6, dynamic_graph=True, recorded=recorded[:, :, :FRAMES + 3])
     with pytest.raises(ValueError, match="dynamic_graph=True"):
-        model.predict_future(context, 6, recorded=x)
+        model.predict_future(context, 6, recorded=recorded)
 
 
 def test_predict_future_uses_the_inferred_graph_and_the_last_context_frame():

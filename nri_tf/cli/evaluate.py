@@ -23,9 +23,10 @@ springs5 run). The summary and the JSON (``normalisation``) say which was used.
 
 --dynamic-graph re-infers the graph before every predicted frame from the last frames seen,
 the model's own predictions among them; --graph-window recorded slides it over the test
-system's recorded frames instead, as the reference code's test does: the graph of each
-predicted frame is inferred from the recorded frames before it, earlier scored frames
-included (an oracle, for comparison with the paper's figures).
+system's recorded frames instead, ending one frame before the decoder's input as the
+reference code's test does: from the third predicted frame on, the graph is inferred from
+recorded frames that include the targets of the earlier predictions (an oracle, for
+comparison with the paper's figures).
 
 --image PATH also writes a PNG of the graph inferred for test system --system N (default
 0): for skeleton data its first frame with the learned edges of each edge type, one panel
@@ -67,8 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--graph-window", choices=GRAPH_WINDOWS, default="predictions",
                         help="what the dynamic graph's window reads after the context: predictions, "
                              "the model's own (what a deployed model has); recorded, the test "
-                             "system's recorded frames, earlier scored frames included (the "
-                             "reference code's test: an oracle, for comparison with the paper) "
+                             "system's recorded frames, the targets of earlier predictions "
+                             "included (the reference code's test: an oracle, for comparison "
+                             "with the paper) "
                              "(default: %(default)s)")
     parser.add_argument("--refine-sweeps", type=int, metavar="N",
                         help="also improve the inferred graph against the decoder, up to N sweeps "

@@ -71,7 +71,8 @@ PAPER_PLOTS = {
            "its 11 / 4 / 7 trial split): NRI (learned) beats NRI (full graph) in long-term "
            "predictions, both beat the LSTM baselines, and re-inferring the graph at every "
            "step (dynamic graph) improves NRI (learned) significantly. The reference code "
-           "re-infers that graph from the recorded test frames, those of the horizon "
-           "before each predicted frame included (the row 'from the recorded frames'); NRI "
+           "re-infers that graph from the recorded test frames, so from the third predicted "
+           "frame on it reads the targets of earlier predictions (the row 'from the recorded "
+           "frames'); NRI "
            "(learned) here re-infers it from its own predictions, what a deployed model has.",
 }
