@@ -154,6 +154,20 @@ def test_rows_trains_and_tabulates_only_those_rows(smoke_tables, tmp_path):
     assert seeded["rows"][1:] == [{**row, "seeds": [42]} for row in merged["rows"][1:]]
     markdown = (tmp_path / "table1.md").read_text()
     assert "2 seeds" in markdown and markdown.count("(seed 42)") == 2
+    # A third seed whose row's other models are gone (another machine made them): added.
+    for seed in (42, 43):
+        (tmp_path / "models" / f"corr_path-seed{seed}.json").unlink()
+    for _ in range(2):                                   # the second time every model is cached
+        third = main_here(experiments.main, "table1", "--budget", "smoke", "--output", tmp_path,
+                          "--rows", "corr_path", "--first-seed", "44", env_extra=env)
+        assert third.returncode == 0, third.stderr[-2000:]
+        added = json.loads((tmp_path / "table1.json").read_text())
+        corr_path = added["rows"][0]
+        assert corr_path["seeds"] == [42, 43, 44] and added["seeds"] == [42, 43, 44]
+        assert corr_path["ours"]["values"][:2] == seeded["rows"][0]["ours"]["values"]
+        assert corr_path["seconds"] > seeded["rows"][0]["seconds"]
+        assert [r["rows"] for r in added["reruns"]][-1] == ["corr_path"] and len(added["reruns"]) == 3
+    (tmp_path / "table1.json").write_text(json.dumps(seeded))
     # Another run on the same directory that writes its row while this one trains: both
     # rows stay (the table is merged with the file as it is when this run ends).
     without = {**seeded, "rows": [row for row in seeded["rows"] if row["key"] != "corr_lstm"]}
@@ -218,6 +232,29 @@ def test_a_rerun_may_differ_only_where_the_kept_rows_do_not_depend():
     supervised = next(row for row in merged["rows"] if row["key"] == "supervised")
     again = tables.merge_rerun(merged, {**rerun, "rows": [supervised], "seconds": 0.001})
     assert again["reruns"] == merged["reruns"] and again["rows"] == merged["rows"]
+
+
+def test_a_rerun_of_new_seeds_adds_them_and_one_of_a_measured_seed_replaces_the_row():
+    def table2_row(seeds, *per_step):
+        return {"key": "nri_learned", "seeds": seeds, "seconds": 10.0 * len(seeds),
+                "ours": {step: tables.summarise(list(values)) for step, values in zip(("1", "10", "20"), per_step)}}
+
+    table = {"table": "table2", "seeds": [42], "rows": [table2_row([42], [1.0], [2.0], [3.0])]}
+    rerun = {"table": "table2", "rows": [table2_row([43], [3.0], [4.0], [5.0])], "machine": "m", "seconds": 1.0,
+             "budget_settings": {}, "nri_flags": {}}
+    merged = tables.merge_rerun(table, rerun)
+    row = merged["rows"][0]
+    assert merged["seeds"] == row["seeds"] == [42, 43] and row["seconds"] == 20.0
+    assert row["ours"]["1"] == {"mean": 2.0, "stderr": 1.0, "values": [1.0, 3.0]}
+    assert row["ours"]["20"]["values"] == [3.0, 5.0]
+    # Seed 41 comes first: each number stays with its seed.
+    earlier = tables.merge_rerun(merged, {**rerun, "rows": [table2_row([41], [7.0], [8.0], [9.0])]})
+    assert earlier["rows"][0]["ours"]["10"]["values"] == [8.0, 2.0, 4.0]
+    # The same run again (its models cached): the row is as it was, no re-run is listed.
+    assert tables.merge_rerun(merged, rerun)["rows"] == merged["rows"]
+    # Seed 43 measured anew (after a fix): the row is the re-run's.
+    fixed = tables.merge_rerun(merged, {**rerun, "rows": [table2_row([43], [6.0], [6.0], [6.0])]})
+    assert fixed["rows"][0]["seeds"] == [43] and fixed["rows"][0]["ours"]["1"]["values"] == [6.0]
 
 
 def test_baselines_train_as_long_as_the_sources_rule_says():

@@ -74,6 +74,11 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
                         help="(default: %(default)s) " + "; ".join(f"{name}: {b.help}" for name, b in sorted(all_budgets.items())))
     parser.add_argument("--seeds", type=int, default=1,
                         help="independent runs of every model (default: %(default)s)")
+    parser.add_argument("--first-seed", type=int, default=42,
+                        help="the first run's seed; the others count up from it (default: "
+                             "%(default)s). With --rows, seeds an existing table's row lacks are "
+                             "added to it: --rows ROW --first-seed 43 measures a second seed "
+                             "without the first one's models")
     parser.add_argument("--data", help="use this native dataset (any source) instead of simulating one")
     parser.add_argument("--output", help="output directory (default: experiments/<source><nodes>-<budget>)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0,
@@ -127,7 +132,7 @@ def _run(args: argparse.Namespace, nri_overrides: dict) -> int:
     experiment = Experiment(data_dir, metadata, budget, root, args.verbose, log_to_stderr, nri_overrides)
     experiment.nri_config(42)       # bad flags fail here, before anything is written
     os.makedirs(root, exist_ok=True)
-    seeds = [42 + k for k in range(args.seeds)]
+    seeds = [args.first_seed + k for k in range(args.seeds)]
     result = run_table(args.table, experiment, metadata.source, seeds, args.budget, args.rows)
     print(result["markdown"])
     print(f"wall time {result['wall_seconds']:.0f} s; written to {os.path.join(root, args.table)}.md/.json")

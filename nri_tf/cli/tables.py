@@ -351,14 +351,18 @@ def merge_rerun(previous: dict, rerun: dict) -> dict:
     same setting: `run_table` checks that with `_check_same_setting` before it trains) in
     their place; ``reruns`` lists which rows were replaced, on which machine and in how many
     seconds. Rows keep their own seeds (`row_seeds`): ``seeds`` becomes every seed of any row,
-    so a second seed can be added to one row."""
+    so a second seed can be added to one row. A re-run row whose seeds the table's row does
+    not have adds them to it (`_with_seeds_added`: ``--first-seed 43`` where seed 42's models
+    are gone); one that measures a seed of the row anew replaces the row."""
     replaced = {row["key"] for row in rerun["rows"]}
     kept = [{**row, "seeds": row_seeds(previous, row)} for row in previous["rows"] if row["key"] not in replaced]
+    earlier = {row["key"]: {**row, "seeds": row_seeds(previous, row)} for row in previous["rows"]}
+    merged = [_with_seeds_added(earlier[row["key"]], row) if row["key"] in earlier else row for row in rerun["rows"]]
     order = list(TABLE_ROWS[rerun["table"]])
-    rows = sorted(kept + rerun["rows"], key=lambda row: order.index(row["key"]))
+    rows = sorted(kept + merged, key=lambda row: order.index(row["key"]))
     # A re-run that found every model cached changed nothing: it is no re-run.
     before = {row["key"]: _without_seeds(row) for row in previous["rows"]}
-    changed = [row["key"] for row in rerun["rows"] if before.get(row["key"]) != _without_seeds(row)]
+    changed = [row["key"] for row in merged if before.get(row["key"]) != _without_seeds(row)]
     reruns = previous.get("reruns", []) + ([{"rows": changed, "machine": rerun["machine"],
                                              "seconds": rerun["seconds"]}] if changed else [])
     # The kept rows do not depend on where the settings differ (`_check_same_setting`).
@@ -366,6 +370,34 @@ def merge_rerun(previous: dict, rerun: dict) -> dict:
     seeds = sorted({seed for row in rows for seed in row["seeds"]})
     return {**previous, **newer, "rows": rows, "reruns": reruns, "seeds": seeds,
             "training_seconds": sum(row["seconds"] for row in rows)}
+
+
+def _with_seeds_added(earlier: dict, row: dict) -> dict:
+    """The table's row ``earlier`` after the re-run's ``row`` of that name: with ``row``'s seeds
+    added when the two share none (each seed's number in seed order, the seconds of both);
+    as it was when ``row`` repeats the numbers of some of its seeds (the command that added
+    them, again: every model cached); otherwise (a seed measured anew, a row without numbers) ``row``."""
+    if "ours" not in earlier or "ours" not in row:
+        return row
+    old, new = _numbers_by_seed(earlier), _numbers_by_seed(row)
+    if new.items() < old.items():
+        return earlier
+    if old.keys() & new.keys():
+        return row
+    numbers = old | new
+    seeds = sorted(numbers)
+    by_step = [summarise([numbers[seed][index] for seed in seeds]) for index in range(len(numbers[seeds[0]]))]
+    ours = by_step[0] if "values" in row["ours"] else dict(zip(row["ours"], by_step))
+    return {**row, "ours": ours, "seeds": seeds, "seconds": earlier["seconds"] + row["seconds"]}
+
+
+def _numbers_by_seed(row: dict) -> dict:
+    """seed -> the row's numbers for it: (edge accuracy,) for Table 1, one MSE per step of
+    ``row["ours"]`` for Table 2."""
+    ours = row["ours"]
+    summaries = [ours] if "values" in ours else list(ours.values())
+    return {seed: tuple(summary["values"][index] for summary in summaries)
+            for index, seed in enumerate(row["seeds"])}
 
 
 def _without_seeds(row: dict) -> dict:
