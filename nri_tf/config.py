@@ -225,6 +225,8 @@ class NRIConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.kl_warmup < 0:
             raise ConfigError(f"kl_warmup must be >= 0 epochs, got {self.kl_warmup}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}")
         for name in ("encoder_dropout", "decoder_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")

@@ -42,6 +42,8 @@ class RefitOptions:
         for flag, value in (("--lr", self.lr), ("--encoder-lr", self.encoder_lr)):
             if not value > 0:
                 raise UserError(f"{flag} must be positive, got {value}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise UserError(f"--seed must be in [0, 2**32), got {self.seed}")
 
 
 def default_output(run_dir: str) -> str:

@@ -99,6 +99,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
         parser.error(f"--num-nodes must be >= 2, got {args.num_nodes}")
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if not 0 <= args.first_seed <= 2 ** 32 - args.seeds:
+        parser.error(f"--first-seed must be in [0, 2**32 - --seeds], got {args.first_seed}")
     return args, config_overrides(args)
 
 
