@@ -4,6 +4,7 @@ import errno
 import json
 import os
 
+import keras
 import pytest
 
 from data_pipelines import files
@@ -194,3 +195,17 @@ def test_training_progress_of_finished_and_unfinished_runs(tmp_path):
     assert run_directory.training_progress(run) == {"best_epoch": 2, "epochs": 3, "finished": False}
     files.write_json_atomic(os.path.join(run, run_directory.RESULTS_FILE), {"best_epoch": 3, "epochs": 3})
     assert run_directory.training_progress(run) == {"best_epoch": 3, "epochs": 3, "finished": True}
+
+
+@pytest.mark.parametrize("damage", [lambda data: data[:1000], lambda data: b"not an HDF5 file"])
+def test_damaged_best_weights_are_named_and_kept(tmp_path, damage):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = tmp_path / run_directory.BEST_WEIGHTS_FILE
+    model.save_weights(str(path))
+    assert run_directory.load_best_weights(str(tmp_path), model) is True
+    damaged = damage(path.read_bytes())
+    path.write_bytes(damaged)
+    with pytest.raises(RunDirectoryError,
+                       match=f"{run_directory.BEST_WEIGHTS_FILE} is unreadable .*restore it from a copy") as error:
+        run_directory.load_best_weights(str(tmp_path), model)
+    assert "\n" not in str(error.value) and path.read_bytes() == damaged

@@ -229,7 +229,11 @@ def load_best_weights(run_dir: str, model) -> bool:
     if not os.path.exists(path):
         return False
     optimizer = getattr(model, "optimizer", None)
-    model.load_weights(path, objects_to_skip=[optimizer] if optimizer is not None else None)
+    try:
+        model.load_weights(path, objects_to_skip=[optimizer] if optimizer is not None else None)
+    except OSError as error:                     # h5py: truncated or not an HDF5 file
+        raise RunDirectoryError(f"{path} is unreadable ({error}); restore it from a copy, or train "
+                                "again into a new --logdir") from None
     return True
 
 
