@@ -13,6 +13,7 @@ import errno
 import glob
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -233,3 +234,16 @@ def test_schedule_logger_adds_the_learning_rate_and_the_kl_weight_during_warmup(
             logs = {}
             logger.on_epoch_end(epoch, logs)
             assert logs == pytest.approx(want)
+
+
+def test_epoch_history_records_the_epochs_cpu_time_apart_from_its_wall_time(tmp_path):
+    history = callbacks.EpochHistory(str(tmp_path / run_directory.HISTORY_FILE), initial_epoch=0)
+    history.on_epoch_begin(0)
+    busy_until = time.process_time() + 0.3
+    while time.process_time() < busy_until:       # 0.3 s of CPU
+        pass
+    time.sleep(0.3)                              # 0.3 s waiting, as a paused or starved run
+    history.on_epoch_end(0, {"loss": 1.0})
+    record, = run_directory.read_history(str(tmp_path))
+    assert record["epoch"] == 1 and record["loss"] == 1.0
+    assert 0.3 <= record["cpu_seconds"] < 0.45 and record["seconds"] >= 0.6

@@ -281,8 +281,10 @@ class StopAtTimeLimit(keras.callbacks.Callback):
 
 class EpochHistory(keras.callbacks.Callback):
     """Appends one JSON line per completed epoch to ``RUN/history.jsonl``: the epoch, its
-    seconds (training and validation), the seconds of its validation alone, and every epoch
-    metric (train and ``val_``).
+    seconds (training and validation), the seconds of its validation alone, the CPU seconds
+    of this process in the epoch (all its threads: near cores x seconds when the run had the
+    machine, far below when it waited for the CPU or stood paused), and every epoch metric
+    (train and ``val_``).
 
     The file is what `benchmarks/recovery_curve.py` reads to draw accuracy over time. On
     resume, lines of epochs after the restored checkpoint (trained but never checkpointed
@@ -298,6 +300,7 @@ class EpochHistory(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
+        self._cpu_started = time.process_time()
         self._validation_seconds = 0.0
 
     def on_test_begin(self, logs=None):
@@ -309,6 +312,7 @@ class EpochHistory(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._started,
                   "validation_seconds": self._validation_seconds,
+                  "cpu_seconds": time.process_time() - self._cpu_started,
                   **{k: float(v) for k, v in (logs or {}).items()}}
         with open(self.path, "a") as stream:
             stream.write(json.dumps(record) + "\n")
