@@ -27,6 +27,7 @@ from data_pipelines.errors import UserError
 ENCODERS = ("mlp", "cnn")
 DECODERS = ("mlp", "rnn", "sim")
 PRECISIONS = ("float32", "bfloat16")
+MAX_SEED = 2 ** 32 - 1        # numpy's seeds are 32-bit
 RNN_MESSAGE_DIVISORS = ("nodes", "dims")
 CNN_MIN_FRAMES = 14
 # The most frames one served `predict` request may ask for, unless the export's --max-steps
@@ -225,8 +226,8 @@ class NRIConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.kl_warmup < 0:
             raise ConfigError(f"kl_warmup must be >= 0 epochs, got {self.kl_warmup}")
-        if not 0 <= self.seed < 2 ** 32:
-            raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
         for name in ("encoder_dropout", "decoder_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")

@@ -353,7 +353,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     wrong_row = main_here(experiments.main, "table1", "--rows", "nri_learned", "static")
     assert wrong_row.returncode == 2 and "--rows: static not in table1" in wrong_row.stderr
     negative_seed = main_here(experiments.main, "table1", "--first-seed", "-1")
-    assert negative_seed.returncode == 2 and "--first-seed must be in [0, 2**32 - --seeds], got -1" in negative_seed.stderr
+    assert negative_seed.returncode == 2 and "--first-seed must be in [0, 4294967295] (the last seed at most 4294967295), got -1" in negative_seed.stderr
     # One true process: the exit status and the last stderr line are what a shell sees.
     missing = run_experiments("table1", "--data", tmp_path / "nothing", "--output", tmp_path / "out")
     assert missing.returncode == 2

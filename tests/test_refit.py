@@ -91,7 +91,7 @@ def test_a_refit_directory_is_never_trained_or_overwritten(refit_run, tiny_data)
     (["--refine-sweeps", "-1"], "--refine-sweeps must be >= 0"),
     (["--lr", "0"], "--lr must be positive"),
     (["--encoder-lr", "-1"], "--encoder-lr must be positive"),
-    (["--seed", "-1"], "--seed must be in [0, 2**32), got -1"),
+    (["--seed", "-1"], "--seed must be in [0, 4294967295], got -1"),
 ])
 def test_bad_options_are_one_line_errors_and_write_nothing(tiny_run, tmp_path, args, message):
     done = main_here(refit_cli.main, "--run", tiny_run, "--output", tmp_path / "out", *args)

@@ -7,6 +7,7 @@ import dataclasses
 import os
 
 from data_pipelines.errors import UserError
+from nri_tf.config import MAX_SEED
 
 # Sweeps of a refinement (`nri_tf.refinement`) unless told: springs10's default model gains
 # 4.2 points in 10 and none after (small graphs are searched exactly whatever the number).
@@ -42,8 +43,8 @@ class RefitOptions:
         for flag, value in (("--lr", self.lr), ("--encoder-lr", self.encoder_lr)):
             if not value > 0:
                 raise UserError(f"{flag} must be positive, got {value}")
-        if not 0 <= self.seed < 2 ** 32:
-            raise UserError(f"--seed must be in [0, 2**32), got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"--seed must be in [0, {MAX_SEED}], got {self.seed}")
 
 
 def default_output(run_dir: str) -> str:

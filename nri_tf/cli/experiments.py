@@ -55,6 +55,7 @@ from nri_tf.cli.budgets import budgets
 from nri_tf.cli.common import log_to_stderr
 from nri_tf.cli.paper_results import TABLE_ROWS
 from nri_tf.cli.train import ensure_default_data
+from nri_tf.config import MAX_SEED
 from nri_tf.flags import add_config_arguments, config_overrides
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
@@ -99,8 +100,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
         parser.error(f"--num-nodes must be >= 2, got {args.num_nodes}")
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if not 0 <= args.first_seed <= 2 ** 32 - args.seeds:
-        parser.error(f"--first-seed must be in [0, 2**32 - --seeds], got {args.first_seed}")
+    if not 0 <= args.first_seed <= MAX_SEED + 1 - args.seeds:
+        parser.error(f"--first-seed must be in [0, {MAX_SEED + 1 - args.seeds}] (the last seed "
+                     f"at most {MAX_SEED}), got {args.first_seed}")
     return args, config_overrides(args)
 
 

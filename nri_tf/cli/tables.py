@@ -352,12 +352,12 @@ def merge_rerun(previous: dict, rerun: dict) -> dict:
     their place; ``reruns`` lists which rows were replaced, on which machine and in how many
     seconds. Rows keep their own seeds (`row_seeds`): ``seeds`` becomes every seed of any row,
     so a second seed can be added to one row. A re-run row whose seeds the table's row does
-    not have adds them to it (`_with_seeds_added`: ``--first-seed 43`` where seed 42's models
+    not have adds them to it (`_merged_row`: ``--first-seed 43`` where seed 42's models
     are gone); one that measures a seed of the row anew replaces the row."""
     replaced = {row["key"] for row in rerun["rows"]}
     kept = [{**row, "seeds": row_seeds(previous, row)} for row in previous["rows"] if row["key"] not in replaced]
     earlier = {row["key"]: {**row, "seeds": row_seeds(previous, row)} for row in previous["rows"]}
-    merged = [_with_seeds_added(earlier[row["key"]], row) if row["key"] in earlier else row for row in rerun["rows"]]
+    merged = [_merged_row(earlier[row["key"]], row) if row["key"] in earlier else row for row in rerun["rows"]]
     order = list(TABLE_ROWS[rerun["table"]])
     rows = sorted(kept + merged, key=lambda row: order.index(row["key"]))
     # A re-run that found every model cached changed nothing: it is no re-run.
@@ -372,11 +372,12 @@ def merge_rerun(previous: dict, rerun: dict) -> dict:
             "training_seconds": sum(row["seconds"] for row in rows)}
 
 
-def _with_seeds_added(earlier: dict, row: dict) -> dict:
+def _merged_row(earlier: dict, row: dict) -> dict:
     """The table's row ``earlier`` after the re-run's ``row`` of that name: with ``row``'s seeds
     added when the two share none (each seed's number in seed order, the seconds of both);
     as it was when ``row`` repeats the numbers of some of its seeds (the command that added
-    them, again: every model cached); otherwise (a seed measured anew, a row without numbers) ``row``."""
+    them, again: every model cached); otherwise (a seed measured anew, a row without
+    numbers) ``row``."""
     if "ours" not in earlier or "ours" not in row:
         return row
     old, new = _numbers_by_seed(earlier), _numbers_by_seed(row)
