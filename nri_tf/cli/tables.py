@@ -354,10 +354,10 @@ def merge_rerun(previous: dict, rerun: dict) -> dict:
     so a second seed can be added to one row. A re-run row whose seeds the table's row does
     not have adds them to it (`_merged_row`: ``--first-seed 43`` where seed 42's models
     are gone); one that measures a seed of the row anew replaces the row."""
-    replaced = {row["key"] for row in rerun["rows"]}
-    kept = [{**row, "seeds": row_seeds(previous, row)} for row in previous["rows"] if row["key"] not in replaced]
     earlier = {row["key"]: {**row, "seeds": row_seeds(previous, row)} for row in previous["rows"]}
     merged = [_merged_row(earlier[row["key"]], row) if row["key"] in earlier else row for row in rerun["rows"]]
+    replaced = {row["key"] for row in merged}
+    kept = [row for key, row in earlier.items() if key not in replaced]
     order = list(TABLE_ROWS[rerun["table"]])
     rows = sorted(kept + merged, key=lambda row: order.index(row["key"]))
     # A re-run that found every model cached changed nothing: it is no re-run.
