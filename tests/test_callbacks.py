@@ -131,6 +131,20 @@ def test_an_unreadable_checkpoint_is_named(run):
         new_state(run)[1].restore()
 
 
+def test_a_missing_best_weights_file_is_named_instead_of_scoring_the_last_epoch(run):
+    model, state = new_state(run)
+    state.save_epoch(1, 5.0)
+    model.set_weights([w + 1 for w in model.get_weights()])
+    state.save_epoch(2, 6.0)                          # not a new best: best.weights.h5 stays epoch 1's
+    assert state.restore_best() == 1
+    os.remove(os.path.join(run, run_directory.BEST_WEIGHTS_FILE))
+    model, resumed = new_state(run)
+    assert resumed.restore() == 2
+    with pytest.raises(RunDirectoryError, match=r"best.weights.h5 \(the weights of best epoch 1\) is missing; "
+                                                "restore it from a copy"):
+        resumed.restore_best()
+
+
 def event_steps(log_dir) -> dict:
     """{tag: sorted steps} over the event files under ``log_dir``."""
     steps = {}

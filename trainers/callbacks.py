@@ -119,9 +119,17 @@ class RunState:
         """Loads the best epoch's weights into the model; returns that epoch (0 if none).
 
         Every worker of a cluster reads the chief's file.
+
+        Raises:
+          RunDirectoryError: the checkpoint names a best epoch but its weights file is gone
+            (the model would otherwise be scored with the last epoch's weights as the best's).
         """
-        run_directory.load_best_weights(self._run_dir, self._model)
-        return int(self.best_epoch.numpy())
+        best_epoch = int(self.best_epoch.numpy())
+        if not run_directory.load_best_weights(self._run_dir, self._model) and best_epoch:
+            raise run_directory.RunDirectoryError(
+                f"{os.path.join(self._run_dir, run_directory.BEST_WEIGHTS_FILE)} (the weights of best "
+                f"epoch {best_epoch}) is missing; restore it from a copy, or train again into a new --logdir")
+        return best_epoch
 
     def close(self) -> None:
         if self._scratch:
