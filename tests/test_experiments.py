@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,9 +36,11 @@ def smoke_tables(tmp_path_factory):
     root = tmp_path_factory.mktemp("experiments")
     env = {"NRI_TF_DATA": str(root / "data")}
     output = root / "springs5-smoke"
-    done = {table: main_here(experiments.main, table, "--budget", "smoke", "--output", output,
-                             env_extra=env)
-            for table in ("table1", "table2")}
+    with pytest.MonkeyPatch.context() as patch:          # a progress line after every epoch
+        patch.setattr(experiment_models, "PROGRESS_EVERY_SECONDS", 0.0)
+        done = {table: main_here(experiments.main, table, "--budget", "smoke", "--output", output,
+                                 env_extra=env)
+                for table in ("table1", "table2")}
     return output, done, env
 
 
@@ -65,6 +68,10 @@ def test_smoke_tables_are_complete(smoke_tables, table):
             paper = paper_results.PAPER_TABLE2["springs"].get(key)
             assert row["paper"] == (dict(zip(["1", "10", "20"], paper)) if paper else None)
     assert result["budget"] == "smoke" and result["seeds"] == [42] and result["source"] == "springs"
+    if table == "table1":   # every trained model reports its epochs: a run's, a baseline's
+        epochs = budgets.budgets()["smoke"].nri["epochs"]
+        assert re.search(rf"\n    nri_learned-seed42: epoch {epochs}/{epochs}: val_nll ", done[table].stderr)
+        assert re.search(r"\n    corr_lstm-seed42: epoch 1/\d+: loss ", done[table].stderr)
     assert result["machine"].endswith(f"{len(os.sched_getaffinity(0))} CPU cores")
     if table == "table1":   # the refined row scores NRI (learned)'s model, not one of its own
         refined, learned = (json.loads((output / "models" / f"{row}-seed42.json").read_text())
@@ -406,10 +413,11 @@ def test_table1_on_candidate_edges_runs_supervised_on_them(local_springs_data, t
     assert 0.0 < rows["supervised"]["ours"]["mean"] <= 100.0
 
 
-def test_a_killed_baseline_resumes_after_its_last_completed_epoch(tiny_data, tmp_path):
+def test_a_killed_baseline_resumes_after_its_last_completed_epoch(tiny_data, tmp_path, monkeypatch):
     """Every trained baseline checkpoints each epoch (`experiment_models._fit`): a table
     killed in a long row (motion capture's LSTM (joint): 200 epochs) resumes that model, and
-    its time counts the epochs trained before (history.jsonl, as a run's)."""
+    its time counts the epochs trained before (history.jsonl, as a run's). Its progress
+    lines (here after every epoch) name it and its monitored metric."""
     from data_pipelines.storage.reader import read_metadata
     from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
 
@@ -426,12 +434,16 @@ def test_a_killed_baseline_resumes_after_its_last_completed_epoch(tiny_data, tmp
                                monitor="val_" + ACCURACY_METRIC, mode="max")
         return model
 
+    monkeypatch.setattr(experiment_models, "PROGRESS_EVERY_SECONDS", 0.0)
     first = fit(1)                      # "killed" after epoch 1
-    assert int(first.optimizer.iterations.numpy()) == steps and not logged and earlier == [0.0]
+    assert int(first.optimizer.iterations.numpy()) == steps and earlier == [0.0]
+    assert len(logged) == 1 and re.fullmatch(r"    supervised-seed42: epoch 1/1: val_accuracy 0\.\d+, \d+ s an epoch",
+                                             logged.pop()), logged
     epoch_1 = run_directory.read_history(str(tmp_path / "weights" / "supervised-seed42"))
     assert [record["epoch"] for record in epoch_1] == [1] and epoch_1[0]["seconds"] > 0
     resumed = fit(2)
-    assert logged == ["resuming supervised-seed42 after epoch 1 of 2"]
+    assert logged[0] == "resuming supervised-seed42 after epoch 1 of 2"
+    assert [line.split(": ")[1] for line in logged[1:]] == ["epoch 2/2"]
     assert earlier == [0.0, epoch_1[0]["seconds"]]
     assert int(resumed.optimizer.iterations.numpy()) == 2 * steps      # one more epoch, not two
     finished = fit(2)                   # nothing left to train: the best epoch's weights

@@ -287,6 +287,50 @@ class StopAtTimeLimit(keras.callbacks.Callback):
                      f"{self.limit_seconds / 60:g} minutes")
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """Logs one line at the end of an epoch once ``every_seconds`` have passed since the
+    last (or since training began): the epoch, its ``monitor`` value, the mean time of this
+    process's epochs and the time the remaining epochs would take at that rate, e.g.
+    ``epoch 7/200: val_nll 591.2, 88 s an epoch, about 4.7 h left``.
+
+    For long, otherwise silent training (a table's models); epochs shorter than
+    ``every_seconds`` are reported only now and then, training shorter than it not at all.
+    """
+
+    def __init__(self, log, monitor: str, every_seconds: float = 60.0):
+        super().__init__()
+        self.log = log
+        self.monitor = monitor
+        self.every_seconds = float(every_seconds)
+
+    def on_train_begin(self, logs=None):
+        self._started = self._logged = time.perf_counter()
+        self._epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self._epochs += 1
+        if now - self._logged < self.every_seconds:
+            return
+        self._logged = now
+        per_epoch = (now - self._started) / self._epochs
+        left = self.params["epochs"] - (epoch + 1)
+        value = (logs or {}).get(self.monitor)
+        line = f"epoch {epoch + 1}/{self.params['epochs']}: "
+        line += f"{self.monitor} {float(value):.4g}, " if value is not None else ""
+        line += f"{_duration(per_epoch)} an epoch"
+        self.log(line + (f", about {_duration(left * per_epoch)} left" if left else ""))
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as a person reads a duration: "88 s", "12 min", "4.7 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class EpochHistory(keras.callbacks.Callback):
     """Appends one JSON line per completed epoch to ``RUN/history.jsonl``: the epoch, its
     seconds (training and validation), the seconds of its validation alone, the CPU seconds

@@ -45,6 +45,8 @@ class TrainingOptions:
       time, counted over every process that trained the run (`callbacks.StopAtTimeLimit`);
       a run already past it trains no further and is evaluated as it is. None: no limit.
       Not with several workers, whose clocks could disagree on the last epoch.
+    callbacks: more Keras callbacks for ``model.fit``, after the run's own (e.g.
+      `callbacks.EpochProgress` where Keras prints nothing).
     """
     jit_compile: bool | str = "auto"
     verbose: int | str = "auto"
@@ -52,6 +54,7 @@ class TrainingOptions:
     refine_sweeps: int | None = None
     count_earlier_seconds: Callable[[float], None] | None = None
     time_limit_seconds: float | None = None
+    callbacks: list = dataclasses.field(default_factory=list)
 
 
 def default_refine_sweeps(config: NRIConfig, nodes: int, labelled: bool) -> int:
@@ -247,7 +250,8 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
             with run_callbacks.interrupts_between_batches() as stop_on_interrupt:
                 model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
                           initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch, shuffle=False,
-                          callbacks=[stop_on_interrupt, *fit_callbacks], verbose=options.verbose)
+                          callbacks=[stop_on_interrupt, *fit_callbacks, *options.callbacks],
+                          verbose=options.verbose)
 
         best_epoch = state.restore_best()
         state.close()

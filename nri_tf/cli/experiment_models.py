@@ -38,9 +38,13 @@ from nri_tf.model import NRI
 from nri_tf.physics import SIMULATIONS as SIMULATED
 from nri_tf.presets import config_for_dataset, source_rule
 from trainers import loop, run_directory
-from trainers.callbacks import EpochHistory, RunState, RunStateCheckpoint
+from trainers.callbacks import EpochHistory, EpochProgress, RunState, RunStateCheckpoint
 from trainers.refit import refit_run
 from trainers.refit_options import REFINE_SWEEPS, RefitOptions
+
+# How often a silent table (``--verbose 0``) reports a model's training: hours-long models
+# say where they are, models shorter than this say nothing until their result.
+PROGRESS_EVERY_SECONDS = 60.0
 
 
 class NotApplicable(Exception):
@@ -82,6 +86,13 @@ class Experiment:
         """The LSTM baselines' settings (`nri_tf.cli.budgets.baseline_settings`)."""
         rule = source_rule(self.budget.by_source, self.metadata.source, self.metadata.nodes)
         return baseline_settings(self.budget.baseline, self.metadata.source, rule, self.nri_overrides)
+
+    def progress(self, name: str, monitor: str) -> list:
+        """The callbacks that report the training of model ``name`` as it goes: a line every
+        minute or so (`EpochProgress`) when Keras prints nothing (``verbose`` 0), else none."""
+        if self.verbose:
+            return []
+        return [EpochProgress(lambda line: self.log(f"    {name}: {line}"), monitor, PROGRESS_EVERY_SECONDS)]
 
     def require_labels(self) -> None:
         """NotApplicable unless the data has a true graph."""
@@ -176,7 +187,8 @@ def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: i
                   validation_data=validation, epochs=epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps_per_epoch, shuffle=False, verbose=experiment.verbose,
                   callbacks=[EpochHistory(os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch),
-                             RunStateCheckpoint(state, monitor, mode)])
+                             RunStateCheckpoint(state, monitor, mode),
+                             *experiment.progress(name, monitor)])
     if keep_best:
         state.restore_best()
     state.close()
@@ -243,11 +255,12 @@ def run_corr_lstm(experiment: Experiment, seed: int) -> dict:
 
 def _run_nri(experiment: Experiment, seed: int, name: str, **changes) -> dict:
     config = experiment.nri_config(seed, **changes)
-    run_dir = os.path.join(experiment.root, "runs", f"{name}-seed{seed}")
-    results = loop.train(config, experiment.data_dir, run_dir,
-                         options=loop.TrainingOptions(verbose=experiment.verbose, graph_images=0,
-                                                      count_earlier_seconds=experiment.count_earlier_seconds),
-                         log=experiment.log)
+    run_name = f"{name}-seed{seed}"
+    run_dir = os.path.join(experiment.root, "runs", run_name)
+    options = loop.TrainingOptions(verbose=experiment.verbose, graph_images=0,
+                                   count_earlier_seconds=experiment.count_earlier_seconds,
+                                   callbacks=experiment.progress(run_name, run_directory.BEST_CHECKPOINT_METRIC))
+    results = loop.train(config, experiment.data_dir, run_dir, options=options, log=experiment.log)
     return _run_row(results, run_dir)
 
 

@@ -83,7 +83,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
     parser.add_argument("--data", help="use this native dataset (any source) instead of simulating one")
     parser.add_argument("--output", help="output directory (default: experiments/<source><nodes>-<budget>)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0,
-                        help="Keras progress output while training (0: one line per model)")
+                        help="Keras progress output while training (0: a line per model, and a "
+                             "line a minute about a model that trains longer)")
     parser.add_argument("--rows", nargs="+", metavar="ROW",
                         help="train and tabulate only these rows, e.g. nri_learned first (a later "
                              "full run reuses them); into an existing table of the same settings "
