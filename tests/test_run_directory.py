@@ -197,6 +197,18 @@ def test_training_progress_of_finished_and_unfinished_runs(tmp_path):
     assert run_directory.training_progress(run) == {"best_epoch": 3, "epochs": 3, "finished": True}
 
 
+def test_a_run_without_best_weights_says_whether_they_are_yet_to_come_or_lost(tmp_path):
+    run = str(tmp_path / "run")
+    run_directory.prepare(run, NRIConfig(dims=4, encoder_hidden=4, decoder_hidden=4, epochs=3), DATASET)
+    with pytest.raises(RunDirectoryError, match="has no best weights yet: no epoch has completed"):
+        run_directory.load_best_model(run, 5)
+    with open(os.path.join(run, run_directory.HISTORY_FILE), "w") as stream:
+        stream.write(json.dumps({"epoch": 1, "val_nll": 9.0}) + "\n")     # best.weights.h5 since deleted
+    with pytest.raises(RunDirectoryError, match=r"best.weights.h5 \(the weights of best epoch 1\) is missing; "
+                                                "restore it from a copy"):
+        run_directory.load_best_model(run, 5)
+
+
 @pytest.mark.parametrize("damage", [lambda data: data[:1000], lambda data: b"not an HDF5 file"])
 def test_damaged_best_weights_are_named_and_kept(tmp_path, damage):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])

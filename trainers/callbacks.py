@@ -126,9 +126,7 @@ class RunState:
         """
         best_epoch = int(self.best_epoch.numpy())
         if not run_directory.load_best_weights(self._run_dir, self._model) and best_epoch:
-            raise run_directory.RunDirectoryError(
-                f"{os.path.join(self._run_dir, run_directory.BEST_WEIGHTS_FILE)} (the weights of best "
-                f"epoch {best_epoch}) is missing; restore it from a copy, or train again into a new --logdir")
+            raise run_directory.missing_best_weights(self._run_dir, best_epoch)
         return best_epoch
 
     def close(self) -> None:

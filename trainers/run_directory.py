@@ -283,6 +283,17 @@ def load_best_model(run_dir: str, nodes: int):
     model.compile()  # `evaluate` needs a compiled model; no optimizer state is loaded
     model.build_for_nodes(nodes)
     if not load_best_weights(run_dir, model):
-        raise RunDirectoryError(f"run {run_dir} has no best weights yet: no epoch has completed, or "
-                                "training stopped while saving the first; re-run its train command")
+        raise missing_best_weights(run_dir, training_progress(run_dir)["best_epoch"])
     return model, config
+
+
+def missing_best_weights(run_dir: str, best_epoch: int | None) -> RunDirectoryError:
+    """The error for a run without best.weights.h5 whose best epoch so far is ``best_epoch``
+    (None or 0: no epoch has completed): before the first epoch that is normal, after it
+    the file was removed and only a copy brings those weights back."""
+    if not best_epoch:
+        return RunDirectoryError(f"run {run_dir} has no best weights yet: no epoch has completed, or "
+                                 "training stopped while saving the first; re-run its train command")
+    return RunDirectoryError(f"{os.path.join(run_dir, BEST_WEIGHTS_FILE)} (the weights of best epoch "
+                             f"{best_epoch}) is missing; restore it from a copy, or train again into a "
+                             "new --logdir")
