@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainers import run_directory
+from trainers.strategy import wait_for_every_process
 
 
 class RunState:
@@ -118,12 +119,14 @@ class RunState:
     def restore_best(self) -> int:
         """Loads the best epoch's weights into the model; returns that epoch (0 if none).
 
-        Every worker of a cluster reads the chief's file.
+        Every worker of a cluster reads the chief's file, once the chief has switched in
+        the last epoch's (`run_directory.settle_best_weights`).
 
         Raises:
           RunDirectoryError: the checkpoint names a best epoch but its weights file is gone
             (the model would otherwise be scored with the last epoch's weights as the best's).
         """
+        wait_for_every_process(self._model.distribute_strategy)
         best_epoch = int(self.best_epoch.numpy())
         if not run_directory.load_best_weights(self._run_dir, self._model) and best_epoch:
             raise run_directory.missing_best_weights(self._run_dir, best_epoch)

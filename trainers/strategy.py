@@ -91,3 +91,13 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     return resolver.task_type == "worker" and resolver.task_id == 0 and \
         "chief" not in resolver.cluster_spec().as_dict()
+
+
+def wait_for_every_process(strategy: tf.distribute.Strategy) -> None:
+    """Returns once every training process of the strategy's cluster has called it (an
+    all-reduce across the workers), so what one process wrote before the call is there for
+    the others after it; at once with a single process."""
+    if process_count(strategy) > 1:
+        import tensorflow as tf
+
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
