@@ -15,6 +15,7 @@ import pytest
 
 from conftest import TINY_MODEL, event_tags, free_port, last_line
 from nri_tf.cli import evaluate as evaluate_cli, train as train_cli
+from trainers import run_directory
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,28 +55,39 @@ np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
 
 
 @pytest.mark.slow
-def test_two_worker_multi_worker_run_completes(local_springs_data, tmp_path):
+def test_two_worker_multi_worker_run_completes_and_resumes(local_springs_data, tmp_path):
     # On the candidate edges stored with the data (its default, "given"): they are sharded
     # and split with the trajectories (knn and the complete graph: `test_mirrored_...`).
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     run_dir = str(tmp_path / "multi")
-    workers = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "nri_tf.train", "--data", local_springs_data, "--logdir", run_dir,
-             "--strategy", "multi-worker", "--epochs", "1", *TINY_MODEL],
-            cwd=REPO, env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (_, stderr) in zip(workers, outputs):
-        assert worker.returncode == 0, stderr[-3000:]
-        assert "candidate_edges='given' [data]" in stderr
+
+    def cluster_trains(epochs):
+        """Both workers' stderr once `nri_tf.train --epochs EPOCHS` has ended on each."""
+        ports = [free_port(), free_port()]
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+        workers = []
+        for index in range(2):
+            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "nri_tf.train", "--data", local_springs_data, "--logdir", run_dir,
+                 "--strategy", "multi-worker", "--epochs", str(epochs), *TINY_MODEL],
+                cwd=REPO, env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True))
+        outputs = [worker.communicate(timeout=300) for worker in workers]
+        for worker, (_, stderr) in zip(workers, outputs):
+            assert worker.returncode == 0, stderr[-3000:]
+        return [stderr for _, stderr in outputs]
+
+    for stderr in cluster_trains(1):
+        assert "candidate_edges='given' [data]" in stderr and "resuming" not in stderr
     results = json.load(open(os.path.join(run_dir, "results.json")))
     assert results["epochs"] == 1 and len(results["mse_per_step"]) == 20
     assert results["systems"] == 8 and results["candidate_recall"] == 1.0
     assert not glob.glob(os.path.join(run_dir, ".worker-scratch-*"))
+    # Every worker resumes the chief's checkpoint: one more epoch, trained once.
+    for stderr in cluster_trains(2):
+        assert f"resuming {run_dir} after epoch 1 of 2" in stderr
+    assert [record["epoch"] for record in run_directory.read_history(run_dir)] == [1, 2]
+    assert json.load(open(os.path.join(run_dir, "results.json")))["epochs"] == 2
 
 
 def test_knn_candidates_train_evaluate_and_draw_end_to_end(local_springs_data, tmp_path, capsys):

@@ -46,7 +46,8 @@ class RunState:
 
     In a multi-worker cluster every worker must save the checkpoint (the variables are
     synchronised collectively); only the chief writes into the run directory, the others
-    into a scratch directory that is removed afterwards.
+    into a scratch directory that is removed afterwards. Every worker restores the chief's
+    checkpoint, so a resumed cluster continues from one state.
     """
 
     def __init__(self, run_dir: str, model: keras.Model, chief: bool = True):
@@ -69,7 +70,7 @@ class RunState:
         Raises:
           RunDirectoryError naming the checkpoint when it cannot be read.
         """
-        checkpoint = self._latest.latest_checkpoint
+        checkpoint = tf.train.latest_checkpoint(os.path.join(self._run_dir, run_directory.CHECKPOINT_DIR))
         if checkpoint:
             try:
                 self._latest.checkpoint.restore(checkpoint).assert_existing_objects_matched()

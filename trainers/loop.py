@@ -201,14 +201,14 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
     check_training_data(config, data_dir, metadata)
     # Only the chief writes into the run directory; it holds the lock while it does.
     with run_directory.claimed(run_dir) if chief else contextlib.nullcontext():
-        resumed = run_directory.prepare(run_dir, config, dataset) if chief else True
+        resumed = run_directory.prepare(run_dir, config, dataset) if chief else False
 
         keras.utils.set_random_seed(config.seed)  # weight initialisation, dropout
         with strategy.scope():
             model = build_model(config, dataset["nodes"], steps_per_epoch, options.jit_compile)
         state = run_callbacks.RunState(run_dir, model, chief=chief)
         initial_epoch = state.restore()
-        if resumed:
+        if resumed or initial_epoch:
             log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
         earlier_seconds = run_directory.seconds_trained(run_dir, initial_epoch)
         if options.count_earlier_seconds:
