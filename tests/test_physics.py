@@ -161,9 +161,10 @@ def test_charged_gradients_stay_bounded_through_a_chaotic_rollout():
     frames = tf.constant(Normaliser(NORM_MIN, NORM_MAX).normalise(frames).astype(np.float32))
     logits = tf.constant(rng.standard_normal((3, NODES * (NODES - 1), 2)).astype(np.float32))
 
-    def gradient(decoder):
-        return _gradient_through(lambda w: decoder(frames, tf.nn.softmax(w), prediction_steps=10), logits,
-                                 np.ones((3, NODES, 10, 4), np.float32))[1].numpy()
+    def gradient(decoder):    # traced: the eager loop of 10 x 100 leapfrog steps takes 15 s a decoder
+        return tf.function(lambda: _gradient_through(
+            lambda w: decoder(frames, tf.nn.softmax(w), prediction_steps=10), logits,
+            np.ones((3, NODES, 10, 4), np.float32))[1])().numpy()
 
     bound = simulator_settings(_Metadata("charged"))["gradient_bound"]
     unbounded = gradient(_decoder("charged", [-1.0, 1.0], 1.0, "soft"))
