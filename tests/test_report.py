@@ -79,6 +79,7 @@ def test_report_writes_page_copies_and_curves(tmp_path):
     assert json.loads((output / "results" / "springs5" / "table1.json").read_text())["source"] == "springs"
     curve = report.training_curve(run)
     assert [(p.epoch, p.seconds) for p in curve] == [(1, 30.0), (2, 60.0), (3, 90.0)]
+    assert report.without_stalls(curve) == curve
     # The copies hold the run's history too: the page is rebuilt from them in place.
     copies = output / "results" / "springs5"
     assert (copies / "runs" / "nri_learned-seed42" / "history.jsonl").read_text() == (run / "history.jsonl").read_text()
@@ -134,3 +135,14 @@ def test_settings_name_each_rerun_once(tmp_path):
     (tmp_path / "springs" / "table1.json").write_text(json.dumps(table))
     assert experiments.main(["report", str(tmp_path / "springs"), "--output", str(tmp_path / "docs")]) == 0
     assert (tmp_path / "docs" / "results.md").read_text().count("re-run later: NRI (learned) (the Xeon)") == 1
+
+
+def test_a_stalled_epoch_counts_at_its_runs_median():
+    """A run paused for 20 minutes in epoch 2 (or starved by others) draws no flat stretch:
+    that epoch counts the run's median, 30 s; an epoch under twice the median keeps its own."""
+    seconds = [30.0, 1230.0, 50.0, 30.0, 20.0]
+    curve = [report.CurvePoint(epoch, sum(seconds[:epoch]), {"seconds": took})
+             for epoch, took in enumerate(seconds, 1)]
+    assert [p.seconds for p in report.without_stalls(curve)] == [30.0, 60.0, 110.0, 140.0, 160.0]
+    assert [p.record for p in report.without_stalls(curve)] == [p.record for p in curve]
+    assert report.without_stalls([]) == []

@@ -27,6 +27,7 @@ their copies gone) stays, listed on the page as an earlier comparison.
 
 Building blocks:
   `training_curve`      a run's history.jsonl as cumulative training seconds per epoch
+  `without_stalls`      the same with paused or starved epochs counted at the run's median
   `read_tables`         the table JSON files of one experiments directory
   `table1_markdown`     Table 1 of several settings side by side
   `wall_time_markdown`  training minutes per model and seed of several settings
@@ -40,6 +41,7 @@ import dataclasses
 import os
 import re
 import shutil
+import statistics
 
 from data_pipelines.errors import report_known_errors
 from data_pipelines.files import read_json
@@ -54,6 +56,8 @@ NRI_FIELDS = {field.name: field for field in dataclasses.fields(NRIConfig)}
 
 TABLE_FILES = ("table1.json", "table1.md", "table2.json", "table2.md")
 FIGURES_DIR = "results"
+# An epoch over this many times its run's median is a stall (`without_stalls`).
+STALL_FACTOR = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +81,21 @@ def training_curve(run_dir: str) -> list:
         elapsed += record["seconds"]
         curve.append(CurvePoint(record["epoch"], elapsed, record))
     return curve
+
+
+def without_stalls(curve: list) -> list:
+    """``curve`` (a `training_curve`) with every epoch that took over `STALL_FACTOR` times
+    the run's median epoch counted at that median: an epoch the run spent paused, or starved
+    by other runs on the machine, would draw a flat stretch that is no training."""
+    if not curve:
+        return curve
+    typical = statistics.median(point.record["seconds"] for point in curve)
+    elapsed, paced = 0.0, []
+    for point in curve:
+        took = point.record["seconds"]
+        elapsed += typical if took > STALL_FACTOR * typical else took
+        paced.append(dataclasses.replace(point, seconds=elapsed))
+    return paced
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +263,7 @@ def accuracy_over_time_figure(curves: dict, paper: dict | None = None, title: st
                     label=label if run_index == 0 else None)
         if paper and paper.get(label) is not None:
             ax.axhline(paper[label], color=colour, linestyle="--", linewidth=1)
-    ax.set_xlabel("epoch" if by_epoch else "training time (minutes, validation included)")
+    ax.set_xlabel("epoch" if by_epoch else "training time (minutes, validation included; stalls at the median)")
     ax.set_ylabel("validation edge accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -322,7 +341,7 @@ def write_report(directories: list, output: str, extra_curves: dict | None = Non
                 lines += [PAPER_PLOTS[setting.source]]
     lines += ["", "## Training time per model (minutes per seed)", "", wall_time_markdown(settings)]
 
-    curves = {s.name: [training_curve(run) for run in s.learned_runs()] for s in settings}
+    curves = {s.name: [without_stalls(training_curve(run)) for run in s.learned_runs()] for s in settings}
     curves = {name: [c for c in runs if _has_accuracy(c)] for name, runs in curves.items()}
     curves = {name: runs for name, runs in curves.items() if runs}
     if curves:
@@ -331,7 +350,10 @@ def write_report(directories: list, output: str, extra_curves: dict | None = Non
         path = figures.save_figure(accuracy_over_time_figure(curves, paper, "NRI (learned)"),
                                    os.path.join(figures_dir, "accuracy_over_time.png"))
         lines += ["", "## Accuracy over training time", "",
-                  "NRI (learned), one line per seed; dashed: the paper's test accuracy.", "",
+                  "NRI (learned), one line per seed; dashed: the paper's test accuracy. The runs "
+                  "shared the machine with others and stood paused at times: an epoch that took over "
+                  f"{STALL_FACTOR:g} times its run's median is drawn at that median (`without_stalls`), "
+                  "so the minutes are those of a run with steady company, not alone.", "",
                   f"![accuracy over time]({os.path.relpath(path, output)})"]
     drawn = set()
     if extra_curves:
