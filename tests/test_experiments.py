@@ -450,3 +450,26 @@ def test_a_killed_baseline_resumes_after_its_last_completed_epoch(tiny_data, tmp
     assert int(finished.optimizer.iterations.numpy()) == 2 * steps
     for restored, best in zip(finished.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(restored, best)
+
+
+def test_a_baseline_whose_loss_turns_nan_stops_with_an_error(tiny_data, tmp_path, monkeypatch):
+    """Supervised picks its best epoch by validation accuracy, which stays a number when the
+    weights are NaN: the training loss itself must stop the table (no table of a NaN model
+    exits 0)."""
+    from data_pipelines.storage.reader import read_metadata
+    from nri_tf.baselines.supervised import ACCURACY_METRIC, supervised_encoder
+
+    experiment = experiment_models.Experiment(tiny_data, read_metadata(tiny_data), budgets.budgets()["smoke"],
+                                              str(tmp_path))
+    split = experiment.split
+
+    def poisoned(name, *args, **kwargs):          # NaN trajectories in training only
+        data = split(name, *args, **kwargs)
+        return data.map(lambda trajectories, *rest: (trajectories * np.nan, *rest)) if name == "train" else data
+
+    monkeypatch.setattr(experiment, "split", poisoned)
+    model = supervised_encoder(experiment.nri_config(42, encoder_hidden=8), 5, 1e-3, 0.0)
+    with pytest.raises(FloatingPointError, match="training loss became nan"):
+        experiment_models._fit(experiment, model, "supervised-seed42", epochs=1, batch_size=64, seed=42,
+                               monitor="val_" + ACCURACY_METRIC, mode="max")
+    assert not os.path.exists(tmp_path / "weights" / "supervised-seed42" / run_directory.BEST_WEIGHTS_FILE)

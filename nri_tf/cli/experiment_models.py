@@ -38,7 +38,7 @@ from nri_tf.model import NRI
 from nri_tf.physics import SIMULATIONS as SIMULATED
 from nri_tf.presets import config_for_dataset, source_rule
 from trainers import loop, run_directory
-from trainers.callbacks import EpochHistory, EpochProgress, RunState, RunStateCheckpoint
+from trainers.callbacks import EpochHistory, EpochProgress, RunState, RunStateCheckpoint, StopOnNonFiniteLoss
 from trainers.refit import refit_run
 from trainers.refit_options import REFINE_SWEEPS, RefitOptions
 
@@ -158,7 +158,8 @@ def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: i
     """Trains the compiled, built ``model`` on the training split, resumable: every epoch's
     model and optimizer state is checkpointed under ``weights/<name>`` (`RunState`), so a
     killed table resumes the model it was training after its last completed epoch; its
-    history.jsonl has every epoch's seconds and metrics, as a run's.
+    history.jsonl has every epoch's seconds and metrics, as a run's. A NaN or infinite
+    training loss stops it with FloatingPointError, as it stops a run.
 
     Args:
       monitor, mode: the epoch metric that picks the best epoch (lower is better unless
@@ -186,7 +187,8 @@ def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: i
                                    frames=experiment.frames, candidates=candidates),
                   validation_data=validation, epochs=epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps_per_epoch, shuffle=False, verbose=experiment.verbose,
-                  callbacks=[EpochHistory(os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch),
+                  callbacks=[StopOnNonFiniteLoss(),
+                             EpochHistory(os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch),
                              RunStateCheckpoint(state, monitor, mode),
                              *experiment.progress(name, monitor)])
     if keep_best:
