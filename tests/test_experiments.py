@@ -313,6 +313,13 @@ def test_summary_and_markdown_of_hand_made_records():
     assert markdown.startswith("Table 1: edge accuracy (%), kuramoto with 10 nodes, budget 'cpu', 2 seeds")
     assert "| Corr. (path) | 60.0 ± 10.0 | 59.3 |" in markdown
     assert "| NRI (sim.) | no differentiable simulator for kuramoto | – |" in markdown
+    # A table of some rows (--rows) names the paper's rows it lacks; rows beyond the paper it skips.
+    for missing in ("supervised", "nri_refined"):
+        del records[missing]
+    partial = tables.markdown_table({"table": "table1", "rows": tables.table_rows("table1", records, "kuramoto", 10),
+                                     "seeds": [42, 43], "source": "kuramoto", "nodes": 10, "budget": "cpu"})
+    assert partial.splitlines()[-2] == "| Supervised | not measured yet (`--rows supervised`) | 97.1 |"
+    assert "refined" not in partial and len(partial.splitlines()) == len(markdown.splitlines()) - 1
 
 
 def test_a_row_built_on_another_times_only_its_own_work(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from data_pipelines.errors import UserError
 from data_pipelines.files import read_json, write_json_atomic
 from nri_tf.cli.budgets import baseline_settings
 from nri_tf.cli.experiment_models import BUILDS_ON, RUNNERS, Experiment, NotApplicable
-from nri_tf.cli.paper_results import PAPER_TABLE1, PAPER_TABLE2, ROW_NAMES, TABLE2_STEPS, TABLE_ROWS
+from nri_tf.cli.paper_results import PAPER_ROWS, PAPER_TABLE1, PAPER_TABLE2, ROW_NAMES, TABLE2_STEPS, TABLE_ROWS
 from nri_tf.config import NRIConfig
 from nri_tf.presets import source_rule
 
@@ -184,8 +184,14 @@ def format_summary(summary: dict | None, number: str) -> str:
 def markdown_table(table_json: dict, heading: str | None = None) -> str:
     """A table JSON as Markdown under ``heading`` (by default what, on which data, with how
     many seeds), ours next to the paper's numbers; a row measured with fewer seeds than the
-    table says with which."""
-    table, rows, seeds = table_json["table"], table_json["rows"], table_json["seeds"]
+    table says with which, and a row of the paper's that the table lacks (``--rows`` ran
+    others) says that it is not measured yet."""
+    table, seeds = table_json["table"], table_json["seeds"]
+    measured = {row["key"]: row for row in table_json["rows"]}
+    rows = [measured.get(key) or {"model": ROW_NAMES[key], "key": key,
+                                  "not_applicable": f"not measured yet (`--rows {key}`)",
+                                  "paper": _paper_value(table, key, table_json["source"], table_json["nodes"])}
+            for key in TABLE_ROWS[table] if key in measured or key in PAPER_ROWS[table]]
     what = "edge accuracy (%)" if table == "table1" else "MSE of predicted frames (normalised units)"
     heading = heading or (f"{'Table 1' if table == 'table1' else 'Table 2'}: {what}, {table_json['source']} "
                           f"with {table_json['nodes']} nodes, budget '{table_json['budget']}', "
