@@ -98,6 +98,6 @@ def wait_for_every_process(strategy: tf.distribute.Strategy) -> None:
     all-reduce across the workers), so what one process wrote before the call is there for
     the others after it; at once with a single process."""
     if process_count(strategy) > 1:
-        import tensorflow as tf
+        import tensorflow as tf   # inside: --help lists STRATEGIES without loading it
 
         strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
