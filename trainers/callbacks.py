@@ -291,8 +291,9 @@ class StopAtTimeLimit(keras.callbacks.Callback):
 
 class EpochProgress(keras.callbacks.Callback):
     """Logs one line at the end of an epoch once ``every_seconds`` have passed since the
-    last (or since training began): the epoch, its ``monitor`` value, the mean time of this
-    process's epochs and the time the remaining epochs would take at that rate, e.g.
+    last (or since training began): the epoch, its ``monitor`` value, the median time of
+    this process's epochs (an epoch paused or starved by other work does not skew it) and
+    the time the remaining epochs would take at that rate, e.g.
     ``epoch 7/200: val_nll 591.2, 88 s an epoch, about 4.7 h left``.
 
     For long, otherwise silent training (a table's models); epochs shorter than
@@ -306,16 +307,17 @@ class EpochProgress(keras.callbacks.Callback):
         self.every_seconds = float(every_seconds)
 
     def on_train_begin(self, logs=None):
-        self._started = self._logged = time.perf_counter()
-        self._epochs = 0
+        self._ended = self._logged = time.perf_counter()
+        self._epoch_seconds = []
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        self._epochs += 1
+        self._epoch_seconds.append(now - self._ended)
+        self._ended = now
         if now - self._logged < self.every_seconds:
             return
         self._logged = now
-        per_epoch = (now - self._started) / self._epochs
+        per_epoch = float(np.median(self._epoch_seconds))
         left = self.params["epochs"] - (epoch + 1)
         value = (logs or {}).get(self.monitor)
         line = f"epoch {epoch + 1}/{self.params['epochs']}: "
