@@ -14,13 +14,11 @@ training command builds its default dataset with `generate_dataset`.
 Building blocks:
   `generate_dataset`   simulate train/valid/test and write them (native or reference layout)
   `split_seed`         the seed of one split's random stream
-  `ProgressBar`        a one-line progress bar for the simulators' progress callback
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Callable, TextIO
 
@@ -29,6 +27,7 @@ import numpy as np
 from data_pipelines.contract import SPLITS, edge_labels_from_matrix
 from data_pipelines.errors import UserError
 from data_pipelines.normalisation import compute_normalisation
+from data_pipelines.progress import progress_bar, progress_stream
 from data_pipelines.simulations import EDGE_LIST_SIMULATION_NAMES, LOCAL_SPRINGS_OPTIONS, get_simulation, num_frames
 from data_pipelines.simulations.base import check_positive_int
 from data_pipelines.storage.metadata import DatasetMetadata
@@ -40,48 +39,6 @@ from data_pipelines.tf_startup import import_tensorflow
 
 FORMATS = ("tfrecord", "reference")
 SPLIT_INDEX = {split: index for index, split in enumerate(SPLITS)}
-
-
-class ProgressBar:
-    """A one-line progress bar on a text stream (stderr by default), no dependencies.
-
-        train  [############------------------]  20480/50000   4310 sims/s   4.8 s
-
-    On a terminal the line is redrawn in place at most every ``interval`` seconds; on
-    anything else (a log file, CI) a new line is written at most every ``log_interval``
-    seconds, and the finished line.
-    """
-
-    def __init__(self, label: str, total: int, stream: TextIO | None = None, width: int = 30,
-                 interval: float = 0.2, log_interval: float = 60.0):
-        self.label, self.total, self.width = label, total, width
-        self.stream = stream or sys.stderr
-        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.interval = interval if self.interactive else log_interval
-        self.start = time.perf_counter()
-        self._last_draw = -float("inf") if self.interactive else self.start
-        self.done = 0
-
-    def line(self) -> str:
-        elapsed = time.perf_counter() - self.start
-        filled = int(self.width * self.done / self.total) if self.total else self.width
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        digits = len(str(self.total))
-        return (f"{self.label:<5}  [{'#' * filled}{'-' * (self.width - filled)}]  "
-                f"{self.done:>{digits}}/{self.total}  {rate:7.0f} sims/s  {elapsed:6.1f} s")
-
-    def update(self, done: int) -> None:
-        """Records ``done`` systems finished (a `Simulation.sample` progress callback)."""
-        self.done = done
-        now = time.perf_counter()
-        if now - self._last_draw >= self.interval:
-            self._last_draw = now
-            self.stream.write("\r" + self.line() if self.interactive else self.line() + "\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write(("\r" if self.interactive else "") + self.line() + "\n")
-        self.stream.flush()
 
 
 def split_seed(seed: int, split: str) -> int:
@@ -153,7 +110,7 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
                         "stored as edge lists in the native format only (leave out --format)")
     output = output or os.path.join("data", f"{simulation}{num_nodes}")
     log = log or (lambda message: None)
-    stream = None if progress is False else (sys.stderr if progress is True else progress)
+    stream = progress_stream(progress)
 
     check_output_dir(output, overwrite)
     seeds = {split: split_seed(seed, split) for split in sizes}
@@ -164,14 +121,10 @@ def generate_dataset(output: str | None = None, *, simulation: str = "springs", 
                            for name in LOCAL_SPRINGS_OPTIONS})
 
     def simulate(split):
-        bar = ProgressBar(split, sizes[split], stream) if stream is not None else None
-        result = sim.sample(sizes[split], num_nodes, num_steps=steps[split], sample_every=sample_freq,
-                            edge_types=edge_types, noise=noise, interacting=interacting,
-                            seed=seeds[split], workers=workers,
-                            progress=bar.update if bar is not None else None)
-        if bar is not None:
-            bar.close()
-        return result
+        with progress_bar(split, sizes[split], stream) as progress_callback:
+            return sim.sample(sizes[split], num_nodes, num_steps=steps[split], sample_every=sample_freq,
+                              edge_types=edge_types, noise=noise, interacting=interacting,
+                              seed=seeds[split], workers=workers, progress=progress_callback)
 
     if format == "reference":
         results = {split: simulate(split) for split in sizes}

@@ -14,6 +14,7 @@ labels (`trajectories_only`) and nothing reports an edge accuracy for it.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -53,7 +54,8 @@ def prediction_horizon(test_frames: int, context_frames: int, horizon: int = PAP
 
 def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_HORIZON,
              dynamic_graph: bool = False, normaliser=None, position_dims: int = 0,
-             refine_sweeps: int = 0, recorded_window: bool = False) -> dict:
+             refine_sweeps: int = 0, recorded_window: bool = False,
+             refine_progress: Callable[[int], None] | None = None) -> dict:
     """Evaluates ``model`` on ``dataset`` the way the paper does.
 
     Args:
@@ -70,6 +72,8 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
         approach (`accuracy_by_closest_approach`).
       refine_sweeps: with labels and a learned graph, also score the graph improved against
         the decoder for up to this many sweeps (`refined_graph`; 0: not).
+      refine_progress: told the systems refined so far after each batch (minutes for
+        10-node systems; e.g. `data_pipelines.progress.ProgressBar.update`).
       recorded_window: with dynamic_graph, the window slides over the test system's
         recorded frames, the targets of earlier predictions included (the reference code's
         test, an oracle; `NRI.predict_future`'s ``recorded``), not over the model's own
@@ -123,7 +127,7 @@ def evaluate(model, dataset: tf.data.Dataset, frames: int, horizon: int = PAPER_
     if labelled and model.learned:
         results.update(graph_likelihoods(model, inferred))
         if refine_sweeps:
-            results["refined"] = refined_graph(model, inferred, refine_sweeps, dataset, steps)
+            results["refined"] = refined_graph(model, inferred, refine_sweeps, dataset, steps, refine_progress)
         if normaliser is not None and position_dims >= 2:
             results["accuracy_by_closest_approach"] = _closest_approach_accuracy(
                 inferred, model.nri_config, normaliser, position_dims)
@@ -204,14 +208,15 @@ def _relabelling(model, inferred: list) -> np.ndarray:
 
 
 def refined_evaluation(model, dataset: tf.data.Dataset, frames: int, sweeps: int,
-                       horizon: int = PAPER_HORIZON) -> dict:
+                       horizon: int = PAPER_HORIZON, progress: Callable[[int], None] | None = None) -> dict:
     """`refined_graph` of the encoder's graphs of a labelled ``dataset`` (as `evaluate`'s),
     with predictions of up to ``horizon`` frames."""
     steps = prediction_horizon(int(dataset.element_spec[0].shape[2] or _first_frames(dataset)), frames, horizon)
-    return refined_graph(model, list(inferred_edges(model, dataset, frames)), sweeps, dataset, steps)
+    return refined_graph(model, list(inferred_edges(model, dataset, frames)), sweeps, dataset, steps, progress)
 
 
-def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, steps: int) -> dict:
+def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, steps: int,
+                  progress: Callable[[int], None] | None = None) -> dict:
     """The encoder's graph improved against the decoder (`nri_tf.refinement`), scored.
 
     Args:
@@ -220,6 +225,7 @@ def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, 
       sweeps: the most sweeps per batch.
       dataset, steps: the dataset of ``inferred`` (the same batches, in order) and the
         frames to predict after the encoder's.
+      progress: told the systems refined so far after each batch.
     Returns:
       {"sweeps", "exact" (the graphs were searched exhaustively: `refinement.exact_search_fits`),
        "edge_accuracy" (over the real edges, under the best relabelling of the
@@ -232,6 +238,8 @@ def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, 
         new_types = refinement.refine_edge_types(model, window, types, sweeps, edges)
         refined.append((window, labels, edges, new_types, real))
         nll += float(tf.reduce_sum(refinement.graph_cost(model, window, new_types, edges)))
+        if progress is not None:
+            progress(sum(int(tf.shape(batch[0])[0]) for batch in refined))
     to_label = _relabelling(model, refined)
     correct = changed = total = 0
     for (_, labels, _, new_types, real), (_, _, _, types, _) in zip(refined, inferred):

@@ -3,7 +3,6 @@ both output formats, progress output, and bad input (exit code 2, one line, noth
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from data_pipelines.contract import SPLITS, edge_labels_from_matrix
-from data_pipelines.generation import ProgressBar, generate_dataset, split_seed
+from data_pipelines.generation import generate_dataset, split_seed
 from data_pipelines.simulations import get_simulation
 from data_pipelines.storage.reader import read_split
 from data_pipelines.storage.reference import export_reference, import_reference
@@ -84,29 +83,6 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             generate_dataset(str(tmp_path / "data" / "d"), simulation="springs", format=format, **TINY)
         assert os.listdir(tmp_path) == []
-
-
-def test_progress_bar_reports_rate():
-    stream = io.StringIO()
-    bar = ProgressBar("train", 2048, stream)
-    bar.update(1024)
-    assert stream.getvalue() == ""  # not a terminal: only the finished line
-    bar.update(2048)
-    bar.close()
-    line = stream.getvalue()
-    assert line.count("\n") == 1 and line.startswith("train  [####")
-    assert "2048/2048" in line and "sims/s" in line
-
-
-def test_progress_bar_writes_lines_to_a_log_now_and_then():
-    stream = io.StringIO()
-    bar = ProgressBar("train", 2048, stream, log_interval=0.0)
-    bar.update(1024)
-    bar.update(2048)
-    bar.close()
-    lines = stream.getvalue().splitlines()
-    assert [line.split()[2] for line in lines] == ["1024/2048", "2048/2048", "2048/2048"]
-    assert "\r" not in stream.getvalue()
 
 
 def test_cli_reference_format(tmp_path):

@@ -427,7 +427,9 @@ def test_a_given_graph_rolls_out_like_the_inferred_one_and_refinement_from_it_ch
         model.predict_future(context, 3, dynamic_graph=True, edge_types=types)
     # Zero sweeps keep the encoder's graphs: the same predictions as the plain evaluation's.
     dataset = tf.data.Dataset.from_tensors((x, labels))
-    refined = refined_evaluation(model, dataset, FRAMES, sweeps=0, horizon=3)
+    told = []
+    refined = refined_evaluation(model, dataset, FRAMES, sweeps=0, horizon=3, progress=told.append)
+    assert told == [BATCH]                                    # the systems done after each batch
     plain = prediction_mse(lambda c, l: model.predict_future(c, 3), dataset, FRAMES, 3)
     assert refined["changed"] == 0.0
     np.testing.assert_allclose(refined["mse_per_step"], plain["mse_per_step"], rtol=1e-6)

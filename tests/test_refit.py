@@ -61,6 +61,8 @@ def test_refit_writes_a_new_run_with_the_same_encoder_and_a_new_decoder(refit_ru
     assert results["refined"]["sweeps"] == 2 and results["epochs"] == 2
     assert results["best_epoch"] in (0, 1, 2) and results["best_epochs"] == {"decoder": results["best_epoch"]}
     assert "run: " + output in done.stdout and "refined against the decoder" in done.stdout
+    bars = [line for line in done.stderr.splitlines() if line.startswith("refining")]
+    assert [line.split()[:3] for line in bars] == [["refining", name, "graphs"] for name in ("train", "valid", "test")]
 
 
 def test_evaluate_reads_the_refit_run_and_gives_its_test_numbers(refit_run, tmp_path):
@@ -140,7 +142,9 @@ def test_the_refit_works_on_candidate_edges_batch_by_batch(local_springs_data):
     model.build_for_nodes(40)
     data = split_dataset(local_springs_data, "train", dataclasses.replace(config, batch_size=32),
                          training=False, seed=0, frames=None)
-    graphs, changed = fixed_graphs(model, data, config.frames, sweeps=1)
+    told = []
+    graphs, changed = fixed_graphs(model, data, config.frames, sweeps=1, progress=told.append)
+    assert told == [32]                                       # the systems done after each batch
     assert [t.shape for _, _, t in graphs] == [(32, 320)] and 0 < changed < 1
     batches = rebatched(graphs, config.batch_size)
     assert len(batches) == 8 and all(c["senders"].shape == (4, 40, 8) for _, c, _ in batches)

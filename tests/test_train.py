@@ -533,8 +533,11 @@ def test_evaluate_refines_the_graph_when_asked_and_keeps_the_plain_evaluation(ti
     assert refined["exact"]                           # 5 nodes: every graph is searched
     # The search never raises the decoder's nll of the encoder's most likely graph.
     assert refined["nll"] <= results["nll_inferred_graph"] * (1 + 1e-5)
-    out = capsys.readouterr().out
-    assert f"edge accuracy {100 * refined['edge_accuracy']:.1f}%" in out and "(exact search, " in out
+    captured = capsys.readouterr()
+    assert f"edge accuracy {100 * refined['edge_accuracy']:.1f}%" in captured.out and "(exact search, " in captured.out
+    systems = results["systems"]                      # a progress bar while refining, on stderr
+    assert f"{systems}/{systems}" in [line for line in captured.err.splitlines()
+                                      if line.startswith("refining test graphs")][-1].split()
     assert evaluate_cli.main(["--run", tiny_run, "--refine-sweeps", "-1", "--output", output]) == 2
     assert "--refine-sweeps must be >= 0, got -1" in last_line(capsys.readouterr().err)
 

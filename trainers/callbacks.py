@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines.progress import duration_text
 from trainers import run_directory
 from trainers.strategy import wait_for_every_process
 
@@ -322,17 +323,8 @@ class EpochProgress(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         line = f"epoch {epoch + 1}/{self.params['epochs']}: "
         line += f"{self.monitor} {float(value):.4g}, " if value is not None else ""
-        line += f"{_duration(per_epoch)} an epoch"
-        self.log(line + (f", about {_duration(left * per_epoch)} left" if left else ""))
-
-
-def _duration(seconds: float) -> str:
-    """``seconds`` as a person reads a duration: "88 s", "12 min", "4.7 h"."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        line += f"{duration_text(per_epoch)} an epoch"
+        self.log(line + (f", about {duration_text(left * per_epoch)} left" if left else ""))
 
 
 class EpochHistory(keras.callbacks.Callback):

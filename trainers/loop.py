@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Callable
+import sys
+from typing import Callable, TextIO
 
 import keras
 import tensorflow as tf
@@ -20,6 +21,7 @@ from data_pipelines.contract import SPLITS, has_edge_labels, position_dims
 from data_pipelines.datasets import first_frames, make_dataset
 from data_pipelines.errors import DatasetError
 from data_pipelines.normalisation import Normaliser
+from data_pipelines.progress import progress_bar
 from data_pipelines.storage.reader import check_split, metadata_fingerprint, read_metadata
 from nri_tf import evaluation, refinement
 from nri_tf.config import ConfigError, NRIConfig
@@ -258,23 +260,34 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
         refine_sweeps = options.refine_sweeps
         if refine_sweeps is None:
             refine_sweeps = default_refine_sweeps(config, dataset["nodes"], labelled)
-        results = evaluate_test_split(model, config, data_dir, metadata, refine_sweeps)
+        results = evaluate_test_split(model, config, data_dir, metadata, refine_sweeps,
+                                      progress=sys.stderr if options.verbose and chief else None)
         results.update(best_epoch=best_epoch, epochs=int(state.epoch.numpy()), data=dataset["path"])
         if chief:
             run_directory.write_json_atomic(os.path.join(run_dir, run_directory.RESULTS_FILE), results)
         return results
 
 
-def evaluate_test_split(model, config: NRIConfig, data_dir: str, metadata, refine_sweeps: int = 0) -> dict:
+def evaluate_test_split(model, config: NRIConfig, data_dir: str, metadata, refine_sweeps: int = 0,
+                        progress: TextIO | None = None) -> dict:
     """`nri_tf.evaluation.evaluate` of ``model`` (trained as ``config`` says) on the test split
     of ``data_dir`` (whose metadata is ``metadata``): without labels where the data has no
-    true graph; ``refine_sweeps`` (data with labels) also scores refined graphs."""
+    true graph; ``refine_sweeps`` (data with labels) also scores refined graphs, with a
+    progress bar on the stream ``progress`` (`refinement_progress`)."""
     labelled = has_edge_labels(metadata)
     test_data = make_dataset(data_dir, "test", config.batch_size, shuffle=False,
                              candidates=candidate_spec(config))
     if not labelled:
         test_data = evaluation.trajectories_only(test_data)
-    return evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph,
-                               normaliser=Normaliser.from_metadata(metadata),
-                               position_dims=position_dims(metadata),
-                               refine_sweeps=refine_sweeps if labelled else 0)
+    refine_sweeps = refine_sweeps if labelled else 0
+    with refinement_progress(metadata.splits["test"], refine_sweeps, progress) as refine_progress:
+        return evaluation.evaluate(model, test_data, config.frames, dynamic_graph=config.dynamic_graph,
+                                   normaliser=Normaliser.from_metadata(metadata),
+                                   position_dims=position_dims(metadata),
+                                   refine_sweeps=refine_sweeps, refine_progress=refine_progress)
+
+
+def refinement_progress(systems: int, sweeps: int, stream: TextIO | None, label: str = "refining test graphs"):
+    """`data_pipelines.progress.progress_bar` of refining ``systems`` graphs with ``sweeps``
+    sweeps (minutes for 10-node systems): no bar without sweeps or ``stream``."""
+    return progress_bar(label, systems, stream if sweeps else None, unit="systems")

@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 import time
-from typing import Callable
+from typing import Callable, TextIO
 
 import keras
 import numpy as np
@@ -43,12 +43,13 @@ import tensorflow as tf
 from data_pipelines.candidate_selection import dataset_candidate_degree
 from data_pipelines.errors import UserError
 from data_pipelines.files import read_json, write_json_atomic
+from data_pipelines.progress import progress_stream
 from data_pipelines.storage.reader import read_metadata
 from nri_tf import evaluation, graph, refinement
 from nri_tf.losses import edge_cross_entropy
 from nri_tf.model import unpack_batch
 from trainers import run_directory
-from trainers.loop import candidate_spec, evaluate_test_split, split_dataset
+from trainers.loop import candidate_spec, evaluate_test_split, refinement_progress, split_dataset
 from trainers.refit_options import RefitOptions
 
 REFIT_FILE = run_directory.REFIT_FILE
@@ -66,7 +67,8 @@ def refinement_batch_size(config, metadata) -> int:
     return max(config.batch_size, REFINE_BATCH_EDGES // edges)
 
 
-def fixed_graphs(model, dataset: tf.data.Dataset, frames: int, sweeps: int) -> tuple[list, float]:
+def fixed_graphs(model, dataset: tf.data.Dataset, frames: int, sweeps: int,
+                 progress: Callable[[int], None] | None = None) -> tuple[list, float]:
     """Every system's graph, fixed for the refit: the encoder's most likely, refined.
 
     Args:
@@ -75,11 +77,12 @@ def fixed_graphs(model, dataset: tf.data.Dataset, frames: int, sweeps: int) -> t
         in a fixed order.
       frames: the frames the encoder sees (and the refinement scores).
       sweeps: refinement sweeps (0: none).
+      progress: told the systems done so far after each batch.
     Returns:
       ([(trajectories, candidates or None, edge types [batch, edges] int32)] per batch,
        the share of the real edges the refinement changed).
     """
-    graphs, changed, total = [], 0, 0
+    graphs, changed, total, systems = [], 0, 0, 0
     for batch in dataset:                        # read once: the encoder's window and the decoder's frames
         trajectories, _, candidates = unpack_batch(batch)
         window, edges, types, real = evaluation.infer_batch(model, trajectories, candidates, frames)
@@ -87,6 +90,9 @@ def fixed_graphs(model, dataset: tf.data.Dataset, frames: int, sweeps: int) -> t
         changed += int(tf.reduce_sum(tf.cast((refined != types) & real, tf.int32)))
         total += int(tf.reduce_sum(tf.cast(real, tf.int32)))
         graphs.append((trajectories, candidates, refined))
+        systems += int(trajectories.shape[0])
+        if progress is not None:
+            progress(systems)
     return graphs, changed / max(total, 1)
 
 
@@ -233,8 +239,11 @@ def _describe(scores: dict, distill: bool) -> str:
 
 
 def refit_run(run_dir: str, output: str, options: RefitOptions,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, progress: bool | TextIO = True) -> dict:
     """Refits the decoder of the trained run ``run_dir`` into the new run directory ``output``.
+
+    ``log`` gets a line per stage and epoch; ``progress`` (True: stderr, False: none, or a
+    text stream) shows bars while the graphs are refined.
 
     Returns:
       the test results written to ``output/results.json`` (`nri_tf.evaluation.evaluate`,
@@ -268,9 +277,16 @@ def refit_run(run_dir: str, output: str, options: RefitOptions,
               else f"{options.refine_sweeps} refinement sweeps")
     log(f"fixing the graphs of {metadata.splits['train']} training and {metadata.splits['valid']} "
         f"validation systems ({search})")
-    train, changed = fixed_graphs(model, split("train"), config.frames, options.refine_sweeps)
+    bars = progress_stream(progress)
+
+    def fixed(name: str) -> tuple[list, float]:
+        with refinement_progress(metadata.splits[name], options.refine_sweeps, bars,
+                                 f"refining {name} graphs") as refine_progress:
+            return fixed_graphs(model, split(name), config.frames, options.refine_sweeps, refine_progress)
+
+    train, changed = fixed("train")
     train = rebatched(train, config.batch_size)
-    valid, _ = fixed_graphs(model, split("valid"), config.frames, options.refine_sweeps)
+    valid, _ = fixed("valid")
     log(f"the refinement changed {changed:.1%} of the training edges "
         f"({time.perf_counter() - started:.0f} s)")
     history, best_epochs = fit_to_graphs(model, train, valid, options, log)
@@ -284,7 +300,7 @@ def refit_run(run_dir: str, output: str, options: RefitOptions,
         model.save_weights(os.path.join(staging, run_directory.BEST_WEIGHTS_FILE))
         with open(os.path.join(staging, run_directory.HISTORY_FILE), "w") as stream:
             stream.writelines(json.dumps(record) + "\n" for record in history)
-        results = evaluate_test_split(model, config, data_dir, metadata, options.refine_sweeps)
+        results = evaluate_test_split(model, config, data_dir, metadata, options.refine_sweeps, bars)
         results.update(best_epoch=best_epochs["decoder"], best_epochs=best_epochs, epochs=options.epochs,
                        data=data_dir)
         write_json_atomic(os.path.join(staging, run_directory.RESULTS_FILE), results)

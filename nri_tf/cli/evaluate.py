@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 
 from data_pipelines.contract import has_edge_labels, position_dims
 from data_pipelines.errors import DatasetError, UserError, report_known_errors
@@ -109,7 +110,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     # Imported here: they import TensorFlow, which --help must not wait for.
     from data_pipelines.datasets import make_dataset
     from nri_tf import evaluation
-    from trainers.loop import candidate_spec, dataset_description, default_refine_sweeps
+    from trainers.loop import candidate_spec, dataset_description, default_refine_sweeps, refinement_progress
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
@@ -157,9 +158,12 @@ def evaluate_run(args: argparse.Namespace) -> int:
     refine_sweeps = args.refine_sweeps
     if refine_sweeps is None:
         refine_sweeps = default_refine_sweeps(config, dataset["nodes"], labelled)
-    results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph,
-                                  normaliser=normaliser, position_dims=position_dims(metadata),
-                                  refine_sweeps=refine_sweeps, recorded_window=recorded_window)
+    with refinement_progress(metadata.splits["test"], refine_sweeps if labelled else 0,
+                             sys.stderr) as refine_progress:
+        results = evaluation.evaluate(model, test_data, config.frames, dynamic_graph=dynamic_graph,
+                                      normaliser=normaliser, position_dims=position_dims(metadata),
+                                      refine_sweeps=refine_sweeps, recorded_window=recorded_window,
+                                      refine_progress=refine_progress)
     if args.image:
         write_image(args.image, model, data_dir, metadata, labelled, normaliser, args.system, candidates)
     if args.plots:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from typing import Callable
 
 import keras
@@ -333,9 +334,10 @@ def _refined_row(experiment: Experiment, seed: int, run_dir: str) -> dict:
     model, _ = run_directory.load_best_model(run_dir, experiment.metadata.nodes)
     candidates = loop.candidate_spec(config)
     test_batch = 128 if candidates.method == "complete" else config.batch_size
-    refined = refined_evaluation(
-        model, experiment.split("test", test_batch, candidates=candidates), config.frames, REFINE_SWEEPS,
-        experiment.horizon())
+    with loop.refinement_progress(experiment.metadata.splits["test"], REFINE_SWEEPS, sys.stderr) as progress:
+        refined = refined_evaluation(
+            model, experiment.split("test", test_batch, candidates=candidates), config.frames, REFINE_SWEEPS,
+            experiment.horizon(), progress)
     return {"edge_accuracy": refined["edge_accuracy"], "mse_per_step": refined["mse_per_step"],
             "refined": refined, "run": run_dir}
 
