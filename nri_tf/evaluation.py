@@ -233,13 +233,14 @@ def refined_graph(model, inferred: list, sweeps: int, dataset: tf.data.Dataset, 
        "changed" (share of the real edges whose type the refinement changed),
        "mse_per_step" (`prediction_mse` of rollouts on the refined graphs)}.
     """
-    refined, nll = [], 0.0
+    refined, nll, systems = [], 0.0, 0
     for window, labels, edges, types, real in inferred:
         new_types = refinement.refine_edge_types(model, window, types, sweeps, edges)
         refined.append((window, labels, edges, new_types, real))
         nll += float(tf.reduce_sum(refinement.graph_cost(model, window, new_types, edges)))
+        systems += int(tf.shape(window)[0])
         if progress is not None:
-            progress(sum(int(tf.shape(batch[0])[0]) for batch in refined))
+            progress(systems)
     to_label = _relabelling(model, refined)
     correct = changed = total = 0
     for (_, labels, _, new_types, real), (_, _, _, types, _) in zip(refined, inferred):
