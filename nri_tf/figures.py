@@ -7,7 +7,7 @@ Building blocks:
   `skeleton_figure`      learned edges per edge type on a motion-capture frame
   `new_figure`           an empty off-screen figure of a given size
   `history_figure`       edge accuracy (or validation NLL) over the epochs of a run
-  `horizon_figure`       prediction MSE over the predicted frames
+  `horizon_figure`       prediction MSE over the predicted frames (ours and the paper's)
   `figure_image`         a figure as an [height, width, 3] uint8 array (TensorBoard)
   `save_figure`          a figure as a PNG file
 
@@ -231,18 +231,47 @@ def history_figure(history: list, title: str = "") -> Figure:
     return figure
 
 
-def horizon_figure(curves: dict, title: str = "") -> Figure:
-    """MSE of each predicted frame: ``curves`` maps a label to its [steps] MSE list."""
-    figure = new_figure()
+def horizon_figure(curves: dict, title: str = "", errors: dict | None = None,
+                   reference: dict | None = None, reference_label: str = "",
+                   legend_beside: bool = False) -> Figure:
+    """Prediction MSE against the predicted frame, one colour per curve.
+
+    Args:
+      curves: label -> the MSE of frames 1, 2, ... (a list), or of some frames ({frame: MSE}).
+      errors: label -> {frame: standard error}, drawn as error bars.
+      reference: label -> {frame: MSE} of another source (the paper's), drawn dashed with
+        open markers in the label's colour; ``reference_label`` names it in the legend.
+      legend_beside: a wider figure with the legend right of the axes (many curves).
+    """
+    figure = new_figure((10, 4.5) if legend_beside else (6, 4))
     ax = figure.add_subplot()
-    for label, mse in curves.items():
-        ax.plot(np.arange(1, len(mse) + 1), mse, marker="o", markersize=3, label=label)
+    drawn = set()
+    for index, (label, mse) in enumerate(curves.items()):
+        points = mse if isinstance(mse, dict) else dict(enumerate(mse, 1))
+        frames = sorted(points)
+        drawn.update(frames)
+        colour = edge_colour(index + 1)
+        ax.errorbar(frames, [points[f] for f in frames], marker="o", markersize=3, color=colour, label=label,
+                    yerr=[(errors or {}).get(label, {}).get(f, 0.0) for f in frames] if errors else None)
+        if reference and reference.get(label):
+            theirs = sorted(reference[label])
+            ax.plot(theirs, [reference[label][f] for f in theirs], linestyle="--", marker="o", markersize=4,
+                    markerfacecolor="none", color=colour, linewidth=1)
+    if reference and reference_label:
+        ax.plot([], [], linestyle="--", marker="o", markerfacecolor="none", color="black", linewidth=1,
+                label=reference_label)
     ax.set_yscale("log")
     ax.set_xlabel("frames predicted after the encoder's frames")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(drawn) <= 10:
+        ax.set_xticks(sorted(drawn))          # a few horizons (a table's): tick each
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("MSE (normalised units)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()       # the reference's entry last
+    order = sorted(range(len(labels)), key=lambda i: bool(reference_label) and labels[i] == reference_label)
+    placement = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.02, 1.0)} if legend_beside else {}
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], **placement)
     ax.set_title(title)
     figure.tight_layout()
     return figure

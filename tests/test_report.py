@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from nri_tf.cli import experiments, paper_results, report, tables
@@ -111,6 +112,18 @@ def test_table2_of_motion_capture_says_what_the_papers_plot_shows(tmp_path):
     assert "| NRI (learned) | 0.0001 | 0.001 | 0.002 | – |" in motion
     assert paper_results.PAPER_PLOTS["cmu"] in motion and "Figure 6" not in springs
     assert "| NRI (learned) | 0.0001 | 0.001 | 0.002 | 3.12e-08 / 3.29e-06 / 2.13e-05 |" in springs
+    # Each Table 2 as a picture beside it: our MSE after 1 / 10 / 20 frames, the paper's dashed.
+    assert "![Table 2: springs5](results/table2-springs5.png)" in springs
+    assert (tmp_path / "docs" / "results" / "table2-cmu31.png").read_bytes()[:4] == b"\x89PNG"
+    table = json.loads((tmp_path / "springs" / "table2.json").read_text())
+    ax, = report.table2_figure(table).axes
+    learned = [bars.lines[0] for bars in ax.containers if bars.get_label() == "NRI (learned)"][0]
+    np.testing.assert_allclose(np.asarray(learned.get_xdata(), float), [1, 10, 20])
+    np.testing.assert_allclose(np.asarray(learned.get_ydata(), float), [1e-4, 1e-3, 2e-3])
+    papers = [line for line in ax.lines if line.get_linestyle() == "--" and len(line.get_xdata())]
+    # One dashed line per measured row the paper has a number for (NRI (true graph) is not measured here).
+    assert len(papers) == sum(1 for row in table["rows"] if "ours" in row and row["paper"]) == 5
+    assert any(np.allclose(line.get_ydata(), [3.12e-08, 3.29e-06, 2.13e-05]) for line in papers)
     # The settings say what each setting's models were trained with: real data is given,
     # not simulated at the budget's sizes, and its source's rule wins over the budget.
     assert "**cmu31**: budget `cpu` (data cmu31; NRI: decoder rnn, epochs 200, prior the reference's)" in page

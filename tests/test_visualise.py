@@ -161,6 +161,18 @@ def test_run_plots_name_their_axes_and_curves():
     ax, = horizon.axes
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "MSE (normalised units)"
     np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3])
+    # Some frames only, with error bars and another source's numbers dashed in the same colour.
+    table = figures.horizon_figure({"ours": {1: 1e-6, 10: 1e-5}}, errors={"ours": {1: 1e-7, 10: 2e-6}},
+                                   reference={"ours": {1: 2e-6, 10: 3e-5}}, reference_label="paper")
+    ax, = table.axes
+    ours, theirs = ax.lines[0], ax.lines[1]
+    np.testing.assert_array_equal(ours.get_xdata(), [1, 10])
+    np.testing.assert_allclose(theirs.get_ydata(), [2e-6, 3e-5])
+    assert theirs.get_linestyle() == "--" and theirs.get_color() == ours.get_color()
+    assert list(ax.get_xticks()) == [1, 10]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ours", "paper"]
+    bars, = ax.containers
+    np.testing.assert_allclose(bars.lines[2][0].get_segments()[1][:, 1], [1e-5 - 2e-6, 1e-5 + 2e-6])
 
 
 def test_figures_render_to_pixels_and_png(tmp_path):

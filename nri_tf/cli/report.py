@@ -13,6 +13,8 @@ Every argument is an output directory of `python -m nri_tf.experiments table1|ta
   <output>/results/<setting>/table*.json|md  copies of the tables the page was built from, and
   <output>/results/<setting>/runs/*/history.jsonl  of its NRI (learned) runs: the page can be
                                              rebuilt from these copies once the runs are gone
+  <output>/results/table2-<setting>.png      each Table 2 as a picture: MSE after 1, 10, 20
+                                             frames per model, the paper's dashed
   <output>/results/accuracy_over_time.png    NRI (learned): validation edge accuracy against
                                              training time, one colour per setting
   <output>/results/recipes-<group>.png       the ``--curve`` runs (recipe comparisons) against
@@ -31,6 +33,7 @@ Building blocks:
   `read_tables`         the table JSON files of one experiments directory
   `table1_markdown`     Table 1 of several settings side by side
   `wall_time_markdown`  training minutes per model and seed of several settings
+  `table2_figure`       one setting's Table 2 as a picture
   `write_report`        all of the above into an output directory
 """
 
@@ -42,6 +45,7 @@ import os
 import re
 import shutil
 import statistics
+import textwrap
 
 from data_pipelines.errors import report_known_errors
 from data_pipelines.files import read_json
@@ -272,6 +276,20 @@ def accuracy_over_time_figure(curves: dict, paper: dict | None = None, title: st
     return figure
 
 
+def table2_figure(table: dict, title: str = ""):
+    """A Table 2 (``table``, its JSON) as a picture: each measured row's MSE after 1, 10 and
+    20 frames (mean, standard error bars), the paper's numbers dashed in the row's colour."""
+    ours, errors, paper = {}, {}, {}
+    for row in (row for row in table["rows"] if "ours" in row):
+        label = textwrap.fill(row["model"], 40)
+        ours[label] = {int(step): summary["mean"] for step, summary in row["ours"].items()}
+        errors[label] = {int(step): summary["stderr"] or 0.0 for step, summary in row["ours"].items()}  # 1 seed: None
+        if row.get("paper"):
+            paper[label] = {int(step): value for step, value in row["paper"].items()}
+    return figures.horizon_figure(ours, title, errors=errors, reference=paper, reference_label="the paper's",
+                                  legend_beside=True)
+
+
 def _has_accuracy(curve: list) -> bool:
     return bool(curve) and "val_edge_accuracy" in curve[0].record
 
@@ -339,6 +357,9 @@ def write_report(directories: list, output: str, extra_curves: dict | None = Non
                       markdown_table(table, "MSE of the predicted frames (normalised units)")]
             if setting.source in PAPER_PLOTS:
                 lines += [PAPER_PLOTS[setting.source]]
+            path = figures.save_figure(table2_figure(table, f"Table 2: {setting.name}"),
+                                       os.path.join(figures_dir, f"table2-{_file_name(setting.name)}.png"))
+            lines += ["", f"![Table 2: {setting.name}]({os.path.relpath(path, output)})"]
     lines += ["", "## Training time per model (minutes per seed)", "", wall_time_markdown(settings)]
 
     curves = {s.name: [without_stalls(training_curve(run)) for run in s.learned_runs()] for s in settings}
