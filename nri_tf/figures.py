@@ -233,7 +233,7 @@ def history_figure(history: list, title: str = "") -> Figure:
 
 def horizon_figure(curves: dict, title: str = "", errors: dict | None = None,
                    reference: dict | None = None, reference_label: str = "",
-                   legend_beside: bool = False) -> Figure:
+                   legend_beside: bool = False, colours: dict | None = None) -> Figure:
     """Prediction MSE against the predicted frame, one colour per curve.
 
     Args:
@@ -242,6 +242,8 @@ def horizon_figure(curves: dict, title: str = "", errors: dict | None = None,
       reference: label -> {frame: MSE} of another source (the paper's), drawn dashed with
         open markers in the label's colour; ``reference_label`` names it in the legend.
       legend_beside: a wider figure with the legend right of the axes (many curves).
+      colours: label -> colour (a model keeps its colour across figures); by default the
+        curves take `EDGE_COLOURS` in turn from type 1's.
     """
     figure = new_figure((10, 4.5) if legend_beside else (6, 4))
     ax = figure.add_subplot()
@@ -250,7 +252,7 @@ def horizon_figure(curves: dict, title: str = "", errors: dict | None = None,
         points = mse if isinstance(mse, dict) else dict(enumerate(mse, 1))
         frames = sorted(points)
         drawn.update(frames)
-        colour = edge_colour(index + 1)
+        colour = (colours or {}).get(label, edge_colour(index + 1))
         ax.errorbar(frames, [points[f] for f in frames], marker="o", markersize=3, color=colour, label=label,
                     yerr=[(errors or {}).get(label, {}).get(f, 0.0) for f in frames] if errors else None)
         if reference and reference.get(label):

@@ -120,6 +120,10 @@ def test_table2_of_motion_capture_says_what_the_papers_plot_shows(tmp_path):
     learned = [bars.lines[0] for bars in ax.containers if bars.get_label() == "NRI (learned)"][0]
     np.testing.assert_allclose(np.asarray(learned.get_xdata(), float), [1, 10, 20])
     np.testing.assert_allclose(np.asarray(learned.get_ydata(), float), [1e-4, 1e-3, 2e-3])
+    without_static = {**table, "rows": [row for row in table["rows"] if row["key"] != "static"]}
+    ax_without, = report.table2_figure(without_static).axes     # a row keeps its colour when others are gone
+    assert [bars.lines[0].get_color() for bars in ax_without.containers
+            if bars.get_label() == "NRI (learned)"] == [learned.get_color()]
     papers = [line for line in ax.lines if line.get_linestyle() == "--" and len(line.get_xdata())]
     # One dashed line per measured row the paper has a number for (NRI (true graph) is not measured here).
     assert len(papers) == sum(1 for row in table["rows"] if "ours" in row and row["paper"]) == 5

@@ -278,16 +278,18 @@ def accuracy_over_time_figure(curves: dict, paper: dict | None = None, title: st
 
 def table2_figure(table: dict, title: str = ""):
     """A Table 2 (``table``, its JSON) as a picture: each measured row's MSE after 1, 10 and
-    20 frames (mean, standard error bars), the paper's numbers dashed in the row's colour."""
-    ours, errors, paper = {}, {}, {}
+    20 frames (mean, standard error bars), the paper's numbers dashed in the row's colour;
+    a row has the same colour in every setting's figure."""
+    ours, errors, paper, colours = {}, {}, {}, {}
     for row in (row for row in table["rows"] if "ours" in row):
         label = textwrap.fill(row["model"], 40)
+        colours[label] = figures.edge_colour(TABLE_ROWS["table2"].index(row["key"]) + 1)   # the same in every setting
         ours[label] = {int(step): summary["mean"] for step, summary in row["ours"].items()}
         errors[label] = {int(step): summary["stderr"] or 0.0 for step, summary in row["ours"].items()}  # 1 seed: None
         if row.get("paper"):
             paper[label] = {int(step): value for step, value in row["paper"].items()}
     return figures.horizon_figure(ours, title, errors=errors, reference=paper, reference_label="the paper's",
-                                  legend_beside=True)
+                                  legend_beside=True, colours=colours)
 
 
 def _has_accuracy(curve: list) -> bool:
