@@ -32,8 +32,8 @@ class ProgressBar:
 
     On a terminal the line is redrawn in place at most every ``interval`` seconds; on
     anything else (a log file, CI) a new line is written at most every ``log_interval``
-    seconds while the work goes on, and the finished line (`close`). ``unit`` names what is counted. The time left is the
-    rate so far applied to what remains.
+    seconds while the work goes on, and the finished line (`close`). ``unit`` names what
+    is counted; the time left is the rate so far applied to what remains.
     """
 
     def __init__(self, label: str, total: int, stream: TextIO | None = None, width: int = 30,
