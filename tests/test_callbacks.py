@@ -122,11 +122,34 @@ def test_a_nan_validation_score_stops_the_run_before_saving(run):
     assert os.listdir(run) == []
 
 
-def test_an_unreadable_checkpoint_is_named(run):
+def _remove(path):
+    os.remove(path)
+
+
+def _truncate(path):
+    with open(path, "r+b") as stream:
+        stream.truncate(os.path.getsize(path) // 2)
+
+
+def _scramble(path):
+    with open(path, "r+b") as stream:
+        data = bytearray(stream.read())
+        data[len(data) // 2:] = bytes(255 - b for b in data[len(data) // 2:])
+        stream.seek(0)
+        stream.write(data)
+
+
+@pytest.mark.parametrize("part, damage", [(part, damage) for part in ("ckpt-1.data-*", "ckpt-1.index")
+                                          for damage in (_remove, _truncate, _scramble)]
+                         + [("checkpoint", _remove), ("checkpoint", _truncate)])
+def test_an_unreadable_checkpoint_is_named(run, damage, part):
+    """A checkpoint file gone, cut short (a copy or a disk that failed) or overwritten is a
+    RunDirectoryError naming it, whatever TensorFlow's reader raised, never a silent start
+    from epoch 0 (TensorFlow finds no checkpoint when its index or state file is damaged)."""
     _, state = new_state(run)
     state.save_epoch(1, 5.0)
-    for path in glob.glob(os.path.join(run, "checkpoints", "ckpt-1.data-*")):
-        os.remove(path)
+    for path in glob.glob(os.path.join(run, "checkpoints", part)):
+        damage(path)
     with pytest.raises(RunDirectoryError, match="checkpoint .*ckpt-1 is unreadable .*; delete .*checkpoints"):
         new_state(run)[1].restore()
 

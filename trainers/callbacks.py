@@ -71,14 +71,24 @@ class RunState:
         Raises:
           RunDirectoryError naming the checkpoint when it cannot be read.
         """
-        checkpoint = tf.train.latest_checkpoint(os.path.join(self._run_dir, run_directory.CHECKPOINT_DIR))
+        directory = os.path.join(self._run_dir, run_directory.CHECKPOINT_DIR)
+        checkpoint = tf.train.latest_checkpoint(directory)
         if checkpoint:
             try:
                 self._latest.checkpoint.restore(checkpoint).assert_existing_objects_matched()
-            except tf.errors.OpError as error:   # what reading a damaged checkpoint raises
+            except (tf.errors.OpError, IndexError) as error:   # what reading a damaged checkpoint raises
+                # (IndexError: the reader's "Read less bytes than requested" of a data file cut short)
+                message = getattr(error, "message", None) or str(error)
                 raise run_directory.RunDirectoryError(
-                    f"checkpoint {checkpoint} is unreadable ({error.message.splitlines()[0]}); "
-                    f"delete {os.path.dirname(checkpoint)} to train this run from the start") from None
+                    f"checkpoint {checkpoint} is unreadable ({message.splitlines()[0]}); "
+                    f"delete {directory} to train this run from the start") from None
+        else:
+            left = {os.path.basename(path).split(".")[0] for path in glob.glob(os.path.join(directory, "ckpt-*"))}
+            if left:     # its index or the state file naming it is gone or damaged: no silent restart
+                latest = max(left, key=lambda name: int(name.removeprefix("ckpt-")))
+                raise run_directory.RunDirectoryError(
+                    f"checkpoint {os.path.join(directory, latest)} is unreadable (no readable index and state "
+                    f"file name it); delete {directory} to train this run from the start")
         if self._chief:
             run_directory.settle_best_weights(self._run_dir, int(self.best_epoch.numpy()))
         return int(self.epoch.numpy())
