@@ -13,7 +13,6 @@ this kind of machine was 639 s (issue 13, stop 11's code). Run it on a quiet mac
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,6 +20,9 @@ import tempfile
 import time
 
 import timing
+
+from data_pipelines.files import read_json
+from trainers.run_directory import RESULTS_FILE, read_history
 
 
 def main(argv=None) -> None:
@@ -35,10 +37,8 @@ def main(argv=None) -> None:
         with open(os.path.join(scratch, "log.txt"), "w") as log:
             subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
         wall = time.perf_counter() - start
-        with open(os.path.join(run_dir, "history.jsonl")) as stream:
-            epochs = [json.loads(line) for line in stream if line.strip()]
-        with open(os.path.join(run_dir, "results.json")) as stream:
-            results = json.load(stream)
+        epochs = read_history(run_dir)
+        results = read_json(os.path.join(run_dir, RESULTS_FILE))
     epoch_seconds = sum(e["seconds"] for e in epochs)
     validation = sum(e["validation_seconds"] for e in epochs)
     print(f"command: {' '.join(command[1:])}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import glob
+import json
 import os
 import shutil
 import time
@@ -274,7 +275,7 @@ def test_schedule_logger_adds_the_learning_rate_and_the_kl_weight_during_warmup(
 
 
 def test_epoch_history_records_the_epochs_cpu_time_apart_from_its_wall_time(tmp_path):
-    history = callbacks.EpochHistory(str(tmp_path / run_directory.HISTORY_FILE), initial_epoch=0)
+    history = callbacks.EpochHistory(str(tmp_path), initial_epoch=0)
     history.on_epoch_begin(0)
     busy_until = time.process_time() + 0.3
     while time.process_time() < busy_until:       # 0.3 s of CPU
@@ -284,6 +285,19 @@ def test_epoch_history_records_the_epochs_cpu_time_apart_from_its_wall_time(tmp_
     record, = run_directory.read_history(str(tmp_path))
     assert record["epoch"] == 1 and record["loss"] == 1.0
     assert 0.3 <= record["cpu_seconds"] < 0.45 and record["seconds"] >= 0.6
+
+
+def test_a_resumed_history_drops_later_epochs_and_a_line_cut_short_but_names_a_damaged_one(tmp_path):
+    path = tmp_path / run_directory.HISTORY_FILE
+    lines = [json.dumps({"epoch": epoch, "seconds": 1.0}) + "\n" for epoch in (1, 2, 3)]
+    path.write_text("".join(lines) + '{"epoch": 4, "seco')          # killed while writing epoch 4
+    assert [r["epoch"] for r in run_directory.read_history(str(tmp_path))] == [1, 2, 3]
+    callbacks.EpochHistory(str(tmp_path), initial_epoch=2)          # resumed after epoch 2
+    assert path.read_text() == "".join(lines[:2])
+    path.write_text(lines[0] + '{"epoch": 2, "seco\n' + lines[2])   # damaged inside: not a torn write
+    with pytest.raises(RunDirectoryError, match=r"history.jsonl line 2 is unreadable .*restore the file"):
+        callbacks.EpochHistory(str(tmp_path), initial_epoch=3)
+    assert path.read_text() == lines[0] + '{"epoch": 2, "seco\n' + lines[2]     # left as it was
 
 
 def test_epoch_progress_reports_at_most_once_a_minute_with_the_time_left_at_the_median_pace(monkeypatch):

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines.files import write_text_atomic
 from data_pipelines.progress import duration_text
 from trainers import run_directory
 from trainers.strategy import wait_for_every_process
@@ -338,7 +339,7 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 class EpochHistory(keras.callbacks.Callback):
-    """Appends one JSON line per completed epoch to ``RUN/history.jsonl``: the epoch, its
+    """Appends one JSON line per completed epoch to ``run_dir/history.jsonl``: the epoch, its
     seconds (training and validation), the seconds of its validation alone, the CPU seconds
     of this process in the epoch (all its threads: near cores x seconds when the run had the
     machine, far below when it waited for the CPU or stood paused), and every epoch metric
@@ -346,15 +347,15 @@ class EpochHistory(keras.callbacks.Callback):
 
     The file is what `benchmarks/recovery_curve.py` reads to draw accuracy over time. On
     resume, lines of epochs after the restored checkpoint (trained but never checkpointed
-    before a kill) are dropped first, so each epoch appears once.
+    before a kill) are dropped first, so each epoch appears once (the file is replaced
+    atomically: a kill then loses nothing).
     """
 
-    def __init__(self, path: str, initial_epoch: int):
+    def __init__(self, run_dir: str, initial_epoch: int):
         super().__init__()
-        self.path = path
-        self._kept = [line for line in _read_lines(path) if json.loads(line)["epoch"] <= initial_epoch]
-        with open(path, "w") as stream:
-            stream.writelines(self._kept)
+        self.path = os.path.join(run_dir, run_directory.HISTORY_FILE)
+        kept = [record for record in run_directory.read_history(run_dir) if record["epoch"] <= initial_epoch]
+        write_text_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
@@ -417,13 +418,6 @@ def _write_records_atomic(path: str, records: list) -> None:
         for record in records:
             writer.write(record)
     os.replace(temporary, path)
-
-
-def _read_lines(path: str) -> list:
-    if not os.path.exists(path):
-        return []
-    with open(path) as stream:
-        return [line for line in stream if line.strip()]
 
 
 class GraphImages(keras.callbacks.Callback):

@@ -246,8 +246,7 @@ def train(config: NRIConfig, data_dir: str, run_dir: str, strategy: tf.distribut
                     fit_callbacks.append(run_callbacks.GraphImages(
                         logs, trajectories[:, :, :config.frames], labels if labelled else None, metadata,
                         candidates[0] if candidates else None))
-                fit_callbacks.append(run_callbacks.EpochHistory(
-                    os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch))
+                fit_callbacks.append(run_callbacks.EpochHistory(run_dir, initial_epoch))
             fit_callbacks.append(run_callbacks.RunStateCheckpoint(state, run_directory.BEST_CHECKPOINT_METRIC))
             with run_callbacks.interrupts_between_batches() as stop_on_interrupt:
                 model.fit(train_data, validation_data=valid_data, epochs=config.epochs,

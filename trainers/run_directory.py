@@ -238,12 +238,32 @@ def load_best_weights(run_dir: str, model) -> bool:
 
 
 def read_history(run_dir: str) -> list:
-    """The run's history.jsonl as one dict per completed epoch, in order ([] before the first)."""
+    """The run's history.jsonl as one dict per completed epoch, in order ([] before the first).
+
+    A last line cut short (the process killed, or the disk full, while writing it) is left
+    out: that epoch was never checkpointed, so a resumed run trains it again.
+
+    Raises:
+      RunDirectoryError naming the file and line when any other line is unreadable.
+    """
     path = os.path.join(run_dir, HISTORY_FILE)
     if not os.path.exists(path):
         return []
     with open(path) as stream:
-        return [json.loads(line) for line in stream if line.strip()]
+        lines = stream.readlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if number == len(lines) and not line.endswith("\n"):
+                break
+            raise RunDirectoryError(f"{path} line {number} is unreadable ({error.msg}); restore the file from a "
+                                    "copy, or delete that line (the history feeds the curves and timings, "
+                                    "not the model)") from None
+    return records
 
 
 def seconds_trained(run_dir: str, epochs: int) -> float:

@@ -189,7 +189,7 @@ def _fit(experiment: Experiment, model, name: str, *, epochs: int, batch_size: i
                   validation_data=validation, epochs=epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps_per_epoch, shuffle=False, verbose=experiment.verbose,
                   callbacks=[StopOnNonFiniteLoss(),
-                             EpochHistory(os.path.join(run_dir, run_directory.HISTORY_FILE), initial_epoch),
+                             EpochHistory(run_dir, initial_epoch),
                              RunStateCheckpoint(state, monitor, mode),
                              *experiment.progress(name, monitor)])
     if keep_best:
