@@ -126,6 +126,12 @@ def test_a_cached_model_made_with_other_settings_is_refused(smoke_tables, tmp_pa
                      "--encoder-hidden", "8", env_extra=env).returncode == 2
     same = main_here(experiments.main, "table1", "--budget", "smoke", "--output", output, env_extra=env)
     assert same.returncode == 0, same.stderr[-2000:]
+    # A damaged model file is named, with what to do.
+    cached.write_text('{"model": "nri_sim", "se')
+    damaged = main_here(experiments.main, "table1", "--budget", "smoke", "--output", output, env_extra=env)
+    assert damaged.returncode == 2 and re.search(r"nri_sim-seed42.json is unreadable \(Unterminated string.*\): "
+                                                 "delete it to make that model again with the same command$",
+                                                 damaged.stderr.strip().splitlines()[-1])
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ class ModelRecords:
     def __call__(self, row: str, seed: int) -> dict:
         cache = _cache_path(self.experiment, row, seed)
         if os.path.exists(cache):
-            return read_json(cache)
+            return _read_model_file(cache)
         outer_made_inside, outer_earlier = self._made_inside, self._earlier
         self._made_inside, self._earlier = 0.0, 0.0
         started = time.perf_counter()
@@ -71,6 +71,15 @@ class ModelRecords:
 
 def _cache_path(experiment: Experiment, row: str, seed: int) -> str:
     return experiment.path("models", f"{row}-seed{seed}.json")
+
+
+def _read_model_file(cache: str) -> dict:
+    """A finished model's record (`ModelRecords`); a damaged one is a UserError that says
+    how to make the model again."""
+    try:
+        return read_json(cache)
+    except UserError as error:
+        raise UserError(f"{error}: delete it to make that model again with the same command") from None
 
 
 def model_setting(setting: dict, row: str) -> dict:
@@ -93,7 +102,7 @@ def check_cached_models(experiment: Experiment, setting: dict, rows: list, seeds
             cache = _cache_path(experiment, row, seed)
             if not os.path.exists(cache):
                 continue
-            made_with = read_json(cache).get("made_with")
+            made_with = _read_model_file(cache).get("made_with")
             if made_with is None:
                 made_with = next((model_setting(table, row) for table in tables_here
                                   for entry in table["rows"]
