@@ -587,4 +587,21 @@ def test_evaluate_draws_the_chosen_system_and_the_run_plots(tiny_run, tmp_path, 
     assert "error: --system 64: the test split of " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--output", "{dir}"], "--output {dir} is a directory; give a file name such as {dir}/evaluation.json"),
+    (["--output", "{file}/e.json"], "--output {file}/e.json cannot be written: {file} is not a writable directory"),
+    (["--image", "{dir}"], "--image {dir} is a directory; give a file name such as {dir}/graph.png"),
+])
+def test_evaluate_refuses_an_output_it_cannot_write_before_evaluating(tiny_run, tmp_path, capsys, flags, message):
+    places = {"dir": str(tmp_path), "file": str(tmp_path / "notes.txt")}
+    (tmp_path / "notes.txt").write_text("mine")
+    evaluated = []
+    with pytest.MonkeyPatch.context() as patch:
+        from nri_tf import evaluation
+        patch.setattr(evaluation, "evaluate", lambda *a, **k: evaluated.append(1))
+        assert evaluate_cli.main(["--run", tiny_run, *[flag.format(**places) for flag in flags]]) == 2
+    assert last_line(capsys.readouterr().err) == "error: " + message.format(**places)
+    assert not evaluated and (tmp_path / "notes.txt").read_text() == "mine"
+
+
 # --- candidate edges on large-system data (issue 15) --------------------------------------

@@ -115,7 +115,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.image:
-        check_image_path(args.image)
+        check_file_path("--image", args.image, "graph.png")
     if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
         raise UserError(f"--plots {args.plots} is a file; give a directory")
     config = run_directory.load_config(args.run)
@@ -136,6 +136,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
             + ("-recorded" if recorded_window else "")
             + (f"-refined{args.refine_sweeps}" if args.refine_sweeps else ""))
     output = args.output or os.path.join(args.run, "evaluations", f"{name}.json")
+    check_file_path("--output", output, "evaluation.json")
     check_output(output, dataset["path"])
     if dynamic_graph and config.decoder != "rnn":
         raise UserError("--dynamic-graph needs a run with the rnn decoder")
@@ -208,16 +209,17 @@ def check_output(path: str, data_path: str) -> None:
             raise UserError(f"{path} holds the evaluation of {earlier}; pass --output for {data_path}")
 
 
-def check_image_path(path: str) -> None:
-    """UserError, before any work, when a PNG cannot be written at ``path``: it is a
-    directory, or its nearest existing ancestor is not a writable directory."""
+def check_file_path(flag: str, path: str, example: str) -> None:
+    """UserError, before any work, when the file ``path`` (of option ``flag``) cannot be
+    written: it is a directory (``example`` names a file to give instead), or its nearest
+    existing ancestor is not a writable directory."""
     if os.path.isdir(path):
-        raise UserError(f"--image {path} is a directory; give a file name such as {os.path.join(path, 'graph.png')}")
+        raise UserError(f"{flag} {path} is a directory; give a file name such as {os.path.join(path, example)}")
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise UserError(f"--image {path} cannot be written: {parent} is not a writable directory")
+        raise UserError(f"{flag} {path} cannot be written: {parent} is not a writable directory")
 
 
 def write_image(path: str, model, data_dir: str, metadata, labelled: bool, normaliser, system: int,
