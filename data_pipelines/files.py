@@ -17,6 +17,7 @@ Building blocks:
   `apply_umask`          chmod to what open()/mkdir() would have given (0666/0777 & ~umask)
   `write_text_atomic`    replace a file so that readers see the old or the new text, never half
   `write_json_atomic`, `read_json`   the same for strict JSON objects (run files, caches)
+  `check_creatable`      before any work: a path's nearest existing ancestor is a writable directory
   `staging_directory`    a fresh hidden sibling to build into, stale ones removed first
   `remove_stale`         remove the staging directories of NAME that dead processes left
   `interrupt_on_sigterm` SIGTERM raises KeyboardInterrupt like Ctrl-C, so cleanup code runs
@@ -124,6 +125,17 @@ def interrupt_on_sigterm() -> None:
     the main thread as Ctrl-C does, so that staging directories are removed and `finally`
     blocks run instead of the process vanishing mid-write. For command-line mains."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def check_creatable(path: str, what: str) -> None:
+    """UserError, before any work, when ``path`` (a file or directory to create, ``what`` in
+    the message, e.g. "--output out/run") could not be made: its nearest existing ancestor
+    is not a writable directory (a file, or no permission)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise UserError(f"{what} cannot be written: {parent} is not a writable directory")
 
 
 def write_json_atomic(path: str, payload: dict) -> None:

@@ -13,7 +13,7 @@ from data_pipelines.datasets import make_dataset
 from nri_tf.cli import evaluate as evaluate_cli, refit as refit_cli, train as train_cli
 from nri_tf.config import NRIConfig
 from nri_tf.model import NRI
-from trainers import run_directory
+from trainers import refit as refit_module, run_directory
 from trainers.loop import split_dataset
 from trainers.refit import fit_to_graphs, fixed_graphs, graph_scores, rebatched, refinement_batch_size
 from trainers.refit_options import RefitOptions
@@ -99,6 +99,16 @@ def test_bad_options_are_one_line_errors_and_write_nothing(tiny_run, tmp_path, a
     done = main_here(refit_cli.main, "--run", tiny_run, "--output", tmp_path / "out", *args)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not os.listdir(tmp_path)
+
+
+def test_an_output_under_a_file_is_refused_before_the_refit(tiny_run, tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.setattr(refit_module, "fixed_graphs", lambda *a, **k: pytest.fail("refit started"))
+    done = main_here(refit_cli.main, "--run", tiny_run, "--output", tmp_path / "notes.txt" / "out", *REFIT)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: --output {tmp_path / 'notes.txt' / 'out'} cannot be written: {tmp_path / 'notes.txt'} "
+        "is not a writable directory")
+    assert os.listdir(tmp_path) == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_a_diverging_refit_is_an_error_and_writes_nothing(tiny_run, tmp_path):

@@ -42,7 +42,7 @@ import tensorflow as tf
 
 from data_pipelines.candidate_selection import dataset_candidate_degree
 from data_pipelines.errors import UserError
-from data_pipelines.files import read_json, write_json_atomic
+from data_pipelines.files import check_creatable, read_json, write_json_atomic
 from data_pipelines.progress import progress_stream
 from data_pipelines.storage.reader import read_metadata
 from nri_tf import evaluation, graph, refinement
@@ -256,6 +256,7 @@ def refit_run(run_dir: str, output: str, options: RefitOptions,
     options.check()
     if os.path.lexists(output):
         raise UserError(f"{output} exists; a refit writes a new run directory: give another --output")
+    check_creatable(output, f"--output {output}")
     config = run_directory.load_config(run_dir)
     if options.refine_sweeps and config.decoder != "mlp":
         raise UserError(f"refining the graphs needs the mlp decoder, {run_dir} has the {config.decoder} "

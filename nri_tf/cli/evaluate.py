@@ -46,7 +46,7 @@ import sys
 
 from data_pipelines.contract import has_edge_labels, position_dims
 from data_pipelines.errors import DatasetError, UserError, report_known_errors
-from data_pipelines.files import read_json, write_json_atomic
+from data_pipelines.files import check_creatable, read_json, write_json_atomic
 from data_pipelines.normalisation import Normaliser
 from data_pipelines.storage.reader import check_split, read_metadata
 from data_pipelines.tf_startup import import_tensorflow
@@ -215,11 +215,7 @@ def check_file_path(flag: str, path: str, example: str) -> None:
     existing ancestor is not a writable directory."""
     if os.path.isdir(path):
         raise UserError(f"{flag} {path} is a directory; give a file name such as {os.path.join(path, example)}")
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise UserError(f"{flag} {path} cannot be written: {parent} is not a writable directory")
+    check_creatable(path, f"{flag} {path}")
 
 
 def write_image(path: str, model, data_dir: str, metadata, labelled: bool, normaliser, system: int,
